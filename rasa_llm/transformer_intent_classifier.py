@@ -1,0 +1,400 @@
+"""TransformerIntentClassifier: a fine-tuned transformer encoder with calibrated
+confidences, filling ``intent`` and ``intent_ranking`` exactly as Rasa's classifiers do.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.classifiers.classifier import IntentClassifier
+from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+from transformers import PreTrainedTokenizerBase
+
+from rasa_llm import calibration, model_files
+from rasa_llm.config_validation import require, validate_config
+from rasa_llm.constants import DEFAULT_RANKING_LENGTH, SENTENCE_VECTOR
+from rasa_llm.device import resolve_device
+from rasa_llm.encoder_classifier import EncoderClassifier
+from rasa_llm.errors import ModelLoadError, TrainingDataError
+from rasa_llm.fine_tuning import FineTuneSettings, fine_tune, predict
+from rasa_llm.ranking import build_ranking, empty_intent
+from rasa_llm.splits import stratified_split
+
+logger = logging.getLogger(__name__)
+
+KIND = "intent_classifier"
+
+_NUMBER = (int, float)
+_CONFIG_TYPES = {
+    "model_name_or_path": (str, type(None)),
+    "classifier_path": (str, type(None)),
+    "device": str,
+    "epochs": int,
+    "batch_size": int,
+    "learning_rate": _NUMBER,
+    "head_learning_rate": _NUMBER,
+    "weight_decay": _NUMBER,
+    "warmup_ratio": _NUMBER,
+    "dropout": _NUMBER,
+    "max_length": int,
+    "freeze_embeddings": bool,
+    "freeze_layers": int,
+    "early_stopping_patience": int,
+    "validation_fraction": _NUMBER,
+    "calibrate": bool,
+    "random_seed": int,
+    "ranking_length": int,
+    "inference_batch_size": int,
+    "show_progress": bool,
+}
+
+
+@DefaultV1Recipe.register(
+    [
+        DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER,
+        # Also a featurizer, so Rasa runs ``process_training_data`` and the sentiment
+        # analyzer after it trains on this encoder's sentence vectors.
+        DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER,
+    ],
+    is_trainable=True,
+)
+class TransformerIntentClassifier(GraphComponent, IntentClassifier):
+    """Intent classifier that fine-tunes a transformer encoder on the bot's NLU data."""
+
+    @staticmethod
+    def get_default_config() -> Dict[str, Any]:
+        """Every key this component accepts, with its default."""
+        return {
+            # Local Hugging Face encoder directory to fine-tune; null = shipped MiniLM.
+            "model_name_or_path": None,
+            # Directory of a classifier fine-tuned outside Rasa (rasa-llm layout);
+            # when set, `rasa train` uses it as is instead of fine-tuning.
+            "classifier_path": None,
+            # "auto" (cuda when available, else cpu), "cpu", "cuda" or "cuda:N".
+            "device": "auto",
+            # Passes over the training data; early stopping may end sooner.
+            "epochs": 12,
+            "batch_size": 32,
+            # AdamW learning rate of the encoder.
+            "learning_rate": 5.0e-5,
+            # AdamW learning rate of the new classification head.
+            "head_learning_rate": 2.0e-3,
+            "weight_decay": 0.01,
+            # Share of the steps spent warming the learning rate up from zero.
+            "warmup_ratio": 0.1,
+            # Dropout on the pooled sentence vector before the head.
+            "dropout": 0.1,
+            # Longer messages are cut to this many tokens.
+            "max_length": 64,
+            # Keep the pretrained token embeddings fixed.
+            "freeze_embeddings": False,
+            # Keep this many bottom encoder layers fixed (and the embeddings).
+            "freeze_layers": 0,
+            # Stop after this many epochs without a better validation score.
+            "early_stopping_patience": 3,
+            # Share of each intent's examples held out for early stopping and
+            # calibration (intents with fewer than 3 examples keep all of theirs).
+            "validation_fraction": 0.15,
+            # Fit a temperature on the held-out examples so confidences are calibrated.
+            "calibrate": True,
+            "random_seed": 42,
+            # Entries in intent_ranking; 0 keeps all, as in Rasa's classifiers.
+            "ranking_length": DEFAULT_RANKING_LENGTH,
+            # Messages per forward pass when many are processed at once.
+            "inference_batch_size": 64,
+            # Show a progress bar per epoch during `rasa train`.
+            "show_progress": True,
+        }
+
+    @classmethod
+    def validate(cls, config: Dict[str, Any]) -> None:
+        """Reject unknown keys, wrong types and values out of range."""
+        defaults = cls.get_default_config()
+        name = cls.__name__
+        validate_config(name, config, defaults, _CONFIG_TYPES)
+
+        def check(key: str, ok: bool, problem: str) -> None:
+            require(name, key, ok, problem, defaults[key])
+
+        check("epochs", config["epochs"] >= 1, "must be at least 1")
+        check("batch_size", config["batch_size"] >= 1, "must be at least 1")
+        check("learning_rate", config["learning_rate"] > 0, "must be positive")
+        check("head_learning_rate", config["head_learning_rate"] > 0, "must be positive")
+        check("weight_decay", config["weight_decay"] >= 0, "must not be negative")
+        check("warmup_ratio", 0 <= config["warmup_ratio"] < 1, "must be in [0, 1)")
+        check("dropout", 0 <= config["dropout"] < 1, "must be in [0, 1)")
+        check("max_length", 8 <= config["max_length"] <= 512, "must be in [8, 512]")
+        check("freeze_layers", config["freeze_layers"] >= 0, "must not be negative")
+        check(
+            "early_stopping_patience",
+            config["early_stopping_patience"] >= 1,
+            "must be at least 1",
+        )
+        check(
+            "validation_fraction",
+            0 <= config["validation_fraction"] <= 0.5,
+            "must be in [0, 0.5]",
+        )
+        check("ranking_length", config["ranking_length"] >= 0, "must not be negative")
+        check("inference_batch_size", config["inference_batch_size"] >= 1, "must be at least 1")
+        resolve_device(name, config["device"])
+
+    def __init__(
+        self,
+        config: Dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        model: Optional[EncoderClassifier] = None,
+        tokenizer: Optional[PreTrainedTokenizerBase] = None,
+        labels: Sequence[str] = (),
+        meta: Optional[Dict[str, Any]] = None,
+    ) -> None:
+        self.validate(config)
+        self._config = dict(config)
+        self._model_storage = model_storage
+        self._resource = resource
+        self.device = resolve_device(type(self).__name__, config["device"])
+        self.model = model.to(self.device).eval() if model is not None else None
+        self.tokenizer = tokenizer
+        self.labels = list(labels)
+        self.meta: Dict[str, Any] = dict(meta or {})
+
+    @property
+    def temperature(self) -> float:
+        return float(self.meta.get("temperature", 1.0))
+
+    @classmethod
+    def create(
+        cls,
+        config: Dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> "TransformerIntentClassifier":
+        """An untrained component, as Rasa creates it before ``train``."""
+        return cls(config, model_storage, resource)
+
+    # ------------------------------------------------------------------ training
+    def train(self, training_data: TrainingData) -> Resource:
+        """Fine-tune (or adopt a ready classifier) on the intent examples."""
+        texts, intents = self._intent_examples(training_data)
+        if self._config["classifier_path"]:
+            self._adopt(Path(self._config["classifier_path"]), set(intents))
+        else:
+            self._fine_tune(texts, intents)
+        self.persist()
+        return self._resource
+
+    def _intent_examples(self, training_data: TrainingData) -> Tuple[List[str], List[str]]:
+        texts, intents = [], []
+        for example in training_data.intent_examples:
+            if example.get(TEXT) and example.get(INTENT):
+                texts.append(example.get(TEXT))
+                intents.append(example.get(INTENT))
+        if len(set(intents)) < 2:
+            raise TrainingDataError(
+                type(self).__name__,
+                f"the NLU data has {len(set(intents))} intent(s) with examples; a "
+                "classifier needs at least two",
+                "add intents with examples to data/nlu.yml, or remove this "
+                "component from the pipeline",
+            )
+        return texts, intents
+
+    def _fine_tune(self, texts: List[str], intents: List[str]) -> None:
+        base_path = (
+            Path(self._config["model_name_or_path"])
+            if self._config["model_name_or_path"]
+            else model_files.default_encoder_path()
+        )
+        encoder, tokenizer = model_files.load_pretrained(base_path)
+        self.labels = sorted(set(intents))
+        label_ids = [self.labels.index(i) for i in intents]
+        train_idx, val_idx = stratified_split(
+            label_ids, self._config["validation_fraction"], self._config["random_seed"]
+        )
+        model = EncoderClassifier(encoder, len(self.labels), self._config["dropout"])
+        settings = FineTuneSettings(
+            epochs=self._config["epochs"],
+            batch_size=self._config["batch_size"],
+            learning_rate=float(self._config["learning_rate"]),
+            head_learning_rate=float(self._config["head_learning_rate"]),
+            weight_decay=float(self._config["weight_decay"]),
+            warmup_ratio=float(self._config["warmup_ratio"]),
+            max_length=self._config["max_length"],
+            freeze_embeddings=self._config["freeze_embeddings"],
+            freeze_layers=self._config["freeze_layers"],
+            early_stopping_patience=self._config["early_stopping_patience"],
+            seed=self._config["random_seed"],
+            show_progress=self._config["show_progress"],
+        )
+        result = fine_tune(
+            model,
+            tokenizer,
+            [texts[i] for i in train_idx],
+            [label_ids[i] for i in train_idx],
+            [texts[i] for i in val_idx],
+            [label_ids[i] for i in val_idx],
+            settings,
+            self.device,
+        )
+        temperature, ece_before, ece_after = 1.0, None, None
+        if result.validation_logits is not None:
+            val_labels = np.asarray([label_ids[i] for i in val_idx])
+            logits = result.validation_logits
+            ece_before = calibration.expected_calibration_error(
+                calibration.softmax(logits), val_labels
+            )
+            if self._config["calibrate"]:
+                temperature = calibration.fit_temperature(logits, val_labels)
+            ece_after = calibration.expected_calibration_error(
+                calibration.softmax(logits, temperature), val_labels
+            )
+        elif self._config["calibrate"]:
+            logger.warning(
+                "%s: too few examples to hold any out, so confidences are not "
+                "calibrated; add examples (at least 3 per intent) to calibrate.",
+                type(self).__name__,
+            )
+        self.model, self.tokenizer = model.eval(), tokenizer
+        self.meta = {
+            "kind": KIND,
+            "labels": self.labels,
+            "temperature": temperature,
+            "max_length": self._config["max_length"],
+            "base_model": str(base_path),
+            "best_epoch": result.best_epoch,
+            "epochs_run": result.epochs_run,
+            "validation_examples": len(val_idx),
+            "validation_ece_uncalibrated": ece_before,
+            "validation_ece_calibrated": ece_after,
+            "history": result.history,
+        }
+        logger.info(
+            "%s: trained %d epochs (best %d) in %.1f s, temperature %.3f",
+            type(self).__name__, result.epochs_run, result.best_epoch, result.seconds, temperature,
+        )
+
+    def _adopt(self, path: Path, intents: set) -> None:
+        """Use a classifier fine-tuned outside Rasa, after checking its labels."""
+        model, tokenizer, meta = load_classifier(path, self._config["dropout"])
+        missing = sorted(intents - set(meta["labels"]))
+        if missing:
+            raise TrainingDataError(
+                type(self).__name__,
+                f"the classifier at '{path}' does not know the intent(s) "
+                f"{', '.join(missing)} of the NLU data",
+                "fine-tune it again on data that includes them, or remove "
+                "classifier_path to fine-tune inside `rasa train`",
+            )
+        self.model, self.tokenizer = model.to(self.device).eval(), tokenizer
+        self.labels, self.meta = list(meta["labels"]), meta
+
+    # ---------------------------------------------------------------- inference
+    def process(self, messages: List[Message]) -> List[Message]:
+        """Classify all messages with text in one forward pass (per inference batch)."""
+        with_text = [m for m in messages if m.get(TEXT)]
+        for message in messages:
+            if not message.get(TEXT):
+                message.set(INTENT, empty_intent(), add_to_output=True)
+                message.set(INTENT_RANKING_KEY, [], add_to_output=True)
+        if not with_text:
+            return messages
+        pooled, probs = self.predict([m.get(TEXT) for m in with_text])
+        for message, vector, row in zip(with_text, pooled, probs):
+            intent, ranking = build_ranking(row, self.labels, self._config["ranking_length"])
+            message.set(INTENT, intent, add_to_output=True)
+            message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
+            message.set(SENTENCE_VECTOR, vector)
+        return messages
+
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        """Leave sentence vectors on the training examples for components after this."""
+        examples = [m for m in training_data.training_examples if m.get(TEXT)]
+        if examples:
+            pooled, _ = self.predict([m.get(TEXT) for m in examples])
+            for message, vector in zip(examples, pooled):
+                message.set(SENTENCE_VECTOR, vector)
+        return training_data
+
+    def predict(self, texts: Sequence[str]) -> Tuple[np.ndarray, np.ndarray]:
+        """Pooled sentence vectors and calibrated probabilities for ``texts``."""
+        if self.model is None or self.tokenizer is None:
+            raise ModelLoadError(
+                self._resource.name,
+                f"{type(self).__name__} has no trained model",
+                "run 'rasa train' before parsing messages",
+            )
+        pooled, logits = predict(
+            self.model,
+            self.tokenizer,
+            texts,
+            int(self.meta.get("max_length", self._config["max_length"])),
+            self.device,
+            self._config["inference_batch_size"],
+        )
+        return pooled.astype(np.float32), calibration.softmax(logits, self.temperature)
+
+    # ------------------------------------------------------------ persistence
+    def persist(self) -> None:
+        """Write the model into Rasa's model storage; :meth:`load` reads it back."""
+        assert self.model is not None and self.tokenizer is not None
+        with self._model_storage.write_to(self._resource) as directory:
+            save_classifier(directory, self.model, self.tokenizer, self.meta)
+
+    @classmethod
+    def load(
+        cls,
+        config: Dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        **kwargs: Any,
+    ) -> "TransformerIntentClassifier":
+        """Load what :meth:`persist` wrote; a missing or broken model fails here, loudly."""
+        cls.validate(config)
+        try:
+            with model_storage.read_from(resource) as directory:
+                model, tokenizer, meta = load_classifier(directory, config["dropout"])
+        except ValueError as e:  # Rasa's storage: the resource does not exist
+            raise ModelLoadError(
+                resource.name,
+                f"the trained model has no '{resource.name}' resource ({e})",
+                "run 'rasa train' again; the model file may be from another config",
+            ) from e
+        return cls(config, model_storage, resource, model, tokenizer, meta["labels"], meta)
+
+
+def save_classifier(
+    directory: Path, model: EncoderClassifier, tokenizer: PreTrainedTokenizerBase, meta: Dict[str, Any]
+) -> None:
+    """Write a classifier directory (also the export format for ``classifier_path``)."""
+    model_files.save_model_dir(
+        directory,
+        model.encoder,
+        tokenizer,
+        {"weight": model.head.weight, "bias": model.head.bias},
+        {**meta, "kind": KIND},
+    )
+
+
+def load_classifier(
+    directory: Path, dropout: float
+) -> Tuple[EncoderClassifier, PreTrainedTokenizerBase, Dict[str, Any]]:
+    """Read a classifier directory written by :func:`save_classifier`."""
+    encoder, tokenizer, head, meta = model_files.load_model_dir(Path(directory), KIND)
+    model = EncoderClassifier(encoder, len(meta["labels"]), dropout)
+    with torch.no_grad():
+        model.head.weight.copy_(head["weight"])
+        model.head.bias.copy_(head["bias"])
+    return model.eval(), tokenizer, meta

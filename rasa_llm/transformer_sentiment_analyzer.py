@@ -1,0 +1,308 @@
+"""TransformerSentimentAnalyzer: negative / neutral / positive for every message, from
+the sentence vector the intent classifier's encoder pass already computed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple, Type
+
+import numpy as np
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.extractors.extractor import EntityExtractorMixin
+from rasa.shared.nlu.constants import (
+    ENTITIES,
+    ENTITY_ATTRIBUTE_CONFIDENCE,
+    ENTITY_ATTRIBUTE_END,
+    ENTITY_ATTRIBUTE_START,
+    ENTITY_ATTRIBUTE_TYPE,
+    ENTITY_ATTRIBUTE_VALUE,
+    EXTRACTOR,
+    TEXT,
+)
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+from safetensors.numpy import load_file, save_file
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
+
+from rasa_llm import calibration, model_files
+from rasa_llm.config_validation import require, validate_config
+from rasa_llm.constants import SENTENCE_VECTOR, SENTIMENT_LABELS
+from rasa_llm.errors import ModelLoadError, PipelineOrderError
+from rasa_llm.ranking import build_ranking
+from rasa_llm.sentiment_data import labelled_examples
+from rasa_llm.transformer_intent_classifier import TransformerIntentClassifier
+
+logger = logging.getLogger(__name__)
+
+KIND = "sentiment_analyzer"
+# Key of the parse result that carries the label, the score and the ranking.
+OUTPUT_KEY = "sentiment"
+
+_CONFIG_TYPES = {
+    "entity_name": str,
+    "entity_labels": list,
+    "regularization": (int, float),
+    "calibrate": bool,
+    "calibration_folds": int,
+    "min_examples_per_label": int,
+    "random_seed": int,
+}
+
+
+@DefaultV1Recipe.register(
+    [DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=True
+)
+class TransformerSentimentAnalyzer(GraphComponent, EntityExtractorMixin):
+    """A calibrated sentiment head on the shared transformer encoder."""
+
+    @classmethod
+    def required_components(cls) -> List[Type]:
+        """The encoder pass this head reads comes from the intent classifier."""
+        return [TransformerIntentClassifier]
+
+    @staticmethod
+    def get_default_config() -> Dict[str, Any]:
+        """Every key this component accepts, with its default."""
+        return {
+            # Name of the entity (and so of the slot it can fill) that carries the label.
+            "entity_name": "sentiment",
+            # Labels that are also added as an entity; the others only appear in the
+            # parse result's `sentiment` key. The entity marks a user turn in stories
+            # and rules ("this customer is upset") without repeating on calm turns.
+            "entity_labels": ["negative"],
+            # Inverse L2 strength of the logistic-regression head (higher = weaker).
+            "regularization": 1.0,
+            # Fit a temperature on out-of-fold predictions so scores are calibrated.
+            "calibrate": True,
+            # Folds for those out-of-fold predictions.
+            "calibration_folds": 5,
+            # Training fails with a clear error if any label has fewer examples.
+            "min_examples_per_label": 5,
+            "random_seed": 42,
+        }
+
+    @classmethod
+    def validate(cls, config: Dict[str, Any]) -> None:
+        """Reject unknown keys, wrong types and values out of range."""
+        defaults = cls.get_default_config()
+        name = cls.__name__
+        validate_config(name, config, defaults, _CONFIG_TYPES)
+        unknown = [x for x in config["entity_labels"] if x not in SENTIMENT_LABELS]
+        require(
+            name, "entity_labels", not unknown,
+            f"holds {unknown}, which are not among {list(SENTIMENT_LABELS)}",
+            defaults["entity_labels"],
+        )
+        require(name, "entity_name", bool(config["entity_name"]), "must not be empty", "sentiment")
+        require(name, "regularization", config["regularization"] > 0, "must be positive", 1.0)
+        require(name, "calibration_folds", config["calibration_folds"] >= 2, "must be at least 2", 5)
+        require(
+            name, "min_examples_per_label", config["min_examples_per_label"] >= 2,
+            "must be at least 2", 5,
+        )
+
+    def __init__(
+        self,
+        config: Dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        weights: Optional[np.ndarray] = None,
+        bias: Optional[np.ndarray] = None,
+        meta: Optional[Dict[str, Any]] = None,
+    ) -> None:
+        self.validate(config)
+        self._config = dict(config)
+        self._model_storage = model_storage
+        self._resource = resource
+        self.weights = weights
+        self.bias = bias
+        self.meta: Dict[str, Any] = dict(meta or {})
+
+    @classmethod
+    def create(
+        cls,
+        config: Dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> "TransformerSentimentAnalyzer":
+        """An untrained component, as Rasa creates it before ``train``."""
+        return cls(config, model_storage, resource)
+
+    @property
+    def labels(self) -> List[str]:
+        return list(self.meta.get("labels", SENTIMENT_LABELS))
+
+    # ------------------------------------------------------------------ training
+    def train(self, training_data: TrainingData) -> Resource:
+        """Fit the head on the labelled examples' sentence vectors."""
+        name = type(self).__name__
+        examples, names = labelled_examples(
+            training_data.training_examples, name, self._config["min_examples_per_label"]
+        )
+        features = np.stack([self._vector(m) for m in examples])
+        labels = list(SENTIMENT_LABELS)
+        targets = np.asarray([labels.index(x) for x in names])
+        temperature = 1.0
+        if self._config["calibrate"]:
+            out_of_fold = self._out_of_fold_logits(features, targets)
+            temperature = calibration.fit_temperature(out_of_fold, targets)
+            accuracy = float((out_of_fold.argmax(axis=1) == targets).mean())
+        else:
+            accuracy = None
+        model = self._fit(features, targets)
+        self.weights = model.coef_.astype(np.float32)
+        self.bias = model.intercept_.astype(np.float32)
+        self.meta = {
+            "kind": KIND,
+            "labels": labels,
+            "temperature": temperature,
+            "embedding_size": int(features.shape[1]),
+            "examples": {x: names.count(x) for x in labels},
+            "cross_validated_accuracy": accuracy,
+        }
+        logger.info(
+            "%s: trained on %d examples, cross-validated accuracy %s, temperature %.3f",
+            name, len(examples), accuracy, temperature,
+        )
+        self.persist()
+        return self._resource
+
+    def _fit(self, features: np.ndarray, targets: np.ndarray) -> LogisticRegression:
+        # Balanced class weights: neutral examples usually outnumber the rest, and
+        # missing an upset customer costs more than an extra apology.
+        return LogisticRegression(
+            C=float(self._config["regularization"]),
+            class_weight="balanced",
+            max_iter=2000,
+            random_state=self._config["random_seed"],
+        ).fit(features, targets)
+
+    def _out_of_fold_logits(self, features: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        folds = min(self._config["calibration_folds"], int(np.bincount(targets).min()))
+        splitter = StratifiedKFold(
+            n_splits=folds, shuffle=True, random_state=self._config["random_seed"]
+        )
+        logits = np.zeros((len(targets), len(SENTIMENT_LABELS)))
+        for train_idx, test_idx in splitter.split(features, targets):
+            logits[test_idx] = self._fit(features[train_idx], targets[train_idx]).decision_function(
+                features[test_idx]
+            )
+        return logits
+
+    def _vector(self, message: Message) -> np.ndarray:
+        vector = message.get(SENTENCE_VECTOR)
+        if vector is None:
+            raise PipelineOrderError(type(self).__name__, TransformerIntentClassifier.__name__)
+        return np.asarray(vector, dtype=np.float32)
+
+    # ---------------------------------------------------------------- inference
+    def process(self, messages: List[Message]) -> List[Message]:
+        """Label every message with text; add the entity for ``entity_labels``."""
+        with_text = [m for m in messages if m.get(TEXT)]
+        if not with_text:
+            return messages
+        probs = self.predict(np.stack([self._vector(m) for m in with_text]))
+        for message, row in zip(with_text, probs):
+            top, ranking = build_ranking(row, self.labels, 0)
+            message.set(
+                OUTPUT_KEY,
+                {"label": top["name"], "score": top["confidence"], "ranking": ranking},
+                add_to_output=True,
+            )
+            if top["name"] in self._config["entity_labels"]:
+                entity = {
+                    ENTITY_ATTRIBUTE_TYPE: self._config["entity_name"],
+                    ENTITY_ATTRIBUTE_VALUE: top["name"],
+                    # The whole message carries the sentiment.
+                    ENTITY_ATTRIBUTE_START: 0,
+                    ENTITY_ATTRIBUTE_END: len(message.get(TEXT)),
+                    ENTITY_ATTRIBUTE_CONFIDENCE: top["confidence"],
+                    EXTRACTOR: type(self).__name__,
+                }
+                message.set(ENTITIES, [*message.get(ENTITIES, []), entity], add_to_output=True)
+        return messages
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities over ``labels`` for a batch of sentence vectors."""
+        if self.weights is None or self.bias is None:
+            raise ModelLoadError(
+                self._resource.name,
+                f"{type(self).__name__} has no trained model",
+                "run 'rasa train' before parsing messages",
+            )
+        if features.shape[1] != self.weights.shape[1]:
+            raise ModelLoadError(
+                self._resource.name,
+                f"the sentence vectors have {features.shape[1]} dimensions but the "
+                f"sentiment head was trained on {self.weights.shape[1]}",
+                "run 'rasa train --force' so both heads share one encoder",
+            )
+        logits = features @ self.weights.T + self.bias
+        return calibration.softmax(logits, float(self.meta.get("temperature", 1.0)))
+
+    # ------------------------------------------------------------ persistence
+    def persist(self) -> None:
+        """Write the head and its label map; :meth:`load` reads them back."""
+        assert self.weights is not None and self.bias is not None
+        with self._model_storage.write_to(self._resource) as directory:
+            save_head(Path(directory), self.weights, self.bias, self.meta)
+
+    @classmethod
+    def load(
+        cls,
+        config: Dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        **kwargs: Any,
+    ) -> "TransformerSentimentAnalyzer":
+        """Load what :meth:`persist` wrote; a missing or broken model fails here, loudly."""
+        cls.validate(config)
+        try:
+            with model_storage.read_from(resource) as directory:
+                weights, bias, meta = load_head(Path(directory))
+        except ValueError as e:  # Rasa's storage: the resource does not exist
+            raise ModelLoadError(
+                resource.name,
+                f"the trained model has no '{resource.name}' resource ({e})",
+                "run 'rasa train' again; the model file may be from another config",
+            ) from e
+        return cls(config, model_storage, resource, weights, bias, meta)
+
+
+def save_head(directory: Path, weights: np.ndarray, bias: np.ndarray, meta: Dict[str, Any]) -> None:
+    """Write the head's weights and ``rasa_llm.json``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    save_file({"weight": weights, "bias": bias}, str(directory / model_files.HEAD_FILE))
+    (directory / model_files.META_FILE).write_text(
+        json.dumps({"format_version": model_files.FORMAT_VERSION, **meta}, indent=2, sort_keys=True)
+    )
+
+
+def load_head(directory: Path) -> Tuple[np.ndarray, np.ndarray, Dict[str, Any]]:
+    """Read a head written by :func:`save_head`, checking it against its label map."""
+    meta = model_files.load_meta(directory, KIND)
+    size = meta.get("embedding_size")
+    if not isinstance(size, int):
+        raise ModelLoadError(directory, "rasa_llm.json has no embedding_size", "run 'rasa train' again")
+    head_path = directory / model_files.HEAD_FILE
+    try:
+        tensors = load_file(str(head_path)) if head_path.is_file() else {}
+    except Exception as e:  # safetensors raises its own types for bad bytes
+        raise ModelLoadError(directory, f"{model_files.HEAD_FILE} is corrupt ({e})", "run 'rasa train' again") from e
+    n = len(meta["labels"])
+    if tensors.get("weight", np.empty(0)).shape != (n, size) or tensors.get("bias", np.empty(0)).shape != (n,):
+        raise ModelLoadError(
+            directory,
+            f"{model_files.HEAD_FILE} is missing or does not match {n} labels of size {size}",
+            "run 'rasa train' again",
+        )
+    return tensors["weight"], tensors["bias"], meta
