@@ -8,14 +8,14 @@ an hour with the default. Every component of rasa-llm validates its merged confi
 from __future__ import annotations
 
 import difflib
-from typing import Any, Dict, Mapping, Tuple, Type, Union
+from typing import Any, Dict, Mapping, Tuple, Type
 
 from rasa_llm.errors import InvalidComponentConfigError
 
 # Keys Rasa itself may add to any component's config (``rasa train --finetune``).
 _RASA_INJECTED_KEYS = frozenset({"finetuning_epoch_fraction"})
 
-TypeSpec = Union[Type[Any], Tuple[Type[Any], ...]]
+TypeSpec = Type[Any] | Tuple[Type[Any], ...]
 
 
 def validate_config(
@@ -31,6 +31,7 @@ def validate_config(
         config: the merged config Rasa hands to the component.
         defaults: the component's ``get_default_config()``.
         types: the accepted type(s) for each key; ``type(None)`` allows ``null``.
+
     """
     for key in config:
         if key in defaults or key in _RASA_INJECTED_KEYS:
@@ -56,9 +57,7 @@ def validate_config(
             )
 
 
-def require(
-    component: str, key: str, condition: bool, problem: str, default: Any
-) -> None:
+def require(component: str, key: str, condition: bool, problem: str, default: Any) -> None:
     """Raise a config error for ``key`` unless ``condition`` holds."""
     if not condition:
         raise InvalidComponentConfigError(

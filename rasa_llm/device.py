@@ -22,17 +22,23 @@ def resolve_device(component: str, requested: str) -> torch.device:
         device = torch.device(requested)
     except RuntimeError as e:
         raise InvalidComponentConfigError(
-            component, "device", f"is not a device: {requested!r}",
+            component,
+            "device",
+            f"is not a device: {requested!r}",
             "use 'auto', 'cpu', 'cuda' or 'cuda:N'.",
         ) from e
     if device.type not in ("cpu", "cuda"):
         raise InvalidComponentConfigError(
-            component, "device", f"names an unsupported device type {device.type!r}",
+            component,
+            "device",
+            f"names an unsupported device type {device.type!r}",
             "use 'auto', 'cpu', 'cuda' or 'cuda:N'.",
         )
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InvalidComponentConfigError(
-            component, "device", "asks for 'cuda' but no CUDA GPU is usable here",
+            component,
+            "device",
+            "asks for 'cuda' but no CUDA GPU is usable here",
             "set device to 'auto' or 'cpu', or install a CUDA driver.",
         )
     return device

@@ -11,7 +11,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 import numpy as np
 import torch
@@ -50,7 +50,7 @@ class FineTuneResult:
     epochs_run: int
     seconds: float
     history: List[Dict[str, float]] = field(default_factory=list)
-    validation_logits: Optional[np.ndarray] = None
+    validation_logits: np.ndarray | None = None
 
 
 def tokenize(
@@ -90,7 +90,7 @@ def freeze(model: EncoderClassifier, embeddings: bool, layers: int) -> None:
     """Stop gradients to the embeddings and/or the bottom ``layers`` encoder layers."""
     encoder = model.encoder
     if embeddings or layers > 0:
-        for param in getattr(encoder, "embeddings").parameters():
+        for param in encoder.embeddings.parameters():
             param.requires_grad = False
     if layers > 0:
         stack = getattr(getattr(encoder, "encoder", None), "layer", None)
@@ -141,13 +141,17 @@ def fine_tune(
     for epoch in range(1, settings.epochs + 1):
         model.train()
         order = torch.randperm(len(train_texts), generator=generator).tolist()
-        batches = [order[i : i + settings.batch_size] for i in range(0, len(order), settings.batch_size)]
+        batches = [
+            order[i : i + settings.batch_size] for i in range(0, len(order), settings.batch_size)
+        ]
         running = 0.0
         progress = tqdm(
             batches, desc=f"epoch {epoch}/{settings.epochs}", disable=not settings.show_progress
         )
         for batch in progress:
-            inputs = tokenize(tokenizer, [train_texts[i] for i in batch], settings.max_length, device)
+            inputs = tokenize(
+                tokenizer, [train_texts[i] for i in batch], settings.max_length, device
+            )
             with _autocast(device):
                 _, logits = model(**inputs)
             loss = loss_fn(logits.float(), labels[batch].to(device))
@@ -156,8 +160,8 @@ def fine_tune(
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             scheduler.step()
-            running += float(loss) * len(batch)
-            progress.set_postfix(loss=f"{float(loss):.3f}")
+            running += loss.item() * len(batch)
+            progress.set_postfix(loss=f"{loss.item():.3f}")
         record = {"epoch": float(epoch), "train_loss": running / max(1, len(train_texts))}
         result.epochs_run = epoch
 
@@ -175,7 +179,10 @@ def fine_tune(
         result.history.append(record)
         logger.info(
             "epoch %d: train loss %.4f, validation loss %.4f, accuracy %.4f",
-            epoch, record["train_loss"], val_loss, val_accuracy,
+            epoch,
+            record["train_loss"],
+            val_loss,
+            val_accuracy,
         )
         score = (val_accuracy, -val_loss)
         if score > best_score:
@@ -216,4 +223,6 @@ def _param_groups(model: EncoderClassifier, settings: FineTuneSettings) -> List[
 
 def _autocast(device: torch.device) -> torch.autocast:
     """bf16 autocast on a GPU; a no-op context on the CPU, where fp32 is faster."""
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    return torch.autocast(
+        device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"
+    )

@@ -17,7 +17,7 @@ and retrains, and one message is one example for both intent and sentiment.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 from rasa.shared.nlu.constants import INTENT, METADATA, METADATA_EXAMPLE, METADATA_INTENT, TEXT
 from rasa.shared.nlu.training_data.message import Message
@@ -28,7 +28,7 @@ from rasa_llm.errors import TrainingDataError
 METADATA_KEY = "sentiment"
 
 
-def sentiment_label(message: Message, component: str) -> Optional[str]:
+def sentiment_label(message: Message, component: str) -> str | None:
     """The example's sentiment label, the block's when the example has none, or None."""
     metadata = message.get(METADATA) or {}
     for level in (METADATA_EXAMPLE, METADATA_INTENT):
@@ -72,7 +72,7 @@ def labelled_examples(
     return examples, labels
 
 
-def _lookup(metadata: Any) -> Optional[str]:
+def _lookup(metadata: Any) -> str | None:
     if isinstance(metadata, dict) and METADATA_KEY in metadata:
         value: Dict[str, Any] | Any = metadata[METADATA_KEY]
         return str(value)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -154,10 +154,10 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
         config: Dict[str, Any],
         model_storage: ModelStorage,
         resource: Resource,
-        model: Optional[EncoderClassifier] = None,
-        tokenizer: Optional[PreTrainedTokenizerBase] = None,
+        model: EncoderClassifier | None = None,
+        tokenizer: PreTrainedTokenizerBase | None = None,
         labels: Sequence[str] = (),
-        meta: Optional[Dict[str, Any]] = None,
+        meta: Dict[str, Any] | None = None,
     ) -> None:
         self.validate(config)
         self._config = dict(config)
@@ -180,7 +180,7 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
         model_storage: ModelStorage,
         resource: Resource,
         execution_context: ExecutionContext,
-    ) -> "TransformerIntentClassifier":
+    ) -> TransformerIntentClassifier:
         """An untrained component, as Rasa creates it before ``train``."""
         return cls(config, model_storage, resource)
 
@@ -282,7 +282,11 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
         }
         logger.info(
             "%s: trained %d epochs (best %d) in %.1f s, temperature %.3f",
-            type(self).__name__, result.epochs_run, result.best_epoch, result.seconds, temperature,
+            type(self).__name__,
+            result.epochs_run,
+            result.best_epoch,
+            result.seconds,
+            temperature,
         )
 
     def _adopt(self, path: Path, intents: set) -> None:
@@ -311,7 +315,7 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
         if not with_text:
             return messages
         pooled, probs = self.predict([m.get(TEXT) for m in with_text])
-        for message, vector, row in zip(with_text, pooled, probs):
+        for message, vector, row in zip(with_text, pooled, probs, strict=True):
             intent, ranking = build_ranking(row, self.labels, self._config["ranking_length"])
             message.set(INTENT, intent, add_to_output=True)
             message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
@@ -323,7 +327,7 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
         examples = [m for m in training_data.training_examples if m.get(TEXT)]
         if examples:
             pooled, _ = self.predict([m.get(TEXT) for m in examples])
-            for message, vector in zip(examples, pooled):
+            for message, vector in zip(examples, pooled, strict=True):
                 message.set(SENTENCE_VECTOR, vector)
         return training_data
 
@@ -360,7 +364,7 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
         resource: Resource,
         execution_context: ExecutionContext,
         **kwargs: Any,
-    ) -> "TransformerIntentClassifier":
+    ) -> TransformerIntentClassifier:
         """Load what :meth:`persist` wrote; a missing or broken model fails here, loudly."""
         cls.validate(config)
         try:
@@ -376,7 +380,10 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
 
 
 def save_classifier(
-    directory: Path, model: EncoderClassifier, tokenizer: PreTrainedTokenizerBase, meta: Dict[str, Any]
+    directory: Path,
+    model: EncoderClassifier,
+    tokenizer: PreTrainedTokenizerBase,
+    meta: Dict[str, Any],
 ) -> None:
     """Write a classifier directory (also the export format for ``classifier_path``)."""
     model_files.save_model_dir(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Type
+from typing import Any, Dict, List, Tuple, Type
 
 import numpy as np
 from rasa.engine.graph import ExecutionContext, GraphComponent
@@ -56,9 +56,7 @@ _CONFIG_TYPES = {
 }
 
 
-@DefaultV1Recipe.register(
-    [DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=True
-)
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=True)
 class TransformerSentimentAnalyzer(GraphComponent, EntityExtractorMixin):
     """A calibrated sentiment head on the shared transformer encoder."""
 
@@ -96,16 +94,23 @@ class TransformerSentimentAnalyzer(GraphComponent, EntityExtractorMixin):
         validate_config(name, config, defaults, _CONFIG_TYPES)
         unknown = [x for x in config["entity_labels"] if x not in SENTIMENT_LABELS]
         require(
-            name, "entity_labels", not unknown,
+            name,
+            "entity_labels",
+            not unknown,
             f"holds {unknown}, which are not among {list(SENTIMENT_LABELS)}",
             defaults["entity_labels"],
         )
         require(name, "entity_name", bool(config["entity_name"]), "must not be empty", "sentiment")
         require(name, "regularization", config["regularization"] > 0, "must be positive", 1.0)
-        require(name, "calibration_folds", config["calibration_folds"] >= 2, "must be at least 2", 5)
         require(
-            name, "min_examples_per_label", config["min_examples_per_label"] >= 2,
-            "must be at least 2", 5,
+            name, "calibration_folds", config["calibration_folds"] >= 2, "must be at least 2", 5
+        )
+        require(
+            name,
+            "min_examples_per_label",
+            config["min_examples_per_label"] >= 2,
+            "must be at least 2",
+            5,
         )
 
     def __init__(
@@ -113,9 +118,9 @@ class TransformerSentimentAnalyzer(GraphComponent, EntityExtractorMixin):
         config: Dict[str, Any],
         model_storage: ModelStorage,
         resource: Resource,
-        weights: Optional[np.ndarray] = None,
-        bias: Optional[np.ndarray] = None,
-        meta: Optional[Dict[str, Any]] = None,
+        weights: np.ndarray | None = None,
+        bias: np.ndarray | None = None,
+        meta: Dict[str, Any] | None = None,
     ) -> None:
         self.validate(config)
         self._config = dict(config)
@@ -132,7 +137,7 @@ class TransformerSentimentAnalyzer(GraphComponent, EntityExtractorMixin):
         model_storage: ModelStorage,
         resource: Resource,
         execution_context: ExecutionContext,
-    ) -> "TransformerSentimentAnalyzer":
+    ) -> TransformerSentimentAnalyzer:
         """An untrained component, as Rasa creates it before ``train``."""
         return cls(config, model_storage, resource)
 
@@ -170,7 +175,10 @@ class TransformerSentimentAnalyzer(GraphComponent, EntityExtractorMixin):
         }
         logger.info(
             "%s: trained on %d examples, cross-validated accuracy %s, temperature %.3f",
-            name, len(examples), accuracy, temperature,
+            name,
+            len(examples),
+            accuracy,
+            temperature,
         )
         self.persist()
         return self._resource
@@ -210,7 +218,7 @@ class TransformerSentimentAnalyzer(GraphComponent, EntityExtractorMixin):
         if not with_text:
             return messages
         probs = self.predict(np.stack([self._vector(m) for m in with_text]))
-        for message, row in zip(with_text, probs):
+        for message, row in zip(with_text, probs, strict=True):
             top, ranking = build_ranking(row, self.labels, 0)
             message.set(
                 OUTPUT_KEY,
@@ -263,7 +271,7 @@ class TransformerSentimentAnalyzer(GraphComponent, EntityExtractorMixin):
         resource: Resource,
         execution_context: ExecutionContext,
         **kwargs: Any,
-    ) -> "TransformerSentimentAnalyzer":
+    ) -> TransformerSentimentAnalyzer:
         """Load what :meth:`persist` wrote; a missing or broken model fails here, loudly."""
         cls.validate(config)
         try:
@@ -292,14 +300,20 @@ def load_head(directory: Path) -> Tuple[np.ndarray, np.ndarray, Dict[str, Any]]:
     meta = model_files.load_meta(directory, KIND)
     size = meta.get("embedding_size")
     if not isinstance(size, int):
-        raise ModelLoadError(directory, "rasa_llm.json has no embedding_size", "run 'rasa train' again")
+        raise ModelLoadError(
+            directory, "rasa_llm.json has no embedding_size", "run 'rasa train' again"
+        )
     head_path = directory / model_files.HEAD_FILE
     try:
         tensors = load_file(str(head_path)) if head_path.is_file() else {}
     except Exception as e:  # safetensors raises its own types for bad bytes
-        raise ModelLoadError(directory, f"{model_files.HEAD_FILE} is corrupt ({e})", "run 'rasa train' again") from e
+        raise ModelLoadError(
+            directory, f"{model_files.HEAD_FILE} is corrupt ({e})", "run 'rasa train' again"
+        ) from e
     n = len(meta["labels"])
-    if tensors.get("weight", np.empty(0)).shape != (n, size) or tensors.get("bias", np.empty(0)).shape != (n,):
+    if tensors.get("weight", np.empty(0)).shape != (n, size) or tensors.get(
+        "bias", np.empty(0)
+    ).shape != (n,):
         raise ModelLoadError(
             directory,
             f"{model_files.HEAD_FILE} is missing or does not match {n} labels of size {size}",
