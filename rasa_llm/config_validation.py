@@ -72,6 +72,8 @@ def _allows(expected: TypeSpec, kind: Type[Any]) -> bool:
 
 def _describe(expected: TypeSpec) -> str:
     kinds = expected if isinstance(expected, tuple) else (expected,)
+    if int in kinds and float in kinds:  # "an integer or a number" says it twice
+        kinds = tuple(k for k in kinds if k is not int)
     names: Dict[Type[Any], str] = {
         type(None): "null",
         int: "an integer",

@@ -11,7 +11,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -40,6 +40,8 @@ class FineTuneSettings:
     early_stopping_patience: int = 3
     seed: int = 42
     show_progress: bool = True
+    # Weight of the auxiliary loss (see :func:`fine_tune`); 0 turns it off.
+    auxiliary_weight: float = 0.5
 
 
 @dataclass
@@ -113,11 +115,30 @@ def fine_tune(
     val_labels: Sequence[int],
     settings: FineTuneSettings,
     device: torch.device,
+    auxiliary_labels: Optional[Sequence[int]] = None,
+    auxiliary_classes: int = 0,
 ) -> FineTuneResult:
-    """Fine-tune ``model`` in place and keep the weights of its best validation epoch."""
+    """Fine-tune ``model`` in place and keep the weights of its best validation epoch.
+
+    ``auxiliary_labels`` (one per training text, -1 where unknown) add a second task
+    to the shared encoder: a throw-away head learns them beside the main one, so the
+    encoder keeps what that task needs. The intent classifier passes sentiment labels
+    here, so the sentiment analyzer's head finds sentiment in the same sentence vector
+    instead of a vector tuned for intents alone.
+    """
     started = time.perf_counter()
     seed_everything(settings.seed)
     model.to(device)
+    use_auxiliary = (
+        auxiliary_labels is not None
+        and settings.auxiliary_weight > 0
+        and any(label >= 0 for label in auxiliary_labels)
+    )
+    aux_head = nn.Linear(model.hidden_size, max(auxiliary_classes, 1)).to(device)
+    aux_targets = torch.tensor(
+        list(auxiliary_labels) if use_auxiliary and auxiliary_labels else [-1] * len(train_texts),
+        dtype=torch.long,
+    )
     freeze(model, settings.freeze_embeddings, settings.freeze_layers)
 
     labels = torch.tensor(list(train_labels), dtype=torch.long)
@@ -125,7 +146,10 @@ def fine_tune(
     model.init_head_from_centroids(torch.from_numpy(pooled).float(), labels)
     model.to(device)
 
-    optimizer = torch.optim.AdamW(_param_groups(model, settings), lr=settings.learning_rate)
+    groups = _param_groups(model, settings)
+    if use_auxiliary:
+        groups.append({"params": list(aux_head.parameters()), "lr": settings.head_learning_rate})
+    optimizer = torch.optim.AdamW(groups, lr=settings.learning_rate)
     steps_per_epoch = math.ceil(len(train_texts) / settings.batch_size)
     total_steps = max(1, steps_per_epoch * settings.epochs)
     scheduler = get_linear_schedule_with_warmup(
@@ -153,8 +177,15 @@ def fine_tune(
                 tokenizer, [train_texts[i] for i in batch], settings.max_length, device
             )
             with _autocast(device):
-                _, logits = model(**inputs)
+                pooled_batch, logits = model(**inputs)
             loss = loss_fn(logits.float(), labels[batch].to(device))
+            batch_aux = aux_targets[batch].to(device)
+            if use_auxiliary and bool((batch_aux >= 0).any()):
+                aux_logits = aux_head(model.dropout(pooled_batch)).float()
+                known = batch_aux >= 0
+                loss = loss + settings.auxiliary_weight * loss_fn(
+                    aux_logits[known], batch_aux[known]
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -22,12 +22,13 @@ from transformers import PreTrainedTokenizerBase
 
 from rasa_llm import calibration, model_files
 from rasa_llm.config_validation import require, validate_config
-from rasa_llm.constants import DEFAULT_RANKING_LENGTH, SENTENCE_VECTOR
+from rasa_llm.constants import DEFAULT_RANKING_LENGTH, SENTENCE_VECTOR, SENTIMENT_LABELS
 from rasa_llm.device import resolve_device
 from rasa_llm.encoder_classifier import EncoderClassifier
 from rasa_llm.errors import ModelLoadError, TrainingDataError
 from rasa_llm.fine_tuning import FineTuneSettings, fine_tune, predict
 from rasa_llm.ranking import build_ranking, empty_intent
+from rasa_llm.sentiment_data import sentiment_label
 from rasa_llm.splits import stratified_split
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ _CONFIG_TYPES = {
     "ranking_length": int,
     "inference_batch_size": int,
     "show_progress": bool,
+    "sentiment_loss_weight": _NUMBER,
 }
 
 
@@ -114,6 +116,10 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
             "inference_batch_size": 64,
             # Show a progress bar per epoch during `rasa train`.
             "show_progress": True,
+            # Weight of a joint sentiment loss on examples labelled with sentiment
+            # metadata, so the shared encoder keeps what the sentiment analyzer
+            # needs; 0 fine-tunes on intents alone.
+            "sentiment_loss_weight": 0.5,
         }
 
     @classmethod
@@ -145,6 +151,7 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
             0 <= config["validation_fraction"] <= 0.5,
             "must be in [0, 0.5]",
         )
+        check("sentiment_loss_weight", config["sentiment_loss_weight"] >= 0, "must not be negative")
         check("ranking_length", config["ranking_length"] >= 0, "must not be negative")
         check("inference_batch_size", config["inference_batch_size"] >= 1, "must be at least 1")
         resolve_device(name, config["device"])
@@ -187,20 +194,25 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
     # ------------------------------------------------------------------ training
     def train(self, training_data: TrainingData) -> Resource:
         """Fine-tune (or adopt a ready classifier) on the intent examples."""
-        texts, intents = self._intent_examples(training_data)
+        texts, intents, sentiments = self._intent_examples(training_data)
         if self._config["classifier_path"]:
             self._adopt(Path(self._config["classifier_path"]), set(intents))
         else:
-            self._fine_tune(texts, intents)
+            self._fine_tune(texts, intents, sentiments)
         self.persist()
         return self._resource
 
-    def _intent_examples(self, training_data: TrainingData) -> Tuple[List[str], List[str]]:
-        texts, intents = [], []
+    def _intent_examples(
+        self, training_data: TrainingData
+    ) -> Tuple[List[str], List[str], List[int]]:
+        """Texts, intents and sentiment label ids (-1 where unlabelled)."""
+        texts, intents, sentiments = [], [], []
         for example in training_data.intent_examples:
             if example.get(TEXT) and example.get(INTENT):
                 texts.append(example.get(TEXT))
                 intents.append(example.get(INTENT))
+                label = sentiment_label(example, type(self).__name__)
+                sentiments.append(SENTIMENT_LABELS.index(label) if label else -1)
         if len(set(intents)) < 2:
             raise TrainingDataError(
                 type(self).__name__,
@@ -209,9 +221,9 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
                 "add intents with examples to data/nlu.yml, or remove this "
                 "component from the pipeline",
             )
-        return texts, intents
+        return texts, intents, sentiments
 
-    def _fine_tune(self, texts: List[str], intents: List[str]) -> None:
+    def _fine_tune(self, texts: List[str], intents: List[str], sentiments: List[int]) -> None:
         base_path = (
             Path(self._config["model_name_or_path"])
             if self._config["model_name_or_path"]
@@ -237,6 +249,7 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
             early_stopping_patience=self._config["early_stopping_patience"],
             seed=self._config["random_seed"],
             show_progress=self._config["show_progress"],
+            auxiliary_weight=float(self._config["sentiment_loss_weight"]),
         )
         result = fine_tune(
             model,
@@ -247,6 +260,8 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
             [label_ids[i] for i in val_idx],
             settings,
             self.device,
+            auxiliary_labels=[sentiments[i] for i in train_idx],
+            auxiliary_classes=len(SENTIMENT_LABELS),
         )
         temperature, ece_before, ece_after = 1.0, None, None
         if result.validation_logits is not None:
