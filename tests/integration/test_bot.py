@@ -1,0 +1,94 @@
+"""The real bot through Rasa's CLI and server: `rasa test nlu`, `rasa test`, REST."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import BOT, run_rasa
+
+pytestmark = pytest.mark.integration
+
+
+def test_rasa_test_nlu_on_held_out_examples(bot_model: Path, tmp_path: Path):
+    run_rasa(
+        [
+            "test",
+            "nlu",
+            "--model",
+            str(bot_model),
+            "--nlu",
+            str(BOT / "tests" / "nlu_test.yml"),
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=BOT,
+    )
+    report = json.loads((tmp_path / "intent_report.json").read_text())
+    # Held-out phrasings the bot never saw; DIET on the same data is compared in bench/.
+    assert report["accuracy"] >= 0.9, report["accuracy"]
+    assert report["macro avg"]["f1-score"] >= 0.85
+
+
+def test_rasa_test_conversations_all_pass(bot_model: Path, tmp_path: Path):
+    result = run_rasa(
+        [
+            "test",
+            "core",
+            "--model",
+            str(bot_model),
+            "--stories",
+            str(BOT / "tests"),
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=BOT,
+    )
+    failed = (tmp_path / "failed_test_stories.yml").read_text()
+    assert "None of the test stories failed" in failed, failed[-3000:] + result.stdout[-2000:]
+    report = json.loads((tmp_path / "story_report.json").read_text())
+    assert report["conversation_accuracy"]["accuracy"] == 1.0
+
+
+def _talk(url: str, sender: str, text: str) -> tuple[list, dict]:
+    import requests
+
+    replies = requests.post(
+        f"{url}/webhooks/rest/webhook", json={"sender": sender, "message": text}, timeout=60
+    )
+    replies.raise_for_status()
+    tracker = requests.get(f"{url}/conversations/{sender}/tracker", timeout=30).json()
+    return replies.json(), tracker["latest_message"]
+
+
+def test_rest_channel_answers_an_order_question(rasa_server: str):
+    replies, parsed = _talk(rasa_server, f"customer-{uuid.uuid4()}", "where is my order")
+    assert parsed["intent"]["name"] == "order_status"
+    assert parsed["sentiment"]["label"] != "negative"
+    assert replies and all(r.get("text") or r.get("buttons") for r in replies)
+
+
+def test_rest_channel_notices_an_angry_customer(rasa_server: str):
+    text = "this is the worst service I have ever had"
+    replies, parsed = _talk(rasa_server, f"customer-{uuid.uuid4()}", text)
+    assert parsed["sentiment"]["label"] == "negative"
+    assert parsed["sentiment"]["score"] > 0.5
+    assert {"entity": "sentiment", "value": "negative"}.items() <= parsed["entities"][0].items()
+    assert replies, "an upset customer must get an answer"
+
+
+def test_parse_endpoint_has_calibrated_intent_ranking(rasa_server: str):
+    import requests
+
+    parsed = requests.post(
+        f"{rasa_server}/model/parse", json={"text": "I was charged twice for my order"}, timeout=30
+    ).json()
+    ranking = parsed["intent_ranking"]
+    assert ranking[0]["name"] == parsed["intent"]["name"]
+    assert all(
+        a["confidence"] >= b["confidence"] for a, b in zip(ranking, ranking[1:], strict=False)
+    )
+    assert 0.0 < parsed["intent"]["confidence"] <= 1.0
