@@ -35,7 +35,20 @@ done; \
 exit 1
 endef
 
-.PHONY: help setup train run test lint bench clean
+define NO_PYTHON
+{ echo >&2 "error: no Python 3.10 interpreter found (Rasa 3.6 runs on Python 3.10 only)."; \
+  echo >&2 "  Install one, then run make again:"; \
+  echo >&2 "    pyenv:   pyenv install 3.10.13   (this repository's .python-version selects it)"; \
+  echo >&2 "    Debian/Ubuntu: apt install python3.10 python3.10-venv"; \
+  echo >&2 "    macOS:   brew install python@3.10"; \
+  exit 1; }
+endef
+
+.PHONY: help setup train run test lint bench clean python
+
+# Print the Python 3.10 interpreter `setup` would use.
+python:
+	@python=$$( $(FIND_PYTHON) ) || $(NO_PYTHON); echo "$$python"
 
 help:
 	@echo "make run    set up, train the bot if needed, start the assistant (REST on :$(PORT))"
@@ -50,13 +63,7 @@ $(STAMP): pyproject.toml
 	if [ -x $(PY) ] && ! $(PY) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null; then \
 	  echo "$(VENV) is not Python 3.10; recreating it"; rm -rf $(VENV); fi; \
 	if [ ! -x $(PY) ]; then \
-	  python=$$( $(FIND_PYTHON) ) || { \
-	    echo >&2 "error: no Python 3.10 interpreter found (Rasa 3.6 runs on Python 3.10 only)."; \
-	    echo >&2 "  Install one, then run make again:"; \
-	    echo >&2 "    pyenv:   pyenv install 3.10.13   (this repository's .python-version selects it)"; \
-	    echo >&2 "    Debian/Ubuntu: apt install python3.10 python3.10-venv"; \
-	    echo >&2 "    macOS:   brew install python@3.10"; \
-	    exit 1; }; \
+	  python=$$( $(FIND_PYTHON) ) || $(NO_PYTHON); \
 	  echo "creating $(VENV) with $$python"; \
 	  "$$python" -m venv $(VENV); \
 	fi
