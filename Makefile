@@ -96,6 +96,7 @@ run: $(MODEL)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check rasa_llm channels training tests bench
+	$(VENV)/bin/mypy rasa_llm
 
 test: $(MODEL) lint
 	$(PY) -m pytest

@@ -92,7 +92,7 @@ def freeze(model: EncoderClassifier, embeddings: bool, layers: int) -> None:
     """Stop gradients to the embeddings and/or the bottom ``layers`` encoder layers."""
     encoder = model.encoder
     if embeddings or layers > 0:
-        for param in encoder.embeddings.parameters():
+        for param in encoder.get_submodule("embeddings").parameters():
             param.requires_grad = False
     if layers > 0:
         stack = getattr(getattr(encoder, "encoder", None), "layer", None)

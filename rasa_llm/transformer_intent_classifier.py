@@ -21,7 +21,7 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 from transformers import PreTrainedTokenizerBase
 
 from rasa_llm import calibration, model_files
-from rasa_llm.config_validation import require, validate_config
+from rasa_llm.config_validation import TypeSpec, require, validate_config
 from rasa_llm.constants import DEFAULT_RANKING_LENGTH, SENTENCE_VECTOR, SENTIMENT_LABELS
 from rasa_llm.device import resolve_device
 from rasa_llm.encoder_classifier import EncoderClassifier
@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 KIND = "intent_classifier"
 
 _NUMBER = (int, float)
-_CONFIG_TYPES = {
+_CONFIG_TYPES: Dict[str, TypeSpec] = {
     "model_name_or_path": (str, type(None)),
     "classifier_path": (str, type(None)),
     "device": str,

@@ -32,7 +32,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
 from rasa_llm import calibration, model_files
-from rasa_llm.config_validation import require, validate_config
+from rasa_llm.config_validation import TypeSpec, require, validate_config
 from rasa_llm.constants import SENTENCE_VECTOR, SENTIMENT_LABELS
 from rasa_llm.errors import ModelLoadError, PipelineOrderError
 from rasa_llm.ranking import build_ranking
@@ -45,7 +45,7 @@ KIND = "sentiment_analyzer"
 # Key of the parse result that carries the label, the score and the ranking.
 OUTPUT_KEY = "sentiment"
 
-_CONFIG_TYPES = {
+_CONFIG_TYPES: Dict[str, TypeSpec] = {
     "entity_name": str,
     "entity_labels": list,
     "regularization": (int, float),
