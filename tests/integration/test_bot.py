@@ -92,3 +92,8 @@ def test_parse_endpoint_has_calibrated_intent_ranking(rasa_server: str):
         a["confidence"] >= b["confidence"] for a, b in zip(ranking, ranking[1:], strict=False)
     )
     assert 0.0 < parsed["intent"]["confidence"] <= 1.0
+
+
+def test_rasa_data_validate_is_clean():
+    result = run_rasa(["data", "validate", "--fail-on-warnings"], cwd=BOT, timeout=600)
+    assert "error" not in result.stdout.lower()
