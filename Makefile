@@ -98,7 +98,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check rasa_llm channels training tests bench
 	$(VENV)/bin/mypy rasa_llm
 
-test: $(MODEL) lint
+test: lint $(MODEL)
 	$(PY) -m pytest
 
 bench: $(MODEL)

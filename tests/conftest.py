@@ -65,3 +65,11 @@ def _no_outbound_network() -> Any:
     socket.socket.connect = _real_connect  # type: ignore[method-assign]
     socket.socket.connect_ex = _real_connect_ex  # type: ignore[method-assign]
     socket.getaddrinfo = _real_getaddrinfo
+
+
+@pytest.fixture(scope="session")
+def bot_model() -> Any:
+    """The real bot's model, trained with the shipped MiniLM if missing or stale."""
+    from tests.rasa_process import trained_bot_model
+
+    return trained_bot_model()

@@ -1,0 +1,1 @@
+"""Fine-tuning pipeline for the intent, sentiment and generative models (see its issue)."""

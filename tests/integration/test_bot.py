@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import BOT, run_rasa
+from tests.rasa_process import BOT, run_rasa
 
 pytestmark = pytest.mark.integration
 

@@ -1,0 +1,160 @@
+"""Rasa's own CLI and server, run as a bot builder runs them, for the tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BOT = ROOT / "bot"
+MODEL = BOT / "models" / "customer-service.tar.gz"
+RASA = str(Path(sys.executable).with_name("rasa"))
+
+
+def rasa_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    return {
+        **os.environ,
+        "RASA_TELEMETRY_ENABLED": "false",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        # The channels' own packages must import in the server whatever its cwd.
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        **(extra or {}),
+    }
+
+
+def run_rasa(args: List[str], cwd: Path, timeout: int = 1200) -> subprocess.CompletedProcess:
+    """Run Rasa's CLI; fail the test with its output if it fails."""
+    result = subprocess.run(
+        [RASA, *args], cwd=cwd, env=rasa_env(), capture_output=True, text=True, timeout=timeout
+    )
+    if result.returncode != 0:
+        pytest.fail(
+            f"rasa {' '.join(args)} exited {result.returncode}:\n"
+            f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+        )
+    return result
+
+
+def bot_inputs() -> List[Path]:
+    return [
+        BOT / "config.yml",
+        BOT / "domain.yml",
+        *(p for p in (BOT / "data").rglob("*") if p.is_file()),
+    ]
+
+
+def trained_bot_model() -> Path:
+    """The bot's model, trained now if missing or older than its data (as `make` does)."""
+    newest_input = max(p.stat().st_mtime for p in bot_inputs())
+    if not MODEL.exists() or MODEL.stat().st_mtime < newest_input:
+        run_rasa(["train", "--out", "models", "--fixed-model-name", "customer-service"], cwd=BOT)
+        MODEL.touch()
+    return MODEL
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RasaServer:
+    """`rasa run` on a loopback port, with the HTTP API, in its own working directory.
+
+    The working directory holds the SQLite tracker store and anything the channels
+    persist, so :meth:`restart` keeps them, as a restarted production server would.
+    """
+
+    def __init__(
+        self,
+        model: Path,
+        workdir: Path,
+        *,
+        credentials: Path = BOT / "credentials.yml",
+        endpoints: Path = BOT / "endpoints.yml",
+        env: Optional[Dict[str, str]] = None,
+        startup_timeout: float = 300,
+    ) -> None:
+        self.model = model
+        self.workdir = workdir
+        self.credentials = credentials
+        self.endpoints = endpoints
+        self.env = env
+        self.startup_timeout = startup_timeout
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = workdir / "rasa.log"
+        self.process: Optional[subprocess.Popen] = None
+
+    def start(self) -> RasaServer:
+        import requests
+
+        log = self.log_path.open("a")
+        self.process = subprocess.Popen(
+            [
+                RASA,
+                "run",
+                "--model",
+                str(self.model),
+                "--port",
+                str(self.port),
+                "--interface",
+                "127.0.0.1",
+                "--enable-api",
+                "--credentials",
+                str(self.credentials),
+                "--endpoints",
+                str(self.endpoints),
+            ],
+            cwd=self.workdir,
+            env=rasa_env(self.env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        deadline = time.monotonic() + self.startup_timeout
+        while True:
+            if self.process.poll() is not None:
+                pytest.fail(f"rasa run exited {self.process.returncode}:\n{self.log()[-4000:]}")
+            try:
+                if requests.get(f"{self.url}/status", timeout=2).status_code == 200:
+                    return self
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(f"rasa run did not answer within {self.startup_timeout} s")
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def restart(self) -> RasaServer:
+        self.stop()
+        return self.start()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def __enter__(self) -> RasaServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
