@@ -3,10 +3,12 @@ Rasa's stock DIET pipeline, on the same bot data, in one run, as ratios.
 
     .venv/bin/python -m bench.nlu_latency [--requests 300] [--out bench/results]
 
-Each pipeline is trained with `rasa train` (wall time, cache off), served with
-`rasa run --enable-api`, and sent the same held-out messages one at a time to
-`/model/parse` (p50/p95 latency after a warm-up). Peak memory is the server's
-VmHWM (peak resident set) after the requests. Accuracy is `rasa test nlu` on
+Each pipeline is trained with `rasa train` (wall time, cache off). Both are then
+served with `rasa run --enable-api` at the same time, and each held-out message
+is sent to one server and then the other (alternating which goes first), one
+request at a time, to `/model/parse`: p50/p95 latency after a warm-up, both under
+the same machine load. Peak memory is each server's VmHWM (peak resident set)
+after the requests. Accuracy is `rasa test nlu` on
 bot/tests/nlu_test.yml. The policies are the bot's own for both.
 """
 
@@ -89,9 +91,7 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def serve_and_measure(
-    model: Path, texts: List[str], requests_n: int, port: int, workdir: Path
-) -> Dict[str, float]:
+def start_server(model: Path, port: int, workdir: Path) -> subprocess.Popen:
     process = subprocess.Popen(
         [
             RASA,
@@ -110,34 +110,46 @@ def serve_and_measure(
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                if requests.get(f"{url}/status", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError(f"rasa run for {model} did not start")
-            time.sleep(1)
-        session = requests.Session()
-        for text in texts[:20]:  # warm-up
-            session.post(f"{url}/model/parse", json={"text": text}, timeout=30)
-        latencies = []
-        for i in range(requests_n):
-            text = texts[i % len(texts)]
+    deadline = time.monotonic() + 300
+    while True:
+        try:
+            if requests.get(f"{url}/status", timeout=2).ok:
+                return process
+        except requests.ConnectionError:
+            pass
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            raise RuntimeError(f"rasa run for {model} did not start")
+        time.sleep(1)
+
+
+def measure_side_by_side(
+    servers: Dict[str, int], texts: List[str], requests_n: int
+) -> Dict[str, Dict[str, float]]:
+    """Send each message to every server in turn, so both see the same machine load."""
+    sessions = {name: requests.Session() for name in servers}
+    for text in texts[:20]:  # warm-up
+        for name, port in servers.items():
+            sessions[name].post(f"http://127.0.0.1:{port}/model/parse", json={"text": text})
+    latencies: Dict[str, List[float]] = {name: [] for name in servers}
+    for i in range(requests_n):
+        text = texts[i % len(texts)]
+        order = list(servers.items())
+        if i % 2:
+            order.reverse()  # neither server always goes first
+        for name, port in order:
             started = time.perf_counter()
-            session.post(f"{url}/model/parse", json={"text": text}, timeout=30).raise_for_status()
-            latencies.append((time.perf_counter() - started) * 1000)
-        return {
-            "p50_ms": float(np.percentile(latencies, 50)),
-            "p95_ms": float(np.percentile(latencies, 95)),
-            "peak_rss_mib": peak_rss_mib(process.pid),
+            sessions[name].post(
+                f"http://127.0.0.1:{port}/model/parse", json={"text": text}, timeout=30
+            ).raise_for_status()
+            latencies[name].append((time.perf_counter() - started) * 1000)
+    return {
+        name: {
+            "p50_ms": float(np.percentile(values, 50)),
+            "p95_ms": float(np.percentile(values, 95)),
         }
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
+        for name, values in latencies.items()
+    }
 
 
 def accuracy(model: Path, out: Path) -> Dict[str, float]:
@@ -176,13 +188,28 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         configs = {"rasa_llm": BOT / "config.yml", "stock_diet": stock_config(workdir)}
-        for port, (name, config) in enumerate(configs.items(), start=5905):
-            out = workdir / name
-            row: Dict[str, float] = {"train_seconds": train(config, out)}
-            row.update(serve_and_measure(out / "model.tar.gz", texts, args.requests, port, workdir))
-            row.update(accuracy(out / "model.tar.gz", workdir / f"{name}-test"))
-            results[name] = row
-            print(name, json.dumps(row), flush=True)
+        for name, config in configs.items():
+            results[name] = {"train_seconds": train(config, workdir / name)}
+            print(name, "trained in", round(results[name]["train_seconds"]), "s", flush=True)
+        ports = {name: port for port, name in enumerate(configs, start=5905)}
+        processes = {
+            name: start_server(workdir / name / "model.tar.gz", port, workdir)
+            for name, port in ports.items()
+        }
+        try:
+            for name, row in measure_side_by_side(ports, texts, args.requests).items():
+                results[name].update(row)
+            for name, process in processes.items():
+                results[name]["peak_rss_mib"] = peak_rss_mib(process.pid)
+        finally:
+            for process in processes.values():
+                process.terminate()
+                process.wait(timeout=60)
+        for name in configs:
+            results[name].update(
+                accuracy(workdir / name / "model.tar.gz", workdir / f"{name}-test")
+            )
+            print(name, json.dumps(results[name]), flush=True)
     ours, stock = results["rasa_llm"], results["stock_diet"]
     results["ratios_ours_over_stock"] = {k: ours[k] / stock[k] for k in ours if stock[k]}
     args.out.mkdir(parents=True, exist_ok=True)
