@@ -44,7 +44,7 @@ define NO_PYTHON
   exit 1; }
 endef
 
-.PHONY: help setup train run test lint bench clean python
+.PHONY: help setup train run test lint bench clean python browser
 
 # Print the Python 3.10 interpreter `setup` would use.
 python:
@@ -94,11 +94,23 @@ run: $(MODEL)
 	../$(RASA) run --model models/customer-service.tar.gz --port $(PORT) \
 	  --credentials credentials.yml --endpoints endpoints.yml --enable-api
 
+# The web chat's browser test drives Debian's Chromium and ChromeDriver. Install them
+# where this user can (root, or passwordless sudo, with apt); elsewhere say how, and
+# the browser test fails with the same advice rather than being skipped.
+browser:
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then sudo=""; \
+	  elif command -v apt-get >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo -n"; \
+	  else echo >&2 "warning: install chromium and chromium-driver (Debian/Ubuntu: apt-get install chromium chromium-driver); the web chat browser test needs them"; exit 0; fi; \
+	  echo "installing chromium and chromium-driver for the web chat browser test"; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	fi
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check rasa_llm channels training tests bench
 	$(VENV)/bin/mypy rasa_llm
 
-test: lint $(MODEL)
+test: lint browser $(MODEL)
 	$(PY) -m pytest
 
 bench: $(MODEL)

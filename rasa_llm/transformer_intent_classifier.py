@@ -29,6 +29,7 @@ from rasa_llm.errors import ModelLoadError, TrainingDataError
 from rasa_llm.fine_tuning import FineTuneSettings, fine_tune, predict
 from rasa_llm.ranking import build_ranking, empty_intent
 from rasa_llm.sentiment_data import sentiment_label
+from rasa_llm.serving import check_quantize, serving_model
 from rasa_llm.splits import stratified_split
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ _CONFIG_TYPES: Dict[str, TypeSpec] = {
     "inference_batch_size": int,
     "show_progress": bool,
     "sentiment_loss_weight": _NUMBER,
+    "quantize": str,
 }
 
 
@@ -120,6 +122,10 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
             # metadata, so the shared encoder keeps what the sentiment analyzer
             # needs; 0 fine-tunes on intents alone.
             "sentiment_loss_weight": 0.5,
+            # How the encoder answers messages: "auto" = int8 on the CPU (about twice
+            # as fast) and unchanged on a GPU; "int8"; "none" = float32 everywhere.
+            # Training always runs in full precision.
+            "quantize": "auto",
         }
 
     @classmethod
@@ -154,7 +160,7 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
         check("sentiment_loss_weight", config["sentiment_loss_weight"] >= 0, "must not be negative")
         check("ranking_length", config["ranking_length"] >= 0, "must not be negative")
         check("inference_batch_size", config["inference_batch_size"] >= 1, "must be at least 1")
-        resolve_device(name, config["device"])
+        check_quantize(name, config["quantize"], resolve_device(name, config["device"]))
 
     def __init__(
         self,
@@ -172,6 +178,7 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
         self._resource = resource
         self.device = resolve_device(type(self).__name__, config["device"])
         self.model = model.to(self.device).eval() if model is not None else None
+        self._serving: EncoderClassifier | None = None  # built from self.model when first used
         self.tokenizer = tokenizer
         self.labels = list(labels)
         self.meta: Dict[str, Any] = dict(meta or {})
@@ -266,7 +273,17 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
         temperature, ece_before, ece_after = 1.0, None, None
         if result.validation_logits is not None:
             val_labels = np.asarray([label_ids[i] for i in val_idx])
-            logits = result.validation_logits
+            # Calibrate the model that will answer messages (int8 on the CPU), not
+            # the float32 one that was trained.
+            served = serving_model(model.eval(), self.device, self._config["quantize"])
+            _, logits = predict(
+                served,
+                tokenizer,
+                [texts[i] for i in val_idx],
+                self._config["max_length"],
+                self.device,
+                self._config["inference_batch_size"],
+            )
             ece_before = calibration.expected_calibration_error(
                 calibration.softmax(logits), val_labels
             )
@@ -317,6 +334,7 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
                 "classifier_path to fine-tune inside `rasa train`",
             )
         self.model, self.tokenizer = model.to(self.device).eval(), tokenizer
+        self._serving = None
         self.labels, self.meta = list(meta["labels"]), meta
 
     # ---------------------------------------------------------------- inference
@@ -354,8 +372,10 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
                 f"{type(self).__name__} has no trained model",
                 "run 'rasa train' before parsing messages",
             )
+        if self._serving is None:
+            self._serving = serving_model(self.model, self.device, self._config["quantize"])
         pooled, logits = predict(
-            self.model,
+            self._serving,
             self.tokenizer,
             texts,
             int(self.meta.get("max_length", self._config["max_length"])),
