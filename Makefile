@@ -90,25 +90,26 @@ run: $(MODEL)
 	if [ -d actions ]; then \
 	  ../$(RASA) run actions --port $(ACTION_PORT) & pids="$$!"; \
 	fi; \
-	echo "assistant: POST http://localhost:$(PORT)/webhooks/rest/webhook  {\"sender\": \"me\", \"message\": \"where is my order\"}"; \
+	echo "web chat:  http://localhost:$(PORT)/webhooks/webchat/"; \
+	echo "REST:      POST http://localhost:$(PORT)/webhooks/rest/webhook  {\"sender\": \"me\", \"message\": \"where is my order\"}"; \
 	../$(RASA) run --model models/customer-service.tar.gz --port $(PORT) \
 	  --credentials credentials.yml --endpoints endpoints.yml --enable-api
 
-# The web chat's browser test drives Debian's Chromium and ChromeDriver. Install them
-# where this user can (root, or passwordless sudo, with apt); elsewhere say how, and
-# the browser test fails with the same advice rather than being skipped.
+# The web chat's browser test drives Debian's Chromium (over the DevTools protocol, no
+# driver). Install it where this user can (root, or passwordless sudo, with apt);
+# elsewhere say how: the browser test then fails with the same advice, it never skips.
 browser:
-	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \
+	@if ! command -v chromium >/dev/null 2>&1; then \
 	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then sudo=""; \
 	  elif command -v apt-get >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo -n"; \
-	  else echo >&2 "warning: install chromium and chromium-driver (Debian/Ubuntu: apt-get install chromium chromium-driver); the web chat browser test needs them"; exit 0; fi; \
-	  echo "installing chromium and chromium-driver for the web chat browser test"; \
-	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	  else echo >&2 "warning: install Chromium (Debian/Ubuntu: apt-get install chromium); the web chat browser test needs it"; exit 0; fi; \
+	  echo "installing chromium for the web chat browser test"; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium >/dev/null; \
 	fi
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check rasa_llm channels training tests bench
-	$(VENV)/bin/mypy rasa_llm
+	$(VENV)/bin/mypy rasa_llm channels
 
 test: lint browser $(MODEL)
 	$(PY) -m pytest

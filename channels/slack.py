@@ -1,0 +1,363 @@
+"""Slack as a Rasa channel: Events API messages and button clicks in, Block Kit out.
+
+Use it in ``credentials.yml`` in place of Rasa's stock ``slack:`` (same keys)::
+
+    channels.slack.SlackInput:
+      slack_token: ${SLACK_TOKEN}
+      slack_signing_secret: ${SLACK_SIGNING_SECRET}
+
+Slack posts events and interactive payloads to ``/webhooks/slack/webhook`` (also
+``/webhooks/slack/interactive``). Each request is checked in this order: size and
+content type, UTF-8, Slack's signature (slack_sdk's ``SignatureVerifier``, 5 minutes),
+then the body. The webhook answers at once and the bot runs out of band, because Slack
+re-sends an event it has not seen acknowledged within 3 s; every re-delivery (a retry
+for any reason, a replay) is dropped by its ``event_id``, kept in a SQLite file that
+survives a restart.
+
+Conversations: by default one per Slack user (the stock channel's ``sender``), so a
+customer keeps their context between a DM and a mention; with ``use_threads`` one per
+user and thread, since each thread is a separate question. Messages of one
+conversation are handled one after the other, in the order they arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Set, Tuple
+
+import aiohttp
+from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+from slack_bolt.request.payload_utils import is_block_actions, is_event
+from slack_sdk.web.async_client import AsyncWebClient
+
+from channels.attachments import Attachment, kind_from_mime, user_messages
+from channels.delivery_log import DeliveryLog
+from channels.slack_config import CHANNEL, SlackConfig, SlackRequestVerifier
+from channels.slack_format import plain_text
+from channels.slack_output import SlackBot
+from channels.webhook_guard import (
+    WebhookRejected,
+    decode_utf8,
+    parse_form,
+    parse_json_object,
+    read_body,
+    reject,
+    require,
+)
+
+logger = logging.getLogger(__name__)
+
+JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+# Message subtypes that are a person writing; edits, joins, bot posts are not.
+_USER_SUBTYPES = (None, "file_share", "thread_broadcast")
+OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
+
+
+@dataclass
+class Incoming:
+    """One Slack delivery, ready for Rasa: who, where to answer, and what they said."""
+
+    sender_id: str
+    channel: str
+    thread_ts: Optional[str]
+    messages: List[Tuple[str, Dict[str, Any]]]
+    # Slack's event_id, or the click's user and time: what a re-delivery repeats.
+    delivery_id: str
+    # For a click: the clicked message, so its buttons can be replaced by the choice.
+    clicked: Optional[Dict[str, Any]] = None
+    chosen: str = ""
+
+
+class SlackInput(InputChannel):
+    """Slack's Events API and interactivity, verified, de-duplicated and acknowledged fast."""
+
+    @classmethod
+    def name(cls) -> str:
+        return CHANNEL
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[str, Any]]) -> InputChannel:
+        return cls(SlackConfig.from_credentials(credentials))
+
+    def __init__(self, config: SlackConfig, *, clock: Optional[Callable[[], float]] = None) -> None:
+        self.config = config
+        self.verifier = (
+            SlackRequestVerifier(config.slack_signing_secret, clock=clock)
+            if clock
+            else SlackRequestVerifier(config.slack_signing_secret)
+        )
+        self.deliveries = DeliveryLog(config.dedup_db, window_seconds=config.dedup_window_seconds)
+        self._session: Optional[aiohttp.ClientSession] = None
+        self._client: Optional[AsyncWebClient] = None
+        self._tasks: Set[asyncio.Task] = set()
+        self._locks: Dict[str, asyncio.Lock] = {}
+        self._lock_users: Dict[str, int] = {}
+
+    # ------------------------------------------------------------------ output
+    def client(self) -> AsyncWebClient:
+        """One Web API client per server, with one connection pool, made in its loop."""
+        if self._client is None:
+            self._session = aiohttp.ClientSession()
+            # retry_handlers=[]: call_with_retry owns retries, so none are doubled.
+            self._client = AsyncWebClient(
+                token=self.config.slack_token,
+                base_url=self.config.api_url,
+                proxy=self.config.proxy,
+                session=self._session,
+                retry_handlers=[],
+            )
+        return self._client
+
+    def get_output_channel(
+        self, channel: Optional[str] = None, thread_id: Optional[str] = None
+    ) -> OutputChannel:
+        return SlackBot(self.client(), channel or self.config.slack_channel, thread_id)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+        self._session = self._client = None
+
+    # ------------------------------------------------------------------- input
+    def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
+        slack_webhook = Blueprint("rasa_llm_slack", __name__)
+
+        @slack_webhook.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @slack_webhook.route("/webhook", methods=["POST"])
+        async def webhook(request: Request) -> HTTPResponse:
+            return await self.handle(request, on_new_message)
+
+        @slack_webhook.route("/interactive", methods=["POST"])
+        async def interactive(request: Request) -> HTTPResponse:
+            return await self.handle(request, on_new_message)
+
+        @slack_webhook.listener("after_server_stop")
+        async def close_client(*_: Any) -> None:
+            await self.close()
+
+        return slack_webhook
+
+    async def handle(self, request: Request, on_new_message: OnNewMessage) -> HTTPResponse:
+        """Verify, parse, de-duplicate and schedule one request; answer within Slack's 3 s."""
+        try:
+            body = read_body(request, content_types=(JSON, FORM))
+            self.verifier.verify(decode_utf8(body), request.headers)
+            if (request.headers.get("content-type") or "").lower().startswith(JSON):
+                envelope = parse_json_object(body)
+                if envelope.get("type") == "url_verification":
+                    require(envelope, "challenge")
+                    return response.json({"challenge": envelope["challenge"]})
+                incoming = self.event_message(envelope)
+            else:
+                form = parse_form(body)
+                require(form, "payload", where="form")
+                incoming = self.click_message(_payload_object(form["payload"]))
+        except WebhookRejected as error:
+            return reject(CHANNEL, error)
+        if incoming is None:
+            return response.json({"ok": True, "ignored": True})
+        retry = request.headers.get("x-slack-retry-num")
+        if not await self.deliveries.first_time(CHANNEL, incoming.delivery_id):
+            logger.info(
+                "%s: dropped re-delivery of %s (retry %s, %s)",
+                CHANNEL,
+                incoming.delivery_id,
+                retry or "-",
+                request.headers.get("x-slack-retry-reason") or "replay",
+            )
+            return response.json({"ok": True, "duplicate": True})
+        self._schedule(incoming, on_new_message)
+        return response.json({"ok": True})
+
+    # ----------------------------------------------------------------- parsing
+    def event_message(self, envelope: Dict[str, Any]) -> Optional[Incoming]:
+        """The customer's message in an ``event_callback``, or None for one to ignore."""
+        if envelope.get("type") != "event_callback":
+            return None  # app_rate_limited and the like: nothing to answer
+        require(envelope, "event_id", "event")
+        if not isinstance(envelope["event"], dict) or not is_event(envelope):
+            raise WebhookRejected(400, "`event` is not an event object")
+        event: Dict[str, Any] = envelope["event"]
+        bot_users = {
+            str(item.get("user_id"))
+            for item in envelope.get("authorizations") or []
+            if isinstance(item, dict) and item.get("is_bot") and item.get("user_id")
+        }
+        reason = self._ignore_reason(event, bot_users)
+        if reason:
+            logger.debug("%s: ignored event %s: %s", CHANNEL, envelope["event_id"], reason)
+            return None
+        require(event, "channel", where="event")
+        channel = str(event["channel"])
+        thread = _text_or_none(event.get("thread_ts"))
+        if not thread and self.config.use_threads and not _is_direct(event):
+            thread = _text_or_none(event.get("ts"))
+        text = plain_text(str(event.get("text") or ""), remove_users=bot_users)
+        files = [item for item in event.get("files") or [] if isinstance(item, dict)]
+        attachments = [_attachment(item) for item in files]
+        metadata = {"out_channel": channel, "thread_id": thread, "users": sorted(bot_users)}
+        messages = [
+            (message, {**metadata, **extra}) for message, extra in user_messages(text, attachments)
+        ]
+        if not messages:
+            return None
+        return Incoming(
+            sender_id=self.conversation_id(str(event["user"]), channel, thread),
+            channel=channel,
+            thread_ts=thread,
+            messages=messages,
+            delivery_id=str(envelope["event_id"]),
+        )
+
+    def _ignore_reason(self, event: Dict[str, Any], bot_users: Set[str]) -> Optional[str]:
+        if event.get("type") not in ("message", "app_mention"):
+            return f"event type {event.get('type')!r}"
+        if event.get("bot_id") or event.get("subtype") not in _USER_SUBTYPES:
+            return "a bot's message or a message change"
+        if not isinstance(event.get("user"), str) or event["user"] in bot_users:
+            return "no user, or the bot itself"
+        if event["type"] == "message" and not _is_direct(event):
+            text = str(event.get("text") or "")
+            if any(f"<@{user}>" in text for user in bot_users):
+                return "a mention, answered through its app_mention event"
+            if not self.config.slack_channel or event.get("channel") != self.config.slack_channel:
+                return "a channel message outside `slack_channel`"
+        return None
+
+    def click_message(self, payload: Dict[str, Any]) -> Optional[Incoming]:
+        """The value of a clicked button (or chosen option) as the customer's message."""
+        if not is_block_actions(payload):
+            return None
+        actions = payload.get("actions")
+        user = payload.get("user")
+        if not isinstance(actions, list) or not actions or not isinstance(actions[0], dict):
+            raise WebhookRejected(400, "block_actions payload without actions")
+        if not isinstance(user, dict) or not user.get("id"):
+            raise WebhookRejected(400, "block_actions payload without user.id")
+        action: Dict[str, Any] = actions[0]
+        value, chosen = _chosen_value(action)
+        if value is None:
+            return None  # a link button: Slack opened the link, nothing to say
+        container = _object(payload.get("container"))
+        channel = _object(payload.get("channel")).get("id") or container.get("channel_id")
+        if not channel:
+            raise WebhookRejected(400, "block_actions payload without channel.id")
+        message = _object(payload.get("message"))
+        click_time = action.get("action_ts") or payload.get("trigger_id")
+        thread = _text_or_none(message.get("thread_ts") or container.get("thread_ts"))
+        metadata = {"out_channel": channel, "thread_id": thread, "users": []}
+        return Incoming(
+            sender_id=self.conversation_id(str(user["id"]), str(channel), thread),
+            channel=str(channel),
+            thread_ts=thread,
+            messages=[(value, metadata)],
+            clicked=message if self.config.update_clicked_message and message.get("ts") else None,
+            chosen=chosen,
+            # Slack does not re-send clicks, but a captured one could be replayed.
+            delivery_id=f"action:{user['id']}:{click_time}",
+        )
+
+    def conversation_id(self, user: str, channel: str, thread: Optional[str]) -> str:
+        """The Rasa sender id, in the stock channel's format, so trackers carry over."""
+        granularity = self.config.conversation_granularity
+        if granularity == "thread" and thread:
+            return f"{user}_{channel}_{thread}"
+        if granularity in ("thread", "channel"):
+            return f"{user}_{channel}"
+        return user
+
+    # -------------------------------------------------------------- processing
+    def _schedule(self, incoming: Incoming, on_new_message: OnNewMessage) -> None:
+        # Keep a reference: the loop only holds tasks weakly.
+        task = asyncio.create_task(self._process(incoming, on_new_message))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _process(self, incoming: Incoming, on_new_message: OnNewMessage) -> None:
+        key = incoming.sender_id
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._lock_users[key] = self._lock_users.get(key, 0) + 1
+        try:
+            async with lock:  # asyncio.Lock is FIFO: one conversation, in arrival order
+                await self._deliver(incoming, on_new_message)
+        except Exception:  # noqa: BLE001 - a task's error would otherwise go unseen
+            logger.exception("%s: handling delivery %s failed", CHANNEL, incoming.delivery_id)
+        finally:
+            self._lock_users[key] -= 1
+            if not self._lock_users[key]:
+                del self._lock_users[key]
+                del self._locks[key]
+
+    async def _deliver(self, incoming: Incoming, on_new_message: OnNewMessage) -> None:
+        output = SlackBot(self.client(), incoming.channel, incoming.thread_ts)
+        if incoming.clicked is not None:
+            blocks = incoming.clicked.get("blocks")
+            await output.show_choice(
+                incoming.channel,
+                str(incoming.clicked["ts"]),
+                blocks if isinstance(blocks, list) else [],
+                str(incoming.clicked.get("text") or ""),
+                incoming.chosen,
+            )
+        for text, metadata in incoming.messages:
+            await on_new_message(
+                UserMessage(
+                    text, output, incoming.sender_id, input_channel=CHANNEL, metadata=metadata
+                )
+            )
+
+
+def _payload_object(payload: str) -> Dict[str, Any]:
+    try:
+        return parse_json_object(payload.encode())
+    except WebhookRejected as error:
+        reason = error.reason.replace("body is", "is").replace("body", "it")
+        raise WebhookRejected(error.status, f"form field `payload` {reason}") from error
+
+
+def _text_or_none(value: Any) -> Optional[str]:
+    return str(value) if isinstance(value, (str, int, float)) and str(value) else None
+
+
+def _object(value: Any) -> Dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _is_direct(event: Dict[str, Any]) -> bool:
+    return event.get("channel_type") == "im" or str(event.get("channel", "")).startswith("D")
+
+
+def _attachment(item: Dict[str, Any]) -> Attachment:
+    size = item.get("size")
+    return Attachment(
+        kind=kind_from_mime(item.get("mimetype")),
+        mime_type=item.get("mimetype"),
+        url=item.get("url_private"),
+        file_id=item.get("id"),
+        name=item.get("name"),
+        size=size if isinstance(size, int) else None,
+    )
+
+
+def _chosen_value(action: Dict[str, Any]) -> Tuple[Optional[str], str]:
+    """(payload for Rasa, label the customer saw) of a button or a select."""
+    kind = action.get("type")
+    if kind == "button":
+        label = _object(action.get("text")).get("text") or ""
+        value = action.get("value")
+        return (str(value) if value is not None else None), str(label or value or "")
+    option = action.get("selected_option")
+    if kind in ("static_select", "overflow", "radio_buttons") and isinstance(option, dict):
+        label = _object(option.get("text")).get("text") or ""
+        value = option.get("value")
+        return (str(value) if value is not None else None), str(label or value or "")
+    return None, ""

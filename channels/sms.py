@@ -1,0 +1,249 @@
+"""SMS and MMS through Twilio Messaging, verified, de-duplicated and answered out of band.
+
+``channels.sms.TwilioSmsInput:`` in ``credentials.yml``, with the keys of Rasa's stock
+``twilio`` channel (``account_sid``, ``auth_token``, ``twilio_number``; the rest in
+:mod:`channels.sms_config`). The channel keeps the stock name ``twilio``, so the
+webhook stays ``POST /webhooks/twilio/webhook`` and switching from the stock channel is
+one line of ``credentials.yml``; the two cannot be enabled together.
+
+A webhook is handled in this order:
+
+1. size, content type (form), UTF-8 and form syntax (:mod:`channels.webhook_guard`);
+2. ``X-Twilio-Signature`` for the URL Twilio called: 403 and nothing else otherwise
+   (the stock channel accepts anyone's requests);
+3. ``From`` and ``MessageSid`` present (400), a delivery report ignored;
+4. a ``MessageSid`` seen before is acknowledged and dropped (Twilio retries; and the
+   signature has no timestamp, so this is also what stops a replay);
+5. acknowledged at once with an empty TwiML ``<Response/>`` (``reply_mode: rest``)
+   while the bot runs out of band and replies through the REST API; or, with
+   ``reply_mode: twiml``, answered with the replies as ``<Message>`` elements when
+   the bot is done within ``twiml_deadline_seconds``, else through REST as well.
+
+Out of band, one sender's messages reach the bot one at a time, in order. STOP and
+its synonyms opt the sender out (stored, nothing more is sent to the number until
+START, UNSTOP, or YES; the message is not passed to the bot); HELP and INFO get
+``help_text``. Twilio's own opt-out management also acts on these words and
+confirms them itself, and refuses to send to an opted-out number; this channel
+keeps its own record so that it does not even try, and so that the bot does not
+answer a STOP. A reply that is just a number, or the exact title, of the last
+numbered options is read as that button's payload. MMS media become attachments
+(:mod:`channels.attachments`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any, AsyncIterator, Awaitable, Callable, Coroutine, Dict, List, Optional, Set
+
+from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from sanic import Blueprint
+from sanic.request import Request
+from sanic.response import HTTPResponse
+from sanic.response import json as json_response
+from twilio.request_validator import RequestValidator
+
+from channels.attachments import user_messages
+from channels.delivery_log import DeliveryLog
+from channels.sms_config import CHANNEL, TWIML, SmsConfig
+from channels.sms_inbound import (
+    HELP,
+    SIGNATURE_HEADER,
+    START,
+    STOP,
+    Inbound,
+    is_status_callback,
+    keyword,
+    parse_inbound,
+    public_url,
+    verify,
+)
+from channels.sms_output import RestDelivery, TwilioSmsOutput, TwimlReply, empty_twiml
+from channels.sms_rest import TwilioMessages
+from channels.sms_state import SenderStore, choose_option
+from channels.webhook_guard import WebhookRejected, parse_form, read_body, reject
+
+__all__ = ["TwilioSmsInput", "TwilioSmsOutput"]
+
+logger = logging.getLogger(__name__)
+
+FORM = "application/x-www-form-urlencoded"
+# Twilio's webhooks are a few hundred bytes; an MMS with ten media links a few KiB.
+MAX_BODY_BYTES = 64 * 1024
+# How long a stopping server waits for replies still on their way.
+DRAIN_SECONDS = 10.0
+
+OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
+
+
+class TwilioSmsInput(InputChannel):
+    """Twilio Messaging webhooks in, SMS/MMS out; see the module docstring."""
+
+    @classmethod
+    def name(cls) -> str:
+        return CHANNEL
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[str, Any]]) -> InputChannel:
+        return cls(SmsConfig.from_credentials(credentials))
+
+    def __init__(self, config: SmsConfig) -> None:
+        self.config = config
+        self.validator = RequestValidator(config.auth_token)
+        self.deliveries = DeliveryLog(config.dedup_db, window_seconds=config.dedup_window_seconds)
+        self.store = SenderStore(config.state_db, options_ttl_seconds=config.options_ttl_seconds)
+        self.messages = TwilioMessages(
+            config.account_sid,
+            config.auth_token,
+            config.twilio_number,
+            api_base_url=config.api_base_url,
+            operation_name=CHANNEL,
+        )
+        self._tasks: Set[asyncio.Task] = set()
+        self._senders: Dict[str, List[Any]] = {}  # sender -> [lock, users]
+
+    def get_output_channel(self) -> OutputChannel:
+        """Replies through the REST API (also for Rasa's HTTP API, e.g. reminders)."""
+        return TwilioSmsOutput(self.config, self.store, RestDelivery(self.messages))
+
+    def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
+        blueprint = Blueprint("twilio_sms_webhook", __name__)
+
+        @blueprint.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return json_response({"status": "ok"})
+
+        @blueprint.route("/webhook", methods=["POST"])
+        async def webhook(request: Request) -> HTTPResponse:
+            try:
+                inbound = self._verified_message(request)
+            except WebhookRejected as error:
+                return reject(CHANNEL, error)
+            if inbound is None or not await self.deliveries.first_time(
+                CHANNEL, inbound.message_sid
+            ):
+                return _twiml(empty_twiml())
+            if self.config.reply_mode == TWIML:
+                return _twiml(await self._answer_with_twiml(inbound, on_new_message))
+            output = self.get_output_channel()
+            assert isinstance(output, TwilioSmsOutput)
+            self._spawn(self._handle(inbound, output, on_new_message))
+            return _twiml(empty_twiml())
+
+        @blueprint.listener("before_server_stop")
+        async def drain(*_: Any) -> None:
+            if self._tasks:
+                await asyncio.wait(set(self._tasks), timeout=DRAIN_SECONDS)
+            await self.messages.close()
+
+        return blueprint
+
+    # ---------------------------------------------------------------- the webhook
+    def _verified_message(self, request: Request) -> Optional[Inbound]:
+        """The customer's message, or None for a delivery report; raises WebhookRejected."""
+        body = read_body(request, content_types=(FORM,), max_bytes=MAX_BODY_BYTES)
+        fields = parse_form(body)
+        url = public_url(
+            configured=self.config.webhook_url,
+            trust_proxy_headers=self.config.trust_proxy_headers,
+            scheme=request.scheme,
+            headers=request.headers,
+            path=request.path,
+            query=request.query_string,
+        )
+        verify(self.validator, url, fields, request.headers.get(SIGNATURE_HEADER))
+        if is_status_callback(fields):
+            return None
+        return parse_inbound(fields)
+
+    async def _answer_with_twiml(self, inbound: Inbound, on_new_message: OnNewMessage) -> str:
+        """Wait for the bot up to the deadline; then TwiML, or REST for what comes later."""
+        reply = TwimlReply(RestDelivery(self.messages))
+        output = TwilioSmsOutput(self.config, self.store, reply)
+        task = self._spawn(self._handle(inbound, output, on_new_message))
+        done, _ = await asyncio.wait({task}, timeout=self.config.twiml_deadline_seconds)
+        if task in done:
+            return reply.take_twiml()
+        logger.info(
+            "%s: the bot took longer than twiml_deadline_seconds; replying via REST", CHANNEL
+        )
+        self._spawn(reply.fall_back())
+        return empty_twiml()
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task:
+        # Keep a reference: the event loop holds tasks only weakly.
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # ---------------------------------------------------------------- out of band
+    async def _handle(
+        self, inbound: Inbound, output: TwilioSmsOutput, on_new_message: OnNewMessage
+    ) -> None:
+        """Keywords, numbered options, then the bot; never raises."""
+        try:
+            async with self._conversation(inbound.sender):
+                await self._handle_in_turn(inbound, output, on_new_message)
+        except Exception:  # noqa: BLE001 - a failed message must not kill the channel
+            # No exc_info at error level: a traceback may quote the customer's text.
+            logger.error("%s: handling a message failed", CHANNEL)
+            logger.debug("%s: handling a message failed", CHANNEL, exc_info=True)
+
+    async def _handle_in_turn(
+        self, inbound: Inbound, output: TwilioSmsOutput, on_new_message: OnNewMessage
+    ) -> None:
+        sender = inbound.sender
+        opted_out = await self.store.is_opted_out(sender)
+        word = keyword(inbound, opted_out=opted_out)
+        if word == STOP:
+            await self.store.set_opted_out(sender, True)
+            logger.info("%s: a sender opted out", CHANNEL)
+            if self.config.stop_text:
+                await output.send_notice(sender, self.config.stop_text)
+            return
+        if word == START:
+            await self.store.set_opted_out(sender, False)
+            logger.info("%s: a sender opted back in", CHANNEL)
+            if self.config.start_text:
+                await output.send_notice(sender, self.config.start_text)
+            return
+        if word == HELP:
+            if self.config.help_text:
+                await output.send_notice(sender, self.config.help_text)
+            return
+        if opted_out:
+            logger.info("%s: message from an opted-out sender not passed to the bot", CHANNEL)
+            return
+        for text, metadata in await self._user_messages(inbound):
+            await on_new_message(
+                UserMessage(text, output, sender, input_channel=CHANNEL, metadata=metadata)
+            )
+
+    async def _user_messages(self, inbound: Inbound) -> List[Any]:
+        """What the bot is told: a chosen button's payload, or the customer's own words."""
+        options = await self.store.take_options(inbound.sender)
+        chosen = choose_option(inbound.body, options) if options else None
+        if chosen is not None and not inbound.attachments:
+            return [(chosen.payload, {})]
+        # A customer cannot type an intent: "/request_human" would skip NLU.
+        text = inbound.body.strip().lstrip("/")
+        return user_messages(text, inbound.attachments)
+
+    @contextlib.asynccontextmanager
+    async def _conversation(self, sender: str) -> AsyncIterator[None]:
+        """One message of ``sender`` at a time, in arrival order (asyncio.Lock is FIFO)."""
+        entry = self._senders.setdefault(sender, [asyncio.Lock(), 0])
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self._senders[sender]
+
+
+def _twiml(xml: str) -> HTTPResponse:
+    return HTTPResponse(xml, status=200, content_type="text/xml; charset=utf-8")

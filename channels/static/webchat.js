@@ -1,0 +1,326 @@
+// The web chat page: one WebSocket to the assistant, a session kept in localStorage.
+// Bot text is only ever set with textContent (never innerHTML), links and images only
+// with http(s) or same-site URLs, so nothing the bot says can run as code here.
+(function () {
+  "use strict";
+
+  var root = document.getElementById("webchat");
+  var log = document.getElementById("webchat-log");
+  var statusLine = document.getElementById("webchat-status");
+  var form = document.getElementById("webchat-form");
+  var input = document.getElementById("webchat-input");
+  var attach = document.getElementById("webchat-attach");
+  var fileInput = document.getElementById("webchat-file");
+
+  var base = root.dataset.base;
+  var maxAttachmentBytes = Number(root.dataset.maxAttachmentBytes);
+  var attachmentTypes = root.dataset.attachmentTypes;
+  fileInput.accept = attachmentTypes;
+
+  var SESSION_KEY = "webchat.session";
+  var PENDING_KEY = "webchat.pending";
+  var URL_PATTERN = /(https?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]])|\[([^\]\n]{1,200})\]\((https?:\/\/[^\s)]+)\)/g;
+
+  var socket = null;
+  var ready = false; // the server accepted our hello
+  var retryDelay = 500;
+  var shown = {}; // ids of customer messages already on the page
+
+  // ------------------------------------------------------------ storage
+  function load(key, fallback) {
+    try {
+      var value = JSON.parse(window.localStorage.getItem(key));
+      return value === null ? fallback : value;
+    } catch (error) {
+      return fallback;
+    }
+  }
+  function save(key, value) {
+    try {
+      window.localStorage.setItem(key, JSON.stringify(value));
+    } catch (error) {
+      /* private mode: the chat still works, it just forgets on reload */
+    }
+  }
+  function pending() {
+    return load(PENDING_KEY, []);
+  }
+  function newId() {
+    var bytes = new Uint8Array(16);
+    window.crypto.getRandomValues(bytes);
+    return Array.prototype.map.call(bytes, function (b) {
+      return ("0" + b.toString(16)).slice(-2);
+    }).join("");
+  }
+
+  // ------------------------------------------------------------ rendering
+  function bubble(from, label) {
+    var item = document.createElement("div");
+    item.className = "webchat-message webchat-" + from;
+    var who = document.createElement("span");
+    who.className = "visually-hidden";
+    who.textContent = label;
+    item.appendChild(who);
+    log.appendChild(item);
+    return item;
+  }
+
+  function appendText(parent, text) {
+    // Plain text with URLs and [title](url) links made clickable; no markup parsed.
+    var paragraph = document.createElement("p");
+    var last = 0;
+    text.replace(URL_PATTERN, function (match, bare, title, url, offset) {
+      paragraph.appendChild(document.createTextNode(text.slice(last, offset)));
+      paragraph.appendChild(link(url || bare, title || bare));
+      last = offset + match.length;
+      return match;
+    });
+    paragraph.appendChild(document.createTextNode(text.slice(last)));
+    parent.appendChild(paragraph);
+  }
+
+  function safeUrl(url) {
+    return typeof url === "string" && (/^https?:\/\//i.test(url) || /^\/(?!\/)/.test(url)) ? url : null;
+  }
+
+  function link(url, title) {
+    var anchor = document.createElement("a");
+    anchor.href = safeUrl(url) || "#";
+    anchor.textContent = title;
+    anchor.target = "_blank";
+    anchor.rel = "noopener noreferrer nofollow";
+    return anchor;
+  }
+
+  function showUser(id, text, state) {
+    if (id && shown[id]) return shown[id];
+    var item = bubble("user", "You said: ");
+    appendText(item, text);
+    if (state) item.dataset.state = state;
+    if (id) shown[id] = item;
+    scrollDown();
+    return item;
+  }
+
+  function showBot(message, answered) {
+    var item = bubble("bot", "Assistant: ");
+    if (typeof message.text === "string" && message.text) appendText(item, message.text);
+    if (safeUrl(message.image)) {
+      var image = document.createElement("img");
+      image.src = message.image;
+      image.alt = "Image from the assistant";
+      image.loading = "lazy";
+      item.appendChild(image);
+    }
+    if (safeUrl(message.link)) {
+      var paragraph = document.createElement("p");
+      paragraph.appendChild(link(message.link, message.link));
+      item.appendChild(paragraph);
+    }
+    if (Array.isArray(message.buttons) && message.buttons.length) {
+      item.appendChild(buttonGroup(message.buttons, answered));
+    }
+    if (message.custom !== undefined) {
+      root.dispatchEvent(new CustomEvent("webchat:custom", { detail: message.custom }));
+      if (item.childNodes.length === 1) item.remove();
+    }
+    scrollDown();
+  }
+
+  function buttonGroup(buttons, answered) {
+    var group = document.createElement("div");
+    group.className = "webchat-buttons";
+    group.setAttribute("role", "group");
+    group.setAttribute("aria-label", "Choices");
+    buttons.forEach(function (choice) {
+      if (choice.url) {
+        var anchor = link(choice.url, choice.title);
+        anchor.className = "webchat-button";
+        group.appendChild(anchor);
+        return;
+      }
+      var button = document.createElement("button");
+      button.type = "button";
+      button.className = "webchat-button";
+      button.textContent = choice.title;
+      button.disabled = Boolean(answered);
+      button.addEventListener("click", function () {
+        Array.prototype.forEach.call(group.querySelectorAll("button"), function (b) {
+          b.disabled = true;
+        });
+        button.setAttribute("aria-pressed", "true");
+        send(choice.payload, choice.title);
+      });
+      group.appendChild(button);
+    });
+    return group;
+  }
+
+  function scrollDown() {
+    log.scrollTop = log.scrollHeight;
+  }
+
+  function setStatus(text) {
+    statusLine.textContent = text;
+  }
+
+  function showHistory(messages) {
+    log.setAttribute("aria-busy", "true");
+    log.textContent = "";
+    shown = {};
+    messages.forEach(function (entry, index) {
+      if (entry.from === "user") {
+        showUser(entry.id || null, entry.text);
+      } else {
+        // Buttons that were already answered stay visible but cannot be pressed again.
+        var answered = messages.slice(index + 1).some(function (later) {
+          return later.from === "user";
+        });
+        showBot(entry, answered);
+      }
+    });
+    pending().forEach(function (message) {
+      showUser(message.id, message.display || message.text, "sending");
+    });
+    log.setAttribute("aria-busy", "false");
+  }
+
+  // ------------------------------------------------------------ connection
+  function connect() {
+    var url = new URL(base + "webhook", window.location.href);
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    socket = new WebSocket(url.href);
+    socket.onopen = function () {
+      var session = load(SESSION_KEY, null);
+      socket.send(JSON.stringify(
+        session ? { type: "hello", session_id: session.id, token: session.token } : { type: "hello" }
+      ));
+    };
+    socket.onmessage = function (event) {
+      var frame;
+      try {
+        frame = JSON.parse(event.data);
+      } catch (error) {
+        return;
+      }
+      receive(frame);
+    };
+    socket.onclose = function (event) {
+      ready = false;
+      if (event.code === 4401) {
+        // The server no longer knows this session (new secret, expired): start afresh.
+        try {
+          window.localStorage.removeItem(SESSION_KEY);
+        } catch (error) {
+          /* nothing stored */
+        }
+      }
+      setStatus("Reconnecting…");
+      window.setTimeout(connect, retryDelay);
+      retryDelay = Math.min(retryDelay * 2, 10000);
+    };
+  }
+
+  function receive(frame) {
+    switch (frame.type) {
+      case "session":
+        save(SESSION_KEY, { id: frame.session_id, token: frame.token });
+        break;
+      case "history":
+        showHistory(frame.messages || []);
+        ready = true;
+        retryDelay = 500;
+        setStatus("Connected");
+        pending().forEach(transmit); // sent before a reload or a lost connection
+        break;
+      case "ack":
+        save(PENDING_KEY, pending().filter(function (m) { return m.id !== frame.id; }));
+        if (shown[frame.id]) delete shown[frame.id].dataset.state;
+        break;
+      case "user":
+        showUser(frame.id, frame.text); // from another tab of this session
+        break;
+      case "bot":
+        showBot(frame.message || {}, false);
+        break;
+      case "error":
+        setStatus("The message could not be sent: " + frame.reason);
+        if (frame.id) {
+          save(PENDING_KEY, pending().filter(function (m) { return m.id !== frame.id; }));
+          if (shown[frame.id]) shown[frame.id].dataset.state = "failed";
+        }
+        break;
+    }
+  }
+
+  function transmit(message) {
+    if (!ready) return;
+    var frame = { type: "message", id: message.id, text: message.text };
+    if (message.display) frame.display = message.display;
+    socket.send(JSON.stringify(frame));
+  }
+
+  function send(text, display) {
+    var message = { id: newId(), text: text, display: display || undefined };
+    save(PENDING_KEY, pending().concat([message]));
+    showUser(message.id, display || text, "sending");
+    transmit(message);
+  }
+
+  // ------------------------------------------------------------ attachments
+  function upload(file) {
+    var session = load(SESSION_KEY, null);
+    if (!session) {
+      setStatus("Not connected yet; try again in a moment.");
+      return;
+    }
+    if (file.size > maxAttachmentBytes) {
+      setStatus("That file is too large (at most " + Math.floor(maxAttachmentBytes / 1048576) + " MB).");
+      return;
+    }
+    var id = newId();
+    var item = showUser(id, "\uD83D\uDCCE " + file.name, "sending");
+    fetch(base + "upload", {
+      method: "POST",
+      body: file,
+      headers: {
+        "Content-Type": file.type || "application/octet-stream",
+        "X-Webchat-Session": session.id,
+        "X-Webchat-Token": session.token,
+        "X-Webchat-Message-Id": id,
+        "X-Webchat-File-Name": encodeURIComponent(file.name)
+      }
+    }).then(function (response) {
+      if (response.ok) {
+        delete item.dataset.state;
+        return;
+      }
+      item.dataset.state = "failed";
+      return response.json().then(function (body) {
+        setStatus("The file could not be sent: " + (body.error || response.status));
+      });
+    }).catch(function () {
+      item.dataset.state = "failed";
+      setStatus("The file could not be sent; check your connection.");
+    });
+  }
+
+  // ------------------------------------------------------------ wiring
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var text = input.value.trim();
+    if (!text) return;
+    send(text);
+    input.value = "";
+    input.focus();
+  });
+  attach.addEventListener("click", function () {
+    fileInput.click();
+  });
+  fileInput.addEventListener("change", function () {
+    if (fileInput.files && fileInput.files[0]) upload(fileInput.files[0]);
+    fileInput.value = "";
+  });
+
+  connect();
+})();

@@ -1,0 +1,373 @@
+"""Telegram as a Rasa channel: Bot API webhook updates in, messages and inline keyboards out.
+
+Use it in ``credentials.yml`` in place of Rasa's stock ``telegram:`` (same keys, plus
+``secret_token``)::
+
+    channels.telegram.TelegramInput:
+      access_token: ${TELEGRAM_TOKEN}
+      verify: northwind_help_bot
+      webhook_url: https://bot.example.com/webhooks/telegram/webhook
+      secret_token: ${TELEGRAM_SECRET_TOKEN}
+
+then register the webhook once with
+``python -m channels.telegram set-webhook --credentials credentials.yml``.
+
+Telegram posts updates to ``/webhooks/telegram/webhook``. Each request is checked in
+this order: the ``X-Telegram-Bot-Api-Secret-Token`` header (constant-time compare; 401
+when missing, 403 when wrong), size and content type, UTF-8 JSON, then the body as a
+``telegram.Update``. The webhook answers at once and the bot runs out of band, because
+Telegram holds back a chat's next update until the last one is acknowledged; a
+re-delivered ``update_id`` is dropped, also after a restart (a SQLite file).
+
+Handled: messages (text, commands, captions, photos, voice notes, audio, video,
+documents; stickers, locations, contacts and the like as unsupported attachments) and
+clicks on inline keyboards (``callback_query``: answered at once, then the button's
+payload is the customer's message). Edited messages are ignored unless
+``answer_edited_messages`` is on. The Rasa sender id is the chat id, as in the stock
+channel, so existing trackers carry over; one chat's messages are handled one after
+the other, in the order they arrived. No polling: updates only come by webhook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Set, Tuple
+
+from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+from telegram import Bot, CallbackQuery, Message, MessageEntity, Update
+from telegram.constants import ParseMode
+from telegram.request import HTTPXRequest
+
+from channels.attachments import Attachment, kind_from_mime, user_messages
+from channels.delivery_log import DeliveryLog
+from channels.telegram_buttons import ButtonPayloads
+from channels.telegram_config import CHANNEL, SecretTokenVerifier, TelegramConfig
+from channels.telegram_format import MESSAGE_LIMIT, escape, utf16_length
+from channels.telegram_output import TelegramBot
+from channels.webhook_guard import WebhookRejected, parse_json_object, read_body, reject
+
+logger = logging.getLogger(__name__)
+
+JSON = "application/json"
+EXPIRED_BUTTON = "This button is no longer available. Please type your answer instead."
+OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
+
+
+@dataclass
+class Incoming:
+    """One Telegram update, ready for Rasa: the chat and what the customer said."""
+
+    chat_id: str
+    delivery_id: str
+    messages: List[Tuple[str, Dict[str, Any]]]
+    # For a click: the query to answer, and the keyboard's message to show the choice in.
+    click: Optional[CallbackQuery] = None
+    click_notice: Optional[str] = None
+
+
+def parse_update(data: Dict[str, Any]) -> Update:
+    """The body as a ``telegram.Update``, or a 400 that says why it is not one."""
+    update_id = data.get("update_id")
+    if not isinstance(update_id, int) or isinstance(update_id, bool):
+        raise WebhookRejected(400, "body is not a Telegram Update (no integer update_id)")
+    try:
+        return Update.de_json(data, None)
+    except (TypeError, KeyError, ValueError, AttributeError) as error:
+        raise WebhookRejected(
+            400, f"body is not a Telegram Update ({type(error).__name__} while parsing)"
+        ) from error
+
+
+class TelegramInput(InputChannel):
+    """Telegram's webhook, verified by secret token, de-duplicated and acknowledged fast."""
+
+    @classmethod
+    def name(cls) -> str:
+        return CHANNEL
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[str, Any]]) -> InputChannel:
+        return cls(TelegramConfig.from_credentials(credentials))
+
+    def __init__(self, config: TelegramConfig) -> None:
+        self.config = config
+        self.verifier = SecretTokenVerifier(config.secret_token)
+        self.deliveries = DeliveryLog(config.dedup_db, window_seconds=config.dedup_window_seconds)
+        self.payloads = ButtonPayloads(config.dedup_db)
+        self.commands = config.command_map()
+        self._request: Optional[HTTPXRequest] = None
+        self._bot: Optional[Bot] = None
+        self._tasks: Set[asyncio.Task] = set()
+        self._locks: Dict[str, asyncio.Lock] = {}
+        self._lock_users: Dict[str, int] = {}
+        # httpx logs every request URL at INFO, and Bot API URLs hold the token.
+        httpx_logger = logging.getLogger("httpx")
+        if httpx_logger.getEffectiveLevel() < logging.WARNING:
+            httpx_logger.setLevel(logging.WARNING)
+
+    # ------------------------------------------------------------------ output
+    def bot(self) -> Bot:
+        """One Bot API client per server, made on first use, in the server's loop.
+
+        Not ``initialize()``d: that would call getMe, which the replies do not need.
+        """
+        if self._bot is None:
+            self._request = HTTPXRequest(connection_pool_size=64)
+            self._bot = Bot(
+                self.config.access_token, base_url=self.config.base_url, request=self._request
+            )
+        return self._bot
+
+    def get_output_channel(self) -> OutputChannel:
+        return TelegramBot(self.bot(), self.payloads)
+
+    async def close(self) -> None:
+        if self._request is not None:
+            await self._request.shutdown()
+        self._request = self._bot = None
+
+    # ------------------------------------------------------------------- input
+    def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
+        telegram_webhook = Blueprint("telegram_webhook", __name__)
+
+        @telegram_webhook.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @telegram_webhook.route("/webhook", methods=["POST"])
+        async def webhook(request: Request) -> HTTPResponse:
+            return await self.handle(request, on_new_message)
+
+        @telegram_webhook.listener("after_server_stop")
+        async def close_client(*_: Any) -> None:
+            await self.close()
+
+        return telegram_webhook
+
+    async def handle(self, request: Request, on_new_message: OnNewMessage) -> HTTPResponse:
+        """Verify, parse, de-duplicate and schedule one update; answer at once."""
+        try:
+            self.verifier.verify(request.headers)
+            update = parse_update(parse_json_object(read_body(request, content_types=(JSON,))))
+            incoming = self.incoming(update)
+        except WebhookRejected as error:
+            return reject(CHANNEL, error)
+        if incoming is None:
+            return response.json({"ok": True, "ignored": True})
+        if not await self.deliveries.first_time(CHANNEL, incoming.delivery_id):
+            logger.info("%s: dropped re-delivery of update %s", CHANNEL, incoming.delivery_id)
+            return response.json({"ok": True, "duplicate": True})
+        if incoming.click is not None:
+            await self._resolve_click(incoming)
+            self._spawn(self._answer_click(incoming))
+        self._spawn(self._process(incoming, on_new_message))
+        return response.json({"ok": True})
+
+    # ----------------------------------------------------------------- parsing
+    def incoming(self, update: Update) -> Optional[Incoming]:
+        """What the customer said in ``update``, or None for an update to ignore."""
+        try:
+            if update.callback_query is not None:
+                return self._click(update, update.callback_query)
+            message = update.message
+            if message is None and self.config.answer_edited_messages:
+                message = update.edited_message
+            if message is None:
+                return None  # edits, channel posts, membership changes: nothing to answer
+            return self._message(update, message)
+        except (AttributeError, TypeError, ValueError) as error:
+            raise WebhookRejected(
+                400, f"update {update.update_id} is malformed ({type(error).__name__})"
+            ) from error
+
+    def _message(self, update: Update, message: Message) -> Optional[Incoming]:
+        if message.from_user is not None and message.from_user.is_bot:
+            return None
+        text = self._text(message)
+        if text is None:
+            return None  # a command for another bot in a group
+        attachments = message_attachments(message)
+        messages = user_messages(text, attachments)
+        if not messages:
+            return None  # a service message: someone joined, a pin, a new title
+        metadata = self._metadata(update, message.chat.id, message.message_id, message.from_user)
+        return Incoming(
+            chat_id=str(message.chat.id),
+            delivery_id=str(update.update_id),
+            messages=[(said, {**extra, "telegram": metadata}) for said, extra in messages],
+        )
+
+    def _text(self, message: Message) -> Optional[str]:
+        """The customer's words; a command is mapped by ``commands`` or passed on bare."""
+        text = message.text or message.caption or ""
+        entities = message.entities or ()
+        command = next(
+            (e for e in entities if e.type == MessageEntity.BOT_COMMAND and e.offset == 0), None
+        )
+        if command is None or not message.text:
+            return text
+        name, _, addressee = text[1 : command.length].partition("@")
+        if addressee and self.config.verify and addressee.lower() != self.config.verify.lower():
+            return None
+        rest = text[command.length :].strip()
+        mapped = self.commands.get(name.lower())
+        if mapped is not None:
+            return mapped
+        return f"/{name}" + (f" {rest}" if rest else "")
+
+    def _click(self, update: Update, query: CallbackQuery) -> Optional[Incoming]:
+        chat = query.message.chat.id if query.message is not None else query.from_user.id
+        if query.data is None:
+            return None  # a game's button: nothing for the bot
+        metadata = self._metadata(
+            update, chat, query.message.message_id if query.message else None, query.from_user
+        )
+        return Incoming(
+            chat_id=str(chat),
+            delivery_id=str(update.update_id),
+            messages=[(query.data, {"telegram": metadata})],
+            click=query,
+        )
+
+    @staticmethod
+    def _metadata(update: Update, chat_id: int, message_id: Optional[int], user: Any) -> Dict:
+        return {
+            "update_id": update.update_id,
+            "chat_id": chat_id,
+            "message_id": message_id,
+            "user_id": user.id if user is not None else None,
+            "language_code": user.language_code if user is not None else None,
+        }
+
+    # -------------------------------------------------------------- processing
+    def _spawn(self, work: Awaitable[None]) -> None:
+        # Keep a reference: the loop only holds tasks weakly.
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _resolve_click(self, incoming: Incoming) -> None:
+        """Swap a stored key for its payload; an unknown key becomes a notice."""
+        text, metadata = incoming.messages[0]
+        payload = await self.payloads.payload(text)
+        if payload is None:
+            incoming.messages = []
+            incoming.click_notice = EXPIRED_BUTTON
+        else:
+            incoming.messages = [(payload, metadata)]
+
+    async def _answer_click(self, incoming: Incoming) -> None:
+        # Not behind the chat's lock: the customer's app shows a spinner until this.
+        assert incoming.click is not None
+        query_id, notice = incoming.click.id, incoming.click_notice
+        output = TelegramBot(self.bot(), self.payloads)
+        await output.call(
+            "answerCallbackQuery",
+            lambda: output.bot.answer_callback_query(query_id, text=notice),
+        )
+
+    async def _show_choice(self, output: TelegramBot, query: CallbackQuery, payload: str) -> None:
+        """Replace the clicked keyboard by the chosen label under the question."""
+        message = query.message
+        if not isinstance(message, Message):
+            return  # too old for Telegram to show us; it can no longer be edited either
+        label = next(
+            (
+                button.text
+                for row in (message.reply_markup.inline_keyboard if message.reply_markup else ())
+                for button in row
+                if button.callback_data == query.data
+            ),
+            payload,
+        )
+        chat_id, message_id = message.chat.id, message.message_id
+        if message.text:
+            text = f"{message.text_html}\n\n<i>{escape('✓ ' + label)}</i>"
+            if utf16_length(text) <= MESSAGE_LIMIT:
+                await output.call(
+                    "editMessageText",
+                    lambda: output.bot.edit_message_text(
+                        text, chat_id=chat_id, message_id=message_id, parse_mode=ParseMode.HTML
+                    ),
+                )
+                return
+        await output.call(
+            "editMessageReplyMarkup",
+            lambda: output.bot.edit_message_reply_markup(chat_id=chat_id, message_id=message_id),
+        )
+
+    async def _process(self, incoming: Incoming, on_new_message: OnNewMessage) -> None:
+        key = incoming.chat_id
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._lock_users[key] = self._lock_users.get(key, 0) + 1
+        try:
+            async with lock:  # asyncio.Lock is FIFO: one chat, in arrival order
+                output = TelegramBot(self.bot(), self.payloads)
+                if incoming.click is not None and incoming.messages:
+                    if self.config.update_clicked_message:
+                        await self._show_choice(output, incoming.click, incoming.messages[0][0])
+                for text, metadata in incoming.messages:
+                    message = UserMessage(
+                        text, output, incoming.chat_id, input_channel=CHANNEL, metadata=metadata
+                    )
+                    try:
+                        await on_new_message(message)
+                    except Exception:  # noqa: BLE001 - one bad message must not stop the next
+                        logger.exception(
+                            "%s: handling update %s failed", CHANNEL, incoming.delivery_id
+                        )
+        finally:
+            self._lock_users[key] -= 1
+            if not self._lock_users[key]:
+                del self._lock_users[key]
+                del self._locks[key]
+
+
+def message_attachments(message: Message) -> List[Attachment]:
+    """What the customer attached, with Telegram's file id (never a URL: it holds the token)."""
+    if message.photo:
+        largest = message.photo[-1]  # Telegram lists sizes smallest first
+        return [_file("image", largest, "image/jpeg")]
+    # An animation (GIF) also comes with `document` set: look at it first.
+    if message.animation:
+        return [_file("animation", message.animation)]
+    if message.voice:
+        return [_file("audio", message.voice, message.voice.mime_type or "audio/ogg")]
+    if message.audio:
+        return [_file("audio", message.audio)]
+    if message.video:
+        return [_file("video", message.video)]
+    if message.video_note:
+        return [_file("video", message.video_note, "video/mp4")]
+    if message.document:
+        return [_file(kind_from_mime(message.document.mime_type), message.document)]
+    if message.sticker:
+        return [_file("sticker", message.sticker)]
+    if message.location or message.venue:
+        return [Attachment("location")]
+    if message.contact:
+        return [Attachment("contact")]
+    if message.poll or message.dice or message.game or message.story:
+        return [Attachment("other")]
+    return []
+
+
+def _file(kind: str, item: Any, mime_type: Optional[str] = None) -> Attachment:
+    return Attachment(
+        kind,
+        mime_type=mime_type or getattr(item, "mime_type", None),
+        file_id=item.file_id,
+        name=getattr(item, "file_name", None),
+        size=item.file_size,
+    )
+
+
+if __name__ == "__main__":
+    from channels.telegram_webhook import main
+
+    raise SystemExit(main())

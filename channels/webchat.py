@@ -1,0 +1,381 @@
+"""A web chat served by the assistant itself: a page, a WebSocket, and file uploads.
+
+``channels.webchat.WebChatInput:`` in ``credentials.yml`` serves
+
+- ``GET  /webhooks/webchat/``        the chat page (no external resources, strict CSP)
+- ``WS   /webhooks/webchat/webhook`` the conversation, as JSON text frames
+- ``POST /webhooks/webchat/upload``  one attached file, raw body, session token in headers
+
+The page opens the socket and says ``hello``, with the session id and token it keeps
+in ``localStorage`` or with none; the server verifies the token (or issues a new
+session), answers with a fresh token and the conversation so far, replayed from the
+tracker store, so a reloaded page, or one reconnecting after a server restart, shows
+the conversation and goes on as the same sender. Each customer message carries a
+client id; a retried id is acknowledged and dropped (:class:`DeliveryLog`, so also
+across a restart). Messages of one session reach the bot in the order they came.
+Replies go to every open page of the session in this server process. With several
+Sanic workers a reply to an upload may reach a page on another worker only on its
+next reload; run one worker, or sticky sessions, for live delivery everywhere.
+
+Frames, page to server: ``{"type": "hello", "session_id"?, "token"?}`` first, then
+``{"type": "message", "id", "text", "display"?}`` (``display``: a button's title for
+its payload). Server to page: ``session`` (id, fresh token), ``history``, ``ack`` (id,
+duplicate), ``user`` (a message from this session, for its other pages), ``bot``
+(text, buttons, image, link or custom) and ``error`` (code, reason). Close codes: 4401
+token refused, 1008 no or bad hello or too many bad frames, 1007 a text frame that is
+not UTF-8, 1009 a frame over Sanic's ``WEBSOCKET_MAX_SIZE``, 1013 a page too slow to
+take a reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+from typing import Any, Awaitable, Callable, Dict, List, Optional
+
+from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from sanic import Blueprint
+from sanic.exceptions import WebsocketClosed
+from sanic.request import Request
+from sanic.response import HTTPResponse
+from sanic.response import json as json_response
+from websockets.exceptions import ConnectionClosed
+
+from channels.attachments import user_messages
+from channels.delivery_log import DeliveryLog
+from channels.webchat_config import CHANNEL, WebChatConfig, load_or_create_secret
+from channels.webchat_frames import (
+    MESSAGE_ID,
+    ChatMessage,
+    FrameRejected,
+    Hello,
+    history_from_events,
+    parse_client_frame,
+)
+from channels.webchat_output import SessionHub, WebChatOutput, dumps
+from channels.webchat_page import Page
+from channels.webchat_session import OriginPolicy, SessionRejected, SessionSigner
+from channels.webchat_uploads import clean_file_name, describe, store
+from channels.webhook_guard import WebhookRejected, reject
+
+__all__ = ["WebChatInput", "WebChatOutput"]
+
+logger = logging.getLogger(__name__)
+
+HELLO_TIMEOUT_SECONDS = 10
+# A page that keeps sending broken frames is broken or hostile: stop listening to it.
+MAX_REJECTED_FRAMES = 20
+# Close codes (4000-4999 are the application's): the token did not verify.
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_POLICY = 1008
+CLOSE_BAD_UTF8 = 1007
+
+OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
+
+
+class WebChatInput(InputChannel):
+    """The web chat channel; see the module docstring for the routes and the protocol."""
+
+    @classmethod
+    def name(cls) -> str:
+        return CHANNEL
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[str, Any]]) -> InputChannel:
+        return cls(WebChatConfig.from_credentials(credentials))
+
+    def __init__(
+        self, config: WebChatConfig, *, clock: Optional[Callable[[], float]] = None
+    ) -> None:
+        self.config = config
+        secret = config.session_secret or load_or_create_secret(config.session_secret_file)
+        self.signer = SessionSigner(secret, ttl_seconds=config.session_ttl_seconds, clock=clock)
+        self.origins = OriginPolicy(config.allowed_origins)
+        self.deliveries = DeliveryLog(config.dedup_db, window_seconds=config.dedup_window_seconds)
+        self.hub = SessionHub()
+        self.page = Page(config)
+        # The last queued task of each session: the next one waits for it (order), and
+        # holding it keeps it from being garbage-collected while it runs.
+        self._tails: Dict[str, asyncio.Task] = {}
+
+    def get_output_channel(self) -> OutputChannel:
+        return WebChatOutput(self.hub, max_reply_chars=self.config.max_reply_chars)
+
+    def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
+        webchat = Blueprint("webchat_webhook", __name__)
+        guarded = {"socket", "upload"}
+
+        @webchat.middleware("request")
+        async def check_origin(request: Request) -> Optional[HTTPResponse]:
+            # Runs before the WebSocket handshake, so a foreign page gets a plain 403.
+            route = request.route.name.rsplit(".", 1)[-1] if request.route else ""
+            if route in guarded and not self._origin_allowed(request):
+                return reject(CHANNEL, WebhookRejected(403, "origin not allowed"))
+            return None
+
+        @webchat.get("/")
+        async def page(request: Request) -> HTTPResponse:
+            return self.page.html(base=request.path.rstrip("/") + "/")
+
+        @webchat.get("/webchat.js")
+        async def script(_: Request) -> HTTPResponse:
+            return self.page.asset("webchat.js")
+
+        @webchat.get("/webchat.css")
+        async def style(_: Request) -> HTTPResponse:
+            return self.page.asset("webchat.css")
+
+        @webchat.websocket("/webhook")
+        async def socket(request: Request, ws: Any) -> None:
+            await self._serve_socket(request, ws, on_new_message)
+
+        @webchat.post("/upload", stream=True)
+        async def upload(request: Request) -> HTTPResponse:
+            try:
+                return await self._upload(request, on_new_message)
+            except WebhookRejected as error:
+                return reject(CHANNEL, error)
+
+        return webchat
+
+    # ------------------------------------------------------------ socket
+    async def _serve_socket(self, request: Request, ws: Any, on_new_message: OnNewMessage) -> None:
+        _close_on_bad_utf8(ws)
+        try:
+            session_id = await self._greet(request, ws)
+            if session_id is None:
+                return
+            self.hub.add(session_id, ws)
+            try:
+                await self._listen(ws, session_id, on_new_message)
+            finally:
+                self.hub.discard(session_id, ws)
+        except (ConnectionClosed, WebsocketClosed):
+            return
+
+    async def _greet(self, request: Request, ws: Any) -> Optional[str]:
+        raw = await ws.recv(timeout=HELLO_TIMEOUT_SECONDS)
+        if raw is None:
+            return await _refuse(ws, CLOSE_POLICY, f"no hello within {HELLO_TIMEOUT_SECONDS} s")
+        try:
+            hello = self._parse(raw)
+        except FrameRejected as error:
+            return await _refuse(ws, CLOSE_POLICY, error.reason)
+        if not isinstance(hello, Hello):
+            return await _refuse(ws, CLOSE_POLICY, "the first frame must be a hello")
+        if hello.session_id is None:
+            session_id, token = self.signer.new_session()
+        else:
+            try:
+                session_id = self.signer.verify(hello.session_id, hello.token)
+            except SessionRejected as error:
+                return await _refuse(ws, CLOSE_UNAUTHORIZED, str(error), code="unauthorized")
+            token = self.signer.issue(session_id)
+        await ws.send(dumps({"type": "session", "session_id": session_id, "token": token}))
+        history = await self._history(request, session_id)
+        await ws.send(dumps({"type": "history", "messages": history}))
+        return session_id
+
+    async def _listen(self, ws: Any, session_id: str, on_new_message: OnNewMessage) -> None:
+        rejected = 0
+        while True:
+            raw = await ws.recv()
+            if raw is None:
+                continue
+            try:
+                frame = self._parse(raw)
+                if isinstance(frame, Hello):
+                    raise FrameRejected("this connection already said hello")
+            except FrameRejected as error:
+                rejected += 1
+                logger.warning("webchat socket: frame rejected: %s", error.reason)
+                await ws.send(dumps(_error_frame("bad_frame", error.reason, error.message_id)))
+                if rejected >= MAX_REJECTED_FRAMES:
+                    await ws.close(CLOSE_POLICY, "too many malformed frames")
+                    return
+                continue
+            await self._accept(ws, session_id, frame, on_new_message)
+
+    def _parse(self, raw: Any) -> Any:
+        return parse_client_frame(
+            raw,
+            max_bytes=self.config.max_frame_bytes,
+            max_text_chars=self.config.max_message_chars,
+        )
+
+    async def _accept(
+        self, ws: Any, session_id: str, message: ChatMessage, on_new_message: OnNewMessage
+    ) -> None:
+        first = await self.deliveries.first_time(CHANNEL, f"{session_id}/{message.id}")
+        if not first:
+            logger.info("webchat: duplicate message id dropped")
+        try:
+            await ws.send(dumps({"type": "ack", "id": message.id, "duplicate": not first}))
+            if first:  # the session's other pages show it too
+                shown = message.display or message.text
+                await self.hub.send(session_id, {"type": "user", "id": message.id, "text": shown})
+        finally:
+            # Queued after the echo so no reply overtakes it, and also when the page
+            # went away meanwhile: the id is taken, so a retry would be dropped.
+            if first:
+                metadata = {"webchat": {"message_id": message.id, "display": message.display}}
+                self._enqueue(session_id, [(message.text, metadata)], on_new_message)
+
+    # ------------------------------------------------------------ upload
+    async def _upload(self, request: Request, on_new_message: OnNewMessage) -> HTTPResponse:
+        headers = request.headers
+        try:
+            session_id = self.signer.verify(
+                headers.get("x-webchat-session"), headers.get("x-webchat-token")
+            )
+        except SessionRejected as error:
+            raise WebhookRejected(401, str(error)) from error
+        message_id = headers.get("x-webchat-message-id") or ""
+        if not MESSAGE_ID.fullmatch(message_id):
+            raise WebhookRejected(400, "X-Webchat-Message-Id must be 8 to 64 letters or digits")
+        data = await self._read_capped(request)
+        if not await self.deliveries.first_time(CHANNEL, f"{session_id}/{message_id}"):
+            logger.info("webchat upload: duplicate message id dropped")
+            return json_response({"status": "duplicate", "id": message_id})
+        name = clean_file_name(headers.get("x-webchat-file-name"))
+        attachment = describe(
+            data,
+            declared_type=headers.get("content-type"),
+            name=name,
+            allowed_types=self.config.attachment_types,
+        )
+        if attachment.supported and self.config.attachment_dir is not None:
+            file_id = await store(self.config.attachment_dir, session_id, attachment, data)
+            attachment = replace(attachment, file_id=file_id)
+        shown = f"\N{PAPERCLIP} {name or attachment.word}"
+        messages = [
+            (text, {**metadata, "webchat": {"message_id": message_id, "display": shown}})
+            for text, metadata in user_messages(None, [attachment])
+        ]
+        # The echo first, so no reply overtakes it; hub.send never raises.
+        await self.hub.send(session_id, {"type": "user", "id": message_id, "text": shown})
+        self._enqueue(session_id, messages, on_new_message)
+        return json_response({"status": "accepted", "id": message_id}, status=202)
+
+    async def _read_capped(self, request: Request) -> bytes:
+        limit = self.config.max_attachment_bytes
+        declared = request.headers.get("content-length") or ""
+        if declared.isdigit() and int(declared) > limit:
+            raise WebhookRejected(413, f"file larger than {limit} bytes")
+        chunks: List[bytes] = []
+        size = 0
+        while True:
+            chunk = await request.stream.read() if request.stream else None
+            if chunk is None:
+                break
+            size += len(chunk)
+            if size > limit:
+                raise WebhookRejected(413, f"file larger than {limit} bytes")
+            chunks.append(chunk)
+        if not size:
+            raise WebhookRejected(400, "empty file")
+        return b"".join(chunks)
+
+    # ------------------------------------------------------------ shared
+    def _origin_allowed(self, request: Request) -> bool:
+        scheme = "https" if request.scheme in ("https", "wss") else "http"
+        return self.origins.allows(
+            request.headers.get("origin"), host=request.headers.get("host"), scheme=scheme
+        )
+
+    def _enqueue(
+        self,
+        session_id: str,
+        messages: List[tuple],
+        on_new_message: OnNewMessage,
+    ) -> None:
+        """Hand messages to the bot after the session's earlier ones, out of band."""
+        output = self.get_output_channel()
+        user_messages_ = [
+            UserMessage(text, output, session_id, input_channel=CHANNEL, metadata=metadata)
+            for text, metadata in messages
+        ]
+        previous = self._tails.get(session_id)
+        task = asyncio.get_running_loop().create_task(
+            _run_after(previous, user_messages_, on_new_message)
+        )
+        self._tails[session_id] = task
+
+        def forget(done: asyncio.Task) -> None:
+            if self._tails.get(session_id) is done:
+                del self._tails[session_id]
+
+        task.add_done_callback(forget)
+
+    async def _history(self, request: Request, session_id: str) -> List[Dict[str, Any]]:
+        agent = getattr(request.app.ctx, "agent", None)
+        store_ = getattr(agent, "tracker_store", None)
+        if store_ is None or not self.config.history_limit:
+            return []
+        try:
+            tracker = await store_.retrieve(session_id)
+        except Exception as error:  # a tracker store outage must not break the chat
+            logger.warning("webchat: history unavailable (%s)", type(error).__name__)
+            return []
+        if tracker is None:
+            return []
+        events = [event.as_dict() for event in tracker.events]
+        return history_from_events(
+            events, max_chars=self.config.max_reply_chars, limit=self.config.history_limit
+        )
+
+
+async def _run_after(
+    previous: Optional[asyncio.Task],
+    messages: List[UserMessage],
+    on_new_message: OnNewMessage,
+) -> None:
+    if previous is not None:
+        await asyncio.wait([previous])
+    for message in messages:
+        try:
+            await on_new_message(message)
+        except Exception as error:
+            # The type only: Rasa's errors can quote the customer's message.
+            logger.error("webchat: the bot failed on a message (%s)", type(error).__name__)
+            logger.debug("webchat: bot failure details", exc_info=True)
+
+
+async def _refuse(
+    ws: Any, close_code: int, reason: str, *, code: str = "bad_frame"
+) -> Optional[str]:
+    """Tell the page why, close, and give no session."""
+    logger.warning("webchat socket: closed with %d: %s", close_code, reason)
+    await ws.send(dumps(_error_frame(code, reason)))
+    await ws.close(close_code, reason[:120])
+    return None
+
+
+def _error_frame(code: str, reason: str, message_id: Optional[str] = None) -> Dict[str, Any]:
+    frame: Dict[str, Any] = {"type": "error", "code": code, "reason": reason}
+    if message_id:
+        frame["id"] = message_id
+    return frame
+
+
+def _close_on_bad_utf8(ws: Any) -> None:
+    """Close with 1007 on a text frame that is not UTF-8, as RFC 6455 asks.
+
+    Sanic 21.12 decodes text frames in a background task that drops the exception, so
+    such a frame would vanish and leave the page waiting: wrap that step.
+    """
+    process = getattr(ws, "process_events", None)
+    if process is None:
+        return
+
+    async def process_or_fail(events: Any) -> None:
+        try:
+            await process(events)
+        except UnicodeDecodeError:
+            logger.warning(
+                "webchat socket: closed with %d: text frame is not UTF-8", CLOSE_BAD_UTF8
+            )
+            ws.fail_connection(CLOSE_BAD_UTF8, "text frame is not UTF-8")
+
+    ws.process_events = process_or_fail

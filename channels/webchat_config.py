@@ -1,0 +1,257 @@
+"""The web chat's settings from ``credentials.yml``, checked strictly at start-up.
+
+``channels.webchat.WebChatInput:`` with no keys is a working web chat on the server's
+own host. Every key is optional; an unknown key, a wrong type or a weak secret stops
+the server with a message that names the key and says what to write instead, because
+Rasa itself would silently ignore a typo such as ``alowed_origins``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Tuple
+from urllib.parse import urlsplit
+
+CHANNEL = "webchat"
+MIN_SECRET_CHARS = 32
+
+# Types the page offers to attach, and that are stored when their first bytes agree.
+DEFAULT_ATTACHMENT_TYPES = (
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "application/pdf",
+)
+
+# Keys of Rasa's stock socket.io channel that mean nothing for a plain WebSocket.
+_SOCKETIO_KEYS = {
+    "user_message_evt",
+    "bot_message_evt",
+    "namespace",
+    "session_persistence",
+    "socketio_path",
+    "jwt_key",
+    "jwt_method",
+    "metadata_key",
+}
+
+
+def get_default_config() -> Dict[str, Any]:
+    """Every key the web chat reads, with its default."""
+    return {
+        # HMAC key for session tokens, at least 32 characters (use ${ENV_VAR} in
+        # credentials.yml). Absent: one is generated once into `session_secret_file`.
+        "session_secret": None,
+        # Where a generated secret is kept, relative to the server's working directory
+        # (where the SQLite tracker store and `dedup_db` live), so tokens survive a restart.
+        "session_secret_file": "webchat_session_secret",
+        # How long a session token stays valid; every (re)connection gets a fresh one.
+        "session_ttl_seconds": 30 * 24 * 60 * 60,
+        # Pages allowed to connect, as origins ("https://shop.example.com"), or "*".
+        # Empty: only pages served from the same host and port as the server.
+        "allowed_origins": [],
+        # Page heading and <title>.
+        "title": "Customer service",
+        # Largest WebSocket frame the chat accepts; bigger ones get an error frame.
+        "max_frame_bytes": 16 * 1024,
+        # Longest customer message, in characters.
+        "max_message_chars": 4000,
+        # Longest bot bubble; longer replies are split at sentence or word breaks.
+        "max_reply_chars": 10000,
+        # How many past messages a reloaded page gets back from the tracker store.
+        "history_limit": 200,
+        # Where uploaded files are stored (relative to the server's working directory);
+        # never served back. null: keep only their description in the tracker.
+        "attachment_dir": "webchat_uploads",
+        "max_attachment_bytes": 5 * 1024 * 1024,
+        "attachment_types": list(DEFAULT_ATTACHMENT_TYPES),
+        # Duplicate message ids (a client retrying after a reconnect) are dropped.
+        "dedup_db": "channel_deliveries.db",
+        "dedup_window_seconds": 24 * 60 * 60,
+    }
+
+
+class WebChatConfigError(ValueError):
+    """A web chat key in credentials.yml that cannot work; the message says how to fix it."""
+
+    def __init__(self, key: str, problem: str, fix: str) -> None:
+        super().__init__(
+            f"credentials.yml, channel `{CHANNEL}` (channels.webchat.WebChatInput), "
+            f"key `{key}`: {problem}. {fix}"
+        )
+        self.key = key
+
+
+@dataclass(frozen=True)
+class WebChatConfig:
+    session_secret: Optional[str]
+    session_secret_file: Path
+    session_ttl_seconds: float
+    allowed_origins: Tuple[str, ...]
+    title: str
+    max_frame_bytes: int
+    max_message_chars: int
+    max_reply_chars: int
+    history_limit: int
+    attachment_dir: Optional[Path]
+    max_attachment_bytes: int
+    attachment_types: Tuple[str, ...]
+    dedup_db: Path
+    dedup_window_seconds: float
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Mapping[str, Any]]) -> WebChatConfig:
+        given = dict(credentials or {})
+        defaults = get_default_config()
+        for key in given:
+            if key in _SOCKETIO_KEYS:
+                raise WebChatConfigError(
+                    key,
+                    "this is a key of Rasa's socket.io channel; the web chat uses a plain "
+                    "WebSocket and its own page",
+                    "Remove it (sessions always persist; tokens come from `session_secret`).",
+                )
+            if key not in defaults:
+                raise WebChatConfigError(
+                    key, "unknown key", f"Valid keys: {', '.join(sorted(defaults))}."
+                )
+        values = {**defaults, **{k: v for k, v in given.items() if v is not None}}
+        if "attachment_dir" in given and given["attachment_dir"] is None:
+            values["attachment_dir"] = None
+        return cls(
+            session_secret=_secret(values["session_secret"]),
+            session_secret_file=Path(_text(values, "session_secret_file")),
+            session_ttl_seconds=_number(values, "session_ttl_seconds", minimum=60),
+            allowed_origins=_origins(values["allowed_origins"]),
+            title=_text(values, "title"),
+            max_frame_bytes=int(_number(values, "max_frame_bytes", minimum=1024)),
+            max_message_chars=int(_number(values, "max_message_chars", minimum=1)),
+            max_reply_chars=int(_number(values, "max_reply_chars", minimum=100)),
+            history_limit=int(_number(values, "history_limit", minimum=0)),
+            attachment_dir=(
+                Path(_text(values, "attachment_dir"))
+                if values["attachment_dir"] is not None
+                else None
+            ),
+            max_attachment_bytes=int(_number(values, "max_attachment_bytes", minimum=1)),
+            attachment_types=_mime_types(values["attachment_types"]),
+            dedup_db=Path(_text(values, "dedup_db")),
+            dedup_window_seconds=_number(values, "dedup_window_seconds", minimum=1),
+        )
+
+
+def load_or_create_secret(path: Path) -> str:
+    """The secret in ``path``, created (mode 0600) with 256 random bits if missing.
+
+    ``O_EXCL`` makes two workers starting at once agree on one secret: the loser reads
+    the winner's file.
+    """
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        secret = path.read_text(encoding="utf-8").strip()
+        if len(secret) < MIN_SECRET_CHARS:
+            raise WebChatConfigError(
+                "session_secret_file",
+                f"{path} holds fewer than {MIN_SECRET_CHARS} characters",
+                "Delete the file to have a new secret generated (open chats start over).",
+            ) from None
+        return secret
+    secret = secrets.token_urlsafe(32)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(secret + "\n")
+    return secret
+
+
+_DEFAULT_HINT = "Correct it, or remove the key to use the default."
+
+
+def _secret(value: Any) -> Optional[str]:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) < MIN_SECRET_CHARS:
+        raise WebChatConfigError(
+            "session_secret",
+            f"must be a string of at least {MIN_SECRET_CHARS} characters",
+            'Generate one with `python -c "import secrets; print(secrets.token_urlsafe(32))"`,'
+            " or remove the key to have one generated into `session_secret_file`.",
+        )
+    return value
+
+
+def _text(values: Dict[str, Any], key: str) -> str:
+    value = values[key]
+    if not isinstance(value, str) or not value.strip():
+        raise WebChatConfigError(key, f"expected a non-empty string, got {value!r}", _DEFAULT_HINT)
+    return value
+
+
+def _number(values: Dict[str, Any], key: str, *, minimum: float) -> float:
+    value = values[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
+        raise WebChatConfigError(
+            key, f"expected a number of at least {minimum:g}, got {value!r}", _DEFAULT_HINT
+        )
+    return float(value)
+
+
+def _origins(value: Any) -> Tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise WebChatConfigError(
+            "allowed_origins", f"expected a list, got {value!r}", 'Write ["https://host"].'
+        )
+    origins = []
+    for origin in value:
+        if origin == "*":
+            origins.append("*")
+            continue
+        try:
+            parts = urlsplit(origin) if isinstance(origin, str) else None
+            port_ok = parts is not None and (parts.port is None or parts.port > 0)
+        except ValueError:
+            parts, port_ok = None, False
+        if (
+            not port_ok
+            or parts is None
+            or parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.path not in ("", "/")
+        ):
+            raise WebChatConfigError(
+                "allowed_origins",
+                f"{origin!r} is not an origin",
+                'Write scheme and host (and port), e.g. "https://shop.example.com:8443", or "*".',
+            )
+        origins.append(normalize_origin(origin))
+    return tuple(origins)
+
+
+def _mime_types(value: Any) -> Tuple[str, ...]:
+    if not isinstance(value, list) or not all(
+        isinstance(item, str) and "/" in item for item in value
+    ):
+        raise WebChatConfigError(
+            "attachment_types",
+            f"expected a list of MIME types, got {value!r}",
+            'Write e.g. ["image/png", "image/jpeg", "application/pdf"].',
+        )
+    return tuple(item.lower() for item in value)
+
+
+def normalize_origin(origin: str) -> str:
+    """``scheme://host[:port]`` in lower case, without the scheme's default port."""
+    parts = urlsplit(origin.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    port = parts.port
+    if port is None or (scheme, port) in (("http", 80), ("https", 443)):
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"

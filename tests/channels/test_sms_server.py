@@ -1,0 +1,449 @@
+"""The SMS channel against the real bot: `rasa run` with only
+``channels.sms.TwilioSmsInput`` in credentials.yml, webhooks signed with twilio's own
+RequestValidator exactly as Twilio signs them, and a fake Twilio REST API that
+records every message sent.
+
+One server serves the module (each start costs half a minute or more); the test that
+restarts it runs last. Each test texts from its own phone number, so its replies and
+its tracker are its own.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import time
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+import pytest
+import requests
+from twilio.request_validator import RequestValidator
+
+from channels.sms_segments import segment_count
+from tests.fake_platform import Call, FakePlatform
+from tests.rasa_process import RasaServer
+
+pytestmark = pytest.mark.integration
+
+ACCOUNT_SID = "AC" + "5e1f" * 8
+AUTH_TOKEN = "server-test-auth-token-3f9a"
+NUMBER = "+15005550006"
+# The URL Twilio is configured with: the server sits behind a proxy that Twilio reaches.
+PUBLIC_URL = "https://sms.example.com/webhooks/twilio/webhook"
+MESSAGES_PATH = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
+GREETING = "Hi, welcome to Northwind customer service!"
+APOLOGY = "I'm really sorry about this"
+OPTIONS = (
+    "Would you like me to connect you with a member of our team?\n"
+    "1. Yes, connect me\n2. No thanks\nReply with the number."
+)
+HANDOFF = "Okay, I'm passing you to a member of our customer service team."
+HELP_TEXT = "Northwind SMS help: ask about orders. Reply STOP to opt out."
+COMPLAINT = "this is the worst service I have ever had"
+# How long "nothing more arrives" is watched for.
+QUIET_SECONDS = 3.0
+
+_numbers = itertools.count(1)
+_sids = itertools.count(1)
+
+
+class TwilioApi:
+    """The fake's Messages resource: 201 for each message, after any failures queued."""
+
+    def __init__(self) -> None:
+        self.fake = FakePlatform("twilio").start()
+        self.failures: List[Tuple[int, Dict[str, Any], Dict[str, str]]] = []
+        self.fake.expect("POST", MESSAGES_PATH, self._answer)
+
+    def _answer(self, call: Call) -> Tuple[int, Dict[str, Any], Dict[str, str]]:
+        if self.failures:
+            return self.failures.pop(0)
+        return 201, {"sid": "SM" + "a" * 32, "status": "queued", "to": call.form["To"]}, {}
+
+    def sent_to(self, number: str) -> List[Call]:
+        return [call for call in self.fake.calls_to(MESSAGES_PATH) if call.form["To"] == number]
+
+    def wait_for(self, number: str, count: int, timeout: float = 90) -> List[Call]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            calls = self.sent_to(number)
+            if len(calls) >= count:
+                return calls
+            time.sleep(0.05)
+        raise AssertionError(
+            f"expected {count} message(s) to {number}, got "
+            f"{[c.form.get('Body') for c in self.sent_to(number)]}"
+        )
+
+    def bodies(self, number: str, count: int, timeout: float = 90) -> List[str]:
+        return [call.form.get("Body", "") for call in self.wait_for(number, count, timeout)]
+
+    def assert_quiet(self, number: str, count: int, seconds: float = QUIET_SECONDS) -> None:
+        """No more than ``count`` messages reach ``number`` in the next ``seconds``."""
+        time.sleep(seconds)
+        assert len(self.sent_to(number)) == count, [c.form for c in self.sent_to(number)]
+
+
+@pytest.fixture(scope="module")
+def twilio() -> Iterator[TwilioApi]:
+    api = TwilioApi()
+    yield api
+    api.fake.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_unexpected_calls(twilio: TwilioApi) -> Iterator[None]:
+    yield
+    twilio.failures.clear()
+    twilio.fake.assert_no_unexpected_calls()
+
+
+@pytest.fixture(scope="module")
+def server(
+    bot_model: Path, tmp_path_factory: pytest.TempPathFactory, twilio: TwilioApi
+) -> Iterator[RasaServer]:
+    workdir = tmp_path_factory.mktemp("sms")
+    credentials = workdir / "credentials.yml"
+    credentials.write_text(
+        "channels.sms.TwilioSmsInput:\n"
+        f'  account_sid: "{ACCOUNT_SID}"\n'
+        f'  auth_token: "{AUTH_TOKEN}"\n'
+        f'  twilio_number: "{NUMBER}"\n'
+        f'  webhook_url: "{PUBLIC_URL}"\n'
+        f'  api_base_url: "{twilio.fake.url}"\n'
+        # One segment per message, so the bot's longer replies are split.
+        "  max_segments: 1\n"
+        f'  help_text: "{HELP_TEXT}"\n'
+    )
+    rasa = RasaServer(bot_model, workdir, credentials=credentials).start()
+    yield rasa
+    rasa.stop()
+
+
+def new_number() -> str:
+    return f"+1555{next(_numbers):07d}"
+
+
+def new_sid() -> str:
+    return f"SM{next(_sids):032x}"
+
+
+def form(sender: str, body: str, sid: Optional[str] = None, **extra: str) -> Dict[str, str]:
+    """The fields Twilio posts for an incoming SMS."""
+    return {
+        "ToCountry": "US",
+        "SmsMessageSid": sid or "",
+        "NumMedia": "0",
+        "SmsSid": sid or "",
+        "SmsStatus": "received",
+        "Body": body,
+        "To": NUMBER,
+        "NumSegments": "1",
+        "MessageSid": sid or new_sid(),
+        "AccountSid": ACCOUNT_SID,
+        "From": sender,
+        "ApiVersion": "2010-04-01",
+        **extra,
+    }
+
+
+def post(
+    server: RasaServer,
+    fields: Dict[str, str],
+    *,
+    signed_url: str = PUBLIC_URL,
+    signature: Optional[str] = "sign",
+    token: str = AUTH_TOKEN,
+    headers: Optional[Dict[str, str]] = None,
+) -> requests.Response:
+    """POST a webhook as Twilio does; ``signature="sign"`` signs it for ``signed_url``."""
+    sent_headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
+    if signature == "sign":
+        signature = RequestValidator(token).compute_signature(signed_url, fields)
+    if signature is not None:
+        sent_headers["X-Twilio-Signature"] = signature
+    sent_headers.update(headers or {})
+    return requests.post(
+        f"{server.url}/webhooks/twilio/webhook", data=fields, headers=sent_headers, timeout=30
+    )
+
+
+def text(server: RasaServer, sender: str, body: str, **extra: str) -> requests.Response:
+    fields = form(sender, body, **extra)
+    answer = post(server, fields)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"].startswith("text/xml")
+    assert "<Message" not in answer.text, "rest mode acknowledges with an empty TwiML"
+    return answer
+
+
+def user_events(server: RasaServer, sender: str) -> List[Dict[str, Any]]:
+    tracker = requests.get(f"{server.url}/conversations/{sender}/tracker", timeout=30).json()
+    return [event for event in tracker.get("events") or [] if event["event"] == "user"]
+
+
+# ---------------------------------------------------------------- end to end
+def test_hello_is_answered_through_the_rest_api_split_into_segments(
+    server: RasaServer, twilio: TwilioApi
+):
+    sender = new_number()
+    answer = text(server, sender, "hello")
+    assert answer.text.strip().endswith("<Response />")
+    calls = twilio.wait_for(sender, 2)
+    assert all(call.form["From"] == NUMBER for call in calls)
+    assert calls[0].form["Body"].startswith(GREETING)
+    bodies = [call.form["Body"] for call in calls]
+    # The greeting is longer than one SMS segment; each message holds one.
+    assert all(segment_count(body) == 1 for body in bodies)
+    assert "What can I do for you?" in bodies[-1]
+    expected_auth = base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
+    assert calls[0].headers["authorization"] == f"Basic {expected_auth}"
+    [event] = user_events(server, sender)
+    assert event["text"] == "hello" and event["input_channel"] == "twilio"
+    assert event["parse_data"]["intent"]["name"] == "greet"
+
+
+def test_buttons_are_numbered_and_a_number_is_the_button(server: RasaServer, twilio: TwilioApi):
+    sender = new_number()
+    text(server, sender, COMPLAINT)
+    apology, options = twilio.bodies(sender, 2)
+    assert apology.startswith(APOLOGY)
+    assert options == OPTIONS
+    text(server, sender, "1")
+    assert twilio.bodies(sender, 3)[2].startswith(HANDOFF)
+    assert user_events(server, sender)[-1]["parse_data"]["intent"]["name"] == "affirm"
+
+
+def test_the_button_title_works_too_and_options_answer_one_message(
+    server: RasaServer, twilio: TwilioApi
+):
+    sender = new_number()
+    text(server, sender, COMPLAINT)
+    twilio.wait_for(sender, 2)
+    text(server, sender, "No thanks")
+    twilio.wait_for(sender, 3)
+    time.sleep(1)  # the rest of the answer to "No thanks", if it has more messages
+    events = user_events(server, sender)
+    assert events[-1]["parse_data"]["intent"]["name"] == "deny"
+    count = len(twilio.sent_to(sender))
+    # The options were used up: a later "1" is just a number for NLU.
+    text(server, sender, "1")
+    twilio.wait_for(sender, count + 1)
+    assert user_events(server, sender)[-1]["text"] == "1"
+
+
+def test_a_customer_cannot_type_an_intent(server: RasaServer, twilio: TwilioApi):
+    sender = new_number()
+    text(server, sender, "/request_human")
+    twilio.wait_for(sender, 1)
+    [event] = user_events(server, sender)
+    assert event["text"] == "request_human"
+
+
+def test_mms_media_reach_the_tracker_and_the_bot_says_what_it_got(
+    server: RasaServer, twilio: TwilioApi
+):
+    sender = new_number()
+    media = f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/MM1/Media/ME1"
+    text(
+        server,
+        sender,
+        "",
+        NumMedia="1",
+        MediaUrl0=media,
+        MediaContentType0="image/jpeg",
+    )
+    replies = " ".join(twilio.bodies(sender, 1))
+    assert "received your photo" in replies
+    [event] = user_events(server, sender)
+    assert event["parse_data"]["intent"]["name"] == "send_attachment"
+    assert event["metadata"]["attachments"] == [
+        {
+            "kind": "image",
+            "mime_type": "image/jpeg",
+            "url": media,
+            "file_id": None,
+            "name": None,
+            "size": None,
+        }
+    ]
+
+
+# ---------------------------------------------------------------- keywords
+def test_stop_silences_the_bot_help_still_answers_start_resumes(
+    server: RasaServer, twilio: TwilioApi
+):
+    sender = new_number()
+    text(server, sender, "STOP")
+    text(server, sender, "hello")
+    twilio.assert_quiet(sender, 0)
+    assert user_events(server, sender) == [], "neither STOP nor later texts reach the bot"
+    # Replies the bot would send on its own (Rasa's HTTP API) respect the opt-out too.
+    triggered = requests.post(
+        f"{server.url}/conversations/{sender}/trigger_intent",
+        params={"output_channel": "twilio"},
+        json={"name": "greet"},
+        timeout=60,
+    )
+    assert triggered.status_code == 200, triggered.text
+    text(server, sender, "help")
+    assert twilio.bodies(sender, 1) == [HELP_TEXT]
+    text(server, sender, "start")
+    text(server, sender, "hello")
+    bodies = twilio.bodies(sender, 3)
+    assert bodies[1].startswith(GREETING)
+    texts = [e["text"] for e in user_events(server, sender)]
+    assert [t for t in texts if not t.startswith("EXTERNAL:")] == ["hello"]
+
+
+def test_out_of_band_replies_use_the_channel(server: RasaServer, twilio: TwilioApi):
+    sender = new_number()
+    answer = requests.post(
+        f"{server.url}/conversations/{sender}/trigger_intent",
+        params={"output_channel": "twilio"},
+        json={"name": "greet"},
+        timeout=60,
+    )
+    assert answer.status_code == 200, answer.text
+    assert twilio.bodies(sender, 1)[0].startswith(GREETING)
+
+
+# ---------------------------------------------------------------- verification
+@pytest.mark.parametrize(
+    "how",
+    ["forged", "unsigned", "another_url", "another_token", "loopback_url", "proxy_headers"],
+)
+def test_requests_not_signed_by_twilio_are_403_and_do_nothing(
+    server: RasaServer, twilio: TwilioApi, how: str
+):
+    sender = new_number()
+    fields = form(sender, "hello")
+    kwargs: Dict[str, Any] = {
+        "forged": {"signature": base64.b64encode(b"x" * 20).decode()},
+        "unsigned": {"signature": None},
+        "another_url": {"signed_url": "https://attacker.example/webhooks/twilio/webhook"},
+        "another_token": {"token": "not-the-auth-token"},
+        # The URL the server itself sees is not the one Twilio signs behind the proxy.
+        "loopback_url": {"signed_url": f"{server.url}/webhooks/twilio/webhook"},
+        # With webhook_url set, forwarded headers cannot move the URL that is checked.
+        "proxy_headers": {
+            "signed_url": "https://attacker.example/webhooks/twilio/webhook",
+            "headers": {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "attacker.example"},
+        },
+    }[how]
+    answer = post(server, fields, **kwargs)
+    assert answer.status_code == 403
+    assert "X-Twilio-Signature" in answer.json()["error"]
+    twilio.assert_quiet(sender, 0, seconds=1)
+    assert user_events(server, sender) == []
+    # The same message, properly signed, is still new: a rejected one is not recorded.
+    text(server, sender, "hello", sid=fields["MessageSid"])
+    twilio.wait_for(sender, 1)
+
+
+def test_a_tampered_body_fails_the_signature(server: RasaServer, twilio: TwilioApi):
+    sender = new_number()
+    fields = form(sender, "hello")
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(PUBLIC_URL, fields)
+    answer = post(server, {**fields, "Body": "/request_human"}, signature=signature)
+    assert answer.status_code == 403
+    assert user_events(server, sender) == []
+
+
+# ---------------------------------------------------------------- malformed requests
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "reason"),
+    [
+        (b'{"Body": "hi"}', "application/json", 415, "content type"),
+        (b"", None, 415, "missing"),
+        (b"Body=" + b"a" * (70 * 1024), "application/x-www-form-urlencoded", 413, "larger"),
+        (b"Body=caf\xe9&From=%2B1", "application/x-www-form-urlencoded", 400, "UTF-8"),
+        (b"Body=hi&&From", "application/x-www-form-urlencoded", 400, "form"),
+    ],
+)
+def test_malformed_requests_are_4xx_with_a_reason(
+    server: RasaServer, body: bytes, content_type: Optional[str], status: int, reason: str
+):
+    headers = {"X-Twilio-Signature": "irrelevant"}
+    if content_type:
+        headers["Content-Type"] = content_type
+    answer = requests.post(
+        f"{server.url}/webhooks/twilio/webhook", data=body, headers=headers, timeout=30
+    )
+    assert answer.status_code == status
+    assert reason in answer.json()["error"]
+    assert requests.get(f"{server.url}/webhooks/twilio/", timeout=10).status_code == 200
+
+
+def test_signed_forms_without_twilios_fields_are_400(server: RasaServer, twilio: TwilioApi):
+    sender = new_number()
+    without_from = {k: v for k, v in form(sender, "hello").items() if k != "From"}
+    answer = post(server, without_from)
+    assert answer.status_code == 400 and "From" in answer.json()["error"]
+    answer = post(server, {**form(sender, "hello"), "NumMedia": "2"})
+    assert answer.status_code == 400 and "MediaUrl0" in answer.json()["error"]
+    twilio.assert_quiet(sender, 0, seconds=1)
+
+
+def test_delivery_reports_are_acknowledged_and_ignored(server: RasaServer, twilio: TwilioApi):
+    sender = new_number()
+    report = {
+        "MessageSid": new_sid(),
+        "MessageStatus": "delivered",
+        "SmsStatus": "delivered",
+        "From": NUMBER,
+        "To": sender,
+        "AccountSid": ACCOUNT_SID,
+    }
+    assert post(server, report).status_code == 200
+    assert user_events(server, NUMBER) == []
+
+
+# ---------------------------------------------------------------- outgoing failures
+def test_429_and_5xx_from_twilio_are_retried(server: RasaServer, twilio: TwilioApi):
+    sender = new_number()
+    twilio.failures[:] = [
+        (429, {"code": 20429, "message": "Too Many Requests"}, {"Retry-After": "1"}),
+        (503, {"message": "Service Unavailable"}, {}),
+    ]
+    text(server, sender, "thanks")
+    calls = twilio.wait_for(sender, 3)
+    assert calls[0].form == calls[1].form == calls[2].form, "the same message, resent"
+
+
+def test_a_refused_message_is_logged_and_the_conversation_goes_on(
+    server: RasaServer, twilio: TwilioApi
+):
+    sender = new_number()
+    twilio.failures[:] = [(400, {"code": 21211, "message": "Invalid 'To' Phone Number"}, {})]
+    text(server, sender, "thanks")
+    twilio.wait_for(sender, 1)
+    text(server, sender, "hello")
+    assert twilio.bodies(sender, 3)[1].startswith(GREETING)
+    assert "Twilio error 21211" in server.log()
+
+
+# ---------------------------------------------------------------- duplicates (last: restarts)
+def test_a_retried_webhook_is_answered_once_also_after_a_restart(
+    server: RasaServer, twilio: TwilioApi
+):
+    sender = new_number()
+    greeting = form(sender, "hello")
+    text(server, sender, "hello", sid=greeting["MessageSid"])
+    assert post(server, greeting).status_code == 200  # Twilio's retry
+    twilio.wait_for(sender, 2)
+    complaint = form(sender, COMPLAINT)
+    assert post(server, complaint).status_code == 200
+    twilio.wait_for(sender, 4)
+    twilio.assert_quiet(sender, 4)
+
+    server.restart()
+
+    assert post(server, greeting).status_code == 200
+    assert post(server, complaint).status_code == 200
+    twilio.assert_quiet(sender, 4)
+    assert [e["text"] for e in user_events(server, sender)] == ["hello", COMPLAINT]
+    # The numbered options survived the restart too.
+    text(server, sender, "1")
+    assert twilio.bodies(sender, 5)[4].startswith(HANDOFF)
