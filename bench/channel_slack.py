@@ -21,12 +21,8 @@ stock; below 1 is faster for latency, above 1 is more throughput).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import itertools
-import json
-import platform
-import statistics
 import tempfile
 import threading
 import time
@@ -34,15 +30,14 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import aiohttp
-import numpy as np
 from rasa.core.channels.channel import InputChannel, OutputChannel
 from rasa.core.channels.slack import SlackInput as RasaSlackInput
 
+from bench import channel_common as shared
 from tests.channels.slack_payloads import SECRET, TOKEN, event_request, message_event
 from tests.fake_platform import Call, FakePlatform, Reply
 from tests.rasa_process import MODEL, RasaServer
 
-ROOT = Path(__file__).resolve().parents[1]
 ROUTES = {"rasa-llm slack": "slack", "stock slack": "stock_slack"}
 
 
@@ -123,53 +118,15 @@ async def level(
     url: str, replies: Replies, concurrency: int, messages: int, text: str
 ) -> Dict[str, float]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=180)) as session:
-        started = time.perf_counter()
-        results = await asyncio.gather(
-            *(conversation(session, url, replies, messages, text) for _ in range(concurrency))
+        return await shared.measure(
+            conversation(session, url, replies, messages, text) for _ in range(concurrency)
         )
-        wall = time.perf_counter() - started
-    latencies = [value for result in results for value in result]
-    return {
-        "messages": len(latencies),
-        "messages_per_second": len(latencies) / wall,
-        "p50_ms": 1000 * float(np.percentile(latencies, 50)),
-        "p95_ms": 1000 * float(np.percentile(latencies, 95)),
-        "mean_ms": 1000 * statistics.fmean(latencies),
-    }
-
-
-def markdown(results: Dict[str, Any]) -> str:
-    lines = [
-        "| conversations | channel | msg/s | p50 ms | p95 ms |",
-        "| ---: | --- | ---: | ---: | ---: |",
-    ]
-    ours_name, stock_name = ROUTES
-    for row in results["levels"]:
-        ours, stock = row[ours_name], row[stock_name]
-        for name in ROUTES:
-            values = row[name]
-            lines.append(
-                f"| {row['concurrency']} | {name} | {values['messages_per_second']:.1f} "
-                f"| {values['p50_ms']:.0f} | {values['p95_ms']:.0f} |"
-            )
-        lines.append(
-            f"| {row['concurrency']} | ratio rasa-llm/stock "
-            f"| {ours['messages_per_second'] / stock['messages_per_second']:.2f}x "
-            f"| {ours['p50_ms'] / stock['p50_ms']:.2f}x "
-            f"| {ours['p95_ms'] / stock['p95_ms']:.2f}x |"
-        )
-    return "\n".join(lines)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=20, help="per conversation")
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 10, 50])
-    parser.add_argument(
-        "--text", default="hello", help="what every customer says (one reply expected)"
+    parser = shared.make_parser(
+        __doc__, model=MODEL, text_help="what every customer says (one reply expected)"
     )
-    parser.add_argument("--model", type=Path, default=MODEL)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
 
     replies = Replies()
@@ -187,34 +144,20 @@ def main() -> None:
         try:
             for route in ROUTES.values():  # warm-up: first message of each channel
                 asyncio.run(level(f"{server.url}/webhooks/{route}/webhook", replies, 1, 1, "hi"))
-            levels = []
-            for index, concurrency in enumerate(args.concurrency):
-                order = list(ROUTES) if index % 2 == 0 else list(reversed(ROUTES))
-                row: Dict[str, Any] = {"concurrency": concurrency, "first": order[0]}
-                for name in order:
-                    url = f"{server.url}/webhooks/{ROUTES[name]}/webhook"
-                    row[name] = asyncio.run(
-                        level(url, replies, concurrency, args.messages, args.text)
-                    )
-                levels.append(row)
+
+            def run_level(name: str, concurrency: int) -> Dict[str, float]:
+                url = f"{server.url}/webhooks/{ROUTES[name]}/webhook"
+                return asyncio.run(level(url, replies, concurrency, args.messages, args.text))
+
+            levels = shared.take_turns(list(ROUTES), args.concurrency, run_level)
         finally:
             server.stop()
             fake.stop()
     fake.assert_no_unexpected_calls()
 
-    results = {
-        "benchmark": "channel_slack",
-        "text": args.text,
-        "messages_per_conversation": args.messages,
-        "model": str(args.model),
-        "machine": {"python": platform.python_version(), "platform": platform.platform()},
-        "levels": levels,
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "channel_slack.json"
-    path.write_text(json.dumps(results, indent=2) + "\n")
-    print(markdown(results))
-    print(f"\nwritten to {path}")
+    ours, stock = ROUTES  # the table labels the channels by these names
+    table = shared.markdown_table(levels, {ours: (ours, "rasa-llm")}, stock, stock)
+    shared.report(args.out, shared.results_document("channel_slack", args, levels), table)
 
 
 if __name__ == "__main__":

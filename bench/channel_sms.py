@@ -25,9 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import json
-import platform
-import statistics
 import tempfile
 import threading
 import time
@@ -37,7 +34,8 @@ from typing import Any, Dict, List, Optional, Tuple
 from rasa.core.channels.channel import InputChannel, OutputChannel
 from rasa.core.channels.twilio import TwilioInput
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench import channel_common as shared
+
 ACCOUNT_SID = "AC" + "be7c" * 8
 AUTH_TOKEN = "bench-auth-token-0c41"
 NUMBER = "+15005550006"
@@ -134,24 +132,13 @@ async def level(
     url: str, replies: Replies, concurrency: int, messages: int, text: str, twiml: bool
 ) -> Dict[str, float]:
     import aiohttp
-    import numpy as np
 
     timeout = aiohttp.ClientTimeout(total=600)
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
-        started = time.perf_counter()
-        results = await asyncio.gather(
-            *(customer(session, url, replies, messages, text, twiml) for _ in range(concurrency))
+        return await shared.measure(
+            customer(session, url, replies, messages, text, twiml) for _ in range(concurrency)
         )
-        wall = time.perf_counter() - started
-    latencies = [value for result in results for value in result]
-    return {
-        "messages": len(latencies),
-        "messages_per_second": len(latencies) / wall,
-        "p50_ms": 1000 * float(np.percentile(latencies, 50)),
-        "p95_ms": 1000 * float(np.percentile(latencies, 95)),
-        "mean_ms": 1000 * statistics.fmean(latencies),
-    }
 
 
 def credentials(variant: str, api_url: str) -> str:
@@ -206,41 +193,17 @@ NAMES = {
 }
 
 
-def markdown(results: Dict[str, Any]) -> str:
-    lines = [
-        "| conversations | channel | msg/s | p50 ms | p95 ms |",
-        "| ---: | --- | ---: | ---: | ---: |",
-    ]
-    for row in results["levels"]:
-        stock = row["stock"]
-        for variant in [name for name in NAMES if name in row]:
-            values = row[variant]
-            lines.append(
-                f"| {row['concurrency']} | {NAMES[variant]} | {values['messages_per_second']:.1f} "
-                f"| {values['p50_ms']:.0f} | {values['p95_ms']:.0f} |"
-            )
-        for variant in [name for name in NAMES if name in row and name != "stock"]:
-            ours = row[variant]
-            lines.append(
-                f"| {row['concurrency']} | ratio {NAMES[variant]}/stock "
-                f"| {ours['messages_per_second'] / stock['messages_per_second']:.2f}x "
-                f"| {ours['p50_ms'] / stock['p50_ms']:.2f}x "
-                f"| {ours['p95_ms'] / stock['p95_ms']:.2f}x |"
-            )
-    return "\n".join(lines)
-
-
 def main() -> None:
     from tests.rasa_process import MODEL
 
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--messages", type=int, default=20, help="per conversation")
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 10, 50])
-    parser.add_argument("--text", default="hello", help="what every customer texts")
-    parser.add_argument("--warmup", type=int, default=20, help="unmeasured messages per server")
-    parser.add_argument("--twiml", action="store_true", help="also rasa-llm in TwiML mode")
-    parser.add_argument("--model", type=Path, default=MODEL)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser = shared.make_parser(
+        __doc__,
+        model=MODEL,
+        text_help="what every customer texts",
+        warmup=20,
+        warmup_help="unmeasured messages per server",
+        switches={"--twiml": "also rasa-llm in TwiML mode"},
+    )
     args = parser.parse_args()
 
     variants = ["rasa_llm", *(["rasa_llm_twiml"] if args.twiml else []), "stock"]
@@ -255,22 +218,16 @@ def main() -> None:
         }
         for index, concurrency in enumerate(args.concurrency)
     ]
-    results = {
-        "benchmark": "channel_sms",
-        "text": args.text,
-        "messages_per_conversation": args.messages,
-        "warmup_messages": args.warmup,
-        "model": str(args.model),
-        "latency": "signed webhook posted -> first reply at the fake Messages.json "
+    results = shared.results_document(
+        "channel_sms",
+        args,
+        levels,
+        latency="signed webhook posted -> first reply at the fake Messages.json "
         "(TwiML: -> webhook answer)",
-        "machine": {"python": platform.python_version(), "platform": platform.platform()},
-        "levels": levels,
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "channel_sms.json"
-    path.write_text(json.dumps(results, indent=2) + "\n")
-    print(markdown(results))
-    print(f"\nwritten to {path}")
+    )
+    ours = {variant: (label, label) for variant, label in NAMES.items() if variant != "stock"}
+    table = shared.markdown_table(levels, ours, "stock", NAMES["stock"])
+    shared.report(args.out, results, table)
 
 
 if __name__ == "__main__":

@@ -28,11 +28,7 @@ Writes bench/results/channel_telegram.json and prints a Markdown table with rati
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
-import platform
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -44,7 +40,8 @@ from rasa.core.channels.telegram import TelegramInput as StockInput
 from rasa.core.channels.telegram import TelegramOutput as StockOutput
 from sanic import Blueprint
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench import channel_common as shared
+
 ROUTES = {"rasa-llm": "telegram", "stock": "telegram_stock"}
 
 
@@ -125,57 +122,21 @@ async def level(
     url: str, channel: str, api: Any, concurrency: int, messages: int, text: str
 ) -> Dict[str, float]:
     import httpx
-    import numpy as np
 
     limits = httpx.Limits(max_connections=concurrency + 5)
     async with httpx.AsyncClient(timeout=180, limits=limits) as client:
-        started = time.perf_counter()
-        results = await asyncio.gather(
-            *(conversation(client, url, channel, api, messages, text) for _ in range(concurrency))
+        return await shared.measure(
+            conversation(client, url, channel, api, messages, text) for _ in range(concurrency)
         )
-        wall = time.perf_counter() - started
-    latencies = [value for result in results for value in result]
-    return {
-        "messages": len(latencies),
-        "messages_per_second": len(latencies) / wall,
-        "p50_ms": 1000 * float(np.percentile(latencies, 50)),
-        "p95_ms": 1000 * float(np.percentile(latencies, 95)),
-        "mean_ms": 1000 * statistics.fmean(latencies),
-    }
-
-
-def markdown(results: Dict[str, Any]) -> str:
-    lines = [
-        "| conversations | channel | msg/s | p50 ms | p95 ms |",
-        "| ---: | --- | ---: | ---: | ---: |",
-    ]
-    for row in results["levels"]:
-        ours, stock = row["rasa-llm"], row["stock"]
-        for name, values in (("rasa-llm telegram", ours), ("stock telegram", stock)):
-            lines.append(
-                f"| {row['concurrency']} | {name} | {values['messages_per_second']:.1f} "
-                f"| {values['p50_ms']:.0f} | {values['p95_ms']:.0f} |"
-            )
-        lines.append(
-            f"| {row['concurrency']} | ratio rasa-llm/stock "
-            f"| {ours['messages_per_second'] / stock['messages_per_second']:.2f}x "
-            f"| {ours['p50_ms'] / stock['p50_ms']:.2f}x "
-            f"| {ours['p95_ms'] / stock['p95_ms']:.2f}x |"
-        )
-    return "\n".join(lines)
 
 
 def main() -> None:
     from tests.channels import telegram_payloads as tg
     from tests.rasa_process import MODEL, RasaServer
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=20, help="per conversation")
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 10, 50])
-    parser.add_argument("--text", default="hello", help="what every customer says")
-    parser.add_argument("--warmup", type=int, default=5, help="unmeasured messages per channel")
-    parser.add_argument("--model", type=Path, default=MODEL)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser = shared.make_parser(
+        __doc__, model=MODEL, text_help="what every customer says", warmup=5
+    )
     args = parser.parse_args()
 
     fake, api = tg.fake_bot_api("sendMessage")
@@ -201,15 +162,13 @@ def main() -> None:
             # The first messages load lazily built parts of the model: not measured.
             for name in ROUTES:
                 asyncio.run(level(server.url, name, api, 1, args.warmup, args.text))
-            levels = []
-            for index, concurrency in enumerate(args.concurrency):
-                order = list(ROUTES) if index % 2 == 0 else list(reversed(ROUTES))
-                row: Dict[str, Any] = {"concurrency": concurrency, "first": order[0]}
-                for name in order:
-                    row[name] = asyncio.run(
-                        level(server.url, name, api, concurrency, args.messages, args.text)
-                    )
-                levels.append(row)
+
+            def run_level(name: str, concurrency: int) -> Dict[str, float]:
+                return asyncio.run(
+                    level(server.url, name, api, concurrency, args.messages, args.text)
+                )
+
+            levels = shared.take_turns(list(ROUTES), args.concurrency, run_level)
         except Exception:
             print(server.log()[-4000:])
             raise
@@ -218,20 +177,10 @@ def main() -> None:
             fake.stop()
     fake.assert_no_unexpected_calls()
 
-    results = {
-        "benchmark": "channel_telegram",
-        "text": args.text,
-        "messages_per_conversation": args.messages,
-        "warmup_messages": args.warmup,
-        "model": str(args.model),
-        "machine": {"python": platform.python_version(), "platform": platform.platform()},
-        "levels": levels,
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "channel_telegram.json"
-    path.write_text(json.dumps(results, indent=2) + "\n")
-    print(markdown(results))
-    print(f"\nwritten to {path}")
+    table = shared.markdown_table(
+        levels, {"rasa-llm": ("rasa-llm telegram", "rasa-llm")}, "stock", "stock telegram"
+    )
+    shared.report(args.out, shared.results_document("channel_telegram", args, levels), table)
 
 
 if __name__ == "__main__":

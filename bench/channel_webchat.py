@@ -19,22 +19,18 @@ latency, above 1 is more throughput).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import platform
-import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Dict, List
 
-import numpy as np
 import websockets
 
+from bench import channel_common as shared
 from tests.rasa_process import MODEL, RasaServer
 
-ROOT = Path(__file__).resolve().parents[1]
 Conversation = Callable[[str, int, str], Awaitable[List[float]]]
 
 
@@ -95,48 +91,13 @@ async def socketio_conversation(url: str, messages: int, text: str) -> List[floa
 async def level(
     conversation: Conversation, url: str, concurrency: int, messages: int, text: str
 ) -> Dict[str, float]:
-    started = time.perf_counter()
-    results = await asyncio.gather(*(conversation(url, messages, text) for _ in range(concurrency)))
-    wall = time.perf_counter() - started
-    latencies = [value for result in results for value in result]
-    return {
-        "messages": len(latencies),
-        "messages_per_second": len(latencies) / wall,
-        "p50_ms": 1000 * float(np.percentile(latencies, 50)),
-        "p95_ms": 1000 * float(np.percentile(latencies, 95)),
-        "mean_ms": 1000 * statistics.fmean(latencies),
-    }
-
-
-def markdown(results: Dict[str, Any]) -> str:
-    lines = [
-        "| conversations | channel | msg/s | p50 ms | p95 ms |",
-        "| ---: | --- | ---: | ---: | ---: |",
-    ]
-    for row in results["levels"]:
-        ours, stock = row["webchat"], row["socketio"]
-        for name, values in (("rasa-llm webchat", ours), ("stock socketio", stock)):
-            lines.append(
-                f"| {row['concurrency']} | {name} | {values['messages_per_second']:.1f} "
-                f"| {values['p50_ms']:.0f} | {values['p95_ms']:.0f} |"
-            )
-        lines.append(
-            f"| {row['concurrency']} | ratio webchat/stock "
-            f"| {ours['messages_per_second'] / stock['messages_per_second']:.2f}x "
-            f"| {ours['p50_ms'] / stock['p50_ms']:.2f}x "
-            f"| {ours['p95_ms'] / stock['p95_ms']:.2f}x |"
-        )
-    return "\n".join(lines)
+    return await shared.measure(conversation(url, messages, text) for _ in range(concurrency))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=20, help="per conversation")
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 10, 50])
-    parser.add_argument("--text", default="hello", help="what every customer says")
-    parser.add_argument("--warmup", type=int, default=5, help="unmeasured messages per channel")
-    parser.add_argument("--model", type=Path, default=MODEL)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser = shared.make_parser(
+        __doc__, model=MODEL, text_help="what every customer says", warmup=5
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-webchat-") as tmp:
@@ -154,33 +115,21 @@ def main() -> None:
             # The first messages load lazily built parts of the model: not measured.
             for warm_up in (webchat_conversation, socketio_conversation):
                 asyncio.run(warm_up(server.url, args.warmup, args.text))
-            levels = []
-            for index, concurrency in enumerate(args.concurrency):
-                channels = {"webchat": webchat_conversation, "socketio": socketio_conversation}
-                order = list(channels) if index % 2 == 0 else list(reversed(channels))
-                row: Dict[str, Any] = {"concurrency": concurrency, "first": order[0]}
-                for name in order:
-                    row[name] = asyncio.run(
-                        level(channels[name], server.url, concurrency, args.messages, args.text)
-                    )
-                levels.append(row)
+            channels = {"webchat": webchat_conversation, "socketio": socketio_conversation}
+
+            def run_level(name: str, concurrency: int) -> Dict[str, float]:
+                return asyncio.run(
+                    level(channels[name], server.url, concurrency, args.messages, args.text)
+                )
+
+            levels = shared.take_turns(list(channels), args.concurrency, run_level)
         finally:
             server.stop()
 
-    results = {
-        "benchmark": "channel_webchat",
-        "text": args.text,
-        "messages_per_conversation": args.messages,
-        "warmup_messages": args.warmup,
-        "model": str(args.model),
-        "machine": {"python": platform.python_version(), "platform": platform.platform()},
-        "levels": levels,
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "channel_webchat.json"
-    path.write_text(json.dumps(results, indent=2) + "\n")
-    print(markdown(results))
-    print(f"\nwritten to {path}")
+    table = shared.markdown_table(
+        levels, {"webchat": ("rasa-llm webchat", "webchat")}, "socketio", "stock socketio"
+    )
+    shared.report(args.out, shared.results_document("channel_webchat", args, levels), table)
 
 
 if __name__ == "__main__":
