@@ -54,14 +54,7 @@ class DeliveryLog:
             )
 
     def _connect(self) -> sqlite3.Connection:
-        # WAL lets several worker processes read and write the same file; the timeout
-        # makes a busy writer wait instead of failing the webhook.
-        connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        connection.execute("PRAGMA journal_mode=WAL")
-        # In WAL mode NORMAL still survives a crash of the server (what matters for
-        # de-duplication across restarts) without an fsync on every delivery.
-        connection.execute("PRAGMA synchronous=NORMAL")
-        return connection
+        return connect_sqlite(self.path)
 
     def first_time_sync(self, channel: str, delivery_id: str) -> bool:
         """Record the delivery; True only for the first one of its id in the window."""
@@ -86,3 +79,17 @@ class DeliveryLog:
     async def first_time(self, channel: str, delivery_id: str) -> bool:
         """Like :meth:`first_time_sync`, off the event loop."""
         return await asyncio.to_thread(self.first_time_sync, channel, delivery_id)
+
+
+def connect_sqlite(path: Path) -> sqlite3.Connection:
+    """A connection to one of the channels' small SQLite files (autocommit).
+
+    WAL lets several worker processes read and write the same file; the timeout makes a
+    busy writer wait instead of failing the webhook; in WAL mode ``synchronous=NORMAL``
+    still survives a crash of the server (what de-duplication across restarts needs)
+    without an fsync on every delivery.
+    """
+    connection = sqlite3.connect(path, timeout=30, isolation_level=None)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    return connection

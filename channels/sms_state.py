@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
+from channels.delivery_log import connect_sqlite
+
 
 @dataclass(frozen=True)
 class Option:
@@ -52,9 +54,7 @@ class SenderStore:
             )
 
     def _connect(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        connection.execute("PRAGMA journal_mode=WAL")
-        return connection
+        return connect_sqlite(self.path)
 
     # -------------------------------------------------------------- opt-out
     def is_opted_out_sync(self, sender: str) -> bool:

@@ -21,6 +21,8 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
+from channels.delivery_log import connect_sqlite
+
 CALLBACK_DATA_LIMIT = 64
 KEY_PREFIX = "~k:"
 # Telegram's own limits on an inline keyboard.
@@ -49,9 +51,7 @@ class ButtonPayloads:
             )
 
     def _connect(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        connection.execute("PRAGMA journal_mode=WAL")
-        return connection
+        return connect_sqlite(self.path)
 
     @staticmethod
     def needs_key(payload: str) -> bool:
