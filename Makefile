@@ -84,13 +84,20 @@ train: $(STAMP)
 	@rm -f $(MODEL)
 	@$(MAKE) --no-print-directory $(MODEL)
 
+# The agent desk's bearer token is made once and kept in bot/.desk-token (not in git);
+# the action server sends it when it opens a hand-off, agents' tools send it too.
 run: $(MODEL)
 	@set -e; cd bot; pids=""; \
 	trap 'kill $$pids 2>/dev/null' EXIT INT TERM; \
+	if [ ! -s .desk-token ]; then \
+	  (umask 077; ../$(PY) -c 'import secrets; print(secrets.token_urlsafe(32))' > .desk-token); fi; \
+	export RASA_LLM_DESK_TOKEN=$${RASA_LLM_DESK_TOKEN:-$$(cat .desk-token)}; \
+	export RASA_LLM_DESK_URL=$${RASA_LLM_DESK_URL:-http://localhost:$(PORT)/webhooks/agent}; \
 	if [ -d actions ]; then \
-	  ../$(RASA) run actions --port $(ACTION_PORT) & pids="$$!"; \
+	  ../$(RASA) run actions --actions actions --port $(ACTION_PORT) & pids="$$!"; \
 	fi; \
 	echo "web chat:  http://localhost:$(PORT)/webhooks/webchat/"; \
+	echo "agents:    http://localhost:$(PORT)/webhooks/agent/handoffs  (Authorization: Bearer <bot/.desk-token>)"; \
 	echo "REST:      POST http://localhost:$(PORT)/webhooks/rest/webhook  {\"sender\": \"me\", \"message\": \"where is my order\"}"; \
 	../$(RASA) run --model models/customer-service.tar.gz --port $(PORT) \
 	  --credentials credentials.yml --endpoints endpoints.yml --enable-api

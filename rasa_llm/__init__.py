@@ -7,11 +7,19 @@ Use them from a bot's ``config.yml``::
       - name: rasa_llm.TransformerSentimentAnalyzer
       - name: FallbackClassifier
 
-Importing this package registers both components with Rasa's default recipe.
+and the hand-off policy from its ``policies``::
+
+    policies:
+      - name: rasa_llm.HumanHandoffPolicy
+
+Importing this package registers them with Rasa's default recipe. The custom actions
+(``action_generative_fallback``, ``action_handoff``) live in ``rasa_llm.fallback`` and
+``rasa_llm.action_handoff``; a bot's ``actions`` package imports them.
 """
 
+from rasa_llm.human_handoff_policy import HumanHandoffPolicy
 from rasa_llm.transformer_intent_classifier import TransformerIntentClassifier
 from rasa_llm.transformer_sentiment_analyzer import TransformerSentimentAnalyzer
 
-__all__ = ["TransformerIntentClassifier", "TransformerSentimentAnalyzer"]
+__all__ = ["HumanHandoffPolicy", "TransformerIntentClassifier", "TransformerSentimentAnalyzer"]
 __version__ = "0.1.0"

@@ -16,6 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BOT = ROOT / "bot"
 MODEL = BOT / "models" / "customer-service.tar.gz"
 RASA = str(Path(sys.executable).with_name("rasa"))
+# The agent desk's token in tests (bot/credentials.yml reads ${RASA_LLM_DESK_TOKEN}).
+DESK_TOKEN = "test-desk-token-0123456789abcdef"
 
 
 def rasa_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
@@ -25,6 +27,8 @@ def rasa_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "TF_CPP_MIN_LOG_LEVEL": "2",
+        # bot/credentials.yml reads the agent desk's token from the environment.
+        "RASA_LLM_DESK_TOKEN": os.environ.get("RASA_LLM_DESK_TOKEN", DESK_TOKEN),
         # The channels' own packages must import in the server whatever its cwd.
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         **(extra or {}),
@@ -158,3 +162,56 @@ class RasaServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class ActionServer:
+    """`rasa run actions` in bot/ on a loopback port, as `make run` starts it."""
+
+    def __init__(
+        self, workdir: Path, *, port: Optional[int] = None, env: Optional[Dict[str, str]] = None
+    ) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = env
+        self.log_path = workdir / "actions.log"
+        self.process: Optional[subprocess.Popen] = None
+
+    def start(self, startup_timeout: float = 180) -> ActionServer:
+        import requests
+
+        log = self.log_path.open("a")
+        self.process = subprocess.Popen(
+            [RASA, "run", "actions", "--actions", "actions", "--port", str(self.port)],
+            cwd=BOT,
+            env=rasa_env(self.env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        deadline = time.monotonic() + startup_timeout
+        while True:
+            if self.process.poll() is not None:
+                pytest.fail(f"rasa run actions exited {self.process.returncode}:\n{self.log()}")
+            try:
+                if requests.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return self
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(f"rasa run actions did not answer within {startup_timeout} s")
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""

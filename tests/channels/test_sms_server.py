@@ -38,7 +38,9 @@ OPTIONS = (
     "Would you like me to connect you with a member of our team?\n"
     "1. Yes, connect me\n2. No thanks\nReply with the number."
 )
-HANDOFF = "Okay, I'm passing you to a member of our customer service team."
+# Accepting the offered person runs action_handoff on the action server: that path is
+# tested end to end in tests/integration/test_handoff.py. Here the customer declines.
+DECLINED = "Alright. Is there anything else I can help you with?"
 HELP_TEXT = "Northwind SMS help: ask about orders. Reply STOP to opt out."
 COMPLAINT = "this is the worst service I have ever had"
 # How long "nothing more arrives" is watched for.
@@ -210,9 +212,9 @@ def test_buttons_are_numbered_and_a_number_is_the_button(server: RasaServer, twi
     apology, options = twilio.bodies(sender, 2)
     assert apology.startswith(APOLOGY)
     assert options == OPTIONS
-    text(server, sender, "1")
-    assert twilio.bodies(sender, 3)[2].startswith(HANDOFF)
-    assert user_events(server, sender)[-1]["parse_data"]["intent"]["name"] == "affirm"
+    text(server, sender, "2")
+    assert twilio.bodies(sender, 3)[2].startswith(DECLINED)
+    assert user_events(server, sender)[-1]["parse_data"]["intent"]["name"] == "deny"
 
 
 def test_the_button_title_works_too_and_options_answer_one_message(
@@ -445,5 +447,5 @@ def test_a_retried_webhook_is_answered_once_also_after_a_restart(
     twilio.assert_quiet(sender, 4)
     assert [e["text"] for e in user_events(server, sender)] == ["hello", COMPLAINT]
     # The numbered options survived the restart too.
-    text(server, sender, "1")
-    assert twilio.bodies(sender, 5)[4].startswith(HANDOFF)
+    text(server, sender, "2")
+    assert twilio.bodies(sender, 5)[4].startswith(DECLINED)

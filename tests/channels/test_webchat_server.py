@@ -29,7 +29,9 @@ SECRET = "webchat-test-secret-0123456789abcdefghijklmnop"
 MAX_ATTACHMENT = 64 * 1024
 GREETING = "Hi, welcome to Northwind customer service!"
 OFFER = "Would you like me to connect you with a member of our team?"
-HANDOFF = "Okay, I'm passing you to a member of our customer service team."
+# Accepting the offered person runs action_handoff on the action server: that path is
+# tested end to end in tests/integration/test_handoff.py. Here the customer declines.
+DECLINED = "Alright. Is there anything else I can help you with?"
 WELCOME = "You're welcome!"
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
 Frame = Dict[str, Any]
@@ -155,13 +157,13 @@ def test_buttons_carry_titles_and_payloads_and_the_payload_continues_the_story(
             {"title": "Yes, connect me", "payload": "/affirm"},
             {"title": "No thanks", "payload": "/deny"},
         ]
-        await say(ws, "/affirm", message_id="affirm-001", display="Yes, connect me")
-        frames = await until(ws, lambda f: bot_text(f).startswith(HANDOFF))
-        assert {"type": "user", "id": "affirm-001", "text": "Yes, connect me"} in frames
+        await say(ws, "/deny", message_id="deny-001", display="No thanks")
+        frames = await until(ws, lambda f: bot_text(f).startswith(DECLINED))
+        assert {"type": "user", "id": "deny-001", "text": "No thanks"} in frames
         await ws.close()
         # A reload shows the button's title, not its payload.
         ws, _, history = await open_session(server, session)
-        assert {"from": "user", "text": "Yes, connect me", "id": "affirm-001"} in history
+        assert {"from": "user", "text": "No thanks", "id": "deny-001"} in history
         await ws.close()
 
     run(scenario())
@@ -417,18 +419,18 @@ def test_a_customer_chats_in_headless_chromium_and_a_reload_keeps_the_conversati
             )
             assert await browser.evaluate("document.getElementById('webchat-input').value") == ""
             await browser.type("this is the worst service I have ever had")
-            yes = (
+            no_thanks = (
                 "Array.from(document.querySelectorAll('.webchat-button'))"
-                ".find(b => b.textContent === 'Yes, connect me')"
+                ".find(b => b.textContent === 'No thanks')"
             )
-            await browser.wait_for(f"Boolean({yes})", what="the 'Yes, connect me' button")
-            await browser.click(yes)
+            await browser.wait_for(f"Boolean({no_thanks})", what="the 'No thanks' button")
+            await browser.click(no_thanks)
             await browser.wait_for(
-                f"{bot_texts}.some(t => t.includes({json.dumps(HANDOFF)}))", what="the hand-off"
+                f"{bot_texts}.some(t => t.includes({json.dumps(DECLINED)}))", what="the answer"
             )
             users = "Array.from(document.querySelectorAll('.webchat-user')).map(e => e.textContent)"
-            assert "You said: Yes, connect me" in await browser.evaluate(users)
-            assert await browser.evaluate(f"{yes}.disabled")
+            assert "You said: No thanks" in await browser.evaluate(users)
+            assert await browser.evaluate(f"{no_thanks}.disabled")
             session_before = await browser.evaluate("localStorage.getItem('webchat.session')")
             stored_session.append(session_before)
 
@@ -440,14 +442,15 @@ def test_a_customer_chats_in_headless_chromium_and_a_reload_keeps_the_conversati
 
             await browser.reload()
             await browser.wait_for(
-                f"{bot_texts}.some(t => t.includes({json.dumps(HANDOFF)}))",
+                f"{bot_texts}.some(t => t.includes({json.dumps(DECLINED)}))",
                 what="the conversation after the reload",
             )
             shown = await browser.evaluate("document.getElementById('webchat-log').innerText")
-            for text in ("hello", GREETING, OFFER, "Yes, connect me", HANDOFF, "damaged.png"):
+            for text in ("hello", GREETING, OFFER, "No thanks", DECLINED, "damaged.png"):
                 assert text in shown, text
-            assert "/affirm" not in shown
-            assert await browser.evaluate(f"{yes}.disabled"), "an answered question stays answered"
+            assert "/deny" not in shown
+            answered = await browser.evaluate(f"{no_thanks}.disabled")
+            assert answered, "an answered question stays answered"
             # Same session, freshly signed token.
             after = json.loads(await browser.evaluate("localStorage.getItem('webchat.session')"))
             assert after["id"] == json.loads(session_before)["id"]
@@ -482,7 +485,7 @@ def test_a_customer_chats_in_headless_chromium_and_a_reload_keeps_the_conversati
     # The reloaded page went on as the same sender.
     session_id = json.loads(stored_session[0])["id"]
     texts = [e["text"] for e in user_events(server, session_id)]
-    assert texts[0] == "hello" and texts[2] == "/affirm"
+    assert texts[0] == "hello" and texts[2] == "/deny"
     assert texts[-1].startswith("<img src=x") and texts[-1].endswith("/o/1.")
 
 

@@ -1,0 +1,100 @@
+"""Settings of the agent desk (``channels.agent_desk.AgentDeskInput`` in credentials.yml)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional
+
+CHANNEL = "agent"
+CLASS_PATH = "channels.agent_desk.AgentDeskInput"
+# A bearer token guessable in reasonable time is no authentication.
+MIN_TOKEN_LENGTH = 16
+
+
+def get_default_config() -> Dict[str, Any]:
+    """Every key the agent desk reads, with its default."""
+    return {
+        # Bearer token agents' tools and the action server send: required, 16+
+        # characters. Use ${RASA_LLM_DESK_TOKEN} in credentials.yml.
+        "token": None,
+        # SQLite file of open and closed hand-offs (relative to the server's directory).
+        "db": "handoffs.db",
+        # Domain response the bot says when an agent hands the conversation back;
+        # null says nothing.
+        "handback_response": "utter_handback",
+        # How many recent turns an agent sees when a hand-off opens.
+        "transcript_turns": 10,
+        # Seconds between checks for customer messages to forward to Slack threads.
+        "forward_interval_s": 2.0,
+        # Optional: a thread per hand-off in an agents' Slack channel. Keys:
+        # slack_token, slack_signing_secret, agent_channel (see README.md).
+        "slack": None,
+    }
+
+
+class AgentDeskConfigError(ValueError):
+    """A key of the agent desk in credentials.yml that cannot work, and how to fix it."""
+
+    def __init__(self, key: str, problem: str, fix: str) -> None:
+        super().__init__(
+            f"credentials.yml, channel `{CHANNEL}` ({CLASS_PATH}), key `{key}`: {problem}. {fix}"
+        )
+        self.key = key
+
+
+@dataclass(frozen=True)
+class AgentDeskConfig:
+    token: str
+    db: Path
+    handback_response: Optional[str]
+    transcript_turns: int
+    forward_interval_s: float
+    slack: Optional[Mapping[str, Any]]
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Mapping[str, Any]]) -> AgentDeskConfig:
+        given = dict(credentials or {})
+        defaults = get_default_config()
+        for key in given:
+            if key not in defaults:
+                raise AgentDeskConfigError(
+                    key, "unknown key", f"Valid keys: {', '.join(sorted(defaults))}."
+                )
+        values = {**defaults, **given}
+        token = values["token"]
+        if not isinstance(token, str) or len(token) < MIN_TOKEN_LENGTH:
+            raise AgentDeskConfigError(
+                "token",
+                f"must be a secret of at least {MIN_TOKEN_LENGTH} characters",
+                "Generate one (python -c 'import secrets; print(secrets.token_urlsafe(32))'),"
+                " export it as RASA_LLM_DESK_TOKEN and write token: ${RASA_LLM_DESK_TOKEN}.",
+            )
+        turns = values["transcript_turns"]
+        if not isinstance(turns, int) or isinstance(turns, bool) or turns < 0:
+            raise AgentDeskConfigError("transcript_turns", f"is {turns!r}", "Use 0 or more.")
+        interval = values["forward_interval_s"]
+        if not isinstance(interval, (int, float)) or isinstance(interval, bool) or interval <= 0:
+            raise AgentDeskConfigError(
+                "forward_interval_s", f"is {interval!r}", "Use a positive number of seconds."
+            )
+        slack = values["slack"]
+        if slack is not None and not isinstance(slack, Mapping):
+            raise AgentDeskConfigError(
+                "slack",
+                "must be a mapping",
+                "Write slack_token, slack_signing_secret and agent_channel under it.",
+            )
+        response = values["handback_response"]
+        if response is not None and not isinstance(response, str):
+            raise AgentDeskConfigError(
+                "handback_response", f"is {response!r}", "Name a domain response, or null."
+            )
+        return cls(
+            token=token,
+            db=Path(str(values["db"])),
+            handback_response=response,
+            transcript_turns=turns,
+            forward_interval_s=float(interval),
+            slack=slack,
+        )

@@ -1,0 +1,471 @@
+"""The agent desk in Slack: one thread per hand-off in the agents' channel.
+
+When the bot hands a customer to a person, the desk (``channels.agent_desk``) calls
+:meth:`SlackAgentBridge.open_thread`: a parent message in the agents' channel says who
+is waiting and why, and the recent transcript follows in its thread. What the customer
+writes afterwards is posted in that thread; what an agent writes in it comes back from
+:meth:`SlackAgentBridge.handle_request` (the Events API webhook) as an
+:class:`AgentSlackEvent` for the desk to send to the customer, and ``!handback`` gives
+the conversation back to the bot.
+
+Inbound requests get the customer channel's checks in the same order (size and content
+type, UTF-8, Slack's signature with slack_sdk, then the body) and every re-delivery is
+dropped by its ``event_id``. Outbound calls go through
+:func:`channels.outbound.call_with_retry`; a call that still fails raises
+:class:`AgentSlackError`, because the desk must know that an agent never saw the
+customer. Logs hold ids, kinds and lengths, never what anybody wrote.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    List,
+    Literal,
+    Mapping,
+    Optional,
+    Sequence,
+    Set,
+    Tuple,
+)
+
+import aiohttp
+from sanic import response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+from slack_sdk.web.async_client import AsyncWebClient
+
+from channels.delivery_log import DEFAULT_PATH as DEFAULT_DEDUP_DB
+from channels.delivery_log import DeliveryLog
+from channels.outbound import Failure, RetryPolicy, call_with_retry
+from channels.slack_config import SlackRequestVerifier
+from channels.slack_format import TEXT_LIMIT, escape_mrkdwn, split_mrkdwn, unescape_mrkdwn
+from channels.slack_output import classify_slack_error
+from channels.text_splitting import split_text
+from channels.webhook_guard import (
+    WebhookRejected,
+    decode_utf8,
+    parse_json_object,
+    read_body,
+    reject,
+    require,
+)
+
+logger = logging.getLogger(__name__)
+
+# The name in log lines and the delivery log's key: distinct from the customer Slack
+# channel's, so one Slack app serving both cannot have its event ids mixed up.
+CHANNEL = "agent_slack"
+DESK_CLASS_PATH = "channels.agent_desk.AgentDeskInput"
+DEFAULT_API_URL = "https://slack.com/api/"
+HANDBACK_COMMAND = "!handback"
+_CUSTOMER_LABEL = "Customer:"
+JSON = "application/json"
+# A parent message names the reason; a model-made reason must not fill the channel.
+REASON_LIMIT = 300
+# Subtypes that are a person writing in the thread: a reply also sent to the channel is
+# still a reply. Edits, deletions, joins, bot posts and file shares are not forwarded.
+_AGENT_SUBTYPES = (None, "thread_broadcast")
+# Slack channel ids: public (C), private (G); names cannot be matched against events.
+_CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,}$")
+_USER_MENTION = re.compile(r"<@[UW][A-Z0-9]+>")
+
+EventKind = Literal["message", "handback", "challenge", "ignored"]
+
+
+def get_default_config() -> Dict[str, Any]:
+    """Every key of the desk's ``slack`` settings, with its default."""
+    return {
+        # Bot User OAuth token (xoxb-…): required. Use ${SLACK_AGENT_TOKEN} in credentials.yml.
+        "slack_token": None,
+        # The Slack app's signing secret: required; every event is checked against it.
+        "slack_signing_secret": None,
+        # Id of the agents' channel (C…/G…), where each hand-off opens a thread: required.
+        "agent_channel": None,
+        # Slack's Web API; tests point it at a local fake.
+        "api_url": DEFAULT_API_URL,
+        # SQLite file of delivered event ids (relative to the server's working directory).
+        "dedup_db": DEFAULT_DEDUP_DB,
+    }
+
+
+class AgentSlackConfigError(ValueError):
+    """A key of the desk's ``slack`` settings that cannot work; the message says the fix."""
+
+    def __init__(self, key: str, problem: str, fix: str) -> None:
+        super().__init__(
+            f"credentials.yml, channel `{DESK_CLASS_PATH}`, key `slack.{key}`: {problem}. {fix}"
+        )
+        self.key = key
+
+
+class AgentSlackError(RuntimeError):
+    """A call to Slack's Web API that failed for good (after the retries that could help)."""
+
+    def __init__(self, operation: str, reason: str) -> None:
+        super().__init__(f"{CHANNEL}: Slack {operation} failed: {reason}")
+        self.operation = operation
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class AgentSlackConfig:
+    """The Slack side of the agent desk, from the ``slack`` settings of the desk channel."""
+
+    slack_token: str
+    slack_signing_secret: str
+    agent_channel: str
+    api_url: str = DEFAULT_API_URL
+    dedup_db: str = DEFAULT_DEDUP_DB
+
+    @classmethod
+    def from_credentials(cls, values: Optional[Mapping[str, Any]]) -> AgentSlackConfig:
+        """Validated settings; an unknown, missing or mistyped key stops the server."""
+        if not isinstance(values, Mapping):
+            raise AgentSlackConfigError(
+                "",
+                f"expected a mapping of settings, got {type(values).__name__}",
+                f"Write the keys {', '.join(sorted(get_default_config()))} under `slack:`.",
+            )
+        defaults = get_default_config()
+        for key in values:
+            if key not in defaults:
+                raise AgentSlackConfigError(
+                    str(key), "unknown key", f"Valid keys: {', '.join(sorted(defaults))}."
+                )
+        merged = {**defaults, **{k: v for k, v in values.items() if v is not None}}
+        token = _text(merged, "slack_token")
+        # Only a bot token makes our posts carry a bot_id, which is how they are told
+        # apart from agents' replies; with a user token the bridge would forward its own
+        # "Customer: …" posts back to the customer.
+        if not token.startswith("xoxb-"):
+            raise AgentSlackConfigError(
+                "slack_token",
+                "not a bot token (it must start with xoxb-)",
+                "Use the app's Bot User OAuth Token, e.g. `slack_token: ${SLACK_AGENT_TOKEN}`.",
+            )
+        channel = _text(merged, "agent_channel")
+        if not _CHANNEL_ID.match(channel):
+            raise AgentSlackConfigError(
+                "agent_channel",
+                f"{channel!r} is not a channel id",
+                "Write the channel's id (C… or G…, shown at the bottom of the channel's "
+                "details in Slack), not its name: events name channels by id.",
+            )
+        api_url = _text(merged, "api_url")
+        return cls(
+            slack_token=token,
+            slack_signing_secret=_text(merged, "slack_signing_secret"),
+            agent_channel=channel,
+            api_url=api_url if api_url.endswith("/") else api_url + "/",
+            dedup_db=_text(merged, "dedup_db"),
+        )
+
+
+def _text(values: Mapping[str, Any], key: str) -> str:
+    value = values.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise AgentSlackConfigError(
+            key, "missing", f"Add it under `slack:` (for a secret, `{key}: ${{ENV_VAR}}`)."
+        )
+    if not isinstance(value, str):
+        raise AgentSlackConfigError(key, f"expected text, got {type(value).__name__}", "Quote it.")
+    return value.strip()
+
+
+@dataclass(frozen=True)
+class AgentSlackEvent:
+    """What one webhook request means to the desk."""
+
+    kind: EventKind
+    # The hand-off thread (the parent message's ts), for "message" and "handback".
+    thread_ts: Optional[str] = None
+    # The agent's text (plain, Slack's markup undone) or the url_verification challenge.
+    text: str = ""
+    # Slack user id of the agent who wrote.
+    agent: str = ""
+
+
+IGNORED = AgentSlackEvent("ignored")
+
+
+class SlackAgentBridge:
+    """Hand-off threads in the agents' Slack channel, and the agents' replies from them."""
+
+    def __init__(
+        self,
+        config: AgentSlackConfig,
+        *,
+        clock: Optional[Callable[[], float]] = None,
+        retry_policy: Optional[RetryPolicy] = None,
+    ) -> None:
+        self.config = config
+        self.verifier = (
+            SlackRequestVerifier(config.slack_signing_secret, clock=clock)
+            if clock
+            else SlackRequestVerifier(config.slack_signing_secret)
+        )
+        self.deliveries = DeliveryLog(config.dedup_db, clock=clock)
+        self._policy = retry_policy or RetryPolicy()
+        self._session: Optional[aiohttp.ClientSession] = None
+        self._client: Optional[AsyncWebClient] = None
+
+    # ------------------------------------------------------------------ output
+    def _web_client(self) -> AsyncWebClient:
+        """One client and connection pool, made lazily inside the server's event loop."""
+        if self._client is None:
+            self._session = aiohttp.ClientSession()
+            # retry_handlers=[]: call_with_retry owns retries, so none are doubled.
+            self._client = AsyncWebClient(
+                token=self.config.slack_token,
+                base_url=self.config.api_url,
+                session=self._session,
+                retry_handlers=[],
+            )
+        return self._client
+
+    async def _post(self, operation: str, text: str, *, thread_ts: Optional[str]) -> str:
+        """Post escaped mrkdwn in the agents' channel; the new message's ts."""
+        client = self._web_client()
+        failures: List[Failure] = []
+
+        def classify(error: BaseException) -> Failure:
+            failure = classify_slack_error(error)
+            failures.append(failure)  # kept for the exception: call_with_retry only logs
+            return failure
+
+        async def post() -> Any:
+            return await client.chat_postMessage(
+                channel=self.config.agent_channel,
+                thread_ts=thread_ts,
+                text=text,
+                mrkdwn=True,
+                # Customers' links are not fetched by Slack's unfurler for the agents.
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+
+        result = await call_with_retry(CHANNEL, operation, post, classify, policy=self._policy)
+        if result is None:
+            raise AgentSlackError(operation, failures[-1].reason if failures else "no answer")
+        ts = result.get("ts")
+        if not isinstance(ts, str) or not ts:
+            raise AgentSlackError(operation, "Slack's answer has no message `ts`")
+        return ts
+
+    async def _post_pieces(self, operation: str, pieces: Sequence[str], thread_ts: str) -> None:
+        for piece in pieces:
+            await self._post(operation, piece, thread_ts=thread_ts)
+
+    async def open_thread(
+        self,
+        *,
+        sender_id: str,
+        customer_channel: str,
+        reason: str,
+        transcript: Sequence[Tuple[str, str]],
+    ) -> str:
+        """Open the hand-off thread; its id (the parent message's ts).
+
+        ``transcript`` is the recent conversation as (role, text) pairs, oldest first. If
+        the parent cannot be posted this raises :class:`AgentSlackError`; if only the
+        transcript fails, the thread is still returned (an agent can answer without the
+        history) and the failure is logged.
+        """
+        short_reason = " ".join(reason.split())
+        if len(short_reason) > REASON_LIMIT:
+            short_reason = short_reason[: REASON_LIMIT - 1].rstrip() + "…"
+        parent = (
+            f"Hand-off: {escape_mrkdwn(short_reason or 'no reason given')} — customer on "
+            f"{escape_mrkdwn(customer_channel)} (conversation {escape_mrkdwn(sender_id)}). "
+            f"Reply in this thread to answer; write `{HANDBACK_COMMAND}` to give the "
+            "conversation back to the bot."
+        )
+        thread_ts = await self._post("chat.postMessage (hand-off)", parent, thread_ts=None)
+        logger.info("%s: opened hand-off thread %s", CHANNEL, thread_ts)
+        pieces = transcript_pieces(transcript)
+        try:
+            await self._post_pieces("chat.postMessage (transcript)", pieces, thread_ts)
+        except AgentSlackError as error:
+            logger.error(
+                "%s: transcript of hand-off thread %s not posted (%d line(s)): %s",
+                CHANNEL,
+                thread_ts,
+                len(transcript),
+                error.reason,
+            )
+        return thread_ts
+
+    async def post_customer_message(self, thread_ts: str, text: str) -> None:
+        """What the customer wrote, in the hand-off thread (escaped, split to the limit)."""
+        if not text.strip():
+            return
+        # Split with room for the bold label (two asterisks), which goes on the first piece.
+        labelled = split_mrkdwn(f"{_CUSTOMER_LABEL} {text.strip()}", TEXT_LIMIT - 2)
+        labelled[0] = f"*{_CUSTOMER_LABEL}*" + labelled[0][len(_CUSTOMER_LABEL) :]
+        await self._post_pieces("chat.postMessage (customer)", labelled, thread_ts)
+
+    async def post_note(self, thread_ts: str, text: str) -> None:
+        """The desk's own note in the thread, e.g. ``Handed back to the bot by <@U…>``.
+
+        Everything is escaped except user mentions (``<@U…>``), so a note can name an
+        agent but never ping ``<!channel>`` or forge a link.
+        """
+        pieces = split_text(text, TEXT_LIMIT, measure=lambda piece: len(_escape_note(piece)))
+        escaped = [_escape_note(piece) for piece in pieces]
+        await self._post_pieces("chat.postMessage (note)", escaped, thread_ts)
+
+    async def close(self) -> None:
+        """Close the connection pool; a later call opens a new one."""
+        if self._session is not None:
+            await self._session.close()
+        self._session = self._client = None
+
+    # ------------------------------------------------------------------- input
+    async def handle_request(
+        self, request: Request
+    ) -> Tuple[Optional[AgentSlackEvent], HTTPResponse]:
+        """The event in one Events API request and the answer for Slack.
+
+        The event is None only when the request is refused (4xx); every valid signed
+        request is answered 200 at once, and the desk acts on the event afterwards.
+        A re-delivery of an event already taken in is ``ignored``.
+        """
+        try:
+            body = read_body(request, content_types=(JSON,))
+            self.verifier.verify(decode_utf8(body), request.headers)
+            envelope = parse_json_object(body)
+            if envelope.get("type") == "url_verification":
+                require(envelope, "challenge")
+                challenge = str(envelope["challenge"])
+                return AgentSlackEvent("challenge", text=challenge), response.json(
+                    {"challenge": challenge}
+                )
+            event, event_id = self.agent_event(envelope)
+        except WebhookRejected as error:
+            return None, reject(CHANNEL, error)
+        if event.kind == "ignored" or event_id is None:
+            return IGNORED, response.json({"ok": True, "ignored": True})
+        if not await self.deliveries.first_time(CHANNEL, event_id):
+            logger.info(
+                "%s: dropped re-delivery of %s (retry %s, %s)",
+                CHANNEL,
+                event_id,
+                request.headers.get("x-slack-retry-num") or "-",
+                request.headers.get("x-slack-retry-reason") or "replay",
+            )
+            return IGNORED, response.json({"ok": True, "duplicate": True})
+        logger.info(
+            "%s: %s in thread %s from %s (%d characters)",
+            CHANNEL,
+            event.kind,
+            event.thread_ts,
+            event.agent,
+            len(event.text),
+        )
+        return event, response.json({"ok": True})
+
+    def agent_event(self, envelope: Dict[str, Any]) -> Tuple[AgentSlackEvent, Optional[str]]:
+        """An agent's reply in a hand-off thread and its event id, or ``ignored``."""
+        if envelope.get("type") != "event_callback":
+            return IGNORED, None  # app_rate_limited and the like: nothing to do
+        require(envelope, "event_id", "event")
+        event = envelope["event"]
+        if not isinstance(event, dict):
+            raise WebhookRejected(400, "`event` is not an event object")
+        bot_users = {
+            str(item.get("user_id"))
+            for item in envelope.get("authorizations") or []
+            if isinstance(item, dict) and item.get("is_bot") and item.get("user_id")
+        }
+        reason = self._ignore_reason(event, bot_users)
+        if reason:
+            logger.debug("%s: ignored event %s: %s", CHANNEL, envelope["event_id"], reason)
+            return IGNORED, None
+        text = agent_text(str(event.get("text") or ""))
+        if not text:
+            return IGNORED, None
+        kind: EventKind = "handback" if text.strip().lower() == HANDBACK_COMMAND else "message"
+        return (
+            AgentSlackEvent(
+                kind,
+                thread_ts=str(event["thread_ts"]),
+                text="" if kind == "handback" else text,
+                agent=str(event["user"]),
+            ),
+            str(envelope["event_id"]),
+        )
+
+    def _ignore_reason(self, event: Dict[str, Any], bot_users: Set[str]) -> Optional[str]:
+        if event.get("type") != "message":
+            return f"event type {event.get('type')!r}"
+        if event.get("channel") != self.config.agent_channel:
+            return "not in the agents' channel"
+        # Our own posts carry a bot_id; so do other apps'. Edits, joins, deletions
+        # carry a subtype and their text is not a new reply.
+        if event.get("bot_id") or event.get("subtype") not in _AGENT_SUBTYPES:
+            return "a bot's message or a message change"
+        user = event.get("user")
+        if not isinstance(user, str) or not user or user in bot_users:
+            return "no user, or the bot itself"
+        thread_ts, ts = event.get("thread_ts"), event.get("ts")
+        if not isinstance(thread_ts, str) or not thread_ts or thread_ts == ts:
+            return "not a reply in a thread"
+        return None
+
+
+def transcript_pieces(transcript: Sequence[Tuple[str, str]]) -> List[str]:
+    """The transcript as escaped mrkdwn, one line per turn, split to Slack's limit."""
+    lines = [
+        f"{(role or 'unknown').strip().capitalize()}: {' '.join(str(text).split())}"
+        for role, text in transcript
+        if str(text).strip()
+    ]
+    if not lines:
+        return []
+    return split_mrkdwn("Recent conversation:\n" + "\n".join(lines))
+
+
+def _escape_note(text: str) -> str:
+    parts: List[str] = []
+    last = 0
+    for match in _USER_MENTION.finditer(text):
+        parts.append(escape_mrkdwn(text[last : match.start()]))
+        parts.append(match.group(0))
+        last = match.end()
+    parts.append(escape_mrkdwn(text[last:]))
+    return "".join(parts)
+
+
+_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|([^>]*))?>")
+_CHANNEL_LINK = re.compile(r"<#[A-Z0-9]+(?:\|([^>]*))?>")
+_LINK = re.compile(r"<((?:https?|mailto|tel):[^|>]+)(?:\|([^>]*))?>")
+_SPECIAL = re.compile(r"<![^|>]+(?:\|([^>]*))?>")
+
+
+def agent_text(text: str) -> str:
+    """What an agent wrote, as the customer should read it, line breaks kept.
+
+    A link keeps its address (``label (https://…)``), since the customer cannot click
+    Slack's markup; mentions and channel names become the text Slack shows; entities are
+    unescaped last, so a typed ``&lt;`` stays the characters ``<``.
+    """
+
+    def link(match: re.Match) -> str:
+        target, label = match.group(1), match.group(2)
+        shown = target.removeprefix("mailto:").removeprefix("tel:")
+        if not label or label in (target, shown):
+            return shown
+        return f"{label} ({shown})"
+
+    text = _MENTION.sub(lambda m: "@" + (m.group(2) or m.group(1)), text)
+    text = _CHANNEL_LINK.sub(lambda m: "#" + (m.group(1) or "channel"), text)
+    text = _LINK.sub(link, text)
+    text = _SPECIAL.sub(lambda m: m.group(1) or "", text)
+    lines = [" ".join(line.split()) for line in unescape_mrkdwn(text).splitlines()]
+    return "\n".join(lines).strip()

@@ -1,0 +1,156 @@
+"""``action_generative_fallback``: the rasa_sdk action that answers what the bot cannot.
+
+It is wired in ``bot/data/rules.yml`` to Rasa's ``nlu_fallback`` and to
+``out_of_scope``. One :class:`GenerativeFallback` is built per action-server process,
+in a background thread as soon as the action server starts, so the first customer
+does not wait for the model to load. Its settings come from ``fallback.yml`` in the
+directory the action server starts in (``RASA_LLM_FALLBACK_CONFIG`` names another).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import yaml
+from rasa_sdk import Action, Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from rasa_llm.errors import RasaLLMError
+from rasa_llm.fallback.generative_fallback import (
+    FallbackReply,
+    FallbackRequest,
+    GenerativeFallback,
+)
+
+logger = logging.getLogger(__name__)
+
+CONFIG_ENV = "RASA_LLM_FALLBACK_CONFIG"
+WARM_UP_ENV = "RASA_LLM_FALLBACK_WARM_UP"
+DEFAULT_CONFIG_FILE = "fallback.yml"
+# The domain response sent when no checked reply or relevant passage is available.
+SCRIPTED_RESPONSE = "utter_cannot_answer"
+
+
+def config_path() -> Path:
+    """Where the fallback's settings are read from."""
+    return Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_FILE)
+
+
+def load_config(path: Path) -> Dict[str, Any]:
+    """The YAML mapping in ``path``; an absent file means all defaults."""
+    if not path.is_file():
+        return {}
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise RasaLLMError(
+            f"Cannot read the generative fallback settings '{path}': "
+            f"{' '.join(str(e).split())}. Fix: correct "
+            f"the YAML (see README.md, 'Generative fallback')."
+        ) from e
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise RasaLLMError(
+            f"The generative fallback settings '{path}' must be a mapping of keys to "
+            f"values. Fix: write 'key: value' lines (see README.md)."
+        )
+    return loaded
+
+
+class FallbackService:
+    """Builds the process's one :class:`GenerativeFallback` once, on first need."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._fallback: Optional[GenerativeFallback] = None
+        self._error: Optional[BaseException] = None
+
+    def get(self) -> GenerativeFallback:
+        """The shared fallback; raises the load error (again) if it could not be built."""
+        with self._lock:
+            if self._fallback is None:
+                path = config_path()
+                self._fallback = GenerativeFallback.from_config(
+                    load_config(path), bot_dir=path.parent
+                )
+                warm_up = getattr(self._fallback.backend, "warm_up", None)
+                if callable(warm_up):
+                    warm_up()
+            return self._fallback
+
+    def warm_up_in_background(self) -> None:
+        """Load everything now, off the request path; a failure is logged with the fix."""
+
+        def load() -> None:
+            try:
+                self.get()
+                logger.info("generative fallback ready")
+            except Exception as e:  # logged loudly; each request then retries the load
+                logger.error("generative fallback could not load: %s", e)
+
+        threading.Thread(target=load, name="rasa-llm-fallback-warm-up", daemon=True).start()
+
+
+SERVICE = FallbackService()
+
+
+class ActionGenerativeFallback(Action):
+    """Answers from the knowledge base through a guarded language model."""
+
+    _warming = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        if not ActionGenerativeFallback._warming and os.environ.get(WARM_UP_ENV, "1") != "0":
+            ActionGenerativeFallback._warming = True
+            SERVICE.warm_up_in_background()
+
+    def name(self) -> str:
+        return "action_generative_fallback"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
+    ) -> List[Dict[str, Any]]:
+        text, history = conversation(tracker)
+        try:
+            fallback = await asyncio.to_thread(SERVICE.get)
+            reply: Optional[FallbackReply] = await fallback.answer(
+                FallbackRequest(text, history, tracker.get_latest_input_channel())
+            )
+        except Exception as e:  # the customer gets the scripted answer whatever broke
+            logger.error("generative fallback failed (%s); sent the scripted reply", e)
+            reply = None
+        if reply is None or reply.kind == "scripted":
+            if SCRIPTED_RESPONSE in (domain.get("responses") or {}):
+                dispatcher.utter_message(response=SCRIPTED_RESPONSE)
+            else:
+                dispatcher.utter_message(text=reply.text if reply else _LAST_RESORT)
+        else:
+            dispatcher.utter_message(text=reply.text)
+        return []
+
+
+_LAST_RESORT = "Sorry, I can't answer that right now. Please ask to talk to a person."
+
+
+def conversation(tracker: Tracker, *, turns: int = 8) -> Tuple[str, List[Tuple[str, str]]]:
+    """The latest customer text and the ``turns`` texts before it, oldest first."""
+    said: List[Tuple[str, str]] = []
+    for event in tracker.events:
+        kind = event.get("event")
+        if kind in ("restart", "session_started"):
+            said = []
+        elif kind == "user" and event.get("text"):
+            said.append(("customer", str(event["text"])))
+        elif kind == "bot" and event.get("text"):
+            said.append(("bot", str(event["text"])))
+    latest = str(tracker.latest_message.get("text") or "")
+    if said and said[-1] == ("customer", latest):
+        said.pop()
+    return latest, said[-turns:]

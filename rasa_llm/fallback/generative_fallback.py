@@ -1,0 +1,288 @@
+"""Answer what the bot has no story for: retrieve, generate, guard, or fall back safely.
+
+The order of a reply: mask personal data → retrieve passages → build the prompt →
+generate under a deadline → check the reply. A reply that fails any check, a model
+error and a missed deadline all end the same way: the best passage verbatim when it
+is relevant enough, otherwise a scripted reply that offers a person. The customer
+always gets an answer; logs get the reason code, never the customer's words.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Literal, Mapping, Optional, Sequence, Tuple
+
+from rasa_llm.config_validation import validate_config
+from rasa_llm.device import resolve_device
+from rasa_llm.errors import InvalidComponentConfigError
+from rasa_llm.fallback.backend_factory import create_backend
+from rasa_llm.fallback.generation_backend import (
+    GenerationBackend,
+    GenerationError,
+    GenerationTimeout,
+)
+from rasa_llm.fallback.knowledge_base import KnowledgeBase
+from rasa_llm.fallback.language_detector import detect_language
+from rasa_llm.fallback.passage import RetrievedPassage
+from rasa_llm.fallback.passage_retriever import PassageRetriever
+from rasa_llm.fallback.pii_masker import PiiMasker
+from rasa_llm.fallback.prompt_builder import PromptBuilder
+from rasa_llm.fallback.reply_guard import GuardContext, ReplyGuard
+
+logger = logging.getLogger(__name__)
+
+COMPONENT = "action_generative_fallback"
+ReplyKind = Literal["generated", "passage", "scripted"]
+
+
+def get_default_config() -> Dict[str, Any]:
+    """The fallback's settings (``bot/fallback.yml`` overrides any of them)."""
+    return {
+        # Directory of Markdown files, relative to the bot directory.
+        "knowledge_dir": "knowledge",
+        # Named in the instructions: "the customer-service assistant of <name>".
+        "business_name": "our company",
+        # How many passages go into the prompt.
+        "top_k": 3,
+        # Passages below this cosine similarity are not used; with none left, the
+        # scripted reply is sent without asking the model.
+        "min_relevance": 0.35,
+        # When generation fails, the best passage is sent verbatim if at least this close.
+        "passage_relevance": 0.55,
+        # Earlier turns (customer and bot) shown to the model.
+        "history_turns": 4,
+        # Length of a generated reply, in tokens; and the instruction's sentence limit.
+        "max_new_tokens": 60,
+        "max_sentences": 3,
+        # Seconds from the customer's message to a checked reply, queueing included.
+        "deadline_s": 6.0,
+        # Longest generated reply per channel name; "default" for the others.
+        "reply_max_chars": {"default": 600, "twilio": 320},
+        # The knowledge base's language: its passages are only sent verbatim to
+        # customers writing in it (or in a language that cannot be told).
+        "knowledge_language": "en",
+        # Mask person names (spaCy NER) besides emails, phones, cards and IBANs.
+        "mask_names": True,
+        # Share of a reply's content words that must appear in passages or question.
+        "min_support": 0.5,
+        # Sent when nothing better can be; the action sends the domain response
+        # `utter_cannot_answer` instead when the domain has one.
+        "scripted_reply": (
+            "Sorry, I can't answer that myself. Would you like me to connect you with "
+            "a member of our team?"
+        ),
+        # Encoder for retrieval: null is the shipped MiniLM; or a local model directory.
+        "encoder": None,
+        # Where the encoder runs: auto (cuda when available), cpu or cuda.
+        "device": "auto",
+        # The language model: see rasa_llm.fallback.backend_factory.get_default_config.
+        "generation": {},
+    }
+
+
+_TYPES: Dict[str, Any] = {
+    "knowledge_dir": str,
+    "business_name": str,
+    "top_k": int,
+    "min_relevance": (int, float),
+    "passage_relevance": (int, float),
+    "history_turns": int,
+    "max_new_tokens": int,
+    "max_sentences": int,
+    "deadline_s": (int, float),
+    "reply_max_chars": dict,
+    "knowledge_language": str,
+    "mask_names": bool,
+    "min_support": (int, float),
+    "scripted_reply": str,
+    "encoder": (str, type(None)),
+    "device": str,
+    "generation": dict,
+}
+
+
+@dataclass(frozen=True)
+class FallbackRequest:
+    """The customer's latest message and what came before it."""
+
+    text: str
+    # Earlier turns, oldest first: ("customer" | "bot", text).
+    history: Sequence[Tuple[str, str]] = ()
+    # The input channel's name (rest, webchat, slack, telegram, twilio), if known.
+    channel: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class FallbackReply:
+    """What to send, and why (the reason is a code that is safe to log)."""
+
+    text: str
+    kind: ReplyKind
+    reason: str
+    passages: List[RetrievedPassage] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class GenerativeFallback:
+    """One per action-server process: the retriever and the model load once."""
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        *,
+        knowledge: KnowledgeBase,
+        retriever: PassageRetriever,
+        backend: GenerationBackend,
+        masker: Optional[PiiMasker] = None,
+        guard: Optional[ReplyGuard] = None,
+    ) -> None:
+        self.config = dict(config)
+        self.knowledge = knowledge
+        self.retriever = retriever
+        self.backend = backend
+        self.masker = masker or PiiMasker(use_spacy_names=bool(config["mask_names"]))
+        self.guard = guard or ReplyGuard(min_support=float(config["min_support"]))
+        self.prompt = PromptBuilder(
+            business_name=str(config["business_name"]),
+            max_sentences=int(config["max_sentences"]),
+        )
+
+    @property
+    def instructions(self) -> str:
+        """The system instructions the model gets (without the passages)."""
+        return self.prompt.instructions
+
+    @classmethod
+    def from_config(
+        cls, config: Optional[Mapping[str, Any]] = None, *, bot_dir: Path | str = "."
+    ) -> GenerativeFallback:
+        """Validate ``config``, load the knowledge base, the encoder and the backend."""
+        merged = merged_config(config or {})
+        knowledge_dir = Path(bot_dir) / str(merged["knowledge_dir"])
+        knowledge = KnowledgeBase.from_directory(knowledge_dir)
+        device = resolve_device(COMPONENT, str(merged["device"]))
+        encoder = Path(merged["encoder"]) if merged["encoder"] else None
+        retriever = PassageRetriever(knowledge, encoder_path=encoder, device=device)
+        backend = create_backend(merged["generation"])
+        return cls(merged, knowledge=knowledge, retriever=retriever, backend=backend)
+
+    async def answer(self, request: FallbackRequest) -> FallbackReply:
+        """A reply for the customer; never raises for anything the model or input does."""
+        started = time.monotonic()
+        reply = await self._answer(request, started)
+        reply = FallbackReply(
+            reply.text, reply.kind, reply.reason, reply.passages, time.monotonic() - started
+        )
+        best = reply.passages[0].score if reply.passages else 0.0
+        logger.info(
+            "generative fallback: kind=%s reason=%s best_score=%.2f seconds=%.2f",
+            reply.kind,
+            reply.reason,
+            best,
+            reply.seconds,
+        )
+        return reply
+
+    async def _answer(self, request: FallbackRequest, started: float) -> FallbackReply:
+        config = self.config
+        question, history, language = await asyncio.to_thread(self._prepare, request)
+        query = question
+        if len(question.split()) < 4 and history and history[-1][0] == "customer":
+            # "and for cards?" only makes sense with the customer's previous message.
+            query = f"{history[-1][1]} {question}"
+        found = await asyncio.to_thread(self.retriever.retrieve, query, top_k=int(config["top_k"]))
+        relevant = [p for p in found if p.score >= float(config["min_relevance"])]
+        if not relevant:
+            return self._scripted("low_relevance", found)
+
+        messages = self.prompt.build(question, relevant, history)
+        remaining = float(config["deadline_s"]) - (time.monotonic() - started)
+        try:
+            text = await self.backend.generate(
+                messages, max_new_tokens=int(config["max_new_tokens"]), deadline_s=remaining
+            )
+        except GenerationTimeout:
+            return self._fallback("timeout", relevant, language)
+        except GenerationError as e:
+            logger.warning("generative fallback: backend failed (%s)", type(e).__name__)
+            return self._fallback("model_error", relevant, language)
+        except Exception as e:  # the customer must get an answer whatever broke
+            logger.exception("generative fallback: unexpected %s", type(e).__name__)
+            return self._fallback("model_error", relevant, language)
+
+        context = GuardContext(
+            passages=[p.passage.text for p in relevant],
+            customer_text=question,
+            max_chars=self.max_chars(request.channel),
+            instructions=self.instructions,
+            language=language,
+        )
+        failures = self.guard.check(text, context)
+        if failures:
+            return self._fallback(f"guard:{failures[0].check}", relevant, language)
+        return FallbackReply(text.strip(), "generated", "generated", relevant)
+
+    def _prepare(self, request: FallbackRequest) -> Tuple[str, List[Tuple[str, str]], Any]:
+        # Masking runs spaCy: done off the event loop with the other CPU work.
+        question = self.masker.mask(request.text).text
+        turns = list(request.history)[-int(self.config["history_turns"]) :]
+        history = [
+            (role, self.masker.mask(text).text if role == "customer" else text)
+            for role, text in turns
+        ]
+        return question, history, detect_language(question)
+
+    def max_chars(self, channel: Optional[str]) -> int:
+        """The longest generated reply allowed on ``channel``."""
+        limits: Mapping[str, int] = self.config["reply_max_chars"]
+        return int(limits.get(channel or "", limits.get("default", 600)))
+
+    def _fallback(
+        self, reason: str, passages: List[RetrievedPassage], language: Optional[str]
+    ) -> FallbackReply:
+        best = passages[0] if passages else None
+        same_language = language in (None, self.config["knowledge_language"])
+        if best and same_language and best.score >= float(self.config["passage_relevance"]):
+            return FallbackReply(best.passage.text, "passage", reason, passages)
+        return self._scripted(reason, passages)
+
+    def _scripted(self, reason: str, passages: List[RetrievedPassage]) -> FallbackReply:
+        return FallbackReply(str(self.config["scripted_reply"]), "scripted", reason, passages)
+
+    async def close(self) -> None:
+        """Release the backend (HTTP sessions, threads)."""
+        await self.backend.close()
+
+
+def merged_config(config: Mapping[str, Any]) -> Dict[str, Any]:
+    """Defaults overlaid with ``config``, validated; errors name the key and the fix."""
+    defaults = get_default_config()
+    validate_config(COMPONENT, config, defaults, _TYPES)
+    merged = {**defaults, **config}
+    for key in ("top_k", "history_turns", "max_new_tokens", "max_sentences"):
+        if merged[key] < 0 or (key != "history_turns" and merged[key] == 0):
+            raise InvalidComponentConfigError(
+                COMPONENT, key, f"is {merged[key]}", "use a positive whole number."
+            )
+    if not 0 < merged["deadline_s"]:
+        raise InvalidComponentConfigError(
+            COMPONENT, "deadline_s", "must be positive", "give seconds, e.g. 6.0."
+        )
+    for key in ("min_relevance", "passage_relevance", "min_support"):
+        if not -1.0 <= float(merged[key]) <= 1.0:
+            raise InvalidComponentConfigError(
+                COMPONENT, key, f"is {merged[key]}", "use a number between 0 and 1."
+            )
+    limits = merged["reply_max_chars"]
+    if not all(isinstance(v, int) and v > 0 for v in limits.values()):
+        raise InvalidComponentConfigError(
+            COMPONENT,
+            "reply_max_chars",
+            "must map channel names to positive whole numbers",
+            "write e.g. {default: 600, twilio: 320}.",
+        )
+    return merged

@@ -1,0 +1,84 @@
+"""Find the knowledge-base passages closest to a customer's question.
+
+Uses the same shipped MiniLM encoder as the NLU components (mean pooling, unit
+vectors), so a bot needs no second model download. The passages are embedded once
+when the retriever is built; a question costs one encoder pass (a few ms on a CPU).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from rasa_llm.fallback.knowledge_base import KnowledgeBase
+from rasa_llm.fallback.passage import Passage, RetrievedPassage
+from rasa_llm.model_files import default_encoder_path, load_pretrained
+
+# Questions are short; passages are cut to what the encoder was trained on.
+_MAX_TOKENS = 256
+_BATCH = 32
+
+
+class PassageRetriever:
+    """Cosine top-k over the passages of a :class:`KnowledgeBase`."""
+
+    def __init__(
+        self,
+        knowledge: KnowledgeBase,
+        *,
+        encoder_path: Optional[Path] = None,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.knowledge = knowledge
+        self.device = torch.device(device)
+        encoder, tokenizer = load_pretrained(Path(encoder_path or default_encoder_path()))
+        # nn.Module.to moves in place; transformers' typing of it confuses mypy.
+        torch.nn.Module.to(encoder, self.device)
+        self._encoder: PreTrainedModel = encoder.eval()
+        self._tokenizer: PreTrainedTokenizerBase = tokenizer
+        # The action server answers several conversations at once from threads; the
+        # tokenizer and module are not documented as thread-safe, and a pass is a few ms.
+        self._lock = threading.Lock()
+        self._matrix = self.embed([_passage_document(p) for p in knowledge.passages])
+
+    def embed(self, texts: Sequence[str]) -> torch.Tensor:
+        """Unit-length mean-pooled embeddings, one row per text."""
+        rows: List[torch.Tensor] = []
+        with self._lock, torch.inference_mode():
+            for start in range(0, len(texts), _BATCH):
+                batch = self._tokenizer(
+                    list(texts[start : start + _BATCH]),
+                    padding=True,
+                    truncation=True,
+                    max_length=_MAX_TOKENS,
+                    return_tensors="pt",
+                ).to(self.device)
+                hidden = self._encoder(
+                    input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+                )[0]
+                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                rows.append(torch.nn.functional.normalize(pooled, dim=-1).cpu())
+        if not rows:
+            return torch.zeros((0, self._encoder.config.hidden_size))
+        return torch.cat(rows)
+
+    def retrieve(self, question: str, *, top_k: int) -> List[RetrievedPassage]:
+        """The ``top_k`` passages by cosine similarity, best first."""
+        if not question.strip() or top_k <= 0:
+            return []
+        scores = self._matrix @ self.embed([question])[0]
+        best = torch.topk(scores, k=min(top_k, len(self.knowledge.passages)))
+        return [
+            RetrievedPassage(self.knowledge.passages[int(i)], float(s))
+            for s, i in zip(best.values, best.indices, strict=True)
+        ]
+
+
+def _passage_document(passage: Passage) -> str:
+    # The title carries the subject ("Cards › Replacement"); questions name it too.
+    return f"{passage.title}. {passage.text}"

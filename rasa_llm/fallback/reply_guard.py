@@ -1,0 +1,391 @@
+"""ReplyGuard: the checks a generated reply must pass before a customer sees it.
+
+Small language models write fluent text that is not always true: in our trials
+SmolLM2 invented a 10 % discount, asked for a card number to reset a password and
+called a refund of a double charge "highly unlikely" when the policy said otherwise.
+The guard is deliberately strict, because failing is cheap here: the fallback then
+sends the best passage verbatim, or offers a person.
+
+Checks, each with a stable reason code for logs and metrics (:data:`CHECK_CODES`):
+
+* ``empty``, ``too_long``: nothing to send, or more than the channel allows.
+* ``unsupported_number`` / ``_time`` / ``_date`` / ``_url`` / ``_email`` / ``_phone``:
+  every such fact in the reply (found by :mod:`rasa_llm.fallback.reply_facts`) must
+  appear in the retrieved passages. Numbers from
+  the customer's own message do not count: the model echoing "your refund of $49.99
+  is on its way" would confirm what nobody checked. Spelled-out numbers in the reply
+  ("ten") are not checked; in passages they support digits ("fourteen" -> 14).
+  A percentage needs a percentage in the passages. Currencies are not compared.
+* ``asks_for_secret``: asks for a password, PIN, card number, CVV, one-time code or
+  banking login; "we will never ask for your PIN" passes.
+* ``claims_action``: says something was done ("I have cancelled your order", "your
+  card is now blocked"); the fallback can do nothing, so any such claim is false.
+* ``wrong_language``: the reply is not in the customer's language (when both are known).
+* ``leaks_instructions``: repeats 8+ consecutive words of the instructions, or dumps
+  prompt markers.
+* ``unsupported_content``: fewer than ``min_support`` of the reply's content words
+  occur in the passages or the customer's message. This is lexical: it catches
+  invented topics and many paraphrased inversions ("highly unlikely to be refunded"),
+  but not a negation that reuses the passage's own words ("refunds are not issued").
+
+A failure's ``detail`` may quote a short token of the reply, never customer text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+
+from rasa_llm.config_validation import TypeSpec, require, validate_config
+from rasa_llm.fallback.language_detector import detect_language
+from rasa_llm.fallback.reply_facts import extract_facts, source_keys
+
+__all__ = ["CHECK_CODES", "GuardContext", "GuardFailure", "ReplyGuard"]
+
+CHECK_CODES = (
+    "empty",
+    "too_long",
+    "unsupported_number",
+    "unsupported_time",
+    "unsupported_date",
+    "unsupported_url",
+    "unsupported_email",
+    "unsupported_phone",
+    "asks_for_secret",
+    "claims_action",
+    "wrong_language",
+    "leaks_instructions",
+    "unsupported_content",
+)
+
+_CONFIG_TYPES: Dict[str, TypeSpec] = {
+    "min_support": (int, float),
+    "min_content_words": int,
+    "leak_ngram_words": int,
+    "leak_markers": list,
+    "check_language": bool,
+}
+
+
+@dataclass(frozen=True)
+class GuardContext:
+    """What a reply is checked against."""
+
+    # Texts of the retrieved passages: the only source of facts a reply may state.
+    passages: Sequence[str]
+    # The customer's message, already PII-masked.
+    customer_text: str
+    # The most characters the channel should get in one reply.
+    max_chars: int
+    # The system prompt the model saw, to detect a reply that repeats it.
+    instructions: str
+    # The customer's language (ISO 639-1), or None when unknown.
+    language: Optional[str]
+
+
+@dataclass(frozen=True)
+class GuardFailure:
+    """One failed check: a reason code from CHECK_CODES and a short detail."""
+
+    check: str
+    detail: str
+
+
+# --- Facts: numbers, times, dates, URLs, e-mails, phones (found by reply_facts) ---
+
+
+def _unsupported_facts(reply: str, passages: str, customer_text: str) -> List[GuardFailure]:
+    known = source_keys(passages)
+    bad: Dict[str, List[str]] = {}
+    for code, token, keys in extract_facts(reply):
+        if not keys & known:
+            bad.setdefault(code, []).append(token)
+    failures = []
+    for code in CHECK_CODES:
+        if code in bad:
+            # Never quote what the model copied from the customer's message.
+            shown = [t[:30] for t in bad[code] if t not in customer_text][:3]
+            detail = f"{len(bad[code])} not in the passages"
+            failures.append(GuardFailure(code, detail + (f": {', '.join(shown)}" if shown else "")))
+    return failures
+
+
+# --- Requests for secrets and claims of actions -----------------------------------
+
+_SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
+_SECRET = re.compile(
+    r"\b(?:pass(?:word|code|phrase)s?|pins?|pin\s+(?:code|number)|cvv2?|cvc2?|csc|"
+    r"security\s+code|card\s+(?:number|details)|long\s+number|one[- ]time\s+(?:pass)?"
+    r"(?:code|password)|otp|verification\s+code|sms\s+code|(?:code|number)\s+(?:we|i)\s+"
+    r"(?:just\s+)?(?:sent|texted)|online[- ]banking|log[- ]?in\s+(?:details|credentials)|"
+    r"memorable\s+(?:word|information))\b",
+    re.I,
+)
+# Asking the customer for something. Verbs that are also nouns or describe using a
+# secret in the app ("the email address and password", "confirm with your passcode",
+# "enter your PIN at the till") count only in their asking form.
+_REQUEST = re.compile(
+    r"\b(?:send|provide|share|give|tell|confirm(?!\s+with\b)|reply\s+with|respond\s+with|"
+    r"(?:text|write|e-?mail|message|dm)\s+(?:me|us)|submit|read\s+out|let\s+(?:me|us)\s+know|"
+    r"require|ask(?:\s+you)?\s+for|(?:i|we)(?:'ll|\s+will|\s+would)?\s+need|what\s+(?:is|are)"
+    r"\s+your|what's\s+your|(?:may|can|could)\s+(?:i|we)\s+(?:have|get)|(?:enter|type|paste)"
+    r"(?=[^.!?]*\b(?:here|below|in\s+(?:this|the)\s+(?:chat|conversation)|reply)\b))\b",
+    re.I,
+)
+_NEGATION = re.compile(
+    r"\b(?:never|not|no\s+one|nobody|don't|do\s+not|doesn't|won't|wouldn't|shouldn't|"
+    r"mustn't|cannot|can't|avoid|under\s+no\s+circumstances)\b",
+    re.I,
+)
+_PARTIAL_CARD = re.compile(r"\blast\s+(?:four|4|two|2)\s+digits\b", re.I)
+
+_DONE = (
+    r"(?:cancell?ed|processed|issued|refunded|reset|escalated|updated|changed|blocked|froze|"
+    r"frozen|unblocked|unfrozen|sent|submitted|arranged|booked|scheduled|credited|reversed|"
+    r"approved|initiated|raised|forwarded|transferred|removed|replaced|activated|"
+    r"deactivated|reactivated|fixed|resolved|reported|shipped|dispatched|deleted|flagged|"
+    r"disputed|waived|corrected|renewed|upgraded|downgraded|verified|restored|unlocked|"
+    r"locked|closed|passed\s+(?:it|this|that|your\s+\w+)\s+on|taken\s+care\s+of)"
+)
+_ADVERBS = r"(?:\s+(?:just|already|now|successfully|gone\s+ahead\s+and|went\s+ahead\s+and))*"
+_CLAIMS = [
+    # "I have cancelled your order", "I've processed your refund", "we sent you a code".
+    re.compile(rf"\b(?:i|we)(?:'ve|\s+have|'d|\s+had)?{_ADVERBS}\s+{_DONE}\b", re.I),
+    # "your refund has been issued", "your card is now blocked", "the order was cancelled".
+    re.compile(
+        rf"\b(?:your|the|this)\s+(?:[\w-]+\s+){{0,5}}?[\w-]+(?:\s+(?:has|have|had)|'s)"
+        rf"{_ADVERBS}\s+been{_ADVERBS}\s+{_DONE}\b",
+        re.I,
+    ),
+    re.compile(
+        rf"\b(?:your|the|this)\s+(?:[\w-]+\s+){{0,5}}?[\w-]+(?:\s+(?:was|were)|(?:\s+is|\s+are|'s)"
+        rf"(?=\s+(?:now|already|successfully)\b)){_ADVERBS}\s+{_DONE}\b",
+        re.I,
+    ),
+    # "I'm cancelling it now", "we are processing your refund".
+    re.compile(
+        r"\b(?:i'm|i\s+am|we're|we\s+are)\s+(?:now\s+)?(?:cancell?ing|processing|issuing|"
+        r"refunding|resetting|escalating|updating|changing|blocking|freezing|sending|"
+        r"transferring|forwarding|arranging|unblocking|reversing)\s+(?:your|it|this|that|them)\b",
+        re.I,
+    ),
+]
+# "Your refund should have been issued" is a guess; "the items that were shipped" a
+# description. Neither claims a deed.
+_NOT_A_CLAIM = re.compile(
+    r"\b(?:will|would|should|could|might|may|must|can|that|which|who|whose|where)\b", re.I
+)
+# Where the object of a request ends: a new clause with its own subject begins.
+_CLAUSE_END = re.compile(
+    r"[,;:]|\b(?:and|or|so|then|but|because|to|if|when|that)\s+(?:we|i|i'll|we'll|our|they|"
+    r"it|you)\b",
+    re.I,
+)
+# A claim in a clause that starts like this describes a policy, not a done deed.
+_CONDITION = re.compile(
+    r"\b(?:if|once|when|whenever|after|as\s+soon\s+as|until|unless|before|in\s+case|"
+    r"provided)\b",
+    re.I,
+)
+
+
+def _clauses_before(sentence: str, position: int) -> str:
+    """The part of the clause that precedes ``position`` in ``sentence``."""
+    head = sentence[:position]
+    return re.split(r"[,;:]|\bbut\b|\band\b", head)[-1]
+
+
+def _asks_for_secret(reply: str) -> Optional[str]:
+    for sentence in _SENTENCE.findall(reply):
+        for request in _REQUEST.finditer(sentence):
+            # The object of the request: the rest of its clause, up to a dozen words.
+            rest = sentence[request.end() :]
+            window = " ".join(_CLAUSE_END.split(rest, maxsplit=1)[0].split()[:12])
+            secret = _SECRET.search(window)
+            if not secret or _PARTIAL_CARD.search(window):
+                continue
+            if re.match(r"you\b", window, re.I):
+                continue  # "we'll send you a one-time code" gives, it does not ask
+            if _NEGATION.search(_clauses_before(sentence, request.start())):
+                continue  # "we will never ask for your PIN", "don't share your password"
+            return secret.group(0).lower()
+    return None
+
+
+def _claims_action(reply: str, passages: str) -> Optional[str]:
+    quoted = " ".join(passages.lower().split())
+    for sentence in _SENTENCE.findall(reply):
+        for pattern in _CLAIMS:
+            for match in pattern.finditer(sentence):
+                if _NOT_A_CLAIM.search(match.group(0)):
+                    continue
+                if _CONDITION.search(_clauses_before(sentence, match.start())):
+                    continue  # "once we have processed your return, we refund you"
+                # A claim quoted from a passage with its object ("we have updated our
+                # returns policy") is the business speaking, not the bot acting.
+                claim = " ".join(sentence[match.start() :].lower().split()[:6])
+                if claim.rstrip(".!?") in quoted:
+                    continue
+                return " ".join(match.group(0).split()[-2:]).lower()
+    return None
+
+
+# --- Leaks and lexical support ----------------------------------------------------
+
+_WORDS = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
+_STOPWORDS = frozenset(
+    """a about above after again against all also am an and any are aren't as at be because
+    been before being below between both but by can can't cannot could couldn't did didn't do
+    does doesn't doing don't down during each either else even ever every few for from
+    further get gets getting got had hadn't has hasn't have haven't having he her here hers
+    herself him himself his how however i i'd i'll i'm i've if in into is isn't it it's its
+    itself just let let's like may me might more most must mustn't my myself no nor not now
+    of off on once one only or other ought our ours ourselves out over own per please same
+    shall she should shouldn't so some such than that that's the their theirs them
+    themselves then there there's these they they'd they'll they're they've this those
+    through to too under until up upon us very via was wasn't we we'd we'll we're we've were
+    weren't what what's when where which while who whom why will with within without won't
+    would wouldn't yes yet you you'd you'll you're you've your yours yourself yourselves
+    sorry thanks thank hello hi hey dear welcome glad happy help assist assistance
+    apologise apologize apologies understand unfortunately certainly sure course kindly
+    feel free contact let know question questions anything else today great""".split()
+)
+# Longest first; "e" makes "charge" and "charged" meet at "charg".
+_SUFFIXES = (("ies", "y"), ("ied", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("ly", ""), ("e", ""))
+_LEAK_MARKERS = ["system prompt", "my instructions", "<<<", ">>>", "KNOWLEDGE:", "CUSTOMER MESSAGE"]
+
+
+def _words(text: str) -> List[str]:
+    return [w.replace("’", "'") for w in _WORDS.findall(text.lower())]
+
+
+def _stem(word: str) -> str:
+    """A light suffix stripper: "refunds", "refunded", "refunding" -> "refund"."""
+    for suffix, replacement in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)] + replacement
+    if word.endswith("s") and not word.endswith("ss") and len(word) > 3:
+        return word[:-1]
+    return word
+
+
+def _ngrams(words: Sequence[str], n: int) -> Set[Tuple[str, ...]]:
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+# --- The guard --------------------------------------------------------------------
+
+
+class ReplyGuard:
+    """Runs every check on a generated reply; the reply may be sent only if none fails."""
+
+    @staticmethod
+    def get_default_config() -> Dict[str, Any]:
+        """Every key the guard accepts, with its default."""
+        return {
+            # Share of the reply's content words (stop-words removed, stemmed) that must
+            # occur in the passages or the customer's message.
+            "min_support": 0.5,
+            # Replies with fewer content words than this skip the support check:
+            # "Yes, you can." says too little to measure.
+            "min_content_words": 3,
+            # This many consecutive words of the instructions in a reply is a leak.
+            "leak_ngram_words": 8,
+            # Text that only a prompt dump contains; all-caps markers match exactly,
+            # the others in any case. Keep in step with the prompt builder's delimiters.
+            "leak_markers": list(_LEAK_MARKERS),
+            # Fail replies in another language than the customer's (when both known).
+            "check_language": True,
+        }
+
+    @classmethod
+    def from_config(cls, config: Dict[str, Any]) -> ReplyGuard:
+        """A guard from a config dict, rejecting unknown keys, wrong types and ranges."""
+        name, defaults = cls.__name__, cls.get_default_config()
+        validate_config(name, config, defaults, _CONFIG_TYPES)
+        merged = {**defaults, **config}
+        require(name, "min_support", 0 <= merged["min_support"] <= 1, "must be in [0, 1]", 0.5)
+        require(name, "min_content_words", merged["min_content_words"] >= 1, "must be >= 1", 3)
+        require(name, "leak_ngram_words", merged["leak_ngram_words"] >= 3, "must be >= 3", 8)
+        require(
+            name,
+            "leak_markers",
+            all(isinstance(m, str) and m.strip() for m in merged["leak_markers"]),
+            "must be a list of non-empty strings",
+            defaults["leak_markers"],
+        )
+        return cls(**merged)
+
+    def __init__(
+        self,
+        *,
+        min_support: float = 0.5,
+        min_content_words: int = 3,
+        leak_ngram_words: int = 8,
+        leak_markers: Sequence[str] = tuple(_LEAK_MARKERS),
+        check_language: bool = True,
+    ) -> None:
+        self.min_support = float(min_support)
+        self.min_content_words = min_content_words
+        self.leak_ngram_words = leak_ngram_words
+        self.leak_markers = tuple(leak_markers)
+        self.check_language = check_language
+
+    def check(self, reply: str, context: GuardContext) -> List[GuardFailure]:
+        """Every failed check, in the order of CHECK_CODES; an empty list means send it."""
+        if not reply.strip():
+            return [GuardFailure("empty", "the reply is blank")]
+        failures: List[GuardFailure] = []
+        if len(reply) > context.max_chars:
+            failures.append(
+                GuardFailure("too_long", f"{len(reply)} characters > {context.max_chars}")
+            )
+        passages = "\n\n".join(context.passages)
+        failures.extend(_unsupported_facts(reply, passages, context.customer_text))
+        reply = reply.replace("’", "'")
+        secret = _asks_for_secret(reply)
+        if secret:
+            failures.append(GuardFailure("asks_for_secret", f"asks for: {secret}"))
+        claim = _claims_action(reply, passages)
+        if claim:
+            failures.append(GuardFailure("claims_action", f"claims: {claim}"))
+        if self.check_language and context.language:
+            detected = detect_language(reply)
+            if detected and detected != context.language:
+                failures.append(
+                    GuardFailure("wrong_language", f"reply in {detected}, not {context.language}")
+                )
+        leak = self._leak(reply, context.instructions, passages)
+        if leak:
+            failures.append(GuardFailure("leaks_instructions", leak))
+        support = self._support(reply, passages, context.customer_text)
+        if support is not None and support < self.min_support:
+            failures.append(
+                GuardFailure(
+                    "unsupported_content",
+                    f"{support:.2f} of content words in passages < {self.min_support:.2f}",
+                )
+            )
+        return failures
+
+    def _leak(self, reply: str, instructions: str, passages: str) -> Optional[str]:
+        for marker in self.leak_markers:
+            found = marker in reply if marker.isupper() else marker.lower() in reply.lower()
+            if found:
+                return f"prompt marker {marker!r}"
+        n = self.leak_ngram_words
+        # A run the instructions share with the passages is quoted, not leaked: the
+        # prompt may embed the passages in the instructions.
+        leaked = (_ngrams(_words(reply), n) & _ngrams(_words(instructions), n)) - _ngrams(
+            _words(passages), n
+        )
+        return f"{len(leaked)} runs of {n} words from the instructions" if leaked else None
+
+    def _support(self, reply: str, passages: str, customer_text: str) -> Optional[float]:
+        """Share of the reply's content words found in the sources; None if too few."""
+        content = [_stem(w) for w in _words(reply) if w not in _STOPWORDS and len(w) > 1]
+        if len(content) < self.min_content_words:
+            return None
+        known = {_stem(w) for w in _words(passages + "\n" + customer_text)}
+        return sum(w in known for w in content) / len(content)

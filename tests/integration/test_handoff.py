@@ -1,0 +1,197 @@
+"""Hand-off to a person, end to end: real `rasa run` with the Telegram channel and the
+agent desk, the real action server (`rasa run actions` in bot/), a fake Telegram Bot API
+that fails any call it did not expect, and an agent using the desk's HTTP API.
+
+Round trip: the customer asks for a person; the bot says so and goes quiet; the agent
+answers on the customer's channel; the customer's next message reaches the agent, not
+the bot; the agent hands back; the bot answers again. Then the generative fallback: two
+questions the bot has no answer for hand the customer over.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Dict, Iterator, List
+
+import pytest
+import requests
+
+from tests.channels import telegram_payloads as tg
+from tests.fake_platform import FakePlatform
+from tests.rasa_process import DESK_TOKEN, ActionServer, RasaServer, free_port
+
+pytestmark = pytest.mark.integration
+
+HANDOFF = "Okay, I'm passing you to a member of our customer service team."
+HANDBACK = "You're back with Northwind's virtual assistant."
+ORDER = "I can check that for you. Could you share your order number?"
+AUTH = {"Authorization": f"Bearer {DESK_TOKEN}"}
+WAIT = 120
+
+
+@pytest.fixture(scope="module")
+def telegram() -> Iterator[FakePlatform]:
+    fake, _ = tg.fake_bot_api()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(autouse=True)
+def no_unexpected_calls(telegram: FakePlatform) -> Iterator[None]:
+    yield
+    telegram.assert_no_unexpected_calls()
+
+
+@pytest.fixture(scope="module")
+def servers(
+    bot_model: Path, telegram: FakePlatform, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RasaServer]:
+    workdir = tmp_path_factory.mktemp("handoff")
+    actions_port = free_port()
+    credentials = workdir / "credentials.yml"
+    credentials.write_text(
+        "channels.telegram.TelegramInput:\n"
+        f'  access_token: "{tg.TOKEN}"\n'
+        f'  verify: "{tg.BOT_USERNAME}"\n'
+        '  webhook_url: "https://bot.example.com/webhooks/telegram/webhook"\n'
+        f'  secret_token: "{tg.SECRET}"\n'
+        f'  base_url: "{telegram.url}/bot"\n'
+        "channels.agent_desk.AgentDeskInput:\n"
+        "  token: ${RASA_LLM_DESK_TOKEN}\n"
+        "rest:\n"
+    )
+    endpoints = workdir / "endpoints.yml"
+    endpoints.write_text(
+        f'action_endpoint:\n  url: "http://127.0.0.1:{actions_port}/webhook"\n'
+        "tracker_store:\n  type: SQL\n  dialect: sqlite\n  db: rasa.db\n"
+    )
+    rasa = RasaServer(bot_model, workdir, credentials=credentials, endpoints=endpoints)
+    actions = ActionServer(
+        workdir,
+        port=actions_port,
+        env={"RASA_LLM_DESK_URL": f"{rasa.url}/webhooks/agent"},
+    ).start()
+    try:
+        yield rasa.start()
+    finally:
+        rasa.stop()
+        actions.stop()
+
+
+def say(server: RasaServer, chat: int, text: str) -> None:
+    answer = requests.post(
+        f"{server.url}/webhooks/telegram/webhook",
+        data=tg.body(tg.text_message(chat, text)),
+        headers=tg.headers(tg.SECRET, "application/json"),
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+
+
+def texts(fake: FakePlatform, chat: int, count: int) -> List[str]:
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        found = [m["text"] for m in tg.sent(fake, chat)]
+        if len(found) >= count:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"{count} messages to {chat} expected, got {tg.sent(fake, chat)}")
+
+
+def desk(server: RasaServer, method: str, path: str, **kwargs: Any) -> requests.Response:
+    return requests.request(method, f"{server.url}/webhooks/agent{path}", timeout=30, **kwargs)
+
+
+def tracker_events(server: RasaServer, chat: int) -> List[Dict[str, Any]]:
+    return requests.get(f"{server.url}/conversations/{chat}/tracker", timeout=30).json()["events"]
+
+
+def test_customer_agent_and_bot_round_trip(servers: RasaServer, telegram: FakePlatform):
+    chat = tg.next_id()
+    say(servers, chat, "I want to talk to a real person please")
+    assert texts(telegram, chat, 1)[0].startswith(HANDOFF)
+
+    # The desk lists the hand-off, only for a caller with the token.
+    assert desk(servers, "GET", "/handoffs").status_code == 401
+    assert (
+        desk(servers, "GET", "/handoffs", headers={"Authorization": "Bearer wrong"}).status_code
+        == 403
+    )
+    listed = desk(servers, "GET", "/handoffs", headers=AUTH).json()["handoffs"]
+    mine = [h for h in listed if h["sender_id"] == str(chat)]
+    assert mine and mine[0]["channel"] == "telegram" and mine[0]["reason"] == "asked_for_person"
+
+    # The agent answers; it reaches the customer on Telegram.
+    sent = desk(
+        servers,
+        "POST",
+        f"/handoffs/{chat}/messages",
+        headers=AUTH,
+        json={"text": "Hi, I'm Anna from the team. How can I help?", "agent": "anna"},
+    )
+    assert sent.status_code == 200 and sent.json() == {"delivered": True}
+    assert texts(telegram, chat, 2)[1] == "Hi, I'm Anna from the team. How can I help?"
+
+    # While paused, the customer's message is recorded for the agent; the bot is silent.
+    say(servers, chat, "where is my order?")
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        shown = desk(servers, "GET", f"/handoffs/{chat}", headers=AUTH).json()["transcript"]
+        if any(t["text"] == "where is my order?" for t in shown):
+            break
+        time.sleep(0.2)
+    roles = [(t["role"], t["text"]) for t in shown]
+    assert ("agent", "Hi, I'm Anna from the team. How can I help?") in roles
+    assert roles[-1] == ("customer", "where is my order?")
+    time.sleep(2)
+    assert len(tg.sent(telegram, chat)) == 2, "the bot answered during the hand-off"
+
+    # The agent hands back: the bot says so, then answers the next question itself.
+    back = desk(servers, "POST", f"/handoffs/{chat}/handback", headers=AUTH, json={"agent": "anna"})
+    assert back.status_code == 200
+    assert texts(telegram, chat, 3)[2].startswith(HANDBACK)
+    assert (
+        desk(
+            servers, "POST", f"/handoffs/{chat}/messages", headers=AUTH, json={"text": "late"}
+        ).status_code
+        == 409
+    )
+    say(servers, chat, "where is my order?")
+    assert texts(telegram, chat, 4)[3].startswith(ORDER)
+    events = [e["event"] for e in tracker_events(servers, chat)]
+    assert "pause" in events and "resume" in events
+
+
+def test_desk_rejects_bad_requests_without_losing_anything(servers: RasaServer):
+    assert (
+        desk(
+            servers, "POST", "/handoffs/nobody/messages", headers=AUTH, json={"text": "hello"}
+        ).status_code
+        == 409
+    )
+    assert (
+        desk(
+            servers, "POST", "/handoffs/nobody/messages", headers=AUTH, json={"text": ""}
+        ).status_code
+        == 400
+    )
+    assert (
+        desk(
+            servers, "POST", "/handoffs", headers={**AUTH, "Content-Type": "text/plain"}, data="x"
+        ).status_code
+        == 415
+    )
+    log = servers.log()
+    assert "hello" not in log.split("agent desk")[-1]
+
+
+def test_two_unanswerable_questions_hand_off(servers: RasaServer, telegram: FakePlatform):
+    chat = tg.next_id()
+    say(servers, chat, "who won the basketball final last night?")
+    first = texts(telegram, chat, 1)[0]
+    assert not first.startswith(HANDOFF)
+    say(servers, chat, "and what's the best pizza topping?")
+    assert texts(telegram, chat, 2)[1].startswith(HANDOFF)
+    listed = desk(servers, "GET", "/handoffs", headers=AUTH).json()["handoffs"]
+    assert any(h["sender_id"] == str(chat) and h["reason"] == "fallback_turns" for h in listed)
