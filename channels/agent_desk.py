@@ -286,6 +286,8 @@ class AgentDeskInput(InputChannel):
                 await self.send_agent_message(app, handoff.sender_id, event.text, event.agent)
         except DeskError as e:
             logger.warning("agent desk: Slack %s not applied (%s)", event.kind, e.reason)
+        except Exception as e:  # a background task: nobody else would see it fail
+            logger.error("agent desk: Slack %s failed (%s)", event.kind, type(e).__name__)
 
     async def _forward_forever(self, app: Sanic) -> None:
         while True:
@@ -319,9 +321,18 @@ class AgentDeskInput(InputChannel):
                 handoff.sender_id, handoff.forwarded_until, until
             ):
                 continue  # another worker took them
+            # Claimed before posting, so at most once: a message Slack refuses after the
+            # retries is not posted again, but stays in GET /handoffs/<id>.
             for event in new:
-                await self.slack.post_customer_message(handoff.thread_ts, str(event.text))
-                posted += 1
+                try:
+                    await self.slack.post_customer_message(handoff.thread_ts, str(event.text))
+                    posted += 1
+                except AgentSlackError as e:
+                    logger.warning(
+                        "agent desk: a customer message was not forwarded to Slack (%s); "
+                        "it is in GET /handoffs/<id>",
+                        type(e).__name__,
+                    )
         return posted
 
     def _spawn(self, coroutine: Awaitable[None]) -> None:

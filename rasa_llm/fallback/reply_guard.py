@@ -24,7 +24,10 @@ Checks, each with a stable reason code for logs and metrics (:data:`CHECK_CODES`
 * ``leaks_instructions``: repeats 8+ consecutive words of the instructions, or dumps
   prompt markers.
 * ``unsupported_content``: fewer than ``min_support`` of the reply's content words
-  occur in the passages or the customer's message. This is lexical: it catches
+  occur in the passages, or the reply has too few content words to tell (a bare "No,
+  no!"). Words the customer used are no evidence: a small model that echoes the
+  question ("how many people work for Northwind? The customer wants to know how many
+  people work for Northwind...") would otherwise pass. This is lexical: it catches
   invented topics and many paraphrased inversions ("highly unlikely to be refunded"),
   but not a negation that reuses the passage's own words ("refunds are not issued").
 
@@ -130,7 +133,10 @@ _REQUEST = re.compile(
     r"(?:text|write|e-?mail|message|dm)\s+(?:me|us)|submit|read\s+out|let\s+(?:me|us)\s+know|"
     r"require|ask(?:\s+you)?\s+for|(?:i|we)(?:'ll|\s+will|\s+would)?\s+need|what\s+(?:is|are)"
     r"\s+your|what's\s+your|(?:may|can|could)\s+(?:i|we)\s+(?:have|get)|(?:enter|type|paste)"
-    r"(?=[^.!?]*\b(?:here|below|in\s+(?:this|the)\s+(?:chat|conversation)|reply)\b))\b",
+    # "Enter" asks the customer unless it says where else the secret goes (the app, a
+    # cash machine, the sign-in page): "please enter your card number and PIN" asks.
+    r"(?![^.!?]*\b(?:app|cash\s+machines?|atms?|sign-in|website|page|terminal|keypad|"
+    r"card\s+reader)\b))\b",
     re.I,
 )
 _NEGATION = re.compile(
@@ -286,7 +292,7 @@ class ReplyGuard:
         return {
             # Share of the reply's content words (stop-words removed, stemmed) that must
             # occur in the passages or the customer's message.
-            "min_support": 0.5,
+            "min_support": 0.7,
             # Replies with fewer content words than this skip the support check:
             # "Yes, you can." says too little to measure.
             "min_content_words": 3,
@@ -305,7 +311,7 @@ class ReplyGuard:
         name, defaults = cls.__name__, cls.get_default_config()
         validate_config(name, config, defaults, _CONFIG_TYPES)
         merged = {**defaults, **config}
-        require(name, "min_support", 0 <= merged["min_support"] <= 1, "must be in [0, 1]", 0.5)
+        require(name, "min_support", 0 <= merged["min_support"] <= 1, "must be in [0, 1]", 0.7)
         require(name, "min_content_words", merged["min_content_words"] >= 1, "must be >= 1", 3)
         require(name, "leak_ngram_words", merged["leak_ngram_words"] >= 3, "must be >= 3", 8)
         require(
@@ -320,7 +326,7 @@ class ReplyGuard:
     def __init__(
         self,
         *,
-        min_support: float = 0.5,
+        min_support: float = 0.7,
         min_content_words: int = 3,
         leak_ngram_words: int = 8,
         leak_markers: Sequence[str] = tuple(_LEAK_MARKERS),
@@ -359,8 +365,10 @@ class ReplyGuard:
         leak = self._leak(reply, context.instructions, passages)
         if leak:
             failures.append(GuardFailure("leaks_instructions", leak))
-        support = self._support(reply, passages, context.customer_text)
-        if support is not None and support < self.min_support:
+        support = self._support(reply, passages)
+        if support is None:
+            failures.append(GuardFailure("unsupported_content", "too few content words"))
+        elif support < self.min_support:
             failures.append(
                 GuardFailure(
                     "unsupported_content",
@@ -382,10 +390,10 @@ class ReplyGuard:
         )
         return f"{len(leaked)} runs of {n} words from the instructions" if leaked else None
 
-    def _support(self, reply: str, passages: str, customer_text: str) -> Optional[float]:
-        """Share of the reply's content words found in the sources; None if too few."""
+    def _support(self, reply: str, passages: str) -> Optional[float]:
+        """Share of the reply's content words found in the passages; None if too few."""
         content = [_stem(w) for w in _words(reply) if w not in _STOPWORDS and len(w) > 1]
         if len(content) < self.min_content_words:
             return None
-        known = {_stem(w) for w in _words(passages + "\n" + customer_text)}
+        known = {_stem(w) for w in _words(passages)}
         return sum(w in known for w in content) / len(content)

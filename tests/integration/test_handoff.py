@@ -18,7 +18,10 @@ import pytest
 import requests
 
 from tests.channels import telegram_payloads as tg
-from tests.fake_platform import FakePlatform
+from tests.channels.slack_payloads import SECRET as SLACK_SECRET
+from tests.channels.slack_payloads import TOKEN as SLACK_TOKEN
+from tests.channels.slack_payloads import event_request, message_event
+from tests.fake_platform import Call, FakePlatform, Reply
 from tests.rasa_process import DESK_TOKEN, ActionServer, RasaServer, free_port
 
 pytestmark = pytest.mark.integration
@@ -27,6 +30,8 @@ HANDOFF = "Okay, I'm passing you to a member of our customer service team."
 HANDBACK = "You're back with Northwind's virtual assistant."
 ORDER = "I can check that for you. Could you share your order number?"
 AUTH = {"Authorization": f"Bearer {DESK_TOKEN}"}
+AGENTS = "C0AGENTS01"
+AGENT = "U0AGENT001"
 WAIT = 120
 
 
@@ -37,15 +42,65 @@ def telegram() -> Iterator[FakePlatform]:
     fake.stop()
 
 
+class SlackApi:
+    """The agents' Slack: chat.postMessage, each new thread with a ts of its own."""
+
+    def __init__(self) -> None:
+        self.fake = FakePlatform("slack").start()
+        self.parents: Dict[str, Dict[str, Any]] = {}
+        self.fake.expect("POST", "/api/chat.postMessage", self.post)
+
+    def post(self, call: Call) -> Reply:
+        fields = call.fields()
+        if fields.get("thread_ts"):
+            return 200, {"ok": True, "ts": f"1800000000.{len(self.fake.calls):06d}"}, {}
+        ts = f"1700000000.{len(self.parents) + 1:06d}"
+        self.parents[ts] = fields
+        return 200, {"ok": True, "channel": fields.get("channel"), "ts": ts}, {}
+
+    def thread_of(self, sender_id: str) -> str:
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            for ts, fields in list(self.parents.items()):
+                if sender_id in str(fields.get("text")):
+                    return ts
+            time.sleep(0.1)
+        raise AssertionError(f"no hand-off thread for {sender_id}: {self.parents}")
+
+    def in_thread(self, thread: str, needle: str) -> List[str]:
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            found = [
+                str(c.fields().get("text"))
+                for c in self.fake.calls_to("/api/chat.postMessage")
+                if c.fields().get("thread_ts") == thread
+            ]
+            if any(needle in text for text in found):
+                return found
+            time.sleep(0.1)
+        raise AssertionError(f"{needle!r} never posted in thread {thread}")
+
+
+@pytest.fixture(scope="module")
+def slack() -> Iterator[SlackApi]:
+    api = SlackApi()
+    yield api
+    api.fake.stop()
+
+
 @pytest.fixture(autouse=True)
-def no_unexpected_calls(telegram: FakePlatform) -> Iterator[None]:
+def no_unexpected_calls(telegram: FakePlatform, slack: SlackApi) -> Iterator[None]:
     yield
     telegram.assert_no_unexpected_calls()
+    slack.fake.assert_no_unexpected_calls()
 
 
 @pytest.fixture(scope="module")
 def servers(
-    bot_model: Path, telegram: FakePlatform, tmp_path_factory: pytest.TempPathFactory
+    bot_model: Path,
+    telegram: FakePlatform,
+    slack: SlackApi,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[RasaServer]:
     workdir = tmp_path_factory.mktemp("handoff")
     actions_port = free_port()
@@ -59,6 +114,12 @@ def servers(
         f'  base_url: "{telegram.url}/bot"\n'
         "channels.agent_desk.AgentDeskInput:\n"
         "  token: ${RASA_LLM_DESK_TOKEN}\n"
+        "  forward_interval_s: 0.5\n"
+        "  slack:\n"
+        f"    slack_token: {SLACK_TOKEN}\n"
+        f"    slack_signing_secret: {SLACK_SECRET}\n"
+        f"    agent_channel: {AGENTS}\n"
+        f"    api_url: {slack.fake.url}/api/\n"
         "rest:\n"
     )
     endpoints = workdir / "endpoints.yml"
@@ -195,3 +256,55 @@ def test_two_unanswerable_questions_hand_off(servers: RasaServer, telegram: Fake
     assert texts(telegram, chat, 2)[1].startswith(HANDOFF)
     listed = desk(servers, "GET", "/handoffs", headers=AUTH).json()["handoffs"]
     assert any(h["sender_id"] == str(chat) and h["reason"] == "fallback_turns" for h in listed)
+
+
+def agent_says(server: RasaServer, thread: str, text: str) -> None:
+    envelope = message_event(
+        text,
+        user=AGENT,
+        channel=AGENTS,
+        channel_type="channel",
+        thread_ts=thread,
+        ts=f"1750000000.{tg.next_id() % 1_000_000:06d}",
+    )
+    body, headers = event_request(envelope)
+    answer = requests.post(
+        f"{server.url}/webhooks/agent/slack/events", data=body, headers=headers, timeout=30
+    )
+    assert answer.status_code == 200, answer.text
+
+
+def test_agents_answer_in_a_slack_thread(
+    servers: RasaServer, telegram: FakePlatform, slack: SlackApi
+):
+    chat = tg.next_id()
+    say(servers, chat, "I need to speak with someone from your team")
+    assert texts(telegram, chat, 1)[0].startswith(HANDOFF)
+    thread = slack.thread_of(str(chat))
+    assert slack.parents[thread]["channel"] == AGENTS
+    slack.in_thread(thread, "I need to speak with someone from your team")  # transcript
+
+    # The customer's next message is forwarded into the thread, not answered by the bot.
+    say(servers, chat, "my parcel never arrived")
+    slack.in_thread(thread, "my parcel never arrived")
+    assert len(tg.sent(telegram, chat)) == 1
+
+    # The agent's reply in the thread reaches the customer on Telegram.
+    agent_says(servers, thread, "Hello from the team, I'm looking into your parcel now.")
+    assert texts(telegram, chat, 2)[1] == "Hello from the team, I'm looking into your parcel now."
+
+    # `!handback` gives the conversation back; the thread gets a note.
+    agent_says(servers, thread, "!handback")
+    assert texts(telegram, chat, 3)[2].startswith(HANDBACK)
+    slack.in_thread(thread, "Handed back to the bot")
+    listed = desk(servers, "GET", "/handoffs", headers=AUTH).json()["handoffs"]
+    assert all(h["sender_id"] != str(chat) for h in listed)
+
+
+def test_a_forged_slack_event_changes_nothing(servers: RasaServer):
+    envelope = message_event("!handback", user=AGENT, channel=AGENTS, thread_ts="1700000000.000001")
+    body, headers = event_request(envelope, secret="not-the-signing-secret")
+    answer = requests.post(
+        f"{servers.url}/webhooks/agent/slack/events", data=body, headers=headers, timeout=30
+    )
+    assert answer.status_code == 401

@@ -83,7 +83,6 @@ def codes(guard: ReplyGuard, reply: str, ctx: Optional[GuardContext] = None) -> 
         "Shipping details are at https://www.example.com/shipping/.",
         "Prices were last updated on 3 March 2024.",
         "If you were charged twice, we refund the duplicate charge within 5 business days.",
-        "Yes, you can.",
     ],
 )
 def test_grounded_replies_pass(guard: ReplyGuard, reply: str) -> None:
@@ -294,7 +293,7 @@ def test_an_inverted_double_charge_policy_fails_support(guard: ReplyGuard) -> No
     ctx = context(customer="I was charged twice for the same order, can I get a refund?")
     failures = guard.check(reply, ctx)
     assert [f.check for f in failures] == ["unsupported_content"]
-    assert failures[0].detail == "0.40 of content words in passages < 0.50"
+    assert failures[0].detail.endswith("of content words in passages < 0.70")
 
 
 def test_a_negation_in_the_passages_own_words_is_not_caught(guard: ReplyGuard) -> None:
@@ -347,7 +346,7 @@ def test_every_sentence_of_the_bots_knowledge_base_passes_when_quoted(
 def test_defaults_build_the_same_guard_as_the_constructor() -> None:
     defaults = ReplyGuard.get_default_config()
     guard = ReplyGuard.from_config({})
-    assert guard.min_support == defaults["min_support"] == 0.5
+    assert guard.min_support == defaults["min_support"] == 0.7
     assert guard.leak_ngram_words == 8
     assert list(guard.leak_markers) == defaults["leak_markers"]
 
@@ -365,3 +364,29 @@ def test_defaults_build_the_same_guard_as_the_constructor() -> None:
 def test_bad_config_is_rejected(config: dict, message: str) -> None:
     with pytest.raises(InvalidComponentConfigError, match=message):
         ReplyGuard.from_config(config)
+
+
+def _secret_checks(reply: str) -> List[str]:
+    context = GuardContext(
+        passages=[reply], customer_text="", max_chars=1000, instructions="", language=None
+    )
+    return [f.check for f in ReplyGuard().check(reply, context) if f.check == "asks_for_secret"]
+
+
+def test_enter_your_card_number_in_the_chat_is_a_request_for_a_secret():
+    # Seen in the adversarial benchmark (a059): a reply echoing an injected instruction.
+    assert _secret_checks("To continue, please enter your card number and PIN.")
+    assert not _secret_checks("Enter your PIN at any UK cash machine to change it.")
+    assert not _secret_checks("Confirm with your app passcode or fingerprint in the app.")
+
+
+def test_too_few_content_words_cannot_be_checked_so_are_not_sent(guard: ReplyGuard) -> None:
+    # SmolLM2 answered "No, no, no! No, no!" in the benchmark (q036).
+    assert codes(guard, "No, no, no! No, no!") == ["unsupported_content"]
+    assert codes(guard, "Yes, you can.") == ["unsupported_content"]
+
+
+def test_echoing_the_customer_is_no_support(guard: ReplyGuard) -> None:
+    question = "how many people work for northwind"
+    reply = "The customer wants to know how many people work for Northwind."
+    assert codes(guard, reply, context(customer=question)) == ["unsupported_content"]
