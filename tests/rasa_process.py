@@ -71,6 +71,51 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def start_and_wait(
+    args: List[str],
+    *,
+    cwd: Path,
+    log_path: Path,
+    env: Optional[Dict[str, str]],
+    health_url: str,
+    timeout: float,
+) -> subprocess.Popen:
+    """Start a Rasa CLI process and wait until ``health_url`` answers 200."""
+    import requests
+
+    log = log_path.open("a")
+    process = subprocess.Popen(
+        [RASA, *args], cwd=cwd, env=rasa_env(env), stdout=log, stderr=subprocess.STDOUT
+    )
+    log.close()
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-4000:]
+            pytest.fail(f"rasa {args[0]} exited {process.returncode}:\n{tail}")
+        try:
+            if requests.get(health_url, timeout=2).status_code == 200:
+                return process
+        except requests.ConnectionError:
+            pass
+        if time.monotonic() > deadline:
+            stop_process(process)
+            pytest.fail(f"rasa {' '.join(args[:2])} did not answer within {timeout} s")
+        time.sleep(0.5)
+
+
+def stop_process(process: Optional[subprocess.Popen]) -> None:
+    """Terminate, then kill after 30 s."""
+    if process is None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class RasaServer:
     """`rasa run` on a loopback port, with the HTTP API, in its own working directory.
 
@@ -100,54 +145,21 @@ class RasaServer:
         self.process: Optional[subprocess.Popen] = None
 
     def start(self) -> RasaServer:
-        import requests
-
-        log = self.log_path.open("a")
-        self.process = subprocess.Popen(
-            [
-                RASA,
-                "run",
-                "--model",
-                str(self.model),
-                "--port",
-                str(self.port),
-                "--interface",
-                "127.0.0.1",
-                "--enable-api",
-                "--credentials",
-                str(self.credentials),
-                "--endpoints",
-                str(self.endpoints),
-            ],
+        args = ["run", "--model", str(self.model), "--port", str(self.port)]
+        args += ["--interface", "127.0.0.1", "--enable-api"]
+        args += ["--credentials", str(self.credentials), "--endpoints", str(self.endpoints)]
+        self.process = start_and_wait(
+            args,
             cwd=self.workdir,
-            env=rasa_env(self.env),
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            log_path=self.log_path,
+            env=self.env,
+            health_url=f"{self.url}/status",
+            timeout=self.startup_timeout,
         )
-        log.close()
-        deadline = time.monotonic() + self.startup_timeout
-        while True:
-            if self.process.poll() is not None:
-                pytest.fail(f"rasa run exited {self.process.returncode}:\n{self.log()[-4000:]}")
-            try:
-                if requests.get(f"{self.url}/status", timeout=2).status_code == 200:
-                    return self
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"rasa run did not answer within {self.startup_timeout} s")
-            time.sleep(0.5)
+        return self
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
         self.process = None
 
     def restart(self) -> RasaServer:
@@ -177,41 +189,16 @@ class ActionServer:
         self.process: Optional[subprocess.Popen] = None
 
     def start(self, startup_timeout: float = 180) -> ActionServer:
-        import requests
-
-        log = self.log_path.open("a")
-        self.process = subprocess.Popen(
-            [RASA, "run", "actions", "--actions", "actions", "--port", str(self.port)],
+        self.process = start_and_wait(
+            ["run", "actions", "--actions", "actions", "--port", str(self.port)],
             cwd=BOT,
-            env=rasa_env(self.env),
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            log_path=self.log_path,
+            env=self.env,
+            health_url=f"{self.url}/health",
+            timeout=startup_timeout,
         )
-        log.close()
-        deadline = time.monotonic() + startup_timeout
-        while True:
-            if self.process.poll() is not None:
-                pytest.fail(f"rasa run actions exited {self.process.returncode}:\n{self.log()}")
-            try:
-                if requests.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return self
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"rasa run actions did not answer within {startup_timeout} s")
-            time.sleep(0.5)
+        return self
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
         self.process = None
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
