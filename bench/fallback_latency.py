@@ -67,7 +67,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--variant", action="append", help="only variants whose name has this")
     args = parser.parse_args(argv)
     base = yaml.safe_load((args.bot_dir / "fallback.yml").read_text()) or {}
-    deadline = float(base.get("deadline_s", 6.0))
+    from rasa_llm.fallback.generative_fallback import get_default_config
+
+    deadline = float(base.get("deadline_s", get_default_config()["deadline_s"]))
     questions = [q for q in load_questions(args.data_dir / "fallback_eval.yml") if q.answerable]
     texts = [q.text for q in questions[: args.questions]]
     print(f"{len(texts)} answerable questions, {os.cpu_count()} CPUs, deadline {deadline} s")
