@@ -243,8 +243,14 @@ def test_desk_rejects_bad_requests_without_losing_anything(servers: RasaServer):
         ).status_code
         == 415
     )
+    secret_text = "my card is 4111 1111 1111 1111, please call me"
+    refused = desk(
+        servers, "POST", "/handoffs/nobody/messages", headers=AUTH, json={"text": secret_text}
+    )
+    assert refused.status_code == 409 and secret_text not in refused.text
     log = servers.log()
-    assert "hello" not in log.split("agent desk")[-1]
+    assert "agent webhook: rejected with 409" in log
+    assert "4111" not in log and "please call me" not in log
 
 
 def test_two_unanswerable_questions_hand_off(servers: RasaServer, telegram: FakePlatform):
