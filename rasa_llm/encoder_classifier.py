@@ -33,9 +33,7 @@ class EncoderClassifier(nn.Module):
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Mean of the last hidden states over the real (unpadded) tokens."""
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask)[0]
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+        return mean_pool(self.encoder, input_ids, attention_mask)
 
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor
@@ -74,3 +72,16 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
+
+
+def mean_pool(
+    encoder: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor
+) -> torch.Tensor:
+    """Mean of ``encoder``'s last hidden states over the real (unpadded) tokens.
+
+    The pooling MiniLM was trained with; the intent classifier and the fallback's
+    passage retriever both use it, so their vectors live in the same space.
+    """
+    hidden = encoder(input_ids=input_ids, attention_mask=attention_mask)[0]
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)

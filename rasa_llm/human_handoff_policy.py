@@ -22,9 +22,6 @@ from rasa.shared.core.constants import ACTION_LISTEN_NAME
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import (
     ActionExecuted,
-    ConversationResumed,
-    Restarted,
-    SessionStarted,
     UserUttered,
 )
 from rasa.shared.core.generator import TrackerWithCachedStates
@@ -142,19 +139,8 @@ class HumanHandoffPolicy(Policy):
         return self._prediction(probabilities)
 
     def turns(self, tracker: DialogueStateTracker) -> List[UserTurn]:
-        """User turns since the last hand-off, from Rasa's event objects."""
-        rows: List[List[Any]] = []  # [intent, negative, answered-by-fallback or None]
-        for event in tracker.applied_events():
-            if isinstance(event, (Restarted, SessionStarted, ConversationResumed)):
-                rows = []
-            elif isinstance(event, UserUttered):
-                rows.append([event.intent_name, self.rule.is_negative(event.entities), None])
-            elif isinstance(event, ActionExecuted):
-                if event.action_name == self.rule.handoff_action:
-                    rows = []
-                elif rows and rows[-1][2] is None and event.action_name != ACTION_LISTEN_NAME:
-                    rows[-1][2] = event.action_name in self.rule.fallback_actions
-        return [UserTurn(intent, negative, bool(answered)) for intent, negative, answered in rows]
+        """User turns since the last hand-off, by the rule the hand-off action uses too."""
+        return self.rule.turns_from_events(e.as_dict() for e in tracker.applied_events())
 
 
 # Keys Rasa's recipe or Policy base class may put into any policy's config.

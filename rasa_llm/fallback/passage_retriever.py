@@ -14,6 +14,7 @@ from typing import List, Optional, Sequence
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from rasa_llm.encoder_classifier import mean_pool
 from rasa_llm.fallback.knowledge_base import KnowledgeBase
 from rasa_llm.fallback.passage import Passage, RetrievedPassage
 from rasa_llm.model_files import default_encoder_path, load_pretrained
@@ -57,11 +58,7 @@ class PassageRetriever:
                     max_length=_MAX_TOKENS,
                     return_tensors="pt",
                 ).to(self.device)
-                hidden = self._encoder(
-                    input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-                )[0]
-                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                pooled = mean_pool(self._encoder, batch["input_ids"], batch["attention_mask"])
                 rows.append(torch.nn.functional.normalize(pooled, dim=-1).cpu())
         if not rows:
             return torch.zeros((0, self._encoder.config.hidden_size))
