@@ -124,7 +124,10 @@ class ActionGenerativeFallback(Action):
                 FallbackRequest(text, history, tracker.get_latest_input_channel())
             )
         except Exception as e:  # the customer gets the scripted answer whatever broke
-            logger.error("generative fallback failed (%s); sent the scripted reply", e)
+            # Our errors say what to fix and hold no customer text; anything else might
+            # (an exception can quote its input), so only its type is logged.
+            why = str(e) if isinstance(e, RasaLLMError) else type(e).__name__
+            logger.error("generative fallback failed (%s); sent the scripted reply", why)
             reply = None
         if reply is None or reply.kind == "scripted":
             if SCRIPTED_RESPONSE in (domain.get("responses") or {}):

@@ -92,3 +92,16 @@ def test_generated_and_scripted_replies(monkeypatch):
     scripted = FallbackReply("config text", "scripted", "low_relevance")
     [message] = _run(_Answers(scripted), domain, monkeypatch)
     assert message["response"] == "utter_cannot_answer"
+
+
+class _LeakyError(FallbackService):
+    def get(self):  # type: ignore[override]
+        raise ValueError("could not parse 'my card is 4111 1111 1111 1111'")
+
+
+def test_an_unexpected_error_is_logged_without_its_text(monkeypatch, caplog):
+    domain = {"responses": {"utter_cannot_answer": [{"text": "Sorry."}]}}
+    [message] = _run(_LeakyError(), domain, monkeypatch)
+    assert message["response"] == "utter_cannot_answer"
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert "ValueError" in logged and "4111" not in logged
