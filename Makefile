@@ -115,7 +115,7 @@ browser:
 	fi
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check rasa_llm channels training tests bench
+	$(VENV)/bin/ruff check rasa_llm channels training tests bench bot/actions
 	$(VENV)/bin/mypy rasa_llm channels
 
 test: lint browser $(MODEL)

@@ -126,6 +126,12 @@ class HumanHandoffPolicy(Policy):
         **kwargs: Any,
     ) -> PolicyPrediction:
         probabilities = self._default_predictions(domain)
+        # After the hand-off action the bot waits: a person has the conversation, or the
+        # desk was unreachable and the customer was told so. Rules only know this for
+        # "asked for a person", not for the hand-offs this policy starts.
+        if tracker.latest_action_name == self.rule.handoff_action:
+            probabilities[domain.index_for_action(ACTION_LISTEN_NAME)] = 1.0
+            return self._prediction(probabilities, diagnostic_data={"reason": "after hand-off"})
         # Only right after a customer message; never in the middle of the bot's turn.
         if tracker.latest_action_name != ACTION_LISTEN_NAME or not isinstance(
             _last_relevant(tracker), UserUttered

@@ -184,7 +184,14 @@ class ActionServer:
     ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = env
+        # The bot's order and account store: a fresh SQLite file per server, seeded
+        # with the sample data, so tests never write to bot/store/; on a fixed
+        # Wednesday, so weekends and the Christmas returns rule never move an answer.
+        self.env = {
+            "BOT_STORE_URL": f"sqlite:///{workdir / 'store.db'}",
+            "BOT_STORE_TODAY": "2025-06-11",
+            **(env or {}),
+        }
         self.log_path = workdir / "actions.log"
         self.process: Optional[subprocess.Popen] = None
 

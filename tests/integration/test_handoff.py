@@ -28,7 +28,7 @@ pytestmark = pytest.mark.integration
 
 HANDOFF = "Okay, I'm passing you to a member of our customer service team."
 HANDBACK = "You're back with Northwind's virtual assistant."
-ORDER = "I can check that for you. Could you share your order number?"
+ORDER = "Could you give me your 5-digit order number?"
 AUTH = {"Authorization": f"Bearer {DESK_TOKEN}"}
 AGENTS = "C0AGENTS01"
 AGENT = "U0AGENT001"

@@ -75,6 +75,17 @@ def test_second_negative_turn_predicts_the_handoff_above_the_rules(tmp_path: Pat
     assert prediction.policy_priority > RULE_POLICY_PRIORITY
 
 
+def test_after_the_handoff_the_bot_listens(tmp_path: Path):
+    policy = _policy(tmp_path)
+    two = _tracker(_user("order_status", True), "utter_order_status", _user("greet", True))
+    two.update(ActionExecuted("action_handoff"))
+    assert _predicted(policy, two) == "action_listen"
+    # Any other action of the bot's turn is left to the other policies.
+    other = _tracker(_user("order_status", True))
+    other.update(ActionExecuted("utter_apologize"))
+    assert _predicted(policy, other) is None
+
+
 def test_second_fallback_in_a_row_predicts_the_handoff(tmp_path: Path):
     policy = _policy(tmp_path)
     tracker = _tracker(_user("out_of_scope"), "action_generative_fallback", _user("nlu_fallback"))

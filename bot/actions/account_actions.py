@@ -1,0 +1,86 @@
+"""The bot's account and store card actions: password reset, closure, card block."""
+
+from __future__ import annotations
+
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from .order_store import OrderStore
+from .store_action import StoreAction, in_thread, text_slot
+from .store_records import Outcome
+
+
+def join_numbers(numbers: tuple[str, ...]) -> str:
+    """'10023', '10023 and 10028', '10023, 10028 and 10030'."""
+    if len(numbers) < 2:
+        return "".join(numbers)
+    return f"{', '.join(numbers[:-1])} and {numbers[-1]}"
+
+
+class ActionSendPasswordReset(StoreAction):
+    def name(self) -> str:
+        return "action_send_password_reset"
+
+    async def answer(
+        self, store: OrderStore, dispatcher: CollectingDispatcher, tracker: Tracker
+    ) -> None:
+        email = text_slot(tracker, "email")
+        if email is None:
+            dispatcher.utter_message(response="utter_ask_email")
+            return
+        await in_thread(store.record_password_reset, email)
+        # The same reply whether or not the account exists: the chat must not tell
+        # anyone which email addresses have a Northwind account.
+        dispatcher.utter_message(response="utter_password_reset_sent", email=email)
+
+
+class ActionCloseAccount(StoreAction):
+    def name(self) -> str:
+        return "action_close_account"
+
+    async def answer(
+        self, store: OrderStore, dispatcher: CollectingDispatcher, tracker: Tracker
+    ) -> None:
+        email = text_slot(tracker, "email")
+        if email is None:
+            dispatcher.utter_message(response="utter_ask_email")
+            return
+        change = await in_thread(store.request_account_closure, email)
+        if change.outcome is Outcome.NOT_FOUND:
+            dispatcher.utter_message(response="utter_account_not_found")
+        elif change.outcome is Outcome.NOT_ALLOWED:
+            dispatcher.utter_message(
+                response="utter_account_has_open_orders",
+                open_orders=join_numbers(change.open_orders),
+            )
+        else:  # DONE, or ALREADY_DONE: asking twice changes nothing
+            dispatcher.utter_message(response="utter_account_closure_requested", email=email)
+
+
+class ActionBlockCard(StoreAction):
+    consumed_slots = ("full_name",)
+    # A lost card cannot wait for the store: the 24/7 card line blocks it too.
+    unavailable_followup = "utter_block_card_by_phone"
+
+    def name(self) -> str:
+        return "action_block_card"
+
+    async def answer(
+        self, store: OrderStore, dispatcher: CollectingDispatcher, tracker: Tracker
+    ) -> None:
+        email = text_slot(tracker, "email")
+        full_name = text_slot(tracker, "full_name")
+        if email is None or full_name is None:
+            dispatcher.utter_message(
+                response="utter_ask_email" if email is None else "utter_ask_full_name"
+            )
+            return
+        change = await in_thread(store.block_card, email, full_name)
+        response = {
+            Outcome.DONE: "utter_card_blocked",
+            Outcome.ALREADY_DONE: "utter_card_already_blocked",
+            Outcome.NOT_FOUND: "utter_account_not_found",
+            Outcome.NOT_OWNER: "utter_name_mismatch",
+            Outcome.NOT_ALLOWED: "utter_no_store_card",
+        }[change.outcome]
+        dispatcher.utter_message(response=response)

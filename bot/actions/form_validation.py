@@ -1,0 +1,304 @@
+"""Slot validation for the bot's forms: one ``validate_<form>`` action per form.
+
+All forms share the same validators; two class flags add the checks a form needs:
+``checks_owner`` (the email must be the one the order was placed with: only that
+customer may change the order, while a status lookup reveals no personal data) and
+``needs_account`` (the email must belong to an account and the name must match it).
+The password reset form checks neither: the chat never reveals whether an account
+exists. A validator returns ``{slot: value}`` to accept and ``{slot: None}`` to ask
+again, after uttering why.
+
+When the store cannot be reached, a value that looks right is accepted: the action
+after the form asks the store again and tells the customer it is unavailable, so the
+customer hears that once instead of being asked the same question in a loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from abc import ABC, abstractmethod
+from typing import Any, Callable, Dict, Optional, Tuple, TypeVar
+
+from rasa_sdk import FormValidationAction, Tracker
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from . import store_schema as t
+from .order_store import OrderStore, StoreUnavailable, same_email, store_from_env
+from .store_action import in_thread, text_slot
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Slots = Dict[str, Any]
+
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]{2,}")
+_NAME_WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
+
+# Keywords that turn a free-text description into a problem type, checked in order:
+# "item is missing" is a wrong or missing item before "missing" could mean the parcel.
+PROBLEM_KEYWORDS: Tuple[Tuple[str, Tuple[str, ...]], ...] = tuple(
+    (kind, tuple(words.split("|")))
+    for kind, words in (
+        (
+            "wrong_item",
+            "wrong|incorrect|not what i ordered|missing item|item missing|item is missing"
+            "|missing from|not in the box|part missing|missing part",
+        ),
+        (
+            "damaged",
+            "damage|broken|broke|faulty|smashed|cracked|dent|scratched|not working"
+            "|doesn't work|does not work|defective",
+        ),
+        (
+            "lost",
+            "lost|never arrived|never came|never got|not received|stolen|marked as delivered"
+            "|says delivered|said delivered|shows delivered|parcel is missing|missing",
+        ),
+        (
+            "late",
+            "late|delay|not arrived|hasn't arrived|has not arrived|not here|still waiting"
+            "|not come|hasn't come|taking too long|overdue|slow|not yet",
+        ),
+    )
+)
+PROBLEM_TYPES = tuple(kind for kind, _ in PROBLEM_KEYWORDS)
+
+
+def normalise_order_number(value: Any) -> Optional[str]:
+    """'#10 023' -> '10023'; None unless exactly 5 digits remain."""
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if value is None:
+        return None
+    digits = re.sub(r"[#\s]", "", str(value))
+    return digits if re.fullmatch(r"\d{5}", digits) else None
+
+
+def normalise_email(value: Any) -> Optional[str]:
+    if isinstance(value, list):
+        value = value[0] if value else None
+    email = str(value or "").strip().strip("<>.,;").lower()
+    return email if _EMAIL.fullmatch(email) else None
+
+
+def normalise_full_name(value: Any) -> Optional[str]:
+    """At least two words of letters (hyphens and apostrophes inside words are fine)."""
+    words = str(value or "").split()
+    if len(words) < 2 or not all(_NAME_WORD.fullmatch(word) for word in words):
+        return None
+    return " ".join(words)
+
+
+def normalise_problem_type(value: Any) -> Optional[str]:
+    text = " ".join(str(value or "").lower().replace("_", " ").split())
+    if text.replace(" ", "_") in PROBLEM_TYPES:
+        return text.replace(" ", "_")
+    for kind, keywords in PROBLEM_KEYWORDS:
+        if any(keyword in text for keyword in keywords):
+            return kind
+    return None
+
+
+async def ask_store(name: str, call: Callable[[OrderStore], T]) -> Tuple[bool, Optional[T]]:
+    """(True, answer), or (False, None) when the store is unavailable (logged)."""
+    try:
+        store = store_from_env()
+        return True, await in_thread(call, store)
+    except StoreUnavailable as e:
+        logger.warning("%s: %s; accepted the value unchecked", name, e)
+        return False, None
+
+
+def validated_this_turn(tracker: Tracker, slot: str) -> bool:
+    """True if ``slot`` is among the values this validation run checks."""
+    return slot in tracker.slots_to_validate()
+
+
+class StoreFormValidation(FormValidationAction, ABC):
+    """The validators every form shares."""
+
+    #: The email must be the one on the order (cancel, change address, return).
+    checks_owner = False
+    #: The email must belong to an account, and a given full name must match it.
+    needs_account = False
+    #: Said, with the order's status, when the task is only possible before dispatch
+    #: (cancel, change address): the customer hears why at once, not after confirming.
+    refusal_after_dispatch: Optional[str] = None
+
+    @abstractmethod
+    def name(self) -> str:
+        """validate_<form name>."""
+
+    async def validate_order_number(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Slots:
+        number = normalise_order_number(value)
+        if number is None:
+            dispatcher.utter_message(response="utter_invalid_order_number")
+            return {"order_number": None}
+        reached, order = await ask_store(self.name(), lambda store: store.get_order(number))
+        if not reached:
+            return {"order_number": number}
+        if order is None:
+            dispatcher.utter_message(response="utter_order_not_found", order_number=number)
+            return {"order_number": None}
+        if self.refusal_after_dispatch and order.status not in t.NOT_DISPATCHED:
+            dispatcher.utter_message(
+                response=self.refusal_after_dispatch, order_number=number, status=order.status
+            )
+            # Only DPD parcels can be redirected, with the link in DPD's text (shipping.md).
+            if (
+                self.refusal_after_dispatch == "utter_address_change_refused"
+                and order.status in t.IN_TRANSIT
+                and (order.carrier or "").upper() == "DPD"
+            ):
+                dispatcher.utter_message(response="utter_address_redirect_dpd")
+            # The form asks again: another order number, or "no" stops it.
+            return {"order_number": None}
+        email = text_slot(tracker, "email")
+        # An email checked in this same run is compared by validate_email instead.
+        if (
+            self.checks_owner
+            and email
+            and not validated_this_turn(tracker, "email")
+            and not same_email(email, order.email)
+        ):
+            dispatcher.utter_message(response="utter_email_mismatch", order_number=number)
+            return {"order_number": number, "email": None}
+        return {"order_number": number}
+
+    async def validate_email(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Slots:
+        email = normalise_email(value)
+        if email is None:
+            dispatcher.utter_message(response="utter_invalid_email")
+            return {"email": None}
+        if self.checks_owner:
+            number = normalise_order_number(tracker.get_slot("order_number"))
+            if number is not None:
+                _, order = await ask_store(self.name(), lambda store: store.get_order(number))
+                if order is not None and not same_email(email, order.email):
+                    dispatcher.utter_message(response="utter_email_mismatch", order_number=number)
+                    return {"email": None}
+        if self.needs_account:
+            reached, account = await ask_store(self.name(), lambda store: store.get_account(email))
+            if reached and account is None:
+                dispatcher.utter_message(response="utter_account_not_found")
+                return {"email": None}
+            name = normalise_full_name(tracker.get_slot("full_name"))
+            if account is not None and name and name.casefold() != account.full_name.casefold():
+                dispatcher.utter_message(response="utter_name_mismatch")
+                return {"email": email, "full_name": None}
+        return {"email": email}
+
+    async def validate_full_name(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Slots:
+        name = normalise_full_name(value)
+        if name is None:
+            dispatcher.utter_message(response="utter_invalid_full_name")
+            return {"full_name": None}
+        email = normalise_email(tracker.get_slot("email"))
+        if self.needs_account and email and not validated_this_turn(tracker, "email"):
+            _, account = await ask_store(self.name(), lambda store: store.get_account(email))
+            if account is not None and name.casefold() != account.full_name.casefold():
+                dispatcher.utter_message(response="utter_name_mismatch")
+                return {"full_name": None}
+        return {"full_name": name}
+
+    def validate_new_address(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Slots:
+        address = " ".join(str(value or "").split())
+        # A UK address has a house number or a postcode, and both have digits.
+        if len(address) < 10 or not any(c.isdigit() for c in address):
+            dispatcher.utter_message(response="utter_invalid_address")
+            return {"new_address": None}
+        return {"new_address": address}
+
+    def validate_return_reason(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Slots:
+        reason = " ".join(str(value or "").split())
+        if len(reason) < 3:
+            dispatcher.utter_message(response="utter_invalid_return_reason")
+            return {"return_reason": None}
+        return {"return_reason": reason}
+
+    def validate_problem_type(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Slots:
+        kind = normalise_problem_type(value)
+        if kind is None:
+            dispatcher.utter_message(response="utter_invalid_problem_type")
+        return {"problem_type": kind}
+
+
+class ValidateOrderStatusForm(StoreFormValidation):
+    def name(self) -> str:
+        return "validate_order_status_form"
+
+
+class ValidateCancelOrderForm(StoreFormValidation):
+    checks_owner = True
+    refusal_after_dispatch = "utter_cancel_refused"
+
+    def name(self) -> str:
+        return "validate_cancel_order_form"
+
+
+class ValidateChangeAddressForm(StoreFormValidation):
+    checks_owner = True
+    refusal_after_dispatch = "utter_address_change_refused"
+
+    def name(self) -> str:
+        return "validate_change_address_form"
+
+
+class ValidateDeliveryProblemForm(StoreFormValidation):
+    def name(self) -> str:
+        return "validate_delivery_problem_form"
+
+
+class ValidateReturnForm(StoreFormValidation):
+    checks_owner = True
+
+    def name(self) -> str:
+        return "validate_return_form"
+
+
+class ValidateRefundStatusForm(StoreFormValidation):
+    def name(self) -> str:
+        return "validate_refund_status_form"
+
+
+class ValidatePaymentProblemForm(StoreFormValidation):
+    def name(self) -> str:
+        return "validate_payment_problem_form"
+
+
+class ValidateInvoiceForm(StoreFormValidation):
+    def name(self) -> str:
+        return "validate_invoice_form"
+
+
+class ValidateResetPasswordForm(StoreFormValidation):
+    def name(self) -> str:
+        return "validate_reset_password_form"
+
+
+class ValidateCloseAccountForm(StoreFormValidation):
+    needs_account = True
+
+    def name(self) -> str:
+        return "validate_close_account_form"
+
+
+class ValidateLostCardForm(StoreFormValidation):
+    needs_account = True
+
+    def name(self) -> str:
+        return "validate_lost_card_form"

@@ -1,0 +1,110 @@
+"""Northwind's rules about dates and money, as bot/knowledge states them.
+
+Pure functions over dates, so each rule is tested without a store or a tracker.
+Working days are Monday to Friday; UK bank holidays are not modelled, so a deadline
+near one is a day early at worst, never late.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Optional
+
+RETURN_WINDOW_DAYS = 30
+# Items bought between 1 November and 24 December can go back until 31 January.
+CHRISTMAS_FIRST = (11, 1)
+CHRISTMAS_LAST = (12, 24)
+# A UK parcel is late 5 working days after dispatch, elsewhere after 10 (shipping.md).
+LATE_AFTER_WORKING_DAYS = {"UK": 5, "EU": 10}
+# Damaged, wrong or missing items and parcels marked delivered: tell us within 14 days.
+PROBLEM_REPORT_DAYS = 14
+# A refund not seen 10 business days after it was issued is worth tracing (ARN).
+REFUND_TRACE_AFTER_BUSINESS_DAYS = 10
+
+# How long an issued refund takes to reach the customer, by payment method
+# (returns_and_refunds.md, "Refund times by payment method").
+_REFUND_TIMING = {
+    "debit card": "Refunds to a debit card take 5-10 business days to appear on your statement.",
+    "credit card": (
+        "Refunds to a credit card take 5-10 business days to appear on your statement."
+    ),
+    "apple pay": (
+        "Apple Pay refunds go to the card behind it and take 5-10 business days to appear."
+    ),
+    "google pay": (
+        "Google Pay refunds go to the card behind it and take 5-10 business days to appear."
+    ),
+    "paypal": "PayPal refunds arrive within 1-2 business days.",
+    "northwind store card": "Refunds to the Northwind store card appear within 2 business days.",
+    "gift card": "Refunds of gift card payments go back onto the gift card straight away.",
+}
+
+
+def is_working_day(day: date) -> bool:
+    return day.weekday() < 5
+
+
+def add_working_days(start: date, days: int) -> date:
+    """The date ``days`` working days after (or, if negative, before) ``start``."""
+    step = 1 if days >= 0 else -1
+    day, left = start, abs(days)
+    while left:
+        day += timedelta(days=step)
+        if is_working_day(day):
+            left -= 1
+    return day
+
+
+def working_days_between(start: date, end: date) -> int:
+    """Working days after ``start`` up to and including ``end`` (0 if end <= start)."""
+    count, day = 0, start
+    while day < end:
+        day += timedelta(days=1)
+        if is_working_day(day):
+            count += 1
+    return count
+
+
+def late_after(dispatched_on: date, destination: str) -> date:
+    """The first day on which an undelivered parcel counts as late."""
+    return add_working_days(dispatched_on, LATE_AFTER_WORKING_DAYS.get(destination, 10))
+
+
+def return_deadline(placed_on: date, delivered_on: date) -> date:
+    """Last day to start a return: 30 days after delivery, or 31 January for Christmas."""
+    deadline = delivered_on + timedelta(days=RETURN_WINDOW_DAYS)
+    bought_at_christmas = (
+        date(placed_on.year, *CHRISTMAS_FIRST) <= placed_on <= date(placed_on.year, *CHRISTMAS_LAST)
+    )
+    if bought_at_christmas:
+        deadline = max(deadline, date(placed_on.year + 1, 1, 31))
+    return deadline
+
+
+def problem_report_deadline(delivered_on: date) -> date:
+    return delivered_on + timedelta(days=PROBLEM_REPORT_DAYS)
+
+
+def refund_timing(method: str) -> str:
+    """One sentence on how long a refund to ``method`` takes once Northwind issues it."""
+    return _REFUND_TIMING.get(
+        method.strip().lower(),
+        "The time the refund then takes to appear depends on your bank.",
+    )
+
+
+def refund_trace_date(issued_on: date) -> date:
+    """From this day on, an issued refund that has not arrived is worth tracing."""
+    return add_working_days(issued_on, REFUND_TRACE_AFTER_BUSINESS_DAYS)
+
+
+def format_day(day: Optional[date]) -> str:
+    """'Tuesday 10 June', the way Northwind's emails write dates."""
+    if day is None:
+        return "unknown"
+    return f"{day:%A} {day.day} {day:%B}"
+
+
+def format_money(pence: int, currency: str = "GBP") -> str:
+    symbol = {"GBP": "£", "EUR": "€"}.get(currency, f"{currency} ")
+    return f"{symbol}{pence // 100:,}.{pence % 100:02d}"

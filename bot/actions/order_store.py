@@ -1,0 +1,353 @@
+"""The bot's orders, payments and accounts: a small SQL store (SQLite or PostgreSQL).
+
+Its methods are synchronous (SQLAlchemy 1.4 Core); the actions call them through
+``asyncio.to_thread`` so a slow database never blocks the action server's event loop.
+Every database error surfaces as :class:`StoreUnavailable`, whose message names the
+store and the error type but never the query's parameters (they hold customer data).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import threading
+from contextlib import contextmanager
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterator, List, Optional
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from . import store_schema as t
+from .order_policy import return_deadline
+from .store_records import Account, Change, Order, Outcome, Payment, ReturnRecord
+from .store_seed import SAMPLE_DATA, SeedDataError, load_sample_data
+
+logger = logging.getLogger(__name__)
+
+STORE_URL_ENV = "BOT_STORE_URL"
+# An ISO date (2025-06-11) that the store takes as today: for demos and tests that
+# need the same weekdays every run. Unset in production.
+STORE_TODAY_ENV = "BOT_STORE_TODAY"
+DEFAULT_URL = f"sqlite:///{Path(__file__).resolve().parents[1] / 'store' / 'northwind.db'}"
+
+
+def uk_today() -> date:
+    """Today in the UK: Northwind's dates and cut-offs are all UK time (about_and_contact.md)."""
+    try:
+        return datetime.now(ZoneInfo("Europe/London")).date()
+    except ZoneInfoNotFoundError:  # no time zone database on this machine
+        return date.today()
+
+
+class StoreUnavailable(RuntimeError):
+    """The store could not be reached or read; the message holds no customer data."""
+
+
+def same_email(a: Optional[str], b: Optional[str]) -> bool:
+    """Email addresses compare case-insensitively (customers type them both ways)."""
+    if not a or not b:
+        return False
+    return a.strip().casefold() == b.strip().casefold()
+
+
+def return_reference(row_id: int) -> str:
+    return f"RET-{30000 + row_id}"
+
+
+def case_reference(row_id: int) -> str:
+    return f"CASE-{50000 + row_id}"
+
+
+class OrderStore:
+    """Northwind's orders, payments, returns, cases and accounts in one SQL database."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        today: Callable[[], date] = uk_today,
+        sample_data: Path = SAMPLE_DATA,
+    ) -> None:
+        try:
+            self._url = make_url(url)
+            # pre_ping: a PostgreSQL server that restarted costs a reconnect, not an error.
+            self._engine: Engine = create_engine(self._url, future=True, pool_pre_ping=True)
+        except (SQLAlchemyError, ValueError) as e:
+            raise StoreUnavailable(
+                f"the order store URL in {STORE_URL_ENV} is not a database URL "
+                f"({type(e).__name__}); example: sqlite:////path/to/northwind.db"
+            ) from e
+        self._today = today
+        self._sample_data = sample_data
+        self._ready = False
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"OrderStore({self._url.render_as_string(hide_password=True)!r})"
+
+    def today(self) -> date:
+        return self._today()
+
+    def dispose(self) -> None:
+        self._engine.dispose()
+
+    # ----------------------------------------------------------------- plumbing
+    def _prepare(self) -> None:
+        """Create the tables if missing and seed the sample data into an empty store."""
+        with self._lock:
+            if self._ready:
+                return
+            t.metadata.create_all(self._engine, checkfirst=True)
+            with self._engine.connect() as conn:
+                empty = not conn.execute(select(func.count()).select_from(t.orders)).scalar()
+            if empty:
+                rows = load_sample_data(self.today(), self._sample_data)
+                try:
+                    with self._engine.begin() as conn:
+                        for table in (t.accounts, t.orders, t.payments):
+                            conn.execute(table.insert(), rows[table.name])
+                except IntegrityError:
+                    # Another action server seeded the same store a moment earlier.
+                    logger.info("order store already seeded by another process")
+            self._ready = True
+
+    @contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        """One transaction; any database failure becomes StoreUnavailable."""
+        try:
+            self._prepare()
+            with self._engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as e:
+            raise StoreUnavailable(f"{self!r} failed ({type(e).__name__})") from e
+        except SeedDataError as e:
+            raise StoreUnavailable(str(e)) from e
+
+    @staticmethod
+    def _order(conn: Connection, order_number: str) -> Optional[Order]:
+        row = conn.execute(select(t.orders).where(t.orders.c.order_number == order_number))
+        found = row.mappings().first()
+        return Order(**found) if found else None
+
+    @staticmethod
+    def _account(conn: Connection, email: str) -> Optional[Account]:
+        row = conn.execute(select(t.accounts).where(t.accounts.c.email == email.strip().lower()))
+        found = row.mappings().first()
+        return Account(**found) if found else None
+
+    # -------------------------------------------------------------------- reads
+    def get_order(self, order_number: str) -> Optional[Order]:
+        with self._begin() as conn:
+            return self._order(conn, order_number)
+
+    def get_account(self, email: str) -> Optional[Account]:
+        with self._begin() as conn:
+            return self._account(conn, email)
+
+    def payments(self, order_number: str) -> List[Payment]:
+        """Charges and refunds of an order, oldest first."""
+        query = (
+            select(t.payments)
+            .where(t.payments.c.order_number == order_number)
+            .order_by(t.payments.c.made_on, t.payments.c.id)
+        )
+        with self._begin() as conn:
+            return [
+                Payment(**{k: v for k, v in row.items() if k in Payment.__annotations__})
+                for row in conn.execute(query).mappings()
+            ]
+
+    def returns(self, order_number: str) -> List[ReturnRecord]:
+        query = select(t.returns).where(t.returns.c.order_number == order_number)
+        with self._begin() as conn:
+            return [
+                ReturnRecord(return_reference(r["id"]), r["status"], r["started_on"])
+                for r in conn.execute(query.order_by(t.returns.c.id)).mappings()
+            ]
+
+    # ------------------------------------------------------------- order writes
+    def cancel_order(self, order_number: str, email: str) -> Change:
+        """Cancel while Received or Processing and refund the total to the payment method."""
+        with self._begin() as conn:
+            order = self._order(conn, order_number)
+            if order is None:
+                return Change(Outcome.NOT_FOUND)
+            if not same_email(order.email, email):
+                return Change(Outcome.NOT_OWNER)
+            if order.status == t.CANCELLED:
+                return Change(Outcome.ALREADY_DONE, order)
+            today = self.today()
+            # The status condition in the UPDATE itself: a parcel the warehouse dispatches
+            # meanwhile is never cancelled by a stale read.
+            cancelled = conn.execute(
+                t.orders.update()
+                .where(t.orders.c.order_number == order_number)
+                .where(t.orders.c.status.in_(t.NOT_DISPATCHED))
+                .values(status=t.CANCELLED, cancelled_on=today)
+            ).rowcount
+            if cancelled:
+                conn.execute(
+                    t.payments.insert().values(
+                        order_number=order_number,
+                        kind="refund",
+                        status="issued",
+                        amount_pence=order.total_pence,
+                        method=order.payment_method,
+                        made_on=today,
+                    )
+                )
+            outcome = Outcome.DONE if cancelled else Outcome.NOT_ALLOWED
+            return Change(outcome, self._order(conn, order_number))
+
+    def change_address(self, order_number: str, email: str, address: str) -> Change:
+        """Change the delivery address while the order is Received or Processing."""
+        with self._begin() as conn:
+            order = self._order(conn, order_number)
+            if order is None:
+                return Change(Outcome.NOT_FOUND)
+            if not same_email(order.email, email):
+                return Change(Outcome.NOT_OWNER)
+            changed = conn.execute(
+                t.orders.update()
+                .where(t.orders.c.order_number == order_number)
+                .where(t.orders.c.status.in_(t.NOT_DISPATCHED))
+                .values(delivery_address=address.strip())
+            ).rowcount
+            outcome = Outcome.DONE if changed else Outcome.NOT_ALLOWED
+            return Change(outcome, self._order(conn, order_number))
+
+    def start_return(self, order_number: str, email: str, reason: str) -> Change:
+        """Start a return of a delivered order inside its return window."""
+        with self._begin() as conn:
+            order = self._order(conn, order_number)
+            if order is None:
+                return Change(Outcome.NOT_FOUND)
+            if not same_email(order.email, email):
+                return Change(Outcome.NOT_OWNER)
+            existing = conn.execute(
+                select(t.returns.c.id)
+                .where(t.returns.c.order_number == order_number)
+                .where(t.returns.c.status == "open")
+            ).scalar()
+            if existing is not None:
+                return Change(Outcome.ALREADY_DONE, order, return_reference(existing))
+            today = self.today()
+            if order.status != t.DELIVERED or order.delivered_on is None:
+                return Change(Outcome.NOT_ALLOWED, order)
+            if today > return_deadline(order.placed_on, order.delivered_on):
+                return Change(Outcome.NOT_ALLOWED, order)
+            row_id = conn.execute(
+                t.returns.insert().values(
+                    order_number=order_number,
+                    reason=reason.strip(),
+                    status="open",
+                    started_on=today,
+                )
+            ).inserted_primary_key[0]
+            return Change(Outcome.DONE, order, return_reference(row_id))
+
+    def open_case(self, order_number: str, kind: str) -> Change:
+        """Open a case for the team (delivery problem, duplicate payment); one per kind."""
+        with self._begin() as conn:
+            order = self._order(conn, order_number)
+            if order is None:
+                return Change(Outcome.NOT_FOUND)
+            existing = conn.execute(
+                select(t.cases.c.id)
+                .where(t.cases.c.order_number == order_number)
+                .where(t.cases.c.kind == kind)
+                .where(t.cases.c.status == "open")
+            ).scalar()
+            if existing is not None:
+                return Change(Outcome.ALREADY_DONE, order, case_reference(existing))
+            row_id = conn.execute(
+                t.cases.insert().values(
+                    order_number=order_number, kind=kind, status="open", opened_on=self.today()
+                )
+            ).inserted_primary_key[0]
+            return Change(Outcome.DONE, order, case_reference(row_id))
+
+    # ----------------------------------------------------------- account writes
+    def record_password_reset(self, email: str) -> None:
+        """Send (record) a reset link if the account exists; the caller is never told."""
+        with self._begin() as conn:
+            exists = self._account(conn, email) is not None
+            conn.execute(
+                t.password_resets.insert().values(
+                    email=email.strip().lower(),
+                    sent=exists,
+                    requested_at=datetime.now(timezone.utc),
+                )
+            )
+
+    def request_account_closure(self, email: str) -> Change:
+        """Record a closure request, refused while orders or returns are still open."""
+        with self._begin() as conn:
+            account = self._account(conn, email)
+            if account is None:
+                return Change(Outcome.NOT_FOUND)
+            if account.closure_requested_on is not None:
+                return Change(Outcome.ALREADY_DONE)
+            open_orders = conn.execute(
+                select(t.orders.c.order_number)
+                .where(t.orders.c.email == account.email)
+                .where(t.orders.c.status.in_(t.OPEN_ORDER))
+            ).scalars()
+            open_returns = conn.execute(
+                select(t.returns.c.order_number)
+                .join(t.orders, t.orders.c.order_number == t.returns.c.order_number)
+                .where(t.orders.c.email == account.email)
+                .where(t.returns.c.status == "open")
+            ).scalars()
+            still_open = tuple(sorted({*open_orders, *open_returns}))
+            if still_open:
+                return Change(Outcome.NOT_ALLOWED, open_orders=still_open)
+            conn.execute(
+                t.accounts.update()
+                .where(t.accounts.c.email == account.email)
+                .values(closure_requested_on=self.today())
+            )
+            return Change(Outcome.DONE)
+
+    def block_card(self, email: str, full_name: str) -> Change:
+        """Block the account's store card for good and order a replacement."""
+        with self._begin() as conn:
+            account = self._account(conn, email)
+            if account is None:
+                return Change(Outcome.NOT_FOUND)
+            if " ".join(full_name.split()).casefold() != account.full_name.casefold():
+                return Change(Outcome.NOT_OWNER)
+            if account.store_card == t.NO_CARD:
+                return Change(Outcome.NOT_ALLOWED)
+            if account.store_card == t.CARD_BLOCKED:
+                return Change(Outcome.ALREADY_DONE)
+            conn.execute(
+                t.accounts.update()
+                .where(t.accounts.c.email == account.email)
+                .where(t.accounts.c.store_card == t.CARD_ACTIVE)
+                .values(store_card=t.CARD_BLOCKED, card_replacement_ordered_on=self.today())
+            )
+            return Change(Outcome.DONE)
+
+
+@functools.lru_cache(maxsize=8)
+def _store_for(url: str, today: Optional[str]) -> OrderStore:
+    if today is None:
+        return OrderStore(url)
+    try:
+        fixed = date.fromisoformat(today)
+    except ValueError as e:
+        raise StoreUnavailable(f"{STORE_TODAY_ENV}={today!r} is not a date like 2025-06-11") from e
+    return OrderStore(url, today=lambda: fixed)
+
+
+def store_from_env() -> OrderStore:
+    """The process's store for ``$BOT_STORE_URL`` (default: bot/store/northwind.db)."""
+    return _store_for(
+        os.environ.get(STORE_URL_ENV) or DEFAULT_URL, os.environ.get(STORE_TODAY_ENV) or None
+    )

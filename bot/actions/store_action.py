@@ -1,0 +1,64 @@
+"""What the bot's own actions share: slot reading, the store call, the scripted failure."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from abc import ABC, abstractmethod
+from typing import Any, Callable, List, Optional, Tuple, TypeVar
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from .order_store import OrderStore, StoreUnavailable, store_from_env
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+async def in_thread(call: Callable[..., T], *args: Any) -> T:
+    """Run a blocking store call off the event loop."""
+    return await asyncio.to_thread(call, *args)
+
+
+def text_slot(tracker: Tracker, name: str) -> Optional[str]:
+    value = tracker.get_slot(name)
+    if isinstance(value, list):  # two entities in one message: take the first
+        value = value[0] if value else None
+    if value is None:
+        return None
+    value = str(value).strip()
+    return value or None
+
+
+class StoreAction(Action, ABC):
+    """An action that answers from the order store and never crashes when it is down."""
+
+    #: Task-specific slots the action consumes; they are cleared after every run so
+    #: a later task asks for them afresh. order_number and email are kept on purpose.
+    consumed_slots: Tuple[str, ...] = ()
+    #: A response sent after utter_store_unavailable, when the task has another way.
+    unavailable_followup: Optional[str] = None
+
+    @abstractmethod
+    async def answer(
+        self, store: OrderStore, dispatcher: CollectingDispatcher, tracker: Tracker
+    ) -> None:
+        """Look up or change what the customer asked about and utter the answer."""
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> List[EventType]:
+        try:
+            store = store_from_env()
+            await self.answer(store, dispatcher, tracker)
+        except StoreUnavailable as e:
+            # The message names the store and the error type only, never customer data.
+            logger.error("%s: %s; sent utter_store_unavailable", self.name(), e)
+            dispatcher.utter_message(response="utter_store_unavailable")
+            if self.unavailable_followup:
+                dispatcher.utter_message(response=self.unavailable_followup)
+        return [SlotSet(slot, None) for slot in self.consumed_slots]

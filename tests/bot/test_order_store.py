@@ -1,0 +1,253 @@
+"""OrderStore on SQLite and on PostgreSQL: seeding, reads, guarded writes, failures."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from bot.actions import store_schema as t
+from bot.actions.order_policy import add_working_days
+from bot.actions.order_store import (
+    STORE_TODAY_ENV,
+    STORE_URL_ENV,
+    OrderStore,
+    StoreUnavailable,
+    store_from_env,
+)
+from bot.actions.store_records import Outcome
+
+from .conftest import TODAY
+
+PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    """A throwaway database on the local PostgreSQL server, dropped afterwards."""
+    admin = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT", future=True)
+    name = f"bot_store_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as e:
+        admin.dispose()
+        pytest.skip(
+            f"no PostgreSQL server at {PG_SERVER} ({type(e).__name__}); start one that "
+            "trusts the user postgres on 127.0.0.1:5432 to run the PostgreSQL store tests"
+        )
+    yield f"{PG_SERVER}/{name}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'northwind.db'}"
+        return
+    base = request.getfixturevalue("postgres_url")
+    # Each test starts from empty tables in the module's database.
+    engine = sa.create_engine(base, future=True)
+    t.metadata.drop_all(engine)
+    engine.dispose()
+    yield base
+
+
+@pytest.fixture
+def store(url: str) -> Iterator[OrderStore]:
+    store = OrderStore(url, today=lambda: TODAY)
+    yield store
+    store.dispose()
+
+
+def rows(url: str, table: sa.Table) -> list:
+    engine = sa.create_engine(url, future=True)
+    try:
+        with engine.connect() as conn:
+            return [dict(r) for r in conn.execute(sa.select(table)).mappings()]
+    finally:
+        engine.dispose()
+
+
+def test_an_empty_store_is_seeded_with_the_sample_data_dated_from_today(store):
+    order = store.get_order("10023")
+    assert order is not None and order.status == "Dispatched" and order.carrier == "DPD"
+    assert order.dispatched_on == add_working_days(TODAY, -2)
+    assert order.expected_on == add_working_days(TODAY, 1)
+    assert store.get_order("10024").placed_on == TODAY
+    assert store.get_order("10026").delivered_on == TODAY - timedelta(days=45)
+    assert store.get_order("48213").status == "Delivered"
+    assert store.get_order("99999") is None
+    charges = [p for p in store.payments("10029") if p.kind == "charge"]
+    assert [p.status for p in charges] == ["completed", "completed"]
+    # Orders without listed payments were paid once, in full, when placed.
+    assert [(p.amount_pence, p.made_on) for p in store.payments("10023")] == [
+        (6450, add_working_days(TODAY, -3))
+    ]
+    account = store.get_account("  Jane.Doe@Example.com ")
+    assert (
+        account is not None and account.full_name == "Jane Doe" and account.store_card == "active"
+    )
+
+
+def test_the_sample_data_is_seeded_once_and_never_over_written(url, store):
+    assert store.cancel_order("10024", "jane.doe@example.com").outcome is Outcome.DONE
+    later = OrderStore(url, today=lambda: TODAY + timedelta(days=7))
+    try:
+        assert later.get_order("10024").status == "Cancelled"
+        assert later.get_order("10023").dispatched_on == add_working_days(TODAY, -2)
+        assert len(rows(url, t.orders)) == 9 and len(rows(url, t.accounts)) == 3
+    finally:
+        later.dispose()
+
+
+def test_cancel_only_while_received_or_processing_and_refund_the_total(url, store):
+    assert store.cancel_order("10024", "someone@example.com").outcome is Outcome.NOT_OWNER
+    assert store.get_order("10024").status == "Processing"
+
+    change = store.cancel_order("10024", "JANE.DOE@example.com")
+    assert change.outcome is Outcome.DONE
+    assert change.order.status == "Cancelled" and change.order.cancelled_on == TODAY
+    refund = [p for p in store.payments("10024") if p.kind == "refund"]
+    assert [(r.status, r.amount_pence, r.method, r.made_on) for r in refund] == [
+        ("issued", 3200, "credit card", TODAY)
+    ]
+    assert store.cancel_order("10024", "jane.doe@example.com").outcome is Outcome.ALREADY_DONE
+    assert len([p for p in store.payments("10024") if p.kind == "refund"]) == 1
+
+    refused = store.cancel_order("10023", "jane.doe@example.com")
+    assert refused.outcome is Outcome.NOT_ALLOWED and refused.order.status == "Dispatched"
+    assert store.get_order("10023").status == "Dispatched"
+    assert store.cancel_order("12345", "jane.doe@example.com").outcome is Outcome.NOT_FOUND
+
+
+def test_the_address_changes_only_before_dispatch(store):
+    new = "7 Station Road, Salford M5 4WT"
+    assert store.change_address("10024", "sam.lee@example.com", new).outcome is Outcome.NOT_OWNER
+    assert store.change_address("10024", "jane.doe@example.com", new).outcome is Outcome.DONE
+    assert store.get_order("10024").delivery_address == new
+    refused = store.change_address("10023", "jane.doe@example.com", new)
+    assert refused.outcome is Outcome.NOT_ALLOWED
+    assert store.get_order("10023").delivery_address == "12 Elm Road, Manchester M14 5TT"
+
+
+def test_returns_start_within_30_days_of_delivery_once_per_order(store):
+    started = store.start_return("10025", "sam.lee@example.com", "Too small")
+    assert started.outcome is Outcome.DONE and started.reference.startswith("RET-")
+    again = store.start_return("10025", "sam.lee@example.com", "Too small")
+    assert again.outcome is Outcome.ALREADY_DONE and again.reference == started.reference
+    assert [r.reference for r in store.returns("10025")] == [started.reference]
+
+    assert store.start_return("10026", "sam.lee@example.com", "x y z").outcome is (
+        Outcome.NOT_ALLOWED
+    )
+    assert store.start_return("10023", "jane.doe@example.com", "x y z").outcome is (
+        Outcome.NOT_ALLOWED
+    )
+    assert store.start_return("10025", "jane.doe@example.com", "x y z").outcome is (
+        Outcome.NOT_OWNER
+    )
+    assert store.returns("10026") == []
+
+
+def test_a_case_is_opened_once_per_order_and_kind(store):
+    first = store.open_case("10030", "late")
+    assert first.outcome is Outcome.DONE and first.reference.startswith("CASE-")
+    assert store.open_case("10030", "late").reference == first.reference
+    other = store.open_case("10030", "damaged")
+    assert other.outcome is Outcome.DONE and other.reference != first.reference
+    assert store.open_case("55555", "late").outcome is Outcome.NOT_FOUND
+
+
+def test_an_account_closes_only_when_nothing_is_open(store):
+    jane = store.request_account_closure("jane.doe@example.com")
+    assert jane.outcome is Outcome.NOT_ALLOWED
+    assert jane.open_orders == ("10023", "10024", "10028", "10030")
+    assert store.request_account_closure("priya.shah@example.com").outcome is Outcome.DONE
+    assert store.get_account("priya.shah@example.com").closure_requested_on == TODAY
+    again = store.request_account_closure("priya.shah@example.com")
+    assert again.outcome is Outcome.ALREADY_DONE
+    # An open return keeps Sam's account open too.
+    store.start_return("10025", "sam.lee@example.com", "Too small")
+    sam = store.request_account_closure("sam.lee@example.com")
+    assert sam.outcome is Outcome.NOT_ALLOWED and sam.open_orders == ("10025",)
+    assert store.request_account_closure("nobody@example.com").outcome is Outcome.NOT_FOUND
+
+
+def test_a_blocked_card_stays_blocked_and_a_replacement_is_ordered(store):
+    assert store.block_card("priya.shah@example.com", "Jane Doe").outcome is Outcome.NOT_OWNER
+    assert store.get_account("priya.shah@example.com").store_card == "active"
+    assert store.block_card("priya.shah@example.com", "priya   SHAH").outcome is Outcome.DONE
+    account = store.get_account("priya.shah@example.com")
+    assert account.store_card == "blocked" and account.card_replacement_ordered_on == TODAY
+    again = store.block_card("priya.shah@example.com", "Priya Shah")
+    assert again.outcome is Outcome.ALREADY_DONE
+    assert store.block_card("sam.lee@example.com", "Sam Lee").outcome is Outcome.NOT_ALLOWED
+    assert store.block_card("nobody@example.com", "No Body").outcome is Outcome.NOT_FOUND
+
+
+def test_password_resets_are_recorded_whether_or_not_the_account_exists(url, store):
+    store.record_password_reset("Jane.Doe@example.com")
+    store.record_password_reset("nobody@example.com")
+    recorded = sorted((r["email"], r["sent"]) for r in rows(url, t.password_resets))
+    assert recorded == [("jane.doe@example.com", True), ("nobody@example.com", False)]
+
+
+def test_an_unreachable_store_raises_store_unavailable_without_customer_data(tmp_path):
+    missing = tmp_path / "no-such-folder"
+    store = OrderStore(f"sqlite:///{missing / 'northwind.db'}", today=lambda: TODAY)
+    with pytest.raises(StoreUnavailable) as raised:
+        store.cancel_order("10024", "jane.doe@example.com")
+    assert "OperationalError" in str(raised.value)
+    assert "10024" not in str(raised.value) and "jane" not in str(raised.value)
+    # The store is prepared again on the next call, so it recovers once the disk is back.
+    missing.mkdir()
+    assert store.get_order("10024").status == "Processing"
+    store.dispose()
+
+
+def test_a_closed_postgresql_store_is_unavailable_not_a_crash(postgres_url):
+    store = OrderStore(postgres_url.rsplit("/", 1)[0] + "/no_such_database_here")
+    with pytest.raises(StoreUnavailable, match="OperationalError"):
+        store.get_order("10023")
+    store.dispose()
+
+
+def test_a_bad_url_or_day_in_the_environment_is_reported_with_the_fix(monkeypatch):
+    with pytest.raises(StoreUnavailable, match=STORE_URL_ENV):
+        OrderStore("not a database url")
+    monkeypatch.setenv(STORE_URL_ENV, "sqlite:////tmp/unused.db")
+    monkeypatch.setenv(STORE_TODAY_ENV, "11/06/2025")
+    with pytest.raises(StoreUnavailable, match=STORE_TODAY_ENV):
+        store_from_env()
+
+
+def test_the_password_never_shows_in_the_store_name():
+    store = OrderStore("postgresql://bot:s3cret@127.0.0.1:5432/northwind")
+    assert "s3cret" not in repr(store)
+    store.dispose()
+
+
+def test_a_malformed_sample_file_is_reported_with_its_path(tmp_path):
+    sample = tmp_path / "sample.yml"
+    sample.write_text("orders:\n  - order_number: '10001'\n    placed_on: yesterday\n")
+    store = OrderStore(f"sqlite:///{tmp_path / 'db.sqlite'}", sample_data=sample)
+    with pytest.raises(StoreUnavailable, match=str(sample)):
+        store.get_order("10001")
+    store.dispose()
+
+
+def test_the_default_store_lives_in_bot_store(monkeypatch):
+    monkeypatch.delenv(STORE_URL_ENV, raising=False)
+    monkeypatch.delenv(STORE_TODAY_ENV, raising=False)
+    default = repr(store_from_env())
+    assert default.endswith("/bot/store/northwind.db')") and default.startswith(
+        "OrderStore('sqlite"
+    )
+    assert abs(store_from_env().today() - date.today()) <= timedelta(days=1)
