@@ -34,6 +34,9 @@ T = TypeVar("T")
 Slots = Dict[str, Any]
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]{2,}")
+_EMAIL_LEAD_INS = frozenset(
+    "is it's its it email e-mail address mail use try at on me here sorry oops ok okay".split()
+)
 _NAME_WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
 
 # Keywords that turn a free-text description into a problem type, checked in order:
@@ -67,20 +70,32 @@ PROBLEM_TYPES = tuple(kind for kind, _ in PROBLEM_KEYWORDS)
 
 
 def normalise_order_number(value: Any) -> Optional[str]:
-    """'#10 023' -> '10023'; None unless exactly 5 digits remain."""
+    """The 5-digit number in an answer: '#10 023' or "it's 10023" -> '10023'.
+
+    None unless the answer holds a group of exactly 5 digits (spaces inside allowed).
+    """
     if isinstance(value, list):
         value = value[0] if value else None
     if value is None:
         return None
-    digits = re.sub(r"[#\s]", "", str(value))
-    return digits if re.fullmatch(r"\d{5}", digits) else None
+    groups = (g.replace(" ", "") for g in re.findall(r"\d+(?: \d+)*", str(value)))
+    return next((g for g in groups if len(g) == 5), None)
 
 
 def normalise_email(value: Any) -> Optional[str]:
+    """The email address in an answer ("it's Jane.Doe@example.com" -> lower case)."""
     if isinstance(value, list):
         value = value[0] if value else None
-    email = str(value or "").strip().strip("<>.,;").lower()
-    return email if _EMAIL.fullmatch(email) else None
+    text = str(value or "").strip()
+    found = _EMAIL.search(text)
+    if not found:
+        return None
+    # "my email is x@y.com" holds an address; "jane doe@y.com" is one with a space in
+    # it, which must be asked again rather than shortened to doe@y.com.
+    before = text[: found.start()].split()
+    if before and before[-1].lower().strip(",:;") not in _EMAIL_LEAD_INS:
+        return None
+    return found.group(0).strip("<>.,;").lower()
 
 
 def normalise_full_name(value: Any) -> Optional[str]:

@@ -54,13 +54,15 @@ def test_every_form_in_the_domain_has_its_validation_action(domain):
     assert sorted(ACTIONS) == sorted(f"validate_{form}" for form in FORMS)
 
 
-@pytest.mark.parametrize("typed", ["10023", "#10023", "10 023", " #10023 "])
+@pytest.mark.parametrize(
+    "typed", ["10023", "#10023", "10 023", " #10023 ", "it's 10023", "order no. 10023 thanks"]
+)
 def test_an_order_number_is_cleaned_and_found(store, domain, typed):
     said, slots, _ = validate("order_status_form", domain, {"order_number": typed})
     assert said == [] and slots == {"order_number": "10023"}
 
 
-@pytest.mark.parametrize("typed", ["1002", "100234", "abcde", "10O23"])
+@pytest.mark.parametrize("typed", ["1002", "100234", "abcde", "10O23", "it's 1234", "no idea"])
 def test_an_order_number_that_is_not_5_digits_is_asked_again(store, domain, typed):
     said, slots, _ = validate("invoice_form", domain, {"order_number": typed})
     assert said == ["utter_invalid_order_number"] and slots == {"order_number": None}
@@ -122,6 +124,14 @@ def test_a_status_lookup_does_not_check_the_email(store, domain):
         "order_status_form", domain, {"order_number": "10025"}, {"email": "jane.doe@example.com"}
     )
     assert said == [] and slots == {"order_number": "10025"}
+
+
+@pytest.mark.parametrize(
+    "typed", ["my email is Jane.Doe@example.com", "oops, try jane.doe@example.com."]
+)
+def test_an_email_in_a_sentence_is_found(store, domain, typed):
+    said, slots, _ = validate("reset_password_form", domain, {"email": typed})
+    assert said == [] and slots == {"email": "jane.doe@example.com"}
 
 
 @pytest.mark.parametrize("typed", ["jane.doe", "jane@", "jane doe@example.com", "@example.com"])

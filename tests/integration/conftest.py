@@ -1,4 +1,4 @@
-"""The real bot, trained with the shipped MiniLM, served by `rasa run`."""
+"""The real bot, trained with the shipped MiniLM, served by `rasa run` with its actions."""
 
 from __future__ import annotations
 
@@ -7,11 +7,28 @@ from typing import Iterator
 
 import pytest
 
-from tests.rasa_process import RasaServer
+from tests.rasa_process import ActionServer, RasaServer, free_port
 
 
 @pytest.fixture(scope="session")
 def rasa_server(bot_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`rasa run` with the REST channel and the HTTP API, on a free loopback port."""
-    with RasaServer(bot_model, tmp_path_factory.mktemp("rasa-run")) as server:
-        yield server.url
+    """`rasa run` with the REST channel and the HTTP API, and `rasa run actions` (the
+    bot's forms validate every answer there) on a fresh sample store, as `make run`."""
+    workdir = tmp_path_factory.mktemp("rasa-run")
+    actions_port = free_port()
+    endpoints = workdir / "endpoints.yml"
+    endpoints.write_text(
+        f'action_endpoint:\n  url: "http://127.0.0.1:{actions_port}/webhook"\n'
+        "tracker_store:\n  type: SQL\n  dialect: sqlite\n  db: rasa.db\n"
+    )
+    credentials = workdir / "credentials.yml"
+    credentials.write_text("rest:\n")
+    # No agent desk here: a hand-off says utter_handoff_unavailable. The fallback's
+    # language model is not warmed up; the conversations here do not need it.
+    actions = ActionServer(workdir, port=actions_port, env={"RASA_LLM_FALLBACK_WARM_UP": "0"})
+    actions.start()
+    try:
+        with RasaServer(bot_model, workdir, credentials=credentials, endpoints=endpoints) as server:
+            yield server.url
+    finally:
+        actions.stop()
