@@ -18,16 +18,18 @@ import argparse
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 import requests
 import yaml
+from sklearn.metrics import accuracy_score, f1_score
 
 ROOT = Path(__file__).resolve().parents[1]
 BOT = ROOT / "bot"
@@ -51,15 +53,34 @@ def stock_config(workdir: Path) -> Path:
     return path
 
 
-def held_out_texts() -> List[str]:
+def held_out() -> List[Tuple[str, str]]:
+    """(text without entity markup, its sentiment label) for each held-out example."""
     data = yaml.safe_load((BOT / "tests" / "nlu_test.yml").read_text())
-    texts = []
+    examples = []
     for block in data["nlu"]:
+        if "examples" not in block:
+            continue
+        label = (block.get("metadata") or {}).get("sentiment", "neutral")
         for line in block["examples"].splitlines():
             line = line.strip()
             if line.startswith("- "):
-                texts.append(line[2:].strip())
-    return texts
+                examples.append((re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", line[2:].strip()), label))
+    return examples
+
+
+def sentiment_scores(port: int, examples: List[Tuple[str, str]]) -> Dict[str, float]:
+    """Held-out sentiment accuracy and macro-F1 of a rasa-llm server's `sentiment` key."""
+    gold, predicted = [], []
+    for text, label in examples:
+        parsed = requests.post(
+            f"http://127.0.0.1:{port}/model/parse", json={"text": text}, timeout=30
+        ).json()
+        gold.append(label)
+        predicted.append(parsed["sentiment"]["label"])
+    return {
+        "sentiment_accuracy": float(accuracy_score(gold, predicted)),
+        "sentiment_macro_f1": float(f1_score(gold, predicted, average="macro")),
+    }
 
 
 def train(config: Path, out: Path) -> float:
@@ -181,7 +202,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
-    texts = held_out_texts()
+    examples = held_out()
+    texts = [text for text, _ in examples]
     results: Dict[str, Any] = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
     }
@@ -201,6 +223,8 @@ def main() -> None:
                 results[name].update(row)
             for name, process in processes.items():
                 results[name]["peak_rss_mib"] = peak_rss_mib(process.pid)
+            # Stock Rasa has no sentiment; only rasa-llm's is scored.
+            results["rasa_llm"].update(sentiment_scores(ports["rasa_llm"], examples))
         finally:
             for process in processes.values():
                 process.terminate()
@@ -211,7 +235,8 @@ def main() -> None:
             )
             print(name, json.dumps(results[name]), flush=True)
     ours, stock = results["rasa_llm"], results["stock_diet"]
-    results["ratios_ours_over_stock"] = {k: ours[k] / stock[k] for k in ours if stock[k]}
+    results["held_out_examples"] = len(examples)
+    results["ratios_ours_over_stock"] = {k: ours[k] / stock[k] for k in ours if stock.get(k)}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "nlu_latency.json").write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
