@@ -105,3 +105,15 @@ def test_a_dispatched_order_is_refused_before_the_customer_confirms(rasa_server:
     assert "10023 is already dispatched" in text and "can't be cancelled" in text, replies
     # No confirmation question; the form asks for another order number.
     assert "shall i cancel" not in text and "order number" in joined(replies[1:]), replies
+
+
+def test_other_messages_in_the_middle_of_a_form_never_get_the_fallback(rasa_server: str):
+    customer = Customer(rasa_server)
+    assert "order number" in joined(customer.say("where is my parcel"))
+    thanks = customer.say("thanks")
+    assert thanks[0] == "Sure." and "order number" in joined(thanks[1:]), thanks
+    complaint = joined(customer.say("this is ridiculous, you people are useless"))
+    assert "sorry" in complaint and "connect you" in complaint, complaint
+    assert "not sure how to help" not in complaint
+    # The complaint ended the order question; "no" declines the person.
+    assert "anything else" in joined(customer.say("no"))
