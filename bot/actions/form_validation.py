@@ -25,6 +25,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from . import store_schema as t
+from .order_policy import can_redirect
 from .order_store import OrderStore, StoreUnavailable, same_email, store_from_env
 from .store_action import in_thread, text_slot
 
@@ -163,11 +164,8 @@ class StoreFormValidation(FormValidationAction, ABC):
             dispatcher.utter_message(
                 response=self.refusal_after_dispatch, order_number=number, status=order.status
             )
-            # Only DPD parcels can be redirected, with the link in DPD's text (shipping.md).
-            if (
-                self.refusal_after_dispatch == "utter_address_change_refused"
-                and order.status in t.IN_TRANSIT
-                and (order.carrier or "").upper() == "DPD"
+            if self.refusal_after_dispatch == "utter_address_change_refused" and can_redirect(
+                order.status, order.carrier
             ):
                 dispatcher.utter_message(response="utter_address_redirect_dpd")
             # The form asks again: another order number, or "no" stops it.

@@ -15,6 +15,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from . import store_schema as t
 from .order_policy import (
     add_working_days,
+    can_redirect,
     format_day,
     format_money,
     late_after,
@@ -166,8 +167,7 @@ class ActionChangeAddress(StoreAction):
         dispatcher.utter_message(
             response="utter_address_change_refused", order_number=number, status=order.status
         )
-        # Only DPD parcels can be redirected, with the link in DPD's text (shipping.md).
-        if order.status in t.IN_TRANSIT and (order.carrier or "").upper() == "DPD":
+        if can_redirect(order.status, order.carrier):
             dispatcher.utter_message(response="utter_address_redirect_dpd")
 
 

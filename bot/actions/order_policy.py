@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Optional
 
+from .store_schema import IN_TRANSIT
+
 RETURN_WINDOW_DAYS = 30
 # Items bought between 1 November and 24 December can go back until 31 January.
 CHRISTMAS_FIRST = (11, 1)
@@ -108,3 +110,10 @@ def format_day(day: Optional[date]) -> str:
 def format_money(pence: int, currency: str = "GBP") -> str:
     symbol = {"GBP": "£", "EUR": "€"}.get(currency, f"{currency} ")
     return f"{symbol}{pence // 100:,}.{pence % 100:02d}"
+
+
+def can_redirect(status: str, carrier: Optional[str]) -> bool:
+    """Only a DPD parcel on its way can be redirected, with the link in DPD's text
+    message (shipping.md); Royal Mail parcels cannot.
+    """
+    return status in IN_TRANSIT and (carrier or "").upper() == "DPD"

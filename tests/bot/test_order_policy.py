@@ -8,6 +8,7 @@ import pytest
 
 from bot.actions.order_policy import (
     add_working_days,
+    can_redirect,
     format_day,
     format_money,
     late_after,
@@ -82,3 +83,9 @@ def test_days_and_money_read_as_northwind_writes_them():
     assert format_day(None) == "unknown"
     assert format_money(6450) == "£64.50"
     assert format_money(123405, "EUR") == "€1,234.05"
+
+
+def test_only_a_dpd_parcel_on_its_way_can_be_redirected():
+    assert can_redirect("Dispatched", "DPD") and can_redirect("Out for delivery", "dpd")
+    assert not can_redirect("Dispatched", "Royal Mail")
+    assert not can_redirect("Delivered", "DPD") and not can_redirect("Processing", None)
