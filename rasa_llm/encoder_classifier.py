@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Tuple
 
-import numpy as np
 import torch
 from torch import nn
 from transformers import PreTrainedModel
@@ -61,17 +60,6 @@ class EncoderClassifier(nn.Module):
         scale = 1.0 / max(float(pooled.norm(dim=1).mean()), 1e-6)
         self.head.weight.copy_(centroids * scale * 20.0)
         self.head.bias.zero_()
-
-
-def seed_everything(seed: int) -> None:
-    """Seed every generator training draws from, so a rerun gives the same model."""
-    import random
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    if torch.cuda.is_available():
-        torch.cuda.manual_seed_all(seed)
 
 
 def mean_pool(

@@ -1,27 +1,30 @@
-"""One fine-tuning loop for an :class:`EncoderClassifier`: AdamW with weight decay,
-warm-up and linear decay, dropout, layer freezing, validation every epoch and early
-stopping on it. The intent classifier uses it inside ``rasa train``; ``training/``
-builds its command-line tools on the same loop.
+"""Fine-tuning an :class:`EncoderClassifier` on labelled texts, through the one loop.
+
+The intent classifier runs this inside ``rasa train``; ``python -m training intent``
+and ``python -m training sentiment`` run it from the command line. What is specific to
+classification lives here (the head starting at class centroids, layer freezing, the
+optional auxiliary head, accuracy-based validation); batching, schedules, early
+stopping and checkpoints are :mod:`rasa_llm.training_loop`'s.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
-import math
-import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
-from transformers import PreTrainedTokenizerBase, get_linear_schedule_with_warmup
+from transformers import PreTrainedTokenizerBase
 
-from rasa_llm.encoder_classifier import EncoderClassifier, seed_everything
+from rasa_llm.encoder_classifier import EncoderClassifier
+from rasa_llm.training_loop import LoopSettings, autocast, param_groups, train_loop
 
 logger = logging.getLogger(__name__)
+
+FREEZE_MODES = ("none", "embeddings", "layers", "encoder")
 
 
 @dataclass(frozen=True)
@@ -35,13 +38,29 @@ class FineTuneSettings:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     max_length: int = 64
+    # Keep the token embeddings fixed.
     freeze_embeddings: bool = False
+    # Keep the embeddings and this many bottom encoder layers fixed.
     freeze_layers: int = 0
+    # Keep the whole encoder fixed and train the head alone ("all but the head").
+    freeze_encoder: bool = False
     early_stopping_patience: int = 3
+    gradient_accumulation_steps: int = 1
     seed: int = 42
     show_progress: bool = True
     # Weight of the auxiliary loss (see :func:`fine_tune`); 0 turns it off.
     auxiliary_weight: float = 0.5
+
+    def loop_settings(self) -> LoopSettings:
+        return LoopSettings(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            gradient_accumulation_steps=self.gradient_accumulation_steps,
+            warmup_ratio=self.warmup_ratio,
+            early_stopping_patience=self.early_stopping_patience,
+            seed=self.seed,
+            show_progress=self.show_progress,
+        )
 
 
 @dataclass
@@ -51,8 +70,10 @@ class FineTuneResult:
     best_epoch: int
     epochs_run: int
     seconds: float
+    steps: int = 0
+    seconds_per_step: float = 0.0
+    stopped_early: bool = False
     history: List[Dict[str, float]] = field(default_factory=list)
-    validation_logits: np.ndarray | None = None
 
 
 def tokenize(
@@ -79,7 +100,7 @@ def predict(
     pooled_parts, logit_parts = [], []
     for start in range(0, len(texts), batch_size):
         inputs = tokenize(tokenizer, texts[start : start + batch_size], max_length, device)
-        with _autocast(device):
+        with autocast(device):
             pooled, logits = model(**inputs)
         pooled_parts.append(pooled.float().cpu().numpy())
         logit_parts.append(logits.float().cpu().numpy())
@@ -88,22 +109,86 @@ def predict(
     return np.concatenate(pooled_parts), np.concatenate(logit_parts)
 
 
-def freeze(model: EncoderClassifier, embeddings: bool, layers: int) -> None:
-    """Stop gradients to the embeddings and/or the bottom ``layers`` encoder layers."""
-    encoder = model.encoder
+def freeze(model: EncoderClassifier, embeddings: bool, layers: int, encoder: bool = False) -> None:
+    """Stop gradients to the embeddings, the bottom ``layers`` layers, or the encoder."""
+    if encoder:
+        for param in model.encoder.parameters():
+            param.requires_grad = False
+        return
     if embeddings or layers > 0:
-        for param in encoder.get_submodule("embeddings").parameters():
+        for param in model.encoder.get_submodule("embeddings").parameters():
             param.requires_grad = False
     if layers > 0:
-        stack = getattr(getattr(encoder, "encoder", None), "layer", None)
+        stack = getattr(getattr(model.encoder, "encoder", None), "layer", None)
         if stack is None:
             raise ValueError(
                 f"freeze_layers needs an encoder with 'encoder.layer' (BERT-like); "
-                f"{type(encoder).__name__} has none"
+                f"{type(model.encoder).__name__} has none"
+            )
+        if layers > len(stack):
+            raise ValueError(
+                f"freeze_layers is {layers} but the encoder has {len(stack)} layers; "
+                "use freeze_encoder to keep all of it fixed"
             )
         for layer in list(stack)[:layers]:
             for param in layer.parameters():
                 param.requires_grad = False
+
+
+class _ClassificationTask:
+    """Cross-entropy on the head, plus the auxiliary head's where labels are known."""
+
+    def __init__(
+        self,
+        net: nn.ModuleDict,
+        tokenizer: PreTrainedTokenizerBase,
+        texts: Sequence[str],
+        labels: torch.Tensor,
+        aux_labels: Optional[torch.Tensor],
+        val_texts: Sequence[str],
+        val_labels: np.ndarray,
+        settings: FineTuneSettings,
+        device: torch.device,
+    ) -> None:
+        self.net, self.tokenizer, self.texts, self.labels = net, tokenizer, texts, labels
+        self.aux_labels, self.val_texts, self.val_labels = aux_labels, val_texts, val_labels
+        self.settings, self.device = settings, device
+        self.loss_fn = nn.CrossEntropyLoss()
+
+    def loss(self, batch: Sequence[int]) -> torch.Tensor:
+        classifier = self.net["classifier"]
+        inputs = tokenize(
+            self.tokenizer, [self.texts[i] for i in batch], self.settings.max_length, self.device
+        )
+        pooled, logits = classifier(**inputs)
+        loss = self.loss_fn(logits.float(), self.labels[batch].to(self.device))
+        if self.aux_labels is not None:
+            targets = self.aux_labels[batch].to(self.device)
+            known = targets >= 0
+            if bool(known.any()):
+                aux_logits = self.net["aux"](classifier.dropout(pooled)).float()
+                loss = loss + self.settings.auxiliary_weight * self.loss_fn(
+                    aux_logits[known], targets[known]
+                )
+        return loss
+
+    def validate(self) -> Dict[str, float]:
+        if not len(self.val_texts):
+            return {}
+        _, logits = predict(
+            self.net["classifier"],
+            self.tokenizer,
+            self.val_texts,
+            self.settings.max_length,
+            self.device,
+        )
+        val_loss = float(
+            self.loss_fn(torch.from_numpy(logits), torch.from_numpy(self.val_labels)).item()
+        )
+        accuracy = float((logits.argmax(axis=1) == self.val_labels).mean())
+        # Accuracy decides; the loss only breaks ties (it is far below 1/n).
+        score = accuracy - 1e-6 * min(val_loss, 100.0)
+        return {"val_loss": val_loss, "val_accuracy": accuracy, "score": score}
 
 
 def fine_tune(
@@ -117,6 +202,9 @@ def fine_tune(
     device: torch.device,
     auxiliary_labels: Optional[Sequence[int]] = None,
     auxiliary_classes: int = 0,
+    *,
+    checkpoint_dir: Optional[Path] = None,
+    resume: bool = False,
 ) -> FineTuneResult:
     """Fine-tune ``model`` in place and keep the weights of its best validation epoch.
 
@@ -126,134 +214,62 @@ def fine_tune(
     here, so the sentiment analyzer's head finds sentiment in the same sentence vector
     instead of a vector tuned for intents alone.
     """
-    started = time.perf_counter()
-    seed_everything(settings.seed)
-    model.to(device)
     use_auxiliary = (
         auxiliary_labels is not None
         and settings.auxiliary_weight > 0
         and any(label >= 0 for label in auxiliary_labels)
     )
-    aux_head = nn.Linear(model.hidden_size, max(auxiliary_classes, 1)).to(device)
-    aux_targets = torch.tensor(
-        list(auxiliary_labels) if use_auxiliary and auxiliary_labels else [-1] * len(train_texts),
-        dtype=torch.long,
-    )
-    freeze(model, settings.freeze_embeddings, settings.freeze_layers)
-
+    torch.manual_seed(settings.seed)  # the auxiliary head's random start
+    net = nn.ModuleDict(
+        {"classifier": model, "aux": nn.Linear(model.hidden_size, max(auxiliary_classes, 1))}
+    ).to(device)
+    freeze(model, settings.freeze_embeddings, settings.freeze_layers, settings.freeze_encoder)
     labels = torch.tensor(list(train_labels), dtype=torch.long)
-    pooled, _ = predict(model, tokenizer, train_texts, settings.max_length, device)
-    model.init_head_from_centroids(torch.from_numpy(pooled).float(), labels)
-    model.to(device)
-
-    groups = _param_groups(model, settings)
-    if use_auxiliary:
-        groups.append({"params": list(aux_head.parameters()), "lr": settings.head_learning_rate})
-    optimizer = torch.optim.AdamW(groups, lr=settings.learning_rate)
-    steps_per_epoch = math.ceil(len(train_texts) / settings.batch_size)
-    total_steps = max(1, steps_per_epoch * settings.epochs)
-    scheduler = get_linear_schedule_with_warmup(
-        optimizer, int(settings.warmup_ratio * total_steps), total_steps
+    if not resume or checkpoint_dir is None:
+        # A resumed run gets its head from the checkpoint.
+        pooled, _ = predict(model, tokenizer, train_texts, settings.max_length, device)
+        model.init_head_from_centroids(torch.from_numpy(pooled).float(), labels)
+        model.to(device)
+    if not use_auxiliary:
+        net["aux"].requires_grad_(False)
+    optimizer = torch.optim.AdamW(
+        param_groups(
+            net.named_parameters(),
+            learning_rate=settings.learning_rate,
+            weight_decay=settings.weight_decay,
+            head_prefixes=("classifier.head.", "aux."),
+            head_learning_rate=settings.head_learning_rate,
+        ),
+        lr=settings.learning_rate,
     )
-    loss_fn = nn.CrossEntropyLoss()
-    generator = torch.Generator().manual_seed(settings.seed)
-
-    result = FineTuneResult(best_epoch=0, epochs_run=0, seconds=0.0)
-    best_score = (-math.inf, -math.inf)
-    best_state = None
-    stale_epochs = 0
-    for epoch in range(1, settings.epochs + 1):
-        model.train()
-        order = torch.randperm(len(train_texts), generator=generator).tolist()
-        batches = [
-            order[i : i + settings.batch_size] for i in range(0, len(order), settings.batch_size)
-        ]
-        running = 0.0
-        progress = tqdm(
-            batches, desc=f"epoch {epoch}/{settings.epochs}", disable=not settings.show_progress
-        )
-        for batch in progress:
-            inputs = tokenize(
-                tokenizer, [train_texts[i] for i in batch], settings.max_length, device
-            )
-            with _autocast(device):
-                pooled_batch, logits = model(**inputs)
-            loss = loss_fn(logits.float(), labels[batch].to(device))
-            batch_aux = aux_targets[batch].to(device)
-            if use_auxiliary and bool((batch_aux >= 0).any()):
-                aux_logits = aux_head(model.dropout(pooled_batch)).float()
-                known = batch_aux >= 0
-                loss = loss + settings.auxiliary_weight * loss_fn(
-                    aux_logits[known], batch_aux[known]
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            running += loss.item() * len(batch)
-            progress.set_postfix(loss=f"{loss.item():.3f}")
-        record = {"epoch": float(epoch), "train_loss": running / max(1, len(train_texts))}
-        result.epochs_run = epoch
-
-        if not val_texts:
-            result.best_epoch = epoch
-            result.history.append(record)
-            continue
-        _, val_logits = predict(model, tokenizer, val_texts, settings.max_length, device)
-        val_targets = np.asarray(val_labels)
-        val_loss = float(
-            loss_fn(torch.from_numpy(val_logits), torch.from_numpy(val_targets)).item()
-        )
-        val_accuracy = float((val_logits.argmax(axis=1) == val_targets).mean())
-        record.update(val_loss=val_loss, val_accuracy=val_accuracy)
-        result.history.append(record)
-        logger.info(
-            "epoch %d: train loss %.4f, validation loss %.4f, accuracy %.4f",
-            epoch,
-            record["train_loss"],
-            val_loss,
-            val_accuracy,
-        )
-        score = (val_accuracy, -val_loss)
-        if score > best_score:
-            best_score, stale_epochs = score, 0
-            best_state = copy.deepcopy(model.state_dict())
-            result.best_epoch = epoch
-            result.validation_logits = val_logits
-        else:
-            stale_epochs += 1
-            if stale_epochs >= settings.early_stopping_patience:
-                logger.info("early stopping after epoch %d (best: %d)", epoch, result.best_epoch)
-                break
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    task = _ClassificationTask(
+        net,
+        tokenizer,
+        train_texts,
+        labels,
+        torch.tensor(list(auxiliary_labels), dtype=torch.long) if use_auxiliary else None,
+        val_texts,
+        np.asarray(val_labels, dtype=np.int64),
+        settings,
+        device,
+    )
+    loop = train_loop(
+        net,
+        task,
+        len(train_texts),
+        optimizer,
+        settings.loop_settings(),
+        device,
+        checkpoint_dir=checkpoint_dir,
+        resume=resume,
+    )
     model.eval()
-    result.seconds = time.perf_counter() - started
-    return result
-
-
-def _param_groups(model: EncoderClassifier, settings: FineTuneSettings) -> List[Dict[str, object]]:
-    """Encoder and head at their own learning rates; no decay on biases and norms."""
-    groups: Dict[tuple, List[nn.Parameter]] = {}
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        is_head = name.startswith("head.")
-        no_decay = name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name
-        groups.setdefault((is_head, no_decay), []).append(param)
-    return [
-        {
-            "params": params,
-            "lr": settings.head_learning_rate if is_head else settings.learning_rate,
-            "weight_decay": 0.0 if no_decay else settings.weight_decay,
-        }
-        for (is_head, no_decay), params in groups.items()
-    ]
-
-
-def _autocast(device: torch.device) -> torch.autocast:
-    """bf16 autocast on a GPU; a no-op context on the CPU, where fp32 is faster."""
-    return torch.autocast(
-        device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"
+    return FineTuneResult(
+        best_epoch=loop.best_epoch,
+        epochs_run=loop.epochs_run,
+        seconds=loop.seconds,
+        steps=loop.steps,
+        seconds_per_step=loop.seconds_per_step,
+        stopped_early=loop.stopped_early,
+        history=loop.history,
     )

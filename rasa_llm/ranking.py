@@ -27,3 +27,17 @@ def build_ranking(
 def empty_intent() -> Dict[str, Any]:
     """What Rasa's classifiers set for a message without text."""
     return {"name": None, "confidence": 0.0}
+
+
+def reject_below(
+    intent: Dict[str, Any], ranking: List[Dict[str, Any]], threshold: float | None, name: str
+) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
+    """``name`` at ``threshold`` confidence when the top intent is below it.
+
+    The shape and the confidence are those of Rasa's ``FallbackClassifier``: the fallback
+    intent goes first in the ranking and the other intents stay after it.
+    """
+    if threshold is None or intent.get("confidence", 0.0) >= threshold:
+        return intent, ranking
+    fallback = {"name": name, "confidence": float(threshold)}
+    return dict(fallback), [dict(fallback), *ranking]

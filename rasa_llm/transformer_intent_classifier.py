@@ -15,6 +15,7 @@ from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.classifiers.classifier import IntentClassifier
+from rasa.shared.constants import DEFAULT_NLU_FALLBACK_INTENT_NAME
 from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
@@ -27,7 +28,7 @@ from rasa_llm.device import resolve_device
 from rasa_llm.encoder_classifier import EncoderClassifier
 from rasa_llm.errors import ModelLoadError, TrainingDataError
 from rasa_llm.fine_tuning import FineTuneSettings, fine_tune, predict
-from rasa_llm.ranking import build_ranking, empty_intent
+from rasa_llm.ranking import build_ranking, empty_intent, reject_below
 from rasa_llm.sentiment_data import sentiment_label
 from rasa_llm.serving import check_quantize, serving_model
 from rasa_llm.splits import stratified_split
@@ -60,6 +61,7 @@ _CONFIG_TYPES: Dict[str, TypeSpec] = {
     "show_progress": bool,
     "sentiment_loss_weight": _NUMBER,
     "quantize": str,
+    "use_stored_threshold": bool,
 }
 
 
@@ -126,6 +128,10 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
             # as fast) and unchanged on a GPU; "int8"; "none" = float32 everywhere.
             # Training always runs in full precision.
             "quantize": "auto",
+            # A classifier from `python -m training intent --oos-label ...` stores the
+            # out-of-scope threshold chosen on its validation data; below it a message
+            # gets intent nlu_fallback, as with FallbackClassifier. false ignores it.
+            "use_stored_threshold": True,
         }
 
     @classmethod
@@ -271,7 +277,7 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
             auxiliary_classes=len(SENTIMENT_LABELS),
         )
         temperature, ece_before, ece_after = 1.0, None, None
-        if result.validation_logits is not None:
+        if val_idx:
             val_labels = np.asarray([label_ids[i] for i in val_idx])
             # Calibrate the model that will answer messages (int8 on the CPU), not
             # the float32 one that was trained.
@@ -348,8 +354,12 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
         if not with_text:
             return messages
         pooled, probs = self.predict([m.get(TEXT) for m in with_text])
+        threshold = self.meta.get("oos_threshold") if self._config["use_stored_threshold"] else None
         for message, vector, row in zip(with_text, pooled, probs, strict=True):
             intent, ranking = build_ranking(row, self.labels, self._config["ranking_length"])
+            intent, ranking = reject_below(
+                intent, ranking, threshold, DEFAULT_NLU_FALLBACK_INTENT_NAME
+            )
             message.set(INTENT, intent, add_to_output=True)
             message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
             message.set(SENTENCE_VECTOR, vector)
@@ -419,6 +429,7 @@ def save_classifier(
     model: EncoderClassifier,
     tokenizer: PreTrainedTokenizerBase,
     meta: Dict[str, Any],
+    kind: str = KIND,
 ) -> None:
     """Write a classifier directory (also the export format for ``classifier_path``)."""
     model_files.save_model_dir(
@@ -426,15 +437,15 @@ def save_classifier(
         model.encoder,
         tokenizer,
         {"weight": model.head.weight, "bias": model.head.bias},
-        {**meta, "kind": KIND},
+        {**meta, "kind": kind},
     )
 
 
 def load_classifier(
-    directory: Path, dropout: float
+    directory: Path, dropout: float, kind: str = KIND
 ) -> Tuple[EncoderClassifier, PreTrainedTokenizerBase, Dict[str, Any]]:
     """Read a classifier directory written by :func:`save_classifier`."""
-    encoder, tokenizer, head, meta = model_files.load_model_dir(Path(directory), KIND)
+    encoder, tokenizer, head, meta = model_files.load_model_dir(Path(directory), kind)
     model = EncoderClassifier(encoder, len(meta["labels"]), dropout)
     with torch.no_grad():
         model.head.weight.copy_(head["weight"])

@@ -30,18 +30,29 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 from safetensors.numpy import load_file, save_file
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
+from transformers import PreTrainedTokenizerBase
 
 from rasa_llm import calibration, model_files
 from rasa_llm.config_validation import TypeSpec, require, validate_config
 from rasa_llm.constants import SENTENCE_VECTOR, SENTIMENT_LABELS
+from rasa_llm.device import resolve_device
+from rasa_llm.encoder_classifier import EncoderClassifier
 from rasa_llm.errors import ModelLoadError, PipelineOrderError
+from rasa_llm.fine_tuning import predict
 from rasa_llm.ranking import build_ranking
 from rasa_llm.sentiment_data import labelled_examples
-from rasa_llm.transformer_intent_classifier import TransformerIntentClassifier
+from rasa_llm.serving import check_quantize, serving_model
+from rasa_llm.transformer_intent_classifier import (
+    TransformerIntentClassifier,
+    load_classifier,
+    save_classifier,
+)
 
 logger = logging.getLogger(__name__)
 
 KIND = "sentiment_analyzer"
+# The kind `python -m training sentiment` writes: a whole fine-tuned encoder and head.
+CLASSIFIER_KIND = "sentiment_classifier"
 # Key of the parse result that carries the label, the score and the ranking.
 OUTPUT_KEY = "sentiment"
 
@@ -53,6 +64,9 @@ _CONFIG_TYPES: Dict[str, TypeSpec] = {
     "calibration_folds": int,
     "min_examples_per_label": int,
     "random_seed": int,
+    "classifier_path": (str, type(None)),
+    "device": str,
+    "quantize": str,
 }
 
 
@@ -84,6 +98,15 @@ class TransformerSentimentAnalyzer(GraphComponent, EntityExtractorMixin):
             # Training fails with a clear error if any label has fewer examples.
             "min_examples_per_label": 5,
             "random_seed": 42,
+            # Directory of a sentiment classifier fine-tuned with `python -m training
+            # sentiment`. When set, `rasa train` adopts it instead of fitting a head on
+            # the intent classifier's vectors, and it runs its own encoder pass per
+            # message (slower, but it can learn from far more data than a bot has).
+            "classifier_path": None,
+            # With classifier_path: "auto" (cuda when available, else cpu), "cpu", "cuda".
+            "device": "auto",
+            # With classifier_path: "auto" = int8 on the CPU, "int8", or "none".
+            "quantize": "auto",
         }
 
     @classmethod
@@ -105,6 +128,7 @@ class TransformerSentimentAnalyzer(GraphComponent, EntityExtractorMixin):
         require(
             name, "calibration_folds", config["calibration_folds"] >= 2, "must be at least 2", 5
         )
+        check_quantize(name, config["quantize"], resolve_device(name, config["device"]))
         require(
             name,
             "min_examples_per_label",
@@ -121,6 +145,7 @@ class TransformerSentimentAnalyzer(GraphComponent, EntityExtractorMixin):
         weights: np.ndarray | None = None,
         bias: np.ndarray | None = None,
         meta: Dict[str, Any] | None = None,
+        classifier: Tuple[EncoderClassifier, PreTrainedTokenizerBase] | None = None,
     ) -> None:
         self.validate(config)
         self._config = dict(config)
@@ -129,6 +154,10 @@ class TransformerSentimentAnalyzer(GraphComponent, EntityExtractorMixin):
         self.weights = weights
         self.bias = bias
         self.meta: Dict[str, Any] = dict(meta or {})
+        self.device = resolve_device(type(self).__name__, config["device"])
+        # A fine-tuned classifier of its own (classifier_path), or None for the head.
+        self.classifier = classifier
+        self._serving: EncoderClassifier | None = None
 
     @classmethod
     def create(
@@ -147,7 +176,11 @@ class TransformerSentimentAnalyzer(GraphComponent, EntityExtractorMixin):
 
     # ------------------------------------------------------------------ training
     def train(self, training_data: TrainingData) -> Resource:
-        """Fit the head on the labelled examples' sentence vectors."""
+        """Fit the head on the labelled examples' sentence vectors (or adopt a classifier)."""
+        if self._config["classifier_path"]:
+            self._adopt(Path(self._config["classifier_path"]))
+            self.persist()
+            return self._resource
         name = type(self).__name__
         examples, names = labelled_examples(
             training_data.training_examples, name, self._config["min_examples_per_label"]
@@ -183,6 +216,19 @@ class TransformerSentimentAnalyzer(GraphComponent, EntityExtractorMixin):
         self.persist()
         return self._resource
 
+    def _adopt(self, path: Path) -> None:
+        """Use a classifier from ``python -m training sentiment``, checking its labels."""
+        model, tokenizer, meta = load_classifier(path, 0.0, CLASSIFIER_KIND)
+        unknown = sorted(set(meta["labels"]) - set(SENTIMENT_LABELS))
+        if unknown:
+            raise ModelLoadError(
+                path,
+                f"its labels {unknown} are not among {list(SENTIMENT_LABELS)}",
+                "train it again on negative/neutral/positive labels",
+            )
+        self.classifier, self.meta = (model.to(self.device).eval(), tokenizer), meta
+        self._serving = None
+
     def _fit(self, features: np.ndarray, targets: np.ndarray) -> LogisticRegression:
         # Balanced class weights: neutral examples usually outnumber the rest, and
         # missing an upset customer costs more than an extra apology.
@@ -217,7 +263,10 @@ class TransformerSentimentAnalyzer(GraphComponent, EntityExtractorMixin):
         with_text = [m for m in messages if m.get(TEXT)]
         if not with_text:
             return messages
-        probs = self.predict(np.stack([self._vector(m) for m in with_text]))
+        if self.classifier is not None:
+            probs = self.predict_texts([m.get(TEXT) for m in with_text])
+        else:
+            probs = self.predict(np.stack([self._vector(m) for m in with_text]))
         for message, row in zip(with_text, probs, strict=True):
             top, ranking = build_ranking(row, self.labels, 0)
             message.set(
@@ -237,6 +286,17 @@ class TransformerSentimentAnalyzer(GraphComponent, EntityExtractorMixin):
                 }
                 message.set(ENTITIES, [*message.get(ENTITIES, []), entity], add_to_output=True)
         return messages
+
+    def predict_texts(self, texts: List[str]) -> np.ndarray:
+        """Calibrated probabilities from the adopted classifier's own encoder pass."""
+        assert self.classifier is not None
+        model, tokenizer = self.classifier
+        if self._serving is None:
+            self._serving = serving_model(model, self.device, self._config["quantize"])
+        _, logits = predict(
+            self._serving, tokenizer, texts, int(self.meta.get("max_length", 64)), self.device
+        )
+        return calibration.softmax(logits, float(self.meta.get("temperature", 1.0)))
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Calibrated probabilities over ``labels`` for a batch of sentence vectors."""
@@ -258,9 +318,12 @@ class TransformerSentimentAnalyzer(GraphComponent, EntityExtractorMixin):
 
     # ------------------------------------------------------------ persistence
     def persist(self) -> None:
-        """Write the head and its label map; :meth:`load` reads them back."""
-        assert self.weights is not None and self.bias is not None
+        """Write the head (or the adopted classifier) and its label map; :meth:`load` reads it."""
         with self._model_storage.write_to(self._resource) as directory:
+            if self.classifier is not None:
+                save_classifier(Path(directory), *self.classifier, self.meta, CLASSIFIER_KIND)
+                return
+            assert self.weights is not None and self.bias is not None
             save_head(Path(directory), self.weights, self.bias, self.meta)
 
     @classmethod
@@ -276,6 +339,11 @@ class TransformerSentimentAnalyzer(GraphComponent, EntityExtractorMixin):
         cls.validate(config)
         try:
             with model_storage.read_from(resource) as directory:
+                if _kind(Path(directory)) == CLASSIFIER_KIND:
+                    model, tokenizer, meta = load_classifier(Path(directory), 0.0, CLASSIFIER_KIND)
+                    return cls(
+                        config, model_storage, resource, meta=meta, classifier=(model, tokenizer)
+                    )
                 weights, bias, meta = load_head(Path(directory))
         except ValueError as e:  # Rasa's storage: the resource does not exist
             raise ModelLoadError(
@@ -284,6 +352,14 @@ class TransformerSentimentAnalyzer(GraphComponent, EntityExtractorMixin):
                 "run 'rasa train' again; the model file may be from another config",
             ) from e
         return cls(config, model_storage, resource, weights, bias, meta)
+
+
+def _kind(directory: Path) -> Any:
+    """The ``kind`` a model directory declares, or None (load_meta reports the problem)."""
+    try:
+        return json.loads((directory / model_files.META_FILE).read_text()).get("kind")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def save_head(directory: Path, weights: np.ndarray, bias: np.ndarray, meta: Dict[str, Any]) -> None:

@@ -1,0 +1,197 @@
+"""The training pipeline against published results and, side by side, stock Rasa's DIET.
+
+    .venv/bin/python -m bench.training_benchmarks --data ../shared/data \
+        --steps banking77,diet,fewshot,oos,airline
+
+Each step runs the real command line (``python -m training ...`` or ``rasa train nlu``
+and ``rasa test nlu``) in a subprocess, times it, and merges its figures into
+``docs/training_benchmarks.json``; docs/benchmarks.md quotes them with the commands.
+Steps:
+
+- ``banking77``: our intent classifier on the full Banking77 training set, test split.
+- ``diet``: Rasa 3.6's stock NLU pipeline (bench/stock_config.yml, DIETClassifier) on
+  the same files; ``--diet-epochs`` (default 30 of its 100, as measured in
+  ../shared/data/README.md: 100 epochs take about two hours on two cores).
+- ``fewshot``: 10 training examples per intent (``--per-class 10``), seed 0.
+- ``oos``: 10 intents (drawn with seed 13) held out of training and scored as
+  out-of-scope, threshold chosen on validation for 0.9 out-of-scope recall.
+- ``airline``: sentiment on the airline tweets, 80/20 stratified split with seed 13
+  (evaluation only: the licence is non-commercial, so no model from it ships).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Sequence, Tuple
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "docs" / "training_benchmarks.json"
+RASA = str(Path(sys.executable).with_name("rasa"))
+ENV = {
+    **os.environ,
+    "RASA_TELEMETRY_ENABLED": "false",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+STEPS = ("banking77", "diet", "fewshot", "oos", "airline")
+OOS_SEED = 13
+
+
+def banking77(data: Path) -> Tuple[Path, Path]:
+    folder = data / "banking77"
+    return folder / "train.csv", folder / "test.csv"
+
+
+def held_out_intents(data: Path) -> List[str]:
+    """The 10 Banking77 intents the out-of-scope benchmark keeps out of training."""
+    categories = sorted(json.loads((data / "banking77" / "categories.json").read_text()))
+    return sorted(random.Random(OOS_SEED).sample(categories, 10))
+
+
+def airline_split(data: Path, work: Path) -> Tuple[Path, Path]:
+    """80/20 split of the airline tweets, stratified, seed 13, as text,label CSVs."""
+    from sklearn.model_selection import train_test_split
+
+    with (data / "twitter_airline_sentiment" / "Tweets.csv").open(encoding="utf-8") as f:
+        rows = [(r["text"], r["airline_sentiment"]) for r in csv.DictReader(f)]
+    train, test = train_test_split(
+        rows, test_size=0.2, random_state=13, stratify=[label for _, label in rows]
+    )
+    paths = []
+    for name, part in (("airline_train.csv", train), ("airline_test.csv", test)):
+        path = work / name
+        with path.open("w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["text", "label"])
+            writer.writerows(part)
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def run_training(task: str, out: Path, flags: Sequence[str]) -> Dict[str, Any]:
+    """Run ``python -m training TASK`` and return its report with the command and wall time."""
+    command = [sys.executable, "-m", "training", task, "--out", str(out), "--no-progress", *flags]
+    started = time.perf_counter()
+    with (out.parent / f"{out.name}.log").open("w") as log:
+        subprocess.run(command, cwd=ROOT, env=ENV, check=True, stdout=log, stderr=log)
+    wall = time.perf_counter() - started
+    report = json.loads((out / "report.json").read_text())
+    keep = (
+        "accuracy", "macro_f1", "ece", "train_seconds", "seconds_per_step", "steps",
+        "epochs_run", "best_epoch", "in_scope_accuracy", "oos_recall", "oos_precision",
+        "in_scope_rejected", "auroc", "threshold", "target_oos_recall", "held_out_labels",
+        "examples", "device", "temperature",
+    )  # fmt: skip
+    figures = {k: report[k] for k in keep if k in report}
+    figures["wall_seconds"] = round(wall, 1)
+    figures["command"] = "python -m training " + " ".join(
+        [task, *flags, "--out", str(out)]
+    ).replace(str(ROOT) + "/", "")
+    return figures
+
+
+def diet(data: Path, work: Path, epochs: int) -> Dict[str, Any]:
+    """Stock Rasa on Banking77: `rasa train nlu` then `rasa test nlu`, both timed."""
+    import yaml
+    from rasa.shared.nlu.training_data.formats.rasa_yaml import RasaYAMLWriter
+    from rasa.shared.nlu.training_data.message import Message
+    from rasa.shared.nlu.training_data.training_data import TrainingData
+
+    folder = work / "diet"
+    folder.mkdir(parents=True, exist_ok=True)
+    train_csv, test_csv = banking77(data)
+    for source, name in ((train_csv, "train.yml"), (test_csv, "test.yml")):
+        with source.open(encoding="utf-8") as f:
+            messages = [Message.build(r["text"], r["category"]) for r in csv.DictReader(f)]
+        (folder / name).write_text(RasaYAMLWriter().dumps(TrainingData(messages)))
+    config = yaml.safe_load((ROOT / "bench" / "stock_config.yml").read_text())
+    for component in config["pipeline"]:
+        if component["name"] == "DIETClassifier":
+            component["epochs"] = epochs
+    (folder / "config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    started = time.perf_counter()
+    train_command = [
+        RASA, "train", "nlu", "--config", "config.yml", "--nlu", "train.yml",
+        "--out", "models", "--fixed-model-name", "diet",
+    ]  # fmt: skip
+    with (folder / "train.log").open("w") as log:
+        subprocess.run(train_command, cwd=folder, env=ENV, check=True, stdout=log, stderr=log)
+    train_seconds = time.perf_counter() - started
+    test_command = [
+        RASA, "test", "nlu", "--model", "models/diet.tar.gz", "--nlu", "test.yml",
+        "--out", "results",
+    ]  # fmt: skip
+    with (folder / "test.log").open("w") as log:
+        subprocess.run(test_command, cwd=folder, env=ENV, check=True, stdout=log, stderr=log)
+    report = json.loads((folder / "results" / "intent_report.json").read_text())
+    return {
+        "accuracy": report["accuracy"],
+        "macro_f1": report["macro avg"]["f1-score"],
+        "train_seconds": round(train_seconds, 1),
+        "diet_epochs": epochs,
+        "command": " ".join(train_command) + " && " + " ".join(test_command),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/rasa-llm-training-bench"))
+    parser.add_argument("--steps", default=",".join(STEPS), help=f"comma list of {STEPS}")
+    parser.add_argument("--epochs", type=int, default=4, help="our classifier's epochs")
+    parser.add_argument("--diet-epochs", type=int, default=30)
+    args = parser.parse_args(argv)
+    args.work.mkdir(parents=True, exist_ok=True)
+    results: Dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    train_csv, test_csv = banking77(args.data)
+    common = ["--epochs", str(args.epochs), "--seed", "0"]
+    for step in [s.strip() for s in args.steps.split(",") if s.strip()]:
+        print(f"== {step}", flush=True)
+        if step == "banking77":
+            figures = run_training(
+                "intent", args.work / "banking77",
+                ["--train", str(train_csv), "--test", str(test_csv), *common],
+            )  # fmt: skip
+        elif step == "diet":
+            figures = diet(args.data, args.work, args.diet_epochs)
+        elif step == "fewshot":
+            figures = run_training(
+                "intent", args.work / "fewshot",
+                ["--train", str(train_csv), "--test", str(test_csv), "--per-class", "10",
+                 "--epochs", "20", "--seed", "0", "--patience", "4"],
+            )  # fmt: skip
+        elif step == "oos":
+            figures = run_training(
+                "intent", args.work / "oos",
+                ["--train", str(train_csv), "--test", str(test_csv), *common,
+                 "--hold-out-labels", ",".join(held_out_intents(args.data)),
+                 "--target-oos-recall", "0.9"],
+            )  # fmt: skip
+        elif step == "airline":
+            train_path, test_path = airline_split(args.data, args.work)
+            figures = run_training(
+                "sentiment", args.work / "airline",
+                ["--train", str(train_path), "--test", str(test_path), "--epochs", "3",
+                 "--seed", "13", "--max-length", "64"],
+            )  # fmt: skip
+        else:
+            parser.error(f"unknown step {step!r}; use {STEPS}")
+        figures["measured"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        figures["cpu_cores"] = os.cpu_count()
+        results[step] = figures
+        RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+        print(json.dumps(figures, indent=2), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,317 @@
+"""The one training loop behind every rasa-llm model: intent, sentiment and generation.
+
+A task supplies two things, its loss on a batch of example indices and its validation
+figures; the loop does the rest the same way for all of them: seeded shuffling,
+batches, gradient accumulation, clipping, AdamW steps on a warm-up-then-linear-decay
+schedule, bf16 autocast on a GPU, a progress bar, validation every epoch (and every N
+steps when epochs are long), keeping the best weights, early stopping, and a
+checkpoint after every epoch that ``resume`` continues from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Protocol, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """How long and in what steps to train; the task's own settings live with the task."""
+
+    epochs: int = 10
+    batch_size: int = 32
+    # Batches whose gradients are summed before one optimizer step: the effective
+    # batch is batch_size * gradient_accumulation_steps at the memory of one batch.
+    gradient_accumulation_steps: int = 1
+    # Share of the optimizer steps spent warming the learning rate up from zero;
+    # it then decays linearly to zero at the last step.
+    warmup_ratio: float = 0.1
+    # Validations without a better score before stopping; 0 never stops early.
+    early_stopping_patience: int = 3
+    max_grad_norm: float = 1.0
+    # Ends the run after this many optimizer steps (short runs on a CPU).
+    max_steps: Optional[int] = None
+    # Also validate every N optimizer steps, for epochs too long to wait for.
+    eval_every_steps: Optional[int] = None
+    seed: int = 42
+    show_progress: bool = True
+
+
+class LoopTask(Protocol):
+    """What a task gives the loop."""
+
+    def loss(self, batch: Sequence[int]) -> torch.Tensor:
+        """Mean loss over the training examples at these indices (train mode)."""
+        ...
+
+    def validate(self) -> Dict[str, float]:
+        """Held-out figures with a ``score`` (higher is better); ``{}`` = none."""
+        ...
+
+
+@dataclass
+class LoopResult:
+    """What happened; the model holds the best weights when the loop returns."""
+
+    best_epoch: int = 0
+    epochs_run: int = 0
+    steps: int = 0
+    seconds: float = 0.0
+    seconds_per_step: float = 0.0
+    history: List[Dict[str, float]] = field(default_factory=list)
+    best_metrics: Dict[str, float] = field(default_factory=dict)
+    stopped_early: bool = False
+    resumed_from_epoch: int = 0
+
+
+def autocast(device: torch.device) -> Any:
+    """bf16 autocast on a GPU; nothing on the CPU, where float32 is faster."""
+    if device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def seed_everything(seed: int) -> None:
+    """Seed every generator training draws from, so a rerun gives the same model."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def param_groups(
+    named: Iterable[tuple[str, nn.Parameter]],
+    *,
+    learning_rate: float,
+    weight_decay: float,
+    head_prefixes: Sequence[str] = (),
+    head_learning_rate: Optional[float] = None,
+) -> List[Dict[str, Any]]:
+    """AdamW groups: heads at their own rate; no weight decay on biases and norms."""
+    groups: Dict[tuple, List[nn.Parameter]] = {}
+    for name, param in named:
+        if not param.requires_grad:
+            continue
+        is_head = any(name.startswith(p) for p in head_prefixes)
+        no_decay = name.endswith("bias") or "norm" in name.lower()
+        groups.setdefault((is_head, no_decay), []).append(param)
+    head_lr = learning_rate if head_learning_rate is None else head_learning_rate
+    return [
+        {
+            "params": params,
+            "lr": head_lr if is_head else learning_rate,
+            "weight_decay": 0.0 if no_decay else weight_decay,
+        }
+        for (is_head, no_decay), params in sorted(groups.items())
+    ]
+
+
+def train_loop(
+    model: nn.Module,
+    task: LoopTask,
+    n_examples: int,
+    optimizer: torch.optim.Optimizer,
+    settings: LoopSettings,
+    device: torch.device,
+    *,
+    checkpoint_dir: Optional[Path] = None,
+    resume: bool = False,
+) -> LoopResult:
+    """Train ``model`` through ``task`` and leave it holding its best validated weights."""
+    if n_examples < 1:
+        raise ValueError("train_loop needs at least one training example")
+    started = time.perf_counter()
+    seed_everything(settings.seed)
+    accumulation = max(1, settings.gradient_accumulation_steps)
+    batches_per_epoch = math.ceil(n_examples / settings.batch_size)
+    steps_per_epoch = math.ceil(batches_per_epoch / accumulation)
+    total_steps = max(1, steps_per_epoch * settings.epochs)
+    if settings.max_steps is not None:
+        total_steps = max(1, min(total_steps, settings.max_steps))
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, int(settings.warmup_ratio * total_steps), total_steps
+    )
+    generator = torch.Generator().manual_seed(settings.seed)
+    state = _LoopState()
+    result = LoopResult()
+    checkpoint = checkpoint_dir / CHECKPOINT_FILE if checkpoint_dir else None
+    if resume and checkpoint is not None and checkpoint.is_file():
+        state = _restore(checkpoint, model, optimizer, scheduler, generator, result)
+        logger.info("resuming after epoch %d from %s", state.epoch, checkpoint)
+    elif resume:
+        logger.warning("nothing to resume: no %s; training from the start", checkpoint)
+
+    train_seconds = 0.0
+    epoch = state.epoch
+    while epoch < settings.epochs and not state.finished:
+        epoch += 1
+        model.train()
+        order = torch.randperm(n_examples, generator=generator).tolist()
+        batches = [
+            order[i : i + settings.batch_size] for i in range(0, n_examples, settings.batch_size)
+        ]
+        progress = tqdm(
+            batches, desc=f"epoch {epoch}/{settings.epochs}", disable=not settings.show_progress
+        )
+        running, seen, window = 0.0, 0, []
+        epoch_started = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        for index, batch in enumerate(progress, start=1):
+            with autocast(device):
+                loss = task.loss(batch)
+            (loss.float() / accumulation).backward()
+            running += float(loss.item()) * len(batch)
+            seen += len(batch)
+            window.append(float(loss.item()))
+            if index % accumulation and index != len(batches):
+                continue
+            if settings.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            state.steps += 1
+            progress.set_postfix(loss=f"{np.mean(window[-accumulation:]):.3f}")
+            limit_hit = settings.max_steps is not None and state.steps >= settings.max_steps
+            periodic = settings.eval_every_steps and state.steps % settings.eval_every_steps == 0
+            if (periodic or limit_hit) and index != len(batches):
+                _validate(task, model, state, result, settings, epoch, state.steps, running / seen)
+                model.train()
+            if limit_hit:
+                state.finished = True
+                break
+        progress.close()
+        train_seconds += time.perf_counter() - epoch_started
+        _validate(task, model, state, result, settings, epoch, state.steps, running / max(1, seen))
+        state.epoch = epoch
+        result.epochs_run = epoch
+        if checkpoint is not None:
+            _save(checkpoint, model, optimizer, scheduler, generator, state, result)
+
+    if state.best_state is not None:
+        model.load_state_dict(state.best_state)
+    model.eval()
+    result.steps = state.steps
+    result.stopped_early = state.stopped_early
+    result.seconds = time.perf_counter() - started
+    result.seconds_per_step = train_seconds / max(1, state.steps - state.steps_at_resume)
+    return result
+
+
+@dataclass
+class _LoopState:
+    epoch: int = 0
+    steps: int = 0
+    steps_at_resume: int = 0
+    best_score: float = -math.inf
+    best_state: Optional[Dict[str, torch.Tensor]] = None
+    stale: int = 0
+    finished: bool = False
+    stopped_early: bool = False
+
+
+def _validate(
+    task: LoopTask,
+    model: nn.Module,
+    state: _LoopState,
+    result: LoopResult,
+    settings: LoopSettings,
+    epoch: int,
+    step: int,
+    train_loss: float,
+) -> None:
+    """Validate, keep the best weights, and decide whether to stop early."""
+    if result.history and result.history[-1]["step"] == step:
+        return  # already validated at this step (max_steps at the end of an epoch)
+    model.eval()
+    with torch.no_grad():
+        metrics = dict(task.validate())
+    record = {"epoch": float(epoch), "step": float(step), "train_loss": train_loss, **metrics}
+    result.history.append(record)
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k not in ("epoch", "step"))
+    logger.info("epoch %d step %d: %s", epoch, step, shown)
+    score = metrics.get("score")
+    if score is None:  # nothing to validate on: the latest weights are the result
+        result.best_epoch, result.best_metrics, state.best_state = epoch, record, None
+        return
+    if score > state.best_score:
+        state.best_score, state.stale = float(score), 0
+        state.best_state = copy.deepcopy(model.state_dict())
+        result.best_epoch, result.best_metrics = epoch, record
+        return
+    state.stale += 1
+    if settings.early_stopping_patience and state.stale >= settings.early_stopping_patience:
+        logger.info("early stopping at epoch %d (best: epoch %d)", epoch, result.best_epoch)
+        state.finished = state.stopped_early = True
+
+
+def _save(
+    path: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    generator: torch.Generator,
+    state: _LoopState,
+    result: LoopResult,
+) -> None:
+    """Write everything a resumed run needs, atomically (a crash mid-write keeps the old)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "generator": generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "state": {k: v for k, v in vars(state).items() if k != "best_state"},
+            "best_state": state.best_state,
+            "history": result.history,
+            "best_epoch": result.best_epoch,
+            "best_metrics": result.best_metrics,
+        },
+        tmp,
+    )
+    tmp.replace(path)
+
+
+def _restore(
+    path: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    generator: torch.Generator,
+    result: LoopResult,
+) -> _LoopState:
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    generator.set_state(saved["generator"])
+    torch.set_rng_state(saved["torch_rng"])
+    state = _LoopState(**saved["state"])
+    state.best_state = saved["best_state"]
+    state.steps_at_resume = state.steps
+    result.history = list(saved["history"])
+    result.best_epoch = saved["best_epoch"]
+    result.best_metrics = saved["best_metrics"]
+    result.resumed_from_epoch = state.epoch
+    return state

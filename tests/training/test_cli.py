@@ -1,0 +1,244 @@
+"""`python -m training intent|sentiment` end to end on tiny data and a tiny local BERT:
+the report's figures, the exported model in Rasa's components, and input errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
+
+import numpy as np
+import pytest
+from rasa.engine.graph import ExecutionContext, GraphSchema
+from rasa.engine.storage.local_model_storage import LocalModelStorage
+from rasa.engine.storage.resource import Resource
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from rasa_llm import TransformerIntentClassifier, TransformerSentimentAnalyzer
+from tests.training.conftest import (
+    CLASS_WORDS,
+    SENTIMENT_WORDS,
+    make_rows,
+    tiny_args,
+    write_csv,
+)
+from training.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def predictions(out: Path) -> List[Dict[str, str]]:
+    with (out / "predictions.csv").open(encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def intent_run(tmp_path_factory: pytest.TempPathFactory, tiny_encoder: Path) -> Path:
+    """One tiny intent run with out-of-scope rows, shared by the tests that read it."""
+    folder = tmp_path_factory.mktemp("intent-run")
+    train = write_csv(folder / "train.csv", make_rows(CLASS_WORDS, 20, seed=1))
+    test = write_csv(folder / "test.csv", make_rows(CLASS_WORDS, 8, seed=2))
+    out = folder / "out"
+    args = tiny_args(tiny_encoder, out, train, test, "--oos-label", "out_of_scope")
+    assert main(["intent", *args, "--target-oos-recall", "0.75"]) == 0
+    return out
+
+
+def test_help_is_there_for_every_task() -> None:
+    for argv in ([], ["intent"], ["sentiment"], ["generate"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "training", *argv, "--help"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "--train" in done.stdout or "intent" in done.stdout
+
+
+def test_the_run_writes_model_report_and_plots(intent_run: Path) -> None:
+    report = json.loads((intent_run / "report.json").read_text())
+    for key in ("accuracy", "macro_f1", "ece", "train_seconds", "in_scope_accuracy"):
+        assert isinstance(report[key], float), key
+    for key in ("oos_recall", "auroc", "threshold"):
+        assert isinstance(report[key], float), key
+    for name in ("report.md", "confusion.png", "reliability.png", "curves.png"):
+        assert (intent_run / name).stat().st_size > 500, name
+    meta = json.loads((intent_run / "model" / "rasa_llm.json").read_text())
+    assert meta["kind"] == "intent_classifier"
+    assert meta["labels"] == ["greet", "order_status", "refund"]
+    assert meta["oos_threshold"] == report["threshold"]
+    assert not (intent_run / "checkpoint").exists()  # removed after success
+
+
+def test_report_figures_match_a_confusion_matrix_counted_by_hand(intent_run: Path) -> None:
+    report = json.loads((intent_run / "report.json").read_text())
+    rows = [r for r in predictions(intent_run) if r["label"] != "out_of_scope"]
+    labels = report["labels"]
+    counts = {(t, p): 0 for t in labels for p in labels}
+    for row in rows:
+        counts[(row["label"], row["predicted"])] += 1
+    assert report["confusion"] == [[counts[(t, p)] for p in labels] for t in labels]
+    correct = sum(counts[(x, x)] for x in labels)
+    assert report["accuracy"] == pytest.approx(correct / len(rows))
+    f1s = []
+    for x in labels:
+        predicted = sum(counts[(t, x)] for t in labels)
+        actual = sum(counts[(x, p)] for p in labels)
+        precision = counts[(x, x)] / predicted if predicted else 0.0
+        recall = counts[(x, x)] / actual if actual else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        assert report["per_class"][x]["f1"] == pytest.approx(f1)
+        f1s.append(f1)
+    assert report["macro_f1"] == pytest.approx(sum(f1s) / len(f1s))
+
+
+def test_out_of_scope_figures_follow_the_stored_threshold(intent_run: Path) -> None:
+    report = json.loads((intent_run / "report.json").read_text())
+    rows = predictions(intent_run)
+    threshold = report["threshold"]
+    oos = [r for r in rows if r["label"] == "out_of_scope"]
+    scoped = [r for r in rows if r["label"] != "out_of_scope"]
+    assert oos and scoped
+    rejected = [float(r["confidence"]) < threshold for r in oos]
+    assert report["oos_recall"] == pytest.approx(sum(rejected) / len(oos), abs=1e-6)
+    kept_right = [
+        float(r["confidence"]) >= threshold and r["predicted"] == r["label"] for r in scoped
+    ]
+    assert report["in_scope_accuracy"] == pytest.approx(sum(kept_right) / len(scoped), abs=1e-6)
+    assert 0.0 <= report["auroc"] <= 1.0
+
+
+def component_context(tmp_path: Path) -> Tuple[LocalModelStorage, ExecutionContext]:
+    (tmp_path / "storage").mkdir()
+    return LocalModelStorage(tmp_path / "storage"), ExecutionContext(GraphSchema({}), "m")
+
+
+def test_the_exported_intent_model_predicts_in_rasa_what_it_did_in_training(
+    intent_run: Path, tmp_path: Path
+) -> None:
+    storage, context = component_context(tmp_path)
+    config = {
+        **TransformerIntentClassifier.get_default_config(),
+        "classifier_path": str(intent_run / "model"),
+        "device": "cpu",
+        "quantize": "none",  # exactly the float32 model the report scored
+    }
+    trained = TransformerIntentClassifier.create(config, storage, Resource("intent"), context)
+    data = TrainingData(
+        [Message.build("where is my order", "order_status"), Message.build("hi", "greet")]
+    )
+    trained.train(data)  # adopts the directory and stores it in Rasa's model storage
+    loaded = TransformerIntentClassifier.load(config, storage, Resource("intent"), context)
+    rows = predictions(intent_run)
+    messages = loaded.process([Message.build(r["text"]) for r in rows])
+    threshold = json.loads((intent_run / "report.json").read_text())["threshold"]
+    below = 0
+    for row, message in zip(rows, messages, strict=True):
+        ranking = message.get("intent_ranking")
+        if float(row["confidence"]) < threshold:
+            below += 1
+            assert message.get("intent") == {"name": "nlu_fallback", "confidence": threshold}
+            ranking = ranking[1:]
+        else:
+            assert message.get("intent")["name"] == row["predicted"]
+        assert ranking[0]["name"] == row["predicted"]
+        assert ranking[0]["confidence"] == pytest.approx(float(row["confidence"]), abs=1e-5)
+    assert below > 0  # the out-of-scope rows really went through the threshold
+
+    ignoring = {**config, "use_stored_threshold": False}
+    plain = TransformerIntentClassifier.load(ignoring, storage, Resource("intent"), context)
+    names = [
+        m.get("intent")["name"] for m in plain.process([Message.build(r["text"]) for r in rows])
+    ]
+    assert names == [r["predicted"] for r in rows]
+
+
+def test_sentiment_model_loads_in_the_sentiment_analyzer(
+    tiny_encoder: Path, tmp_path: Path
+) -> None:
+    train = write_csv(tmp_path / "train.csv", make_rows(SENTIMENT_WORDS, 20, seed=7))
+    test = write_csv(tmp_path / "test.csv", make_rows(SENTIMENT_WORDS, 6, seed=8))
+    out = tmp_path / "out"
+    assert main(["sentiment", *tiny_args(tiny_encoder, out, train, test)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["labels"] == ["negative", "neutral", "positive"]
+    assert report["accuracy"] > 0.5  # three classes: better than chance
+    storage, context = component_context(tmp_path)
+    config = {
+        **TransformerSentimentAnalyzer.get_default_config(),
+        "classifier_path": str(out / "model"),
+        "device": "cpu",
+        "quantize": "none",
+    }
+    analyzer = TransformerSentimentAnalyzer.create(config, storage, Resource("sent"), context)
+    analyzer.train(TrainingData())  # no sentiment metadata needed: it adopts the classifier
+    loaded = TransformerSentimentAnalyzer.load(config, storage, Resource("sent"), context)
+    rows = predictions(out)
+    messages = loaded.process([Message.build(r["text"]) for r in rows])
+    for row, message in zip(rows, messages, strict=True):
+        assert message.get("sentiment")["label"] == row["predicted"]
+        assert message.get("sentiment")["score"] == pytest.approx(
+            float(row["confidence"]), abs=1e-5
+        )
+        negative = [e for e in message.get("entities", []) if e["entity"] == "sentiment"]
+        assert bool(negative) == (row["predicted"] == "negative")
+
+
+def test_sentiment_analyzer_refuses_an_intent_model(intent_run: Path, tmp_path: Path) -> None:
+    from rasa_llm.errors import ModelLoadError
+
+    storage, context = component_context(tmp_path)
+    config = {
+        **TransformerSentimentAnalyzer.get_default_config(),
+        "classifier_path": str(intent_run / "model"),
+    }
+    analyzer = TransformerSentimentAnalyzer.create(config, storage, Resource("sent"), context)
+    with pytest.raises(ModelLoadError, match="holds a 'intent_classifier'"):
+        analyzer.train(TrainingData())
+
+
+def run_failing(capsys: pytest.CaptureFixture[str], argv: List[str]) -> str:
+    assert main(argv) == 2
+    return capsys.readouterr().err
+
+
+def test_input_errors_are_one_line_with_a_fix(
+    tiny_encoder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows: List[Tuple[str, str]] = make_rows(CLASS_WORDS, 5, seed=1)
+    train = write_csv(tmp_path / "train.csv", [r for r in rows if r[1] != "refund"])
+    test = write_csv(tmp_path / "test.csv", rows)
+    out = tmp_path / "out"
+    args: List[Any] = tiny_args(tiny_encoder, out, train, test)
+
+    err = run_failing(capsys, ["intent", *args])
+    assert "labels ['refund'] occur in TEST but never in TRAIN" in err and "Fix:" in err
+    assert "Traceback" not in err
+
+    err = run_failing(capsys, ["intent", *args, "--oos-label", "nothing_like_it"])
+    assert "no row has the out-of-scope label 'nothing_like_it'" in err
+
+    err = run_failing(capsys, ["sentiment", *tiny_args(tiny_encoder, out, test, test)])
+    assert "sentiment labels must be among" in err
+
+    whole = tiny_args(tmp_path / "no-such-model", out, test, test, "--oos-label", "out_of_scope")
+    err = run_failing(capsys, ["intent", *whole])
+    assert "Cannot load the model" in err and str(tmp_path / "no-such-model") in err
+
+
+def test_few_shot_trains_on_n_per_class(tiny_encoder: Path, tmp_path: Path) -> None:
+    train = write_csv(tmp_path / "train.csv", make_rows(CLASS_WORDS, 20, seed=1))
+    test = write_csv(tmp_path / "test.csv", make_rows(CLASS_WORDS, 4, seed=2))
+    out = tmp_path / "out"
+    args = tiny_args(tiny_encoder, out, train, test, "--oos-label", "out_of_scope")
+    assert main(["intent", *args, "--per-class", "5", "--epochs", "1"]) == 0
+    examples = json.loads((out / "report.json").read_text())["examples"]
+    assert examples["train"] + examples["validation"] == 3 * 5
+    assert examples["validation_out_of_scope"] == 20  # out-of-scope rows are not sampled
+    assert np.isfinite(json.loads((out / "report.json").read_text())["accuracy"])

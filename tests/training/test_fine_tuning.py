@@ -1,0 +1,89 @@
+"""Fine-tuning an encoder classifier: it learns, and what is frozen stays as it was."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+import torch
+
+from rasa_llm import model_files
+from rasa_llm.encoder_classifier import EncoderClassifier
+from rasa_llm.fine_tuning import FineTuneSettings, fine_tune, freeze
+from tests.training.conftest import CLASS_WORDS, make_rows
+
+CPU = torch.device("cpu")
+LABELS = ["greet", "order_status", "refund"]
+
+
+def train_tiny(
+    encoder_dir: Path, **settings: object
+) -> tuple[Dict[str, torch.Tensor], EncoderClassifier, List[dict]]:
+    encoder, tokenizer = model_files.load_pretrained(encoder_dir)
+    model = EncoderClassifier(encoder, len(LABELS), 0.0)
+    before = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    rows = make_rows({k: CLASS_WORDS[k] for k in LABELS}, 12, seed=5)
+    texts = [t for t, _ in rows]
+    labels = [LABELS.index(label) for _, label in rows]
+    result = fine_tune(
+        model,
+        tokenizer,
+        texts[:30],
+        labels[:30],
+        texts[30:],
+        labels[30:],
+        FineTuneSettings(
+            **{  # type: ignore[arg-type]
+                "epochs": 4,
+                "batch_size": 8,
+                "learning_rate": 1e-3,
+                "head_learning_rate": 1e-2,
+                "early_stopping_patience": 0,
+                "show_progress": False,
+                **settings,
+            }
+        ),
+        CPU,
+    )
+    return before, model, result.history
+
+
+def changed(before: Dict[str, torch.Tensor], model: EncoderClassifier, prefix: str) -> List[bool]:
+    state = model.state_dict()
+    return [not torch.equal(before[k], state[k]) for k in before if k.startswith(prefix)]
+
+
+def test_the_training_loss_falls(tiny_encoder: Path) -> None:
+    _, _, history = train_tiny(tiny_encoder)
+    assert history[-1]["train_loss"] < history[0]["train_loss"] * 0.8
+
+
+def test_freezing_the_encoder_trains_the_head_alone(tiny_encoder: Path) -> None:
+    before, model, _ = train_tiny(tiny_encoder, freeze_encoder=True)
+    assert not any(changed(before, model, "encoder."))
+    assert all(changed(before, model, "head."))
+
+
+def test_freezing_bottom_layers_keeps_them_and_the_embeddings(tiny_encoder: Path) -> None:
+    before, model, _ = train_tiny(tiny_encoder, freeze_layers=1)
+    assert not any(changed(before, model, "encoder.embeddings."))
+    assert not any(changed(before, model, "encoder.encoder.layer.0."))
+    assert all(changed(before, model, "encoder.encoder.layer.1.attention.self.query."))
+
+
+def test_freezing_embeddings_only(tiny_encoder: Path) -> None:
+    before, model, _ = train_tiny(tiny_encoder, freeze_embeddings=True)
+    assert not any(changed(before, model, "encoder.embeddings."))
+    assert all(changed(before, model, "encoder.encoder.layer.0.attention.self.query."))
+
+
+def test_no_freezing_changes_the_embeddings(tiny_encoder: Path) -> None:
+    before, model, _ = train_tiny(tiny_encoder)
+    assert any(changed(before, model, "encoder.embeddings."))
+
+
+def test_freezing_more_layers_than_exist_says_so(tiny_encoder: Path) -> None:
+    encoder, _ = model_files.load_pretrained(tiny_encoder)
+    with pytest.raises(ValueError, match="has 2 layers"):
+        freeze(EncoderClassifier(encoder, 2, 0.0), embeddings=False, layers=3)

@@ -1,0 +1,178 @@
+"""The one training loop: it learns, stops early, accumulates, resumes and stops on time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import pytest
+import torch
+from torch import nn
+
+from rasa_llm.training_loop import (
+    CHECKPOINT_FILE,
+    LoopSettings,
+    param_groups,
+    train_loop,
+)
+
+CPU = torch.device("cpu")
+
+
+class Regression:
+    """Least squares on fixed data; validation score = -held-out loss (or scripted)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        n: int = 32,
+        scores: Optional[List[float]] = None,
+        fail_at_call: Optional[int] = None,
+    ) -> None:
+        generator = torch.Generator().manual_seed(0)
+        self.x = torch.randn(n, 4, generator=generator)
+        self.y = self.x @ torch.tensor([1.0, -2.0, 0.5, 3.0]) + 0.1
+        self.model, self.scores, self.fail_at_call, self.calls = model, scores, fail_at_call, 0
+
+    def loss(self, batch: Sequence[int]) -> torch.Tensor:
+        self.calls += 1
+        if self.fail_at_call is not None and self.calls == self.fail_at_call:
+            raise KeyboardInterrupt  # the operator presses Ctrl-C mid-epoch
+        return ((self.model(self.x[list(batch)]).squeeze(-1) - self.y[list(batch)]) ** 2).mean()
+
+    def validate(self) -> Dict[str, float]:
+        if self.scores is not None:
+            return {"score": self.scores.pop(0)} if self.scores else {"score": -1e9}
+        val = ((self.model(self.x).squeeze(-1) - self.y) ** 2).mean().item()
+        return {"val_loss": val, "score": -val}
+
+
+def make(lr: float = 0.2) -> tuple[nn.Module, torch.optim.Optimizer]:
+    torch.manual_seed(0)
+    model = nn.Linear(4, 1)
+    return model, torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+
+
+def test_the_loss_falls_and_the_best_weights_are_kept() -> None:
+    model, optimizer = make()
+    task = Regression(model)
+    result = train_loop(
+        model, task, 32, optimizer, LoopSettings(epochs=15, batch_size=8, show_progress=False), CPU
+    )
+    losses = [r["train_loss"] for r in result.history]
+    assert losses[-1] < losses[0] / 5
+    assert result.epochs_run == 15 and result.steps == 15 * 4
+    best = max(result.history, key=lambda r: r["score"])
+    assert result.best_epoch == best["epoch"]
+    assert task.validate()["val_loss"] == pytest.approx(best["val_loss"], rel=1e-6)
+
+
+def test_early_stopping_stops_after_patience_validations_without_improvement() -> None:
+    model, optimizer = make()
+    scores = [0.1, 0.5, 0.4, 0.3, 0.9]  # the 0.9 must never be reached
+    result = train_loop(
+        model,
+        Regression(model, scores=scores),
+        32,
+        optimizer,
+        LoopSettings(epochs=10, batch_size=8, early_stopping_patience=2, show_progress=False),
+        CPU,
+    )
+    assert result.stopped_early
+    assert result.epochs_run == 4 and result.best_epoch == 2
+    assert [r["score"] for r in result.history] == [0.1, 0.5, 0.4, 0.3]
+
+
+def test_patience_zero_never_stops_early() -> None:
+    model, optimizer = make()
+    result = train_loop(
+        model,
+        Regression(model, scores=[0.5, 0.1, 0.1, 0.1, 0.1]),
+        32,
+        optimizer,
+        LoopSettings(epochs=5, batch_size=8, early_stopping_patience=0, show_progress=False),
+        CPU,
+    )
+    assert result.epochs_run == 5 and not result.stopped_early and result.best_epoch == 1
+
+
+def test_accumulating_two_batches_of_four_equals_one_batch_of_eight() -> None:
+    runs = []
+    for batch_size, accumulation in ((8, 1), (4, 2)):
+        model, optimizer = make()
+        settings = LoopSettings(
+            epochs=3,
+            batch_size=batch_size,
+            gradient_accumulation_steps=accumulation,
+            early_stopping_patience=0,
+            show_progress=False,
+        )
+        result = train_loop(model, Regression(model), 32, optimizer, settings, CPU)
+        runs.append((result.steps, [p.detach().clone() for p in model.parameters()]))
+    assert runs[0][0] == runs[1][0] == 12
+    for a, b in zip(runs[0][1], runs[1][1], strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_max_steps_ends_the_run_and_validates_there() -> None:
+    model, optimizer = make()
+    settings = LoopSettings(epochs=10, batch_size=8, max_steps=6, show_progress=False)
+    result = train_loop(model, Regression(model), 32, optimizer, settings, CPU)
+    assert result.steps == 6 and result.epochs_run == 2
+    assert [r["step"] for r in result.history] == [4.0, 6.0]
+
+
+def test_eval_every_steps_validates_inside_epochs() -> None:
+    model, optimizer = make()
+    settings = LoopSettings(
+        epochs=2, batch_size=4, eval_every_steps=3, early_stopping_patience=0, show_progress=False
+    )
+    result = train_loop(model, Regression(model), 32, optimizer, settings, CPU)
+    assert [r["step"] for r in result.history] == [3.0, 6.0, 8.0, 9.0, 12.0, 15.0, 16.0]
+
+
+def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path: Path) -> None:
+    settings = LoopSettings(epochs=5, batch_size=8, early_stopping_patience=0, show_progress=False)
+    model, optimizer = make()
+    straight = train_loop(model, Regression(model), 32, optimizer, settings, CPU)
+    expected = [p.detach().clone() for p in model.parameters()]
+
+    model, optimizer = make()
+    with pytest.raises(KeyboardInterrupt):  # stopped in epoch 3, after two checkpoints
+        train_loop(
+            model,
+            Regression(model, fail_at_call=10),
+            32,
+            optimizer,
+            settings,
+            CPU,
+            checkpoint_dir=tmp_path,
+        )
+    assert (tmp_path / CHECKPOINT_FILE).is_file()
+
+    model, optimizer = make()  # a fresh process: new model, new optimizer
+    resumed = train_loop(
+        model, Regression(model), 32, optimizer, settings, CPU, checkpoint_dir=tmp_path, resume=True
+    )
+    assert resumed.resumed_from_epoch == 2
+    assert resumed.steps == straight.steps == 20
+    assert [r["train_loss"] for r in resumed.history] == pytest.approx(
+        [r["train_loss"] for r in straight.history]
+    )
+    for a, b in zip(expected, model.parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_param_groups_put_heads_at_their_rate_and_skip_decay_on_biases_and_norms() -> None:
+    net = nn.ModuleDict({"body": nn.Linear(2, 2), "norm": nn.LayerNorm(2), "head": nn.Linear(2, 1)})
+    net["norm"].requires_grad_(False)
+    groups = param_groups(
+        net.named_parameters(),
+        learning_rate=0.1,
+        weight_decay=0.01,
+        head_prefixes=("head.",),
+        head_learning_rate=1.0,
+    )
+    found = {(g["lr"], g["weight_decay"]): len(g["params"]) for g in groups}
+    # body weight; body bias; head weight; head bias. The frozen norm is left out.
+    assert found == {(0.1, 0.01): 1, (0.1, 0.0): 1, (1.0, 0.01): 1, (1.0, 0.0): 1}

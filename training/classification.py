@@ -1,0 +1,316 @@
+"""``python -m training intent|sentiment``: fine-tune, calibrate, test, report, export.
+
+One run: read TRAIN and TEST, set the out-of-scope rows aside, optionally sample N
+examples per label, hold out a validation part of TRAIN, fine-tune the encoder with a
+task head (:mod:`rasa_llm.fine_tuning`), fit a temperature and, with out-of-scope rows,
+a rejection threshold on the validation part, then score TEST and write the model
+directory the Rasa components load (``classifier_path``) and the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from training.dataset import LabelledTexts, load_labelled, sample_per_class
+from training.errors import TrainingInputError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_OOS_LABEL = "out_of_scope"
+MODEL_DIR = "model"
+CHECKPOINT_DIR = "checkpoint"
+PREDICTIONS_FILE = "predictions.csv"
+# The kinds of model directory rasa_llm's components read (rasa_llm.json "kind").
+KINDS = {"intent": "intent_classifier", "sentiment": "sentiment_classifier"}
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """TRAIN and TEST split the way the run uses them."""
+
+    labels: List[str]
+    train: LabelledTexts
+    validation: LabelledTexts
+    validation_oos: List[str]
+    test: LabelledTexts  # in-scope and out-of-scope rows; out-of-scope ones carry oos_label
+    oos_label: Optional[str]
+    held_out_labels: List[str]
+    short_labels: List[str]
+
+
+def prepare(args: argparse.Namespace, task: str) -> PreparedData:
+    """Load and check both files, then sample, relabel and split as the flags say."""
+    from rasa_llm.constants import SENTIMENT_LABELS
+    from rasa_llm.splits import stratified_split
+
+    columns = {"text_column": args.text_column, "label_column": args.label_column}
+    train = load_labelled(Path(args.train), task, **columns)
+    test = load_labelled(Path(args.test), task, **columns)
+    held_out = [x.strip() for x in (args.hold_out_labels or "").split(",") if x.strip()]
+    oos_label = args.oos_label or (DEFAULT_OOS_LABEL if held_out else None)
+    if held_out:
+        unknown = sorted(set(held_out) - set(train.labels))
+        if unknown:
+            raise TrainingInputError(
+                args.train, f"--hold-out-labels names {unknown}, not labels of TRAIN", "fix them"
+            )
+        train = _relabel(train, held_out, oos_label)
+        test = _relabel(test, held_out, oos_label)
+    in_scope = [i for i, label in enumerate(train.labels) if label != oos_label]
+    oos_rows = [i for i, label in enumerate(train.labels) if label == oos_label]
+    if oos_label and not oos_rows:
+        raise TrainingInputError(
+            args.train,
+            f"no row has the out-of-scope label '{oos_label}'",
+            "add out-of-scope examples to TRAIN (their share of it chooses the threshold), "
+            "or drop --oos-label",
+        )
+    labels = sorted({train.labels[i] for i in in_scope})
+    if len(labels) < 2:
+        raise TrainingInputError(
+            args.train, f"it has {len(labels)} class(es)", "a classifier needs at least two"
+        )
+    if task == "sentiment":
+        wrong = sorted(set(labels) - set(SENTIMENT_LABELS))
+        if wrong:
+            raise TrainingInputError(
+                args.train,
+                f"sentiment labels must be among {list(SENTIMENT_LABELS)}, found {wrong}",
+                "map them (e.g. 0/1/2 or 'pos') to negative, neutral and positive",
+            )
+    unseen = sorted(set(test.labels) - set(labels) - {oos_label})
+    if unseen:
+        raise TrainingInputError(
+            args.test,
+            f"labels {unseen[:10]} occur in TEST but never in TRAIN",
+            "add training examples for them, drop those rows from TEST, or give them "
+            "the --oos-label",
+        )
+    scoped = train.subset(in_scope)
+    short: List[str] = []
+    if args.per_class:
+        scoped, short = sample_per_class(scoped, args.per_class, args.seed)
+    ids = [labels.index(x) for x in scoped.labels]
+    train_idx, val_idx = stratified_split(ids, args.validation_fraction, args.seed)
+    return PreparedData(
+        labels=labels,
+        train=scoped.subset(train_idx),
+        validation=scoped.subset(val_idx),
+        validation_oos=[train.texts[i] for i in oos_rows],
+        test=test,
+        oos_label=oos_label,
+        held_out_labels=held_out,
+        short_labels=short,
+    )
+
+
+def _relabel(data: LabelledTexts, labels: Sequence[str], new: Optional[str]) -> LabelledTexts:
+    return LabelledTexts(
+        data.texts, [new if x in labels and new else x for x in data.labels], data.source
+    )
+
+
+def run_classifier(args: argparse.Namespace, task: str) -> int:
+    """Run one fine-tuning job end to end; return the exit code."""
+    import torch
+
+    from rasa_llm import calibration, model_files
+    from rasa_llm.device import resolve_device
+    from rasa_llm.encoder_classifier import EncoderClassifier
+    from rasa_llm.errors import InvalidComponentConfigError
+    from rasa_llm.fine_tuning import fine_tune, predict
+    from rasa_llm.transformer_intent_classifier import save_classifier
+    from training import metrics
+    from training.report import write_report
+
+    try:
+        device = resolve_device("python -m training", args.device)
+    except InvalidComponentConfigError as e:
+        raise TrainingInputError("--device", str(e), "use auto or cpu") from e
+    data = prepare(args, task)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    base = Path(args.model) if args.model else model_files.default_encoder_path()
+    encoder, tokenizer = model_files.load_pretrained(base)
+    torch.manual_seed(args.seed)  # the dropout and head before the centroid start
+    model = EncoderClassifier(encoder, len(data.labels), args.dropout)
+    settings = fine_tune_settings(args)
+    logger.info(
+        "%s: %d classes, %d training, %d validation (+%d out-of-scope), %d test rows, on %s",
+        task,
+        len(data.labels),
+        len(data.train),
+        len(data.validation),
+        len(data.validation_oos),
+        len(data.test),
+        device,
+    )
+    result = fine_tune(
+        model,
+        tokenizer,
+        data.train.texts,
+        [data.labels.index(x) for x in data.train.labels],
+        data.validation.texts,
+        [data.labels.index(x) for x in data.validation.labels],
+        settings,
+        device,
+        checkpoint_dir=out / CHECKPOINT_DIR,
+        resume=args.resume,
+    )
+
+    def logits_of(texts: Sequence[str]) -> np.ndarray:
+        return predict(model, tokenizer, texts, args.max_length, device, args.eval_batch_size)[1]
+
+    val_ids = np.asarray([data.labels.index(x) for x in data.validation.labels], dtype=np.int64)
+    val_logits = logits_of(data.validation.texts)
+    temperature = 1.0
+    if len(val_ids) and args.calibrate:
+        temperature = calibration.fit_temperature(val_logits, val_ids)
+    threshold = None
+    if data.oos_label:
+        oos_conf = calibration.softmax(logits_of(data.validation_oos), temperature).max(axis=1)
+        in_conf = calibration.softmax(val_logits, temperature).max(axis=1)
+        threshold = metrics.choose_threshold(in_conf, oos_conf, args.target_oos_recall)
+
+    test_probs = calibration.softmax(logits_of(data.test.texts), temperature)
+    report = evaluate(data, test_probs, threshold)
+    report.update(
+        task=task,
+        train_seconds=round(result.seconds, 1),
+        seconds_per_step=round(result.seconds_per_step, 4),
+        steps=result.steps,
+        epochs_run=result.epochs_run,
+        best_epoch=result.best_epoch,
+        stopped_early=result.stopped_early,
+        temperature=temperature,
+        device=str(device),
+        base_model=str(base),
+        examples={
+            "train": len(data.train),
+            "validation": len(data.validation),
+            "validation_out_of_scope": len(data.validation_oos),
+            "test": len(data.test),
+        },
+        settings={**asdict(settings), "dropout": args.dropout, "per_class": args.per_class},
+        history=result.history,
+    )
+    if data.oos_label:
+        report.update(
+            target_oos_recall=args.target_oos_recall,
+            oos_label=data.oos_label,
+            held_out_labels=data.held_out_labels,
+        )
+    if data.short_labels:
+        report["labels_with_fewer_than_per_class"] = data.short_labels
+    meta = {
+        "kind": KINDS[task],
+        "labels": data.labels,
+        "temperature": temperature,
+        "max_length": args.max_length,
+        "base_model": str(base),
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "history": result.history,
+        "trained_by": f"python -m training {task}",
+        "oos_threshold": threshold,
+        "oos_label": data.oos_label,
+    }
+    save_classifier(out / MODEL_DIR, model, tokenizer, meta, KINDS[task])
+    _write_predictions(out / PREDICTIONS_FILE, data, test_probs)
+    in_scope = _in_scope_mask(data)
+    truth = np.asarray([data.labels.index(x) for x in np.asarray(data.test.labels)[in_scope]])
+    write_report(
+        out,
+        report,
+        labels=data.labels,
+        confusion=np.asarray(report["confusion"]),
+        reliability=metrics.reliability_bins(test_probs[in_scope], truth),
+        history=result.history,
+        title=f"{task} classifier: {Path(args.train).name} → {Path(args.test).name}",
+    )
+    if not args.keep_checkpoint:
+        shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
+    print(_summary(report, out))
+    return 0
+
+
+def evaluate(data: PreparedData, probs: np.ndarray, threshold: Optional[float]) -> Dict[str, Any]:
+    """Closed-set figures on the in-scope TEST rows; out-of-scope figures on all rows."""
+    from rasa_llm import calibration
+    from training import metrics
+
+    in_scope = _in_scope_mask(data)
+    labels = np.asarray(data.test.labels)
+    truth = np.asarray([data.labels.index(x) for x in labels[in_scope]], dtype=np.int64)
+    predicted = probs.argmax(axis=1)
+    confusion = metrics.confusion_matrix(truth, predicted[in_scope], len(data.labels))
+    report: Dict[str, Any] = dict(metrics.classification_figures(confusion, data.labels))
+    report["ece"] = calibration.expected_calibration_error(probs[in_scope], truth)
+    report["labels"] = data.labels
+    report["confusion"] = confusion.tolist()
+    if threshold is not None:
+        all_truth = np.asarray(
+            [data.labels.index(x) if ok else -1 for x, ok in zip(labels, in_scope, strict=True)]
+        )
+        report.update(
+            metrics.out_of_scope_figures(
+                probs.max(axis=1), predicted, all_truth, ~in_scope, threshold
+            )
+        )
+    return report
+
+
+def _in_scope_mask(data: PreparedData) -> np.ndarray:
+    return np.asarray([x != data.oos_label for x in data.test.labels], dtype=bool)
+
+
+def _write_predictions(path: Path, data: PreparedData, probs: np.ndarray) -> None:
+    import csv
+
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label", "predicted", "confidence"])
+        for text, label, row in zip(data.test.texts, data.test.labels, probs, strict=True):
+            top = int(row.argmax())
+            writer.writerow([text, label, data.labels[top], f"{row[top]:.6f}"])
+
+
+def _summary(report: Dict[str, Any], out: Path) -> str:
+    parts = [f"accuracy {report['accuracy']:.4f}", f"macro-F1 {report['macro_f1']:.4f}"]
+    parts.append(f"ECE {report['ece']:.4f}")
+    if "oos_recall" in report:
+        parts.append(f"in-scope accuracy {report['in_scope_accuracy']:.4f}")
+        parts.append(f"out-of-scope recall {report['oos_recall']:.4f}")
+        parts.append(f"AUROC {report['auroc']:.4f}")
+    parts.append(f"{report['train_seconds']:.0f} s")
+    return f"{', '.join(parts)}\nmodel: {out / MODEL_DIR}\nreport: {out / 'report.md'}"
+
+
+def fine_tune_settings(args: argparse.Namespace) -> Any:
+    from rasa_llm.fine_tuning import FineTuneSettings
+
+    freeze = args.freeze
+    return FineTuneSettings(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        head_learning_rate=args.head_lr,
+        weight_decay=args.weight_decay,
+        warmup_ratio=args.warmup_ratio,
+        max_length=args.max_length,
+        freeze_embeddings=freeze == "embeddings",
+        freeze_layers=int(freeze) if freeze.isdigit() else 0,
+        freeze_encoder=freeze == "encoder",
+        early_stopping_patience=args.patience,
+        gradient_accumulation_steps=args.grad_accum,
+        seed=args.seed,
+        show_progress=not args.no_progress,
+        auxiliary_weight=0.0,
+    )
