@@ -116,7 +116,7 @@ browser:
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check rasa_llm channels training tests bench bot/actions
-	$(VENV)/bin/mypy rasa_llm channels bot/actions
+	$(VENV)/bin/mypy rasa_llm channels training bot/actions
 
 test: lint browser $(MODEL)
 	$(PY) -m pytest

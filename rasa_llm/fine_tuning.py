@@ -140,7 +140,8 @@ class _ClassificationTask:
 
     def __init__(
         self,
-        net: nn.ModuleDict,
+        classifier: EncoderClassifier,
+        aux: nn.Linear,
         tokenizer: PreTrainedTokenizerBase,
         texts: Sequence[str],
         labels: torch.Tensor,
@@ -150,13 +151,14 @@ class _ClassificationTask:
         settings: FineTuneSettings,
         device: torch.device,
     ) -> None:
-        self.net, self.tokenizer, self.texts, self.labels = net, tokenizer, texts, labels
+        self.classifier, self.aux = classifier, aux
+        self.tokenizer, self.texts, self.labels = tokenizer, texts, labels
         self.aux_labels, self.val_texts, self.val_labels = aux_labels, val_texts, val_labels
         self.settings, self.device = settings, device
         self.loss_fn = nn.CrossEntropyLoss()
 
     def loss(self, batch: Sequence[int]) -> torch.Tensor:
-        classifier = self.net["classifier"]
+        classifier = self.classifier
         inputs = tokenize(
             self.tokenizer, [self.texts[i] for i in batch], self.settings.max_length, self.device
         )
@@ -166,7 +168,7 @@ class _ClassificationTask:
             targets = self.aux_labels[batch].to(self.device)
             known = targets >= 0
             if bool(known.any()):
-                aux_logits = self.net["aux"](classifier.dropout(pooled)).float()
+                aux_logits = self.aux(classifier.dropout(pooled)).float()
                 loss = loss + self.settings.auxiliary_weight * self.loss_fn(
                     aux_logits[known], targets[known]
                 )
@@ -176,7 +178,7 @@ class _ClassificationTask:
         if not len(self.val_texts):
             return {}
         _, logits = predict(
-            self.net["classifier"],
+            self.classifier,
             self.tokenizer,
             self.val_texts,
             self.settings.max_length,
@@ -242,12 +244,17 @@ def fine_tune(
         ),
         lr=settings.learning_rate,
     )
+    aux_head = net["aux"]
+    assert isinstance(aux_head, nn.Linear)
     task = _ClassificationTask(
-        net,
+        model,
+        aux_head,
         tokenizer,
         train_texts,
         labels,
-        torch.tensor(list(auxiliary_labels), dtype=torch.long) if use_auxiliary else None,
+        torch.tensor(list(auxiliary_labels), dtype=torch.long)
+        if use_auxiliary and auxiliary_labels is not None
+        else None,
         val_texts,
         np.asarray(val_labels, dtype=np.int64),
         settings,

@@ -193,8 +193,11 @@ def train_loop(
             limit_hit = settings.max_steps is not None and state.steps >= settings.max_steps
             periodic = settings.eval_every_steps and state.steps % settings.eval_every_steps == 0
             if (periodic or limit_hit) and index != len(batches):
+                paused = time.perf_counter()
                 _validate(task, model, state, result, settings, epoch, state.steps, running / seen)
                 model.train()
+                # Step time is training time: validations inside the epoch do not count.
+                epoch_started += time.perf_counter() - paused
             if limit_hit:
                 state.finished = True
                 break
