@@ -152,7 +152,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--diet-epochs", type=int, default=30)
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
-    results: Dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     train_csv, test_csv = banking77(args.data)
     common = ["--epochs", str(args.epochs), "--seed", "0"]
     for step in [s.strip() for s in args.steps.split(",") if s.strip()]:
@@ -168,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             figures = run_training(
                 "intent", args.work / "fewshot",
                 ["--train", str(train_csv), "--test", str(test_csv), "--per-class", "10",
-                 "--epochs", "20", "--seed", "0", "--patience", "4"],
+                 "--epochs", "10", "--seed", "0", "--patience", "3"],
             )  # fmt: skip
         elif step == "oos":
             figures = run_training(
@@ -181,13 +180,15 @@ def main(argv: Sequence[str] | None = None) -> None:
             train_path, test_path = airline_split(args.data, args.work)
             figures = run_training(
                 "sentiment", args.work / "airline",
-                ["--train", str(train_path), "--test", str(test_path), "--epochs", "3",
+                ["--train", str(train_path), "--test", str(test_path), "--epochs", "1",
                  "--seed", "13", "--max-length", "64"],
             )  # fmt: skip
         else:
             parser.error(f"unknown step {step!r}; use {STEPS}")
         figures["measured"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         figures["cpu_cores"] = os.cpu_count()
+        # Read again: another run of this script may have written other steps meanwhile.
+        results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
         results[step] = figures
         RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
         print(json.dumps(figures, indent=2), flush=True)

@@ -156,7 +156,9 @@ class TransformerSentimentAnalyzer(GraphComponent, EntityExtractorMixin):
         self.meta: Dict[str, Any] = dict(meta or {})
         self.device = resolve_device(type(self).__name__, config["device"])
         # A fine-tuned classifier of its own (classifier_path), or None for the head.
-        self.classifier = classifier
+        self.classifier = (
+            (classifier[0].to(self.device).eval(), classifier[1]) if classifier else None
+        )
         self._serving: EncoderClassifier | None = None
 
     @classmethod

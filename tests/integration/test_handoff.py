@@ -258,7 +258,9 @@ def test_two_unanswerable_questions_hand_off(servers: RasaServer, telegram: Fake
     say(servers, chat, "who won the basketball final last night?")
     first = texts(telegram, chat, 1)[0]
     assert not first.startswith(HANDOFF)
-    say(servers, chat, "and what's the best pizza topping?")
+    # Not "what's the best pizza topping?": an opinion question, which the model may
+    # fairly read as chit-chat (it did after a retrain).
+    say(servers, chat, "and can you recommend a good pizza recipe?")
     assert texts(telegram, chat, 2)[1].startswith(HANDOFF)
     listed = desk(servers, "GET", "/handoffs", headers=AUTH).json()["handoffs"]
     assert any(h["sender_id"] == str(chat) and h["reason"] == "fallback_turns" for h in listed)
