@@ -256,6 +256,14 @@ def evaluate(data: PreparedData, probs: np.ndarray, threshold: Optional[float]) 
     report["labels"] = data.labels
     report["confusion"] = confusion.tolist()
     if threshold is not None:
+        report["threshold"] = threshold
+    if threshold is not None and in_scope.all():
+        logger.warning(
+            "TEST has no '%s' rows, so out-of-scope recall and AUROC cannot be measured; "
+            "the threshold is stored all the same",
+            data.oos_label,
+        )
+    elif threshold is not None:
         all_truth = np.asarray(
             [data.labels.index(x) if ok else -1 for x, ok in zip(labels, in_scope, strict=True)]
         )

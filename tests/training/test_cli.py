@@ -242,3 +242,18 @@ def test_few_shot_trains_on_n_per_class(tiny_encoder: Path, tmp_path: Path) -> N
     assert examples["train"] + examples["validation"] == 3 * 5
     assert examples["validation_out_of_scope"] == 20  # out-of-scope rows are not sampled
     assert np.isfinite(json.loads((out / "report.json").read_text())["accuracy"])
+
+
+def test_a_test_file_without_out_of_scope_rows_still_stores_the_threshold(
+    tiny_encoder: Path, tmp_path: Path
+) -> None:
+    train = write_csv(tmp_path / "train.csv", make_rows(CLASS_WORDS, 10, seed=1))
+    rows = [r for r in make_rows(CLASS_WORDS, 4, seed=2) if r[1] != "out_of_scope"]
+    test = write_csv(tmp_path / "test.csv", rows)
+    out = tmp_path / "out"
+    args = tiny_args(tiny_encoder, out, train, test, "--oos-label", "out_of_scope")
+    assert main(["intent", *args, "--epochs", "1"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert "oos_recall" not in report
+    meta = json.loads((out / "model" / "rasa_llm.json").read_text())
+    assert meta["oos_threshold"] == report["threshold"]
