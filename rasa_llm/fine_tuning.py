@@ -10,6 +10,7 @@ stopping and checkpoints are :mod:`rasa_llm.training_loop`'s.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -50,6 +51,9 @@ class FineTuneSettings:
     show_progress: bool = True
     # Weight of the auxiliary loss (see :func:`fine_tune`); 0 turns it off.
     auxiliary_weight: float = 0.5
+    # Weight of the outlier-exposure loss on out-of-scope texts (see :func:`fine_tune`);
+    # 0.5 as in Hendrycks et al. 2019.
+    outlier_weight: float = 0.5
 
     def loop_settings(self) -> LoopSettings:
         return LoopSettings(
@@ -136,7 +140,12 @@ def freeze(model: EncoderClassifier, embeddings: bool, layers: int, encoder: boo
 
 
 class _ClassificationTask:
-    """Cross-entropy on the head, plus the auxiliary head's where labels are known."""
+    """Cross-entropy on the head, plus the auxiliary head's where labels are known.
+
+    Rows labelled -1 are outliers (out-of-scope texts): instead of a class they get
+    the cross-entropy to the uniform distribution, which teaches the head to be
+    unsure on such texts rather than to name them (outlier exposure).
+    """
 
     def __init__(
         self,
@@ -163,7 +172,17 @@ class _ClassificationTask:
             self.tokenizer, [self.texts[i] for i in batch], self.settings.max_length, self.device
         )
         pooled, logits = classifier(**inputs)
-        loss = self.loss_fn(logits.float(), self.labels[batch].to(self.device))
+        labels = self.labels[batch].to(self.device)
+        inside = labels >= 0
+        loss = logits.new_zeros((), dtype=torch.float32)
+        if bool(inside.any()):
+            loss = loss + self.loss_fn(logits[inside].float(), labels[inside])
+        if not bool(inside.all()):
+            log_probs = torch.log_softmax(logits[~inside].float(), dim=-1)
+            # KL(uniform || p): the cross-entropy to uniform less its floor log(C), so
+            # the reported loss still falls towards 0 (the gradient is the same).
+            kl = -log_probs.mean(dim=-1) - math.log(log_probs.shape[-1])
+            loss = loss + self.settings.outlier_weight * kl.mean()
         if self.aux_labels is not None:
             targets = self.aux_labels[batch].to(self.device)
             known = targets >= 0
@@ -205,6 +224,7 @@ def fine_tune(
     auxiliary_labels: Optional[Sequence[int]] = None,
     auxiliary_classes: int = 0,
     *,
+    outlier_texts: Sequence[str] = (),
     checkpoint_dir: Optional[Path] = None,
     resume: bool = False,
 ) -> FineTuneResult:
@@ -215,7 +235,17 @@ def fine_tune(
     encoder keeps what that task needs. The intent classifier passes sentiment labels
     here, so the sentiment analyzer's head finds sentiment in the same sentence vector
     instead of a vector tuned for intents alone.
+
+    ``outlier_texts`` (out-of-scope examples) are trained towards a uniform
+    distribution over the labels (outlier exposure), so that texts like them get a
+    low confidence and fall below an out-of-scope threshold. They are never a class.
     """
+    if outlier_texts:
+        outliers = list(outlier_texts)
+        train_texts = [*train_texts, *outliers]
+        train_labels = [*train_labels, *([-1] * len(outliers))]
+        if auxiliary_labels is not None:
+            auxiliary_labels = [*auxiliary_labels, *([-1] * len(outliers))]
     use_auxiliary = (
         auxiliary_labels is not None
         and settings.auxiliary_weight > 0
@@ -229,8 +259,11 @@ def fine_tune(
     labels = torch.tensor(list(train_labels), dtype=torch.long)
     if not resume or checkpoint_dir is None:
         # A resumed run gets its head from the checkpoint.
-        pooled, _ = predict(model, tokenizer, train_texts, settings.max_length, device)
-        model.init_head_from_centroids(torch.from_numpy(pooled).float(), labels)
+        # Outliers have no centroid: the head starts from the classes alone.
+        inside = labels >= 0
+        texts = [t for t, keep in zip(train_texts, inside.tolist(), strict=True) if keep]
+        pooled, _ = predict(model, tokenizer, texts, settings.max_length, device)
+        model.init_head_from_centroids(torch.from_numpy(pooled).float(), labels[inside])
         model.to(device)
     if not use_auxiliary:
         net["aux"].requires_grad_(False)

@@ -29,6 +29,8 @@ CHECKPOINT_DIR = "checkpoint"
 PREDICTIONS_FILE = "predictions.csv"
 # The kinds of model directory rasa_llm's components read (rasa_llm.json "kind").
 KINDS = {"intent": "intent_classifier", "sentiment": "sentiment_classifier"}
+# Validation out-of-scope recalls whose thresholds the report also evaluates on TEST.
+OPERATING_POINTS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class PreparedData:
     train: LabelledTexts
     validation: LabelledTexts
     validation_oos: List[str]
+    train_oos: List[str]  # out-of-scope rows trained on as outliers (--oos-train-fraction)
     test: LabelledTexts  # in-scope and out-of-scope rows; out-of-scope ones carry oos_label
     oos_label: Optional[str]
     held_out_labels: List[str]
@@ -99,11 +102,27 @@ def prepare(args: argparse.Namespace, task: str) -> PreparedData:
         scoped, short = sample_per_class(scoped, args.per_class, args.seed)
     ids = [labels.index(x) for x in scoped.labels]
     train_idx, val_idx = stratified_split(ids, args.validation_fraction, args.seed)
+    oos_texts = [train.texts[i] for i in oos_rows]
+    exposed: List[str] = []
+    fraction = args.oos_train_fraction
+    if fraction:
+        order = np.random.default_rng(args.seed).permutation(len(oos_texts))
+        cut = int(round(fraction * len(oos_texts)))
+        if cut >= len(oos_texts):
+            raise TrainingInputError(
+                args.train,
+                f"--oos-train-fraction {fraction} leaves none of its {len(oos_texts)} "
+                "out-of-scope rows to choose the threshold",
+                "lower --oos-train-fraction or add out-of-scope rows",
+            )
+        exposed = [oos_texts[i] for i in sorted(order[:cut])]
+        oos_texts = [oos_texts[i] for i in sorted(order[cut:])]
     return PreparedData(
         labels=labels,
         train=scoped.subset(train_idx),
         validation=scoped.subset(val_idx),
-        validation_oos=[train.texts[i] for i in oos_rows],
+        validation_oos=oos_texts,
+        train_oos=exposed,
         test=test,
         oos_label=oos_label,
         held_out_labels=held_out,
@@ -143,10 +162,12 @@ def run_classifier(args: argparse.Namespace, task: str) -> int:
     model = EncoderClassifier(encoder, len(data.labels), args.dropout)
     settings = fine_tune_settings(args)
     logger.info(
-        "%s: %d classes, %d training, %d validation (+%d out-of-scope), %d test rows, on %s",
+        "%s: %d classes, %d training (+%d out-of-scope), %d validation (+%d out-of-scope), "
+        "%d test rows, on %s",
         task,
         len(data.labels),
         len(data.train),
+        len(data.train_oos),
         len(data.validation),
         len(data.validation_oos),
         len(data.test),
@@ -161,6 +182,7 @@ def run_classifier(args: argparse.Namespace, task: str) -> int:
         [data.labels.index(x) for x in data.validation.labels],
         settings,
         device,
+        outlier_texts=data.train_oos,
         checkpoint_dir=out / CHECKPOINT_DIR,
         resume=args.resume,
     )
@@ -174,13 +196,20 @@ def run_classifier(args: argparse.Namespace, task: str) -> int:
     if len(val_ids) and args.calibrate:
         temperature = calibration.fit_temperature(val_logits, val_ids)
     threshold = None
+    thresholds: Dict[float, float] = {}
     if data.oos_label:
         oos_conf = calibration.softmax(logits_of(data.validation_oos), temperature).max(axis=1)
         in_conf = calibration.softmax(val_logits, temperature).max(axis=1)
         threshold = metrics.choose_threshold(in_conf, oos_conf, args.target_oos_recall)
+        thresholds = {
+            target: metrics.choose_threshold(in_conf, oos_conf, target)
+            for target in OPERATING_POINTS
+        }
 
     test_probs = calibration.softmax(logits_of(data.test.texts), temperature)
     report = evaluate(data, test_probs, threshold)
+    if "oos_recall" in report:
+        report["operating_points"] = operating_points(data, test_probs, thresholds)
     report.update(
         task=task,
         train_seconds=round(result.seconds, 1),
@@ -196,6 +225,7 @@ def run_classifier(args: argparse.Namespace, task: str) -> int:
             "train": len(data.train),
             "validation": len(data.validation),
             "validation_out_of_scope": len(data.validation_oos),
+            "train_out_of_scope": len(data.train_oos),
             "test": len(data.test),
         },
         settings={**asdict(settings), "dropout": args.dropout, "per_class": args.per_class},
@@ -204,6 +234,7 @@ def run_classifier(args: argparse.Namespace, task: str) -> int:
     if data.oos_label:
         report.update(
             target_oos_recall=args.target_oos_recall,
+            oos_train_fraction=args.oos_train_fraction,
             oos_label=data.oos_label,
             held_out_labels=data.held_out_labels,
         )
@@ -273,6 +304,27 @@ def evaluate(data: PreparedData, probs: np.ndarray, threshold: Optional[float]) 
             )
         )
     return report
+
+
+def operating_points(
+    data: PreparedData, probs: np.ndarray, thresholds: Dict[float, float]
+) -> List[Dict[str, float]]:
+    """TEST's out-of-scope figures at thresholds chosen on validation for other targets.
+
+    The stored threshold is one point of a trade-off; these rows show the rest of it
+    honestly (each threshold comes from validation data, never from TEST).
+    """
+    rows = []
+    for target, threshold in sorted(thresholds.items()):
+        figures = evaluate(data, probs, threshold)
+        rows.append(
+            {
+                "target_oos_recall": target,
+                "threshold": threshold,
+                **{k: figures[k] for k in ("in_scope_accuracy", "oos_recall", "in_scope_rejected")},
+            }
+        )
+    return rows
 
 
 def _in_scope_mask(data: PreparedData) -> np.ndarray:

@@ -47,6 +47,13 @@ def _fraction(value: str) -> float:
     return number
 
 
+def _share(value: str) -> float:
+    number = float(value)
+    if not 0 <= number < 1:
+        raise argparse.ArgumentTypeError("must be in [0, 1)")
+    return number
+
+
 def _recall(value: str) -> float:
     number = float(value)
     if not 0 < number <= 1:
@@ -109,6 +116,14 @@ def add_classifier_arguments(parser: argparse.ArgumentParser, task: str) -> None
             type=_recall,
             default=0.9,
             help="out-of-scope recall the threshold reaches on validation data",
+        )
+        oos.add_argument(
+            "--oos-train-fraction",
+            type=_share,
+            default=0.0,
+            metavar="F",
+            help="share of TRAIN's out-of-scope rows trained on as outliers (taught a low "
+            "confidence, never a class); the rest choose the threshold",
         )
     model = parser.add_argument_group("model and optimisation")
     model.add_argument(
@@ -210,7 +225,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         if args.task == "sentiment":
             args.oos_label = args.hold_out_labels = None
-            args.target_oos_recall = 0.9
+            args.target_oos_recall, args.oos_train_fraction = 0.9, 0.0
         return run_classifier(args, args.task)
     except TrainingInputError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -31,7 +31,7 @@ _HEADLINE = {
     "train_seconds": "Training time",
 }
 # Keys shown in their own section of the Markdown, not under "Other figures".
-_SECTIONS = {"held_out_labels", "per_class", "settings"}
+_SECTIONS = {"held_out_labels", "per_class", "settings", "operating_points"}
 # Up to this many labels, the confusion plot writes the share into each cell.
 _ANNOTATE_MAX_LABELS = 20
 _DPI = 100
@@ -121,6 +121,23 @@ def _markdown(report: Mapping[str, Any], title: str) -> str:
     if held_out:
         lines += [f"## Out-of-scope intents (held out of training, {len(held_out)})", ""]
         lines += [", ".join(f"`{label}`" for label in held_out), ""]
+    points = report.get("operating_points")
+    if isinstance(points, Sequence) and points:
+        lines += [
+            "## Other thresholds (each chosen on validation for its target recall)",
+            "",
+            "| Target recall | Threshold | In-scope accuracy | Out-of-scope recall |",
+            "|---:|---:|---:|---:|",
+        ]
+        for point in points:
+            cells = [
+                _cell(point["target_oos_recall"]),
+                _cell(point["threshold"]),
+                _cell(point["in_scope_accuracy"], rate=True),
+                _cell(point["oos_recall"], rate=True),
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
     others = {
         k: v
         for k, v in report.items()

@@ -100,18 +100,38 @@ def test_report_figures_match_a_confusion_matrix_counted_by_hand(intent_run: Pat
 
 def test_out_of_scope_figures_follow_the_stored_threshold(intent_run: Path) -> None:
     report = json.loads((intent_run / "report.json").read_text())
-    rows = predictions(intent_run)
-    threshold = report["threshold"]
+    assert_figures_follow(predictions(intent_run), report["threshold"], report)
+    assert 0.0 <= report["auroc"] <= 1.0
+
+
+def test_other_operating_points_are_reported_with_their_own_thresholds(
+    intent_run: Path,
+) -> None:
+    report = json.loads((intent_run / "report.json").read_text())
+    points = report["operating_points"]
+    assert [p["target_oos_recall"] for p in points] == [0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
+    thresholds = [p["threshold"] for p in points]
+    assert thresholds == sorted(thresholds)  # a higher target never lowers the threshold
+    for point in points:
+        assert_figures_follow(predictions(intent_run), point["threshold"], point)
+    markdown = (intent_run / "report.md").read_text()
+    assert "| Target recall | Threshold | In-scope accuracy | Out-of-scope recall |" in markdown
+    assert markdown.count("\n| 0.") >= len(points)
+
+
+def assert_figures_follow(
+    rows: List[Dict[str, str]], threshold: float, figures: Dict[str, Any]
+) -> None:
+    """In-scope accuracy and out-of-scope recall counted by hand from predictions.csv."""
     oos = [r for r in rows if r["label"] == "out_of_scope"]
     scoped = [r for r in rows if r["label"] != "out_of_scope"]
     assert oos and scoped
     rejected = [float(r["confidence"]) < threshold for r in oos]
-    assert report["oos_recall"] == pytest.approx(sum(rejected) / len(oos), abs=1e-6)
+    assert figures["oos_recall"] == pytest.approx(sum(rejected) / len(oos), abs=1e-6)
     kept_right = [
         float(r["confidence"]) >= threshold and r["predicted"] == r["label"] for r in scoped
     ]
-    assert report["in_scope_accuracy"] == pytest.approx(sum(kept_right) / len(scoped), abs=1e-6)
-    assert 0.0 <= report["auroc"] <= 1.0
+    assert figures["in_scope_accuracy"] == pytest.approx(sum(kept_right) / len(scoped), abs=1e-6)
 
 
 def component_context(tmp_path: Path) -> Tuple[LocalModelStorage, ExecutionContext]:
@@ -257,3 +277,20 @@ def test_a_test_file_without_out_of_scope_rows_still_stores_the_threshold(
     assert "oos_recall" not in report
     meta = json.loads((out / "model" / "rasa_llm.json").read_text())
     assert meta["oos_threshold"] == report["threshold"]
+
+
+def test_oos_train_fraction_trains_on_part_of_the_out_of_scope_rows(
+    tiny_encoder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train = write_csv(tmp_path / "train.csv", make_rows(CLASS_WORDS, 20, seed=1))
+    test = write_csv(tmp_path / "test.csv", make_rows(CLASS_WORDS, 4, seed=2))
+    out = tmp_path / "out"
+    args = tiny_args(tiny_encoder, out, train, test, "--oos-label", "out_of_scope")
+    assert main(["intent", *args, "--epochs", "1", "--oos-train-fraction", "0.25"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["examples"]["train_out_of_scope"] == 5
+    assert report["examples"]["validation_out_of_scope"] == 15
+    assert report["oos_train_fraction"] == 0.25
+
+    err = run_failing(capsys, ["intent", *args, "--oos-train-fraction", "0.99"])
+    assert "leaves none of its 20 out-of-scope rows to choose the threshold" in err

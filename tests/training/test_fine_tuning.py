@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Sequence
 
 import pytest
 import torch
 
 from rasa_llm import model_files
 from rasa_llm.encoder_classifier import EncoderClassifier
-from rasa_llm.fine_tuning import FineTuneSettings, fine_tune, freeze
+from rasa_llm.fine_tuning import FineTuneSettings, fine_tune, freeze, predict
 from tests.training.conftest import CLASS_WORDS, make_rows
 
 CPU = torch.device("cpu")
@@ -18,7 +18,7 @@ LABELS = ["greet", "order_status", "refund"]
 
 
 def train_tiny(
-    encoder_dir: Path, **settings: object
+    encoder_dir: Path, outliers: Sequence[str] = (), **settings: object
 ) -> tuple[Dict[str, torch.Tensor], EncoderClassifier, List[dict]]:
     encoder, tokenizer = model_files.load_pretrained(encoder_dir)
     model = EncoderClassifier(encoder, len(LABELS), 0.0)
@@ -45,6 +45,7 @@ def train_tiny(
             }
         ),
         CPU,
+        outlier_texts=outliers,
     )
     return before, model, result.history
 
@@ -87,3 +88,27 @@ def test_freezing_more_layers_than_exist_says_so(tiny_encoder: Path) -> None:
     encoder, _ = model_files.load_pretrained(tiny_encoder)
     with pytest.raises(ValueError, match="has 2 layers"):
         freeze(EncoderClassifier(encoder, 2, 0.0), embeddings=False, layers=3)
+
+
+def test_outlier_exposure_teaches_a_low_confidence_on_out_of_scope_texts(
+    tiny_encoder: Path,
+) -> None:
+    rows = make_rows({"out_of_scope": CLASS_WORDS["out_of_scope"]}, 24, seed=9)
+    texts = [t for t, _ in rows]
+    in_scope = [t for t, _ in make_rows({k: CLASS_WORDS[k] for k in LABELS}, 4, seed=11)]
+    _, tokenizer = model_files.load_pretrained(tiny_encoder)
+
+    def confidences(model: EncoderClassifier, batch: List[str]) -> torch.Tensor:
+        logits = torch.from_numpy(predict(model, tokenizer, batch, 64, CPU)[1])
+        return torch.softmax(logits, dim=-1).max(dim=-1).values
+
+    _, plain, _ = train_tiny(tiny_encoder, epochs=8)
+    _, exposed, history = train_tiny(tiny_encoder, outliers=texts[:12], epochs=8)
+    unseen = texts[12:]  # out-of-scope texts neither run trained on
+    # Lower on out-of-scope texts, and further apart from the in-scope ones, so a
+    # threshold separates them better (the tiny model is never very sure of anything).
+    assert confidences(exposed, unseen).mean() < confidences(plain, unseen).mean() - 0.05
+    gap_plain = confidences(plain, in_scope).mean() - confidences(plain, unseen).mean()
+    gap_exposed = confidences(exposed, in_scope).mean() - confidences(exposed, unseen).mean()
+    assert gap_exposed > gap_plain + 0.1
+    assert history[-1]["val_accuracy"] == 1.0  # the classes are still learned
