@@ -105,6 +105,12 @@ def prepare(args: argparse.Namespace, task: str) -> PreparedData:
     oos_texts = [train.texts[i] for i in oos_rows]
     exposed: List[str] = []
     fraction = args.oos_train_fraction
+    if fraction and not oos_label:
+        raise TrainingInputError(
+            "--oos-train-fraction",
+            "it needs out-of-scope rows, and no --oos-label (or --hold-out-labels) names them",
+            "add --oos-label LABEL, or drop --oos-train-fraction",
+        )
     if fraction:
         order = np.random.default_rng(args.seed).permutation(len(oos_texts))
         cut = int(round(fraction * len(oos_texts)))

@@ -294,3 +294,7 @@ def test_oos_train_fraction_trains_on_part_of_the_out_of_scope_rows(
 
     err = run_failing(capsys, ["intent", *args, "--oos-train-fraction", "0.99"])
     assert "leaves none of its 20 out-of-scope rows to choose the threshold" in err
+
+    no_label = tiny_args(tiny_encoder, out, train, test)
+    err = run_failing(capsys, ["intent", *no_label, "--oos-train-fraction", "0.5"])
+    assert "no --oos-label (or --hold-out-labels) names them" in err
