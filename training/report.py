@@ -104,6 +104,16 @@ def _cell(value: Any, *, rate: bool = False) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _table(
+    title: str, header: Sequence[str], rows: Sequence[Sequence[str]], first_left: bool = False
+) -> List[str]:
+    """A Markdown section: heading, then a table of right-aligned figures."""
+    align = ["---" if first_left and i == 0 else "---:" for i in range(len(header))]
+    lines = [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return [*lines, ""]
+
+
 def _headline_value(key: str, value: float) -> str:
     if key == "train_seconds":
         return f"{value:.0f} s"
@@ -123,21 +133,19 @@ def _markdown(report: Mapping[str, Any], title: str) -> str:
         lines += [", ".join(f"`{label}`" for label in held_out), ""]
     points = report.get("operating_points")
     if isinstance(points, Sequence) and points:
-        lines += [
-            "## Other thresholds (each chosen on validation for its target recall)",
-            "",
-            "| Target recall | Threshold | In-scope accuracy | Out-of-scope recall |",
-            "|---:|---:|---:|---:|",
-        ]
-        for point in points:
-            cells = [
-                _cell(point["target_oos_recall"]),
-                _cell(point["threshold"]),
-                _cell(point["in_scope_accuracy"], rate=True),
-                _cell(point["oos_recall"], rate=True),
-            ]
-            lines.append("| " + " | ".join(cells) + " |")
-        lines.append("")
+        lines += _table(
+            "Other thresholds (each chosen on validation for its target recall)",
+            ["Target recall", "Threshold", "In-scope accuracy", "Out-of-scope recall"],
+            [
+                [
+                    _cell(point["target_oos_recall"]),
+                    _cell(point["threshold"]),
+                    _cell(point["in_scope_accuracy"], rate=True),
+                    _cell(point["oos_recall"], rate=True),
+                ]
+                for point in points
+            ],
+        )
     others = {
         k: v
         for k, v in report.items()
@@ -149,20 +157,20 @@ def _markdown(report: Mapping[str, Any], title: str) -> str:
         lines.append("")
     per_class = report.get("per_class")
     if isinstance(per_class, Mapping) and per_class:
-        lines += [
-            "## Per class (worst F1 first)",
-            "",
-            "| Label | Precision | Recall | F1 | Support |",
-            "|---|---:|---:|---:|---:|",
-        ]
         ranked = sorted(per_class.items(), key=lambda item: (item[1].get("f1", 0.0), item[0]))
-        for label, figures in ranked:
-            cells = [
-                _cell(figures.get(k, ""), rate=True)
-                for k in ("precision", "recall", "f1", "support")
-            ]
-            lines.append(f"| `{label}` | " + " | ".join(cells) + " |")
-        lines.append("")
+        lines += _table(
+            "Per class (worst F1 first)",
+            ["Label", "Precision", "Recall", "F1", "Support"],
+            [
+                [f"`{label}`"]
+                + [
+                    _cell(figures.get(k, ""), rate=True)
+                    for k in ("precision", "recall", "f1", "support")
+                ]
+                for label, figures in ranked
+            ],
+            first_left=True,
+        )
     settings = report.get("settings")
     if isinstance(settings, Mapping) and settings:
         lines += ["## Settings", "", "| Setting | Value |", "|---|---|"]
