@@ -3,10 +3,10 @@
     .venv/bin/python -m bench.oos_scores --model /tmp/rasa-llm-training-bench/oos/model
 
 Reads a model written by the ``oos`` step of bench.training_benchmarks, rebuilds that
-run's data split (same flags, same seed), encodes TRAIN, validation and TEST once, and
-compares scores that need no out-of-scope training data: the calibrated softmax
-confidence (what the classifier uses), the energy score and the top logit, the
-Mahalanobis distance to the nearest intent centre (shared covariance, raw and
+run's data split (same flags, same seed), encodes TRAIN, the out-of-scope validation
+rows and TEST once each, and compares scores that need no out-of-scope training data:
+the calibrated softmax confidence (what the classifier uses), the energy score and the
+top logit, the Mahalanobis distance to the nearest intent centre (shared covariance, raw and
 L2-normalised vectors) and the cosine similarity to the nearest (k = 1) and 10th
 nearest training example. For each it prints the AUROC on TEST, TEST's in-scope
 accuracy / out-of-scope recall at thresholds chosen on the out-of-scope validation rows
@@ -26,19 +26,14 @@ import numpy as np
 import torch
 
 from bench.training_benchmarks import banking77, held_out_intents
+from rasa_llm.calibration import softmax
 from rasa_llm.fine_tuning import predict
 from rasa_llm.transformer_intent_classifier import load_classifier
 from training.classification import prepare
 from training.cli import build_parser
+from training.metrics import auroc
 
 TARGETS = (0.5, 0.6, 0.7, 0.8, 0.9)
-
-
-def _softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
-    z = logits / temperature
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
@@ -59,13 +54,6 @@ def _mahalanobis(
         return -d.min(axis=1)
 
     return score
-
-
-def _auroc(in_scope: np.ndarray, oos: np.ndarray) -> float:
-    """P(an in-scope score > an out-of-scope score), ties counted half."""
-    ranks = np.concatenate([in_scope, oos]).argsort().argsort() + 1.0
-    n_in, n_oos = len(in_scope), len(oos)
-    return float((ranks[:n_in].sum() - n_in * (n_in + 1) / 2) / (n_in * n_oos))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -89,11 +77,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     mahalanobis_unit = _mahalanobis(_normalise(train_vectors), train_labels, len(data.labels))
     train_unit = _normalise(train_vectors)
 
-    def scores(texts: Sequence[str]) -> Dict[str, np.ndarray]:
-        vectors, logits = encode(texts)
+    def scores(vectors: np.ndarray, logits: np.ndarray) -> Dict[str, np.ndarray]:
         similarity = np.sort(_normalise(vectors) @ train_unit.T, axis=1)
         return {
-            "softmax": _softmax(logits, temperature).max(axis=1),
+            "softmax": softmax(logits, temperature).max(axis=1),
             "energy": temperature * np.log(np.exp(logits / temperature).sum(axis=1)),
             "top logit": logits.max(axis=1),
             "Mahalanobis": mahalanobis(vectors),
@@ -102,18 +89,19 @@ def main(argv: Sequence[str] | None = None) -> None:
             "kNN k=10": similarity[:, -10],
         }
 
-    # As the prototype did: the k-th lowest out-of-scope validation score is the
-    # threshold (the pipeline's rule puts it halfway to the next score; same ranking).
-    validation_oos = scores(data.validation_oos)
-    test = scores(data.test.texts)
+    # The threshold is the k-th lowest out-of-scope validation score (the pipeline's
+    # rule puts it halfway to the next score: the same rows fall below it).
+    validation_oos = scores(*encode(data.validation_oos))
+    test_vectors, test_logits = encode(data.test.texts)
+    test = scores(test_vectors, test_logits)
     oos = np.asarray([x == data.oos_label for x in data.test.labels])
     truth = np.asarray(
         [data.labels.index(x) if not o else -1 for x, o in zip(data.test.labels, oos, strict=True)]
     )
-    right = encode(data.test.texts)[1].argmax(axis=1) == truth
+    right = test_logits.argmax(axis=1) == truth
     print(f"closed-set accuracy on in-scope TEST rows: {right[~oos].mean():.4f}")
     for name, score in test.items():
-        row = [f"{name:18s} AUROC {_auroc(score[~oos], score[oos]):.3f}"]
+        row = [f"{name:18s} AUROC {auroc(score, ~oos):.3f}"]  # in scope scores higher
         ordered = np.sort(validation_oos[name])
         for target in TARGETS:
             threshold = ordered[math.ceil(target * len(ordered)) - 1]
