@@ -44,7 +44,7 @@ define NO_PYTHON
   exit 1; }
 endef
 
-.PHONY: help setup train run test lint bench clean python browser
+.PHONY: help setup train run test lint bench clean python browser services
 
 # Print the Python 3.10 interpreter `setup` would use.
 python:
@@ -114,11 +114,26 @@ browser:
 	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium >/dev/null; \
 	fi
 
+# The production tests start their own PostgreSQL and Redis servers (on loopback, in a
+# temporary folder) from the machine's binaries. Install them where this user can, as
+# for the browser; elsewhere say how: those tests then fail with the same advice.
+services:
+	@missing=""; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	{ command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then sudo=""; \
+	  elif command -v apt-get >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo -n"; \
+	  else echo >&2 "warning: install$$missing (Debian/Ubuntu: apt-get install$$missing); the production tests need them"; exit 0; fi; \
+	  echo "installing$$missing for the production tests"; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check rasa_llm channels training tests bench bot/actions
 	$(VENV)/bin/mypy rasa_llm channels training bot/actions
 
-test: lint browser $(MODEL)
+test: lint browser services $(MODEL)
 	$(PY) -m pytest
 
 bench: $(MODEL)

@@ -12,14 +12,25 @@ and the hand-off policy from its ``policies``::
     policies:
       - name: rasa_llm.HumanHandoffPolicy
 
-Importing this package registers them with Rasa's default recipe. The custom actions
+Importing this package registers them with Rasa's default recipe and, under the
+``rasa`` command line (``rasa run``, ``rasa run actions``, ``rasa shell``), keeps
+customers' messages out of the logs (:mod:`rasa_llm.log_redactor`). The custom actions
 (``action_generative_fallback``, ``action_handoff``) live in ``rasa_llm.fallback`` and
 ``rasa_llm.action_handoff``; a bot's ``actions`` package imports them.
 """
 
+import os
+import sys
+
 from rasa_llm.human_handoff_policy import HumanHandoffPolicy
+from rasa_llm.log_redactor import install_log_redaction
 from rasa_llm.transformer_intent_classifier import TransformerIntentClassifier
 from rasa_llm.transformer_sentiment_analyzer import TransformerSentimentAnalyzer
 
 __all__ = ["HumanHandoffPolicy", "TransformerIntentClassifier", "TransformerSentimentAnalyzer"]
 __version__ = "0.1.0"
+
+# Only under Rasa's command line: a library importer (a test, a notebook, another
+# server) keeps its logging as it is and calls install_log_redaction() if it wants it.
+if os.path.basename(sys.argv[0]) == "rasa":
+    install_log_redaction()

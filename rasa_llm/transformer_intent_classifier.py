@@ -28,6 +28,7 @@ from rasa_llm.device import resolve_device
 from rasa_llm.encoder_classifier import EncoderClassifier
 from rasa_llm.errors import ModelLoadError, TrainingDataError
 from rasa_llm.fine_tuning import FineTuneSettings, fine_tune, predict
+from rasa_llm.log_redactor import log_redactor
 from rasa_llm.ranking import build_ranking, empty_intent, reject_below
 from rasa_llm.sentiment_data import sentiment_label
 from rasa_llm.serving import check_quantize, serving_model
@@ -353,7 +354,10 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
                 message.set(INTENT_RANKING_KEY, [], add_to_output=True)
         if not with_text:
             return messages
-        pooled, probs = self.predict([m.get(TEXT) for m in with_text])
+        texts = [m.get(TEXT) for m in with_text]
+        for text in texts:  # from here on, log lines that quote it are redacted
+            log_redactor().remember(text)
+        pooled, probs = self.predict(texts)
         threshold = self.meta.get("oos_threshold") if self._config["use_stored_threshold"] else None
         for message, vector, row in zip(with_text, pooled, probs, strict=True):
             intent, ranking = build_ranking(row, self.labels, self._config["ranking_length"])

@@ -39,6 +39,7 @@ from rasa_llm.device import resolve_device
 from rasa_llm.encoder_classifier import EncoderClassifier
 from rasa_llm.errors import ModelLoadError, PipelineOrderError
 from rasa_llm.fine_tuning import predict
+from rasa_llm.log_redactor import log_redactor
 from rasa_llm.ranking import build_ranking
 from rasa_llm.sentiment_data import labelled_examples
 from rasa_llm.serving import check_quantize, serving_model
@@ -265,6 +266,8 @@ class TransformerSentimentAnalyzer(GraphComponent, EntityExtractorMixin):
         with_text = [m for m in messages if m.get(TEXT)]
         if not with_text:
             return messages
+        for message in with_text:  # also in bots without our intent classifier
+            log_redactor().remember(message.get(TEXT))
         if self.classifier is not None:
             probs = self.predict_texts([m.get(TEXT) for m in with_text])
         else:

@@ -73,3 +73,21 @@ def bot_model() -> Any:
     from tests.rasa_process import trained_bot_model
 
     return trained_bot_model()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Any:
+    """A PostgreSQL server of the test session's own, on loopback (tests/postgres_server.py)."""
+    from tests.postgres_server import PostgresServer
+
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A Redis server of the test session's own, on loopback (tests/redis_server.py)."""
+    from tests.redis_server import RedisServer
+
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import pytest
 
@@ -132,8 +132,10 @@ class RasaServer:
         endpoints: Path = BOT / "endpoints.yml",
         env: Optional[Dict[str, str]] = None,
         startup_timeout: float = 300,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.model = model
+        self.extra_args = list(extra_args)
         self.workdir = workdir
         self.credentials = credentials
         self.endpoints = endpoints
@@ -148,6 +150,7 @@ class RasaServer:
         args = ["run", "--model", str(self.model), "--port", str(self.port)]
         args += ["--interface", "127.0.0.1", "--enable-api"]
         args += ["--credentials", str(self.credentials), "--endpoints", str(self.endpoints)]
+        args += self.extra_args
         self.process = start_and_wait(
             args,
             cwd=self.workdir,

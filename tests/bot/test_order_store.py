@@ -20,30 +20,15 @@ from bot.actions.order_store import (
     store_from_env,
 )
 from bot.actions.store_records import Outcome
+from tests.postgres_server import PostgresServer
 
 from .conftest import TODAY
 
-PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
-
 
 @pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    """A throwaway database on the local PostgreSQL server, dropped afterwards."""
-    admin = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT", future=True)
-    name = f"bot_store_test_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as e:
-        admin.dispose()
-        pytest.skip(
-            f"no PostgreSQL server at {PG_SERVER} ({type(e).__name__}); start one that "
-            "trusts the user postgres on 127.0.0.1:5432 to run the PostgreSQL store tests"
-        )
-    yield f"{PG_SERVER}/{name}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """A database of this module's on the tests' own PostgreSQL server."""
+    return postgres_server.create_database(f"bot_store_test_{uuid.uuid4().hex[:12]}")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -1,0 +1,184 @@
+"""LogRedactor: keeps customers' messages out of the server's logs unless asked to.
+
+A log line is copied to files, consoles and log services that customers never agreed
+to, so by default nothing a customer typed is written there. Two routes carry it:
+
+* Rasa's structured log events (``structlog``) put it under known keys (``text``,
+  ``parse_data_text``, ``slot_values``, ``rasa_events``...): their values become
+  ``[redacted]``. Rasa 3.6 has a hook for this (``get_anonymization_pipeline``), but
+  registering one also makes Rasa re-read every tracker after each message, so the
+  processor goes into structlog's own chain instead.
+* Plain ``logging`` lines (Rasa's debug output, Sanic, ours): every record is built
+  through a record factory that replaces the texts of recent messages (the intent
+  classifier hands each one over as it classifies it), e-mail addresses and phone
+  numbers (sender ids on SMS are phone numbers) with placeholders.
+
+``RASA_LLM_LOG_CUSTOMER_TEXT=true`` turns both off for debugging, with a warning at
+start and nothing else changed. Other values than true/false stop the server with the fix.
+"""
+
+from __future__ import annotations
+
+import bisect
+import collections
+import logging
+import os
+import threading
+from typing import Any, Callable, Deque, Dict, List, Optional
+
+from rasa_llm.errors import RasaLLMError
+from rasa_llm.fallback.pii_masker import EMAIL_PATTERN, find_phone_spans
+
+__all__ = [
+    "FULL_LOGGING_ENV",
+    "LogRedactor",
+    "LogRedactorError",
+    "REDACTED",
+    "install_log_redaction",
+    "log_redactor",
+]
+
+FULL_LOGGING_ENV = "RASA_LLM_LOG_CUSTOMER_TEXT"
+REDACTED = "[redacted]"
+CUSTOMER_TEXT = "[customer text]"
+# Rasa 3.6's own list of structlog keys that may hold what a customer said or gave
+# (rasa/utils/log_utils.py, _anonymizer), kept in step with it.
+STRUCTLOG_KEYS = frozenset(
+    {
+        "text", "response_text", "user_text", "slot_values", "parse_data_text",
+        "parse_data_entities", "prediction_events", "tracker_latest_message",
+        "prefilled_slots", "message", "response", "slot_candidates", "rasa_event",
+        "rasa_events", "tracker_states", "current_states", "old_states", "successes",
+        "current_entity", "next_entity", "states", "entity", "token_text",
+        "user_message", "json_message",
+    }
+)  # fmt: skip
+# Shorter texts ("hi", "ok") would blank out ordinary words all over the log.
+MIN_REMEMBERED_LENGTH = 4
+
+
+class LogRedactorError(RasaLLMError):
+    """The log privacy setting is not one this code understands."""
+
+
+class LogRedactor:
+    """Redacts recent customer texts, e-mails and phone numbers from log messages."""
+
+    def __init__(self, capacity: int = 2048) -> None:
+        self._recent: Deque[str] = collections.deque()
+        # The same texts, longest first: a text that holds another is replaced whole.
+        self._longest_first: List[str] = []
+        self._capacity = capacity
+        self._lock = threading.Lock()
+        self.enabled = True
+
+    def remember(self, text: str) -> None:
+        """Redact ``text`` from every later log line (the last ``capacity`` texts)."""
+        text = text.strip()
+        if not self.enabled or len(text) < MIN_REMEMBERED_LENGTH:
+            return
+        with self._lock:
+            if text in self._recent:
+                return
+            self._recent.append(text)
+            bisect.insort(self._longest_first, text, key=lambda t: -len(t))
+            if len(self._recent) > self._capacity:
+                self._longest_first.remove(self._recent.popleft())
+
+    def redact(self, line: str) -> str:
+        """``line`` with remembered texts, e-mail addresses and phone numbers replaced."""
+        if not self.enabled or not line:
+            return line
+        with self._lock:
+            texts = list(self._longest_first)
+        for text in texts:
+            if text in line:
+                line = line.replace(text, CUSTOMER_TEXT)
+        line = EMAIL_PATTERN.sub("[EMAIL]", line)
+        for start, end in reversed(find_phone_spans(line)):
+            line = line[:start] + "[PHONE]" + line[end:]
+        return line
+
+    def structlog_processor(self, _: Any, __: str, event: Dict[str, Any]) -> Dict[str, Any]:
+        """A structlog processor: blanks the keys that carry customer content."""
+        if self.enabled:
+            for key in STRUCTLOG_KEYS.intersection(event):
+                event[key] = REDACTED
+        return event
+
+
+_REDACTOR = LogRedactor()
+_installed = False  # the record factory is wrapped once per process
+_install_lock = threading.Lock()
+
+
+def log_redactor() -> LogRedactor:
+    """The process's redactor, which components hand customer texts to."""
+    return _REDACTOR
+
+
+def full_logging_requested(environ: Optional[Dict[str, str]] = None) -> bool:
+    value = (environ if environ is not None else os.environ).get(FULL_LOGGING_ENV, "false")
+    normalised = value.strip().lower()
+    if normalised in ("1", "true", "yes", "on"):
+        return True
+    if normalised in ("", "0", "false", "no", "off"):
+        return False
+    raise LogRedactorError(
+        f"{FULL_LOGGING_ENV}={value!r} is neither true nor false. Unset it (customer "
+        f"messages are redacted from logs, the default) or set it to true to log them "
+        f"in full while debugging."
+    )
+
+
+def _redacting_record_factory(
+    previous: Callable[..., logging.LogRecord], redactor: LogRedactor
+) -> Callable[..., logging.LogRecord]:
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string: leave it for logging to report
+            return record
+        redacted = redactor.redact(message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return record
+
+    return factory
+
+
+def _add_structlog_processor(redactor: LogRedactor) -> None:
+    import structlog
+
+    # The list in the config is the one every bound logger holds (also those cached on
+    # first use), so inserting into it reaches loggers Rasa already made.
+    processors: List[Any] = structlog.get_config()["processors"]
+    if redactor.structlog_processor not in processors:
+        processors.insert(0, redactor.structlog_processor)
+
+
+def install_log_redaction() -> LogRedactor:
+    """Redact customer text from this process's logs, or warn that it is logged in full.
+
+    Idempotent; called when ``rasa_llm`` is imported, which ``rasa run`` and the action
+    server do before the first message. Raises :class:`LogRedactorError` for a setting
+    it cannot read.
+    """
+    global _installed
+    full = full_logging_requested()
+    with _install_lock:
+        _REDACTOR.enabled = not full
+        if not _installed:
+            previous = logging.getLogRecordFactory()
+            logging.setLogRecordFactory(_redacting_record_factory(previous, _REDACTOR))
+            _installed = True
+    # Every call: Rasa may have configured structlog anew since the last one.
+    _add_structlog_processor(_REDACTOR)
+    if full:
+        logging.getLogger(__name__).warning(
+            "%s is on: customer messages, e-mail addresses and phone numbers are written "
+            "to the logs in full. Use it for debugging only and turn it off after.",
+            FULL_LOGGING_ENV,
+        )
+    return _REDACTOR

@@ -1,0 +1,90 @@
+"""The production set-up, for real: PostgreSQL tracker store, Redis lock store, two
+Rasa workers behind one port plus a second `rasa run` process, one action server.
+
+The servers are the test session's own (tests/postgres_server.py,
+tests/redis_server.py), started from the machine's PostgreSQL and Redis, so fault
+tests may stop them. Rasa reads bot/endpoints.production.yml as shipped; only the
+environment variables it names are set here.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterator, List
+
+import pytest
+
+from tests.postgres_server import PostgresServer
+from tests.rasa_process import BOT, ActionServer, RasaServer, free_port
+from tests.redis_server import RedisServer
+
+PRODUCTION_ENDPOINTS = BOT / "endpoints.production.yml"
+
+
+@dataclass
+class Production:
+    """What the tests talk to: ``urls[0]`` has two workers, ``urls[1]`` is a second process."""
+
+    servers: List[RasaServer]
+    actions: ActionServer
+    postgres: PostgresServer
+    redis: RedisServer
+    database_url: str
+
+    @property
+    def urls(self) -> List[str]:
+        return [server.url for server in self.servers]
+
+
+def production_env(
+    postgres: PostgresServer, redis: RedisServer, database: str, actions_port: int
+) -> Dict[str, str]:
+    return {
+        "RASA_LLM_ACTION_URL": f"http://127.0.0.1:{actions_port}/webhook",
+        "RASA_LLM_DATABASE_URL": postgres.url(database),
+        "RASA_LLM_REDIS_HOST": redis.host,
+        "RASA_LLM_REDIS_PORT": str(redis.port),
+    }
+
+
+@pytest.fixture(scope="session")
+def production(
+    bot_model: Path,
+    postgres_server: PostgresServer,
+    redis_server: RedisServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Production]:
+    workdir = tmp_path_factory.mktemp("production")
+    credentials = workdir / "credentials.yml"
+    credentials.write_text("rest:\n")
+    postgres, redis = postgres_server, redis_server
+    database_url = postgres.create_database("rasa_llm")
+    actions_port = free_port()
+    env = production_env(postgres, redis, "rasa_llm", actions_port)
+    # The conversations here never reach the fallback's language model.
+    actions = ActionServer(workdir, port=actions_port, env={"RASA_LLM_FALLBACK_WARM_UP": "0"})
+    servers = []
+    # The second server logs at debug level, where Rasa writes what customers say:
+    # the log privacy test reads its log.
+    for name, workers, debug in (("a", "2", []), ("b", "1", ["--debug"])):
+        folder = workdir / f"rasa-{name}"
+        folder.mkdir()
+        servers.append(
+            RasaServer(
+                bot_model, folder, credentials=credentials, endpoints=PRODUCTION_ENDPOINTS,
+                env={**env, "SANIC_WORKERS": workers}, extra_args=debug,
+            )
+        )  # fmt: skip
+    actions.start()
+    try:
+        # Both at once: each loads the model, which takes most of a minute.
+        with ThreadPoolExecutor(len(servers)) as pool:
+            for started in [pool.submit(server.start) for server in servers]:
+                started.result()
+        yield Production(servers, actions, postgres, redis, database_url)
+    finally:
+        for server in servers:
+            server.stop()
+        actions.stop()
