@@ -21,6 +21,9 @@ from tests.rasa_process import BOT, ActionServer, RasaServer, free_port
 from tests.redis_server import RedisServer
 
 PRODUCTION_ENDPOINTS = BOT / "endpoints.production.yml"
+# One web chat session secret for both servers, as behind a load balancer: a session
+# opened on one server is honoured by the other.
+WEBCHAT_SECRET = "production-test-webchat-secret-0123456789"
 
 
 @dataclass
@@ -58,7 +61,10 @@ def production(
 ) -> Iterator[Production]:
     workdir = tmp_path_factory.mktemp("production")
     credentials = workdir / "credentials.yml"
-    credentials.write_text("rest:\n")
+    credentials.write_text(
+        "rest:\nchannels.monitoring.MonitoringInput:\n"
+        f'channels.webchat.WebChatInput:\n  session_secret: "{WEBCHAT_SECRET}"\n'
+    )
     postgres, redis = postgres_server, redis_server
     database_url = postgres.create_database("rasa_llm")
     actions_port = free_port()
@@ -71,10 +77,14 @@ def production(
     for name, workers, debug in (("a", "2", []), ("b", "1", ["--debug"])):
         folder = workdir / f"rasa-{name}"
         folder.mkdir()
+        # Prometheus's multiprocess mode: every worker's figures in each scrape.
+        metrics_dir = folder / "prometheus"
+        metrics_dir.mkdir()
         servers.append(
             RasaServer(
                 bot_model, folder, credentials=credentials, endpoints=PRODUCTION_ENDPOINTS,
-                env={**env, "SANIC_WORKERS": workers}, extra_args=debug,
+                env={**env, "SANIC_WORKERS": workers, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
+                extra_args=debug,
             )
         )  # fmt: skip
     actions.start()

@@ -1,0 +1,134 @@
+"""Load: 200 conversations at once, 2,000 messages, over the REST channel and the web chat.
+
+Half the conversations use Rasa's REST channel, each message to another server than the
+one before; half use the web chat, each over one WebSocket that sends all its ten
+messages at once without waiting for replies. Afterwards, for every conversation, the
+tracker in PostgreSQL must hold its ten messages once each, in the order sent, each
+answered before the next was handled, and the customer must have received exactly the
+replies the tracker records, in that order. The longer soak with latency figures is
+`bench/production_load.py` (figures in docs/benchmarks.md); this checks that nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from typing import Any, Dict, List, Tuple
+
+import aiohttp
+import pytest
+import websockets
+
+from tests.production.conftest import Production
+from tests.production.test_scale_out import assert_handled_in_turn
+
+pytestmark = pytest.mark.integration
+
+CONVERSATIONS = 200
+# Ten texts from the bot's own examples, so no message needs the generative fallback:
+# this measures the serving path, not a language model on two cores.
+TEXTS = [
+    "hello there", "how are you", "are you a robot", "thanks so much", "what's your name",
+    "hey bot", "is this a bot", "thank you very much", "who made you", "see you later",
+]  # fmt: skip
+DEADLINE = 900.0  # seconds for the whole run; it takes about N on two cores
+
+
+async def tracker(http: aiohttp.ClientSession, url: str, sender: str) -> Dict[str, Any]:
+    async with http.get(f"{url}/conversations/{sender}/tracker") as response:
+        response.raise_for_status()
+        return dict(await response.json())
+
+
+async def rest_conversation(
+    http: aiohttp.ClientSession, urls: List[str], index: int
+) -> Tuple[str, List[str]]:
+    """Send the texts one after another; return the sender and every reply text received."""
+    sender = f"load-rest-{index}-{uuid.uuid4()}"
+    received: List[str] = []
+    for number, text in enumerate(TEXTS):
+        url = urls[(index + number) % len(urls)]
+        payload = {"sender": sender, "message": text}
+        async with http.post(f"{url}/webhooks/rest/webhook", json=payload) as response:
+            assert response.status == 200, f"{sender} message {number}: HTTP {response.status}"
+            received += [reply.get("text", "") for reply in await response.json()]
+    return sender, received
+
+
+async def web_conversation(
+    http: aiohttp.ClientSession, url: str, index: int
+) -> Tuple[str, List[str]]:
+    """Send all texts at once over one socket; return the sender and the bot frames' texts."""
+    ws_url = url.replace("http://", "ws://") + "/webhooks/webchat/webhook"
+    async with websockets.connect(ws_url, origin=url, open_timeout=120) as ws:
+        await ws.send(json.dumps({"type": "hello"}))
+        session = json.loads(await ws.recv())
+        assert session["type"] == "session", session
+        sender = session["session_id"]
+        for number, text in enumerate(TEXTS):
+            frame = {"type": "message", "id": f"m{index}-{number}", "text": text}
+            await ws.send(json.dumps(frame))
+        acks: List[str] = []
+        bot_texts: List[str] = []
+        expected_replies = None
+        while expected_replies is None or len(bot_texts) < expected_replies:
+            try:
+                frame = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            except asyncio.TimeoutError:
+                # Quiet for a moment: once the tracker has every turn, every reply
+                # has been sent, and the count of bot events says how many to wait for.
+                state = await tracker(http, url, sender)
+                users = [e for e in state["events"] if e["event"] == "user"]
+                done = state["events"] and state["events"][-1].get("name") == "action_listen"
+                if len(users) == len(TEXTS) and done:
+                    expected_replies = sum(e["event"] == "bot" for e in state["events"])
+                continue
+            if frame["type"] == "ack":
+                assert not frame["duplicate"], frame
+                acks.append(frame["id"])
+            elif frame["type"] == "bot":
+                bot_texts.append(frame.get("message", {}).get("text", ""))
+            elif frame["type"] == "error":
+                pytest.fail(f"web chat error frame: {frame}")
+        assert acks == [f"m{index}-{n}" for n in range(len(TEXTS))], acks
+    return sender, bot_texts
+
+
+async def run_load(production: Production) -> List[Tuple[str, List[str]]]:
+    timeout = aiohttp.ClientTimeout(total=DEADLINE)
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
+        conversations = [
+            rest_conversation(http, production.urls, i)
+            if i % 2 == 0
+            else web_conversation(http, production.urls[(i // 2) % 2], i)
+            for i in range(CONVERSATIONS)
+        ]
+        return list(await asyncio.wait_for(asyncio.gather(*conversations), DEADLINE))
+
+
+def test_200_conversations_2000_messages_none_lost_doubled_or_out_of_order(
+    production: Production,
+):
+    started = time.monotonic()
+    results = asyncio.run(run_load(production))
+    seconds = time.monotonic() - started
+    print(f"{CONVERSATIONS * len(TEXTS)} messages in {seconds:.0f} s")
+
+    async def trackers() -> List[Dict[str, Any]]:
+        async with aiohttp.ClientSession() as http:
+            return [await tracker(http, production.urls[0], sender) for sender, _ in results]
+
+    total_user_events = 0
+    for (sender, received), state in zip(results, asyncio.run(trackers()), strict=True):
+        events = state["events"]
+        users = [e["text"] for e in events if e["event"] == "user"]
+        assert users == TEXTS, f"{sender}: {users}"
+        assert_handled_in_turn(events)
+        recorded = [e.get("text") or "" for e in events if e["event"] == "bot"]
+        assert received == recorded, f"{sender}: the customer got {received}, not {recorded}"
+        total_user_events += len(users)
+    assert total_user_events == CONVERSATIONS * len(TEXTS) == 2000
+    assert len({sender for sender, _ in results}) == CONVERSATIONS
