@@ -96,8 +96,8 @@ def start_and_wait(
         try:
             if requests.get(health_url, timeout=2).status_code == 200:
                 return process
-        except requests.ConnectionError:
-            pass
+        except (requests.ConnectionError, requests.Timeout):
+            pass  # not listening yet, or listening but still loading the model
         if time.monotonic() > deadline:
             stop_process(process)
             pytest.fail(f"rasa {' '.join(args[:2])} did not answer within {timeout} s")

@@ -62,13 +62,15 @@ async def web_conversation(
 ) -> Tuple[str, List[str]]:
     """Send all texts at once over one socket; return the sender and the bot frames' texts."""
     ws_url = url.replace("http://", "ws://") + "/webhooks/webchat/webhook"
-    async with websockets.connect(ws_url, origin=url, open_timeout=120) as ws:
+    # No client pings, as a browser sends none: under this load the server's event loop
+    # may take longer than the library's 20 s ping timeout to answer one.
+    async with websockets.connect(ws_url, origin=url, open_timeout=120, ping_interval=None) as ws:
         await ws.send(json.dumps({"type": "hello"}))
         session = json.loads(await ws.recv())
         assert session["type"] == "session", session
         sender = session["session_id"]
         for number, text in enumerate(TEXTS):
-            frame = {"type": "message", "id": f"m{index}-{number}", "text": text}
+            frame = {"type": "message", "id": f"msg-{index:04d}-{number:02d}", "text": text}
             await ws.send(json.dumps(frame))
         acks: List[str] = []
         bot_texts: List[str] = []
@@ -92,7 +94,7 @@ async def web_conversation(
                 bot_texts.append(frame.get("message", {}).get("text", ""))
             elif frame["type"] == "error":
                 pytest.fail(f"web chat error frame: {frame}")
-        assert acks == [f"m{index}-{n}" for n in range(len(TEXTS))], acks
+        assert acks == [f"msg-{index:04d}-{n:02d}" for n in range(len(TEXTS))], acks
     return sender, bot_texts
 
 

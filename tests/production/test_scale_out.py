@@ -62,7 +62,8 @@ def assert_handled_in_turn(events: List[Dict[str, Any]]) -> None:
 def test_production_endpoints_use_postgresql_and_redis():
     endpoints = yaml.safe_load(PRODUCTION_ENDPOINTS.read_text())
     assert endpoints["tracker_store"]["dialect"] == "postgresql"
-    assert endpoints["lock_store"]["type"] == "redis"
+    assert endpoints["tracker_store"]["type"].endswith("ResilientSQLTrackerStore")
+    assert endpoints["lock_store"]["type"].endswith("ConcurrentRedisLockStore")
 
 
 def test_conversations_moving_between_servers_stay_whole_and_in_order(production: Production):

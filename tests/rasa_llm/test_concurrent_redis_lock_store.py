@@ -1,0 +1,88 @@
+"""ConcurrentRedisLockStore against a real Redis server, from several threads at once."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import List, Tuple
+
+import pytest
+from rasa.core.lock_store import LockError
+from rasa.utils.endpoints import EndpointConfig
+
+from rasa_llm.concurrent_redis_lock_store import ConcurrentRedisLockStore
+from tests.redis_server import RedisServer
+
+
+def store(redis: RedisServer) -> ConcurrentRedisLockStore:
+    """A store as Rasa builds one from endpoints.yml (each its own connections)."""
+    config = EndpointConfig.from_dict(
+        {"type": "rasa_llm.concurrent_redis_lock_store.ConcurrentRedisLockStore",
+         "url": redis.host, "port": redis.port, "db": 1, "key_prefix": "test"}
+    )  # fmt: skip
+    return ConcurrentRedisLockStore(endpoint_config=config)
+
+
+def test_tickets_issued_at_once_by_many_clients_are_all_different(redis_server: RedisServer):
+    conversation = f"c-{uuid.uuid4()}"
+    stores = [store(redis_server) for _ in range(8)]
+
+    def issue(one: ConcurrentRedisLockStore) -> List[int]:
+        return [one.issue_ticket(conversation) for _ in range(100)]
+
+    with ThreadPoolExecutor(len(stores)) as pool:
+        tickets = [n for batch in pool.map(issue, stores) for n in batch]
+    assert sorted(tickets) == list(range(1, 801))
+
+
+def test_one_holder_at_a_time_in_ticket_order(redis_server: RedisServer):
+    conversation = f"c-{uuid.uuid4()}"
+    spans: List[Tuple[float, float]] = []
+    guard = threading.Lock()
+
+    def worker(_: int) -> None:
+        one = store(redis_server)
+
+        async def hold() -> None:
+            for _ in range(5):
+                async with one.lock(conversation):
+                    entered = time.monotonic()
+                    await asyncio.sleep(0.01)
+                    with guard:
+                        spans.append((entered, time.monotonic()))
+
+        asyncio.run(hold())
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(worker, range(4)))
+    spans.sort()
+    assert len(spans) == 20
+    for (_, left_at), (next_entered, _) in zip(spans, spans[1:], strict=False):
+        assert next_entered >= left_at, "two holders of one conversation's lock at once"
+    assert store(redis_server).now_serving(conversation) is None  # all cleaned up
+
+
+def test_an_abandoned_ticket_stops_blocking_after_its_lifetime(redis_server: RedisServer):
+    conversation = f"c-{uuid.uuid4()}"
+    one = store(redis_server)
+    one.issue_ticket(conversation, lock_lifetime=0.3)  # a worker killed while holding it
+
+    async def next_message() -> float:
+        started = time.monotonic()
+        async with one.lock(conversation):
+            return time.monotonic() - started
+
+    waited = asyncio.run(next_message())
+    assert 0.2 < waited < 5
+
+
+def test_a_ticket_that_expires_while_waiting_raises_lock_error(redis_server: RedisServer):
+    conversation = f"c-{uuid.uuid4()}"
+    one = store(redis_server)
+    one.issue_ticket(conversation, lock_lifetime=30)  # holds the conversation
+    mine = one.issue_ticket(conversation, lock_lifetime=0.2)
+    with pytest.raises(LockError, match="expired"):
+        asyncio.run(one._acquire_lock(conversation, mine, 0.05))
