@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from tests.production.conftest import Production
-from tests.production.test_scale_out import assert_handled_in_turn, say, tracker_events
+from tests.production.test_scale_out import assert_conversation, say
 
 pytestmark = pytest.mark.integration
 
@@ -28,10 +28,4 @@ def test_a_message_during_a_short_outage_is_answered_and_kept_in_order(productio
     # The other server's pooled connections all went stale in the restart: checked
     # before use, they are replaced instead of costing this conversation its context.
     assert say(production.urls[0], sender, "thank you")
-    events = tracker_events(production.urls[0], sender)
-    assert [e["text"] for e in events if e["event"] == "user"] == [
-        "hello",
-        "where is order 10023?",
-        "thank you",
-    ]
-    assert_handled_in_turn(events)
+    assert_conversation(production.urls[0], sender, ["hello", "where is order 10023?", "thank you"])

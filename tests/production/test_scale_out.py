@@ -59,6 +59,13 @@ def assert_handled_in_turn(events: List[Dict[str, Any]]) -> None:
         assert len(listens) == 1 and turn[-1] is listens[0], (turn[0]["text"], kinds)
 
 
+def assert_conversation(url: str, sender: str, texts: List[str]) -> None:
+    """The stored conversation holds ``texts`` once each, in order, each answered in turn."""
+    events = tracker_events(url, sender)
+    assert [e["text"] for e in events if e["event"] == "user"] == texts
+    assert_handled_in_turn(events)
+
+
 def test_production_endpoints_use_postgresql_and_redis():
     endpoints = yaml.safe_load(PRODUCTION_ENDPOINTS.read_text())
     assert endpoints["tracker_store"]["dialect"] == "postgresql"
