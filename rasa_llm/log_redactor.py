@@ -53,8 +53,9 @@ STRUCTLOG_KEYS = frozenset(
         "user_message", "json_message",
     }
 )  # fmt: skip
-# Shorter texts ("hi", "ok") would blank out ordinary words all over the log.
-MIN_REMEMBERED_LENGTH = 4
+# Shorter texts ("hello", "thanks", "INFO") would blank out ordinary words all over the
+# log; what is personal in a short message (an e-mail, a phone) the patterns catch.
+MIN_REMEMBERED_LENGTH = 8
 
 
 class LogRedactorError(RasaLLMError):
