@@ -14,7 +14,8 @@ and the hand-off policy from its ``policies``::
 
 Importing this package registers them with Rasa's default recipe and, under the
 ``rasa`` command line (``rasa run``, ``rasa run actions``, ``rasa shell``), keeps
-customers' messages out of the logs (:mod:`rasa_llm.log_redactor`). The custom actions
+customers' messages out of the logs (:mod:`rasa_llm.log_redactor`) and answers a
+customer whose action failed (:mod:`rasa_llm.action_failure_reply`). The custom actions
 (``action_generative_fallback``, ``action_handoff``) live in ``rasa_llm.fallback`` and
 ``rasa_llm.action_handoff``; a bot's ``actions`` package imports them.
 """
@@ -22,6 +23,7 @@ customers' messages out of the logs (:mod:`rasa_llm.log_redactor`). The custom a
 import os
 import sys
 
+from rasa_llm.action_failure_reply import install_action_failure_reply
 from rasa_llm.human_handoff_policy import HumanHandoffPolicy
 from rasa_llm.log_redactor import install_log_redaction
 from rasa_llm.transformer_intent_classifier import TransformerIntentClassifier
@@ -31,6 +33,8 @@ __all__ = ["HumanHandoffPolicy", "TransformerIntentClassifier", "TransformerSent
 __version__ = "0.1.0"
 
 # Only under Rasa's command line: a library importer (a test, a notebook, another
-# server) keeps its logging as it is and calls install_log_redaction() if it wants it.
+# server) keeps its logging and Rasa's processor as they are, and calls
+# install_log_redaction() or install_action_failure_reply() if it wants them.
 if os.path.basename(sys.argv[0]) == "rasa":
     install_log_redaction()
+    install_action_failure_reply()

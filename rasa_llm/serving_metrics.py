@@ -10,9 +10,13 @@ Every conversation event Rasa saves passes :meth:`ServingMetrics.observe` (throu
   messages classified ``nlu_fallback`` (``nlu``); fallback rate in PromQL is
   ``rate(rasa_llm_fallbacks_total{kind="generative"}[5m]) / rate(rasa_llm_messages_total[5m])``;
 - ``rasa_llm_handoffs_total``: conversations handed to a person (``action_handoff``);
-- ``rasa_llm_sentiment_total{label}``: the sentiment analyzer's label of each message.
+- ``rasa_llm_sentiment_total{label}``: the sentiment analyzer's label of each message;
+- ``rasa_llm_action_failures_total{action}``: actions that failed (action server down,
+  erroring or too slow), each answered with ``utter_action_failed``
+  (:mod:`rasa_llm.action_failure_reply`).
 
-No label holds customer data: channel names, fixed kinds and sentiment labels only.
+No label holds customer data: channel names, fixed kinds, sentiment labels and action
+names only.
 With several Sanic workers, set ``PROMETHEUS_MULTIPROC_DIR`` to an empty folder before
 start so that every worker's figures add up in one scrape (prometheus_client's
 multiprocess mode); otherwise a scrape shows the worker that answered it.
@@ -34,6 +38,9 @@ from prometheus_client import (
 
 __all__ = ["CONTENT_TYPE_LATEST", "ServingMetrics", "serving_metrics"]
 
+# rasa_llm.action_failure_reply.FAILED_ACTION_KEY, not imported: that module is Rasa's
+# processor's business, this one is loaded by the monitoring channel too.
+FAILED_ACTION_KEY = "rasa_llm_failed_action"
 GENERATIVE_FALLBACK_ACTION = "action_generative_fallback"
 HANDOFF_ACTION = "action_handoff"
 NLU_FALLBACK_INTENT = "nlu_fallback"
@@ -71,6 +78,10 @@ class ServingMetrics:
             "rasa_llm_sentiment", "Customer messages by sentiment.", ["label"],
             registry=self.registry,
         )  # fmt: skip
+        self.action_failures = Counter(
+            "rasa_llm_action_failures", "Actions that failed and were answered with "
+            "utter_action_failed.", ["action"], registry=self.registry,
+        )  # fmt: skip
 
     def observe(self, event: Dict[str, Any]) -> None:
         """Count one tracker event, as Rasa's event brokers receive it."""
@@ -83,6 +94,10 @@ class ServingMetrics:
                 self.fallbacks.labels(kind="generative").inc()
             elif name == HANDOFF_ACTION:
                 self.handoffs.inc()
+        elif kind == "bot":
+            failed = (event.get("metadata") or {}).get(FAILED_ACTION_KEY)
+            if isinstance(failed, str):
+                self.action_failures.labels(action=failed).inc()
 
     def _observe_user(self, event: Dict[str, Any]) -> None:
         self.messages.labels(channel=str(event.get("input_channel") or "unknown")).inc()

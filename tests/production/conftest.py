@@ -1,5 +1,7 @@
 """The production set-up, for real: PostgreSQL tracker store, Redis lock store, two
-Rasa workers behind one port plus a second `rasa run` process, one action server.
+Rasa workers behind one port plus a second `rasa run` process, one action server whose
+generative fallback asks an OpenAI-compatible server (a fake one on loopback, which the
+tests make answer or hang).
 
 The servers are the test session's own (tests/postgres_server.py,
 tests/redis_server.py), started from the machine's PostgreSQL and Redis, so fault
@@ -9,13 +11,16 @@ environment variables it names are set here.
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterator, List
 
 import pytest
+import yaml
 
+from tests.fake_platform import Call, FakePlatform, Reply
 from tests.postgres_server import PostgresServer
 from tests.rasa_process import BOT, ActionServer, RasaServer, free_port
 from tests.redis_server import RedisServer
@@ -24,6 +29,57 @@ PRODUCTION_ENDPOINTS = BOT / "endpoints.production.yml"
 # One web chat session secret for both servers, as behind a load balancer: a session
 # opened on one server is honoured by the other.
 WEBCHAT_SECRET = "production-test-webchat-secret-0123456789"
+# The generative fallback's seconds from message to checked reply, queueing included
+# (bot/fallback.yml leaves the default, 8 s; shorter here to keep the hang test short).
+FALLBACK_DEADLINE_S = 3.0
+
+
+class FakeLanguageModel:
+    """An OpenAI-compatible chat completions server that answers or hangs, as told."""
+
+    def __init__(self) -> None:
+        self.platform = FakePlatform("llm")
+        self.answer = ""
+        self.hang = False
+        self._released = threading.Event()
+
+    def start(self) -> FakeLanguageModel:
+        self.platform.start()
+        self.platform.expect("POST", "/v1/chat/completions", self._complete)
+        return self
+
+    def stop(self) -> None:
+        self._released.set()
+        self.platform.stop()
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.platform.url}/v1"
+
+    @property
+    def requests(self) -> List[Call]:
+        return self.platform.calls_to("/v1/chat/completions")
+
+    def hanging(self) -> None:
+        self._released.clear()
+        self.hang = True
+
+    def answering(self, text: str) -> None:
+        self.hang = False
+        self.answer = text
+        self._released.set()
+
+    def _complete(self, call: Call) -> Reply:
+        if self.hang:
+            # As a server that took the request and never got to it; released at the end.
+            self._released.wait(60)
+        body = {
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": self.answer},
+                 "finish_reason": "stop"}
+            ]
+        }  # fmt: skip
+        return 200, body, {}
 
 
 @dataclass
@@ -32,6 +88,7 @@ class Production:
 
     servers: List[RasaServer]
     actions: ActionServer
+    model: FakeLanguageModel
     postgres: PostgresServer
     redis: RedisServer
     database_url: str
@@ -72,8 +129,21 @@ def production(
     database_url = postgres.create_database("rasa_llm")
     actions_port = free_port()
     env = production_env(postgres, redis, "rasa_llm", actions_port)
-    # The conversations here never reach the fallback's language model.
-    actions = ActionServer(workdir, port=actions_port, env={"RASA_LLM_FALLBACK_WARM_UP": "0"})
+    model = FakeLanguageModel().start()
+    # bot/fallback.yml, with the language model on an OpenAI-compatible server instead of
+    # in the action server (README.md, "Running in production").
+    fallback = yaml.safe_load((BOT / "fallback.yml").read_text())
+    fallback["deadline_s"] = FALLBACK_DEADLINE_S
+    fallback["knowledge_dir"] = str(BOT / fallback["knowledge_dir"])  # read beside the file
+    fallback["generation"] = {
+        "backend": "openai", "openai": {"base_url": model.base_url, "model": "fake-model"}
+    }  # fmt: skip
+    fallback_config = workdir / "fallback.yml"
+    fallback_config.write_text(yaml.safe_dump(fallback))
+    actions = ActionServer(
+        workdir, port=actions_port,
+        env={"RASA_LLM_FALLBACK_CONFIG": str(fallback_config), "RASA_LLM_FALLBACK_WARM_UP": "0"},
+    )  # fmt: skip
     servers = []
     for name, workers in (("a", "2"), ("b", "1")):
         folder = workdir / f"rasa-{name}"
@@ -93,8 +163,9 @@ def production(
         with ThreadPoolExecutor(len(servers)) as pool:
             for started in [pool.submit(server.start) for server in servers]:
                 started.result()
-        yield Production(servers, actions, postgres, redis, database_url)
+        yield Production(servers, actions, model, postgres, redis, database_url)
     finally:
         for server in servers:
             server.stop()
         actions.stop()
+        model.stop()
