@@ -30,6 +30,7 @@ take a reply.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import replace
 from typing import Any, Awaitable, Callable, Dict, List, Optional
@@ -70,6 +71,10 @@ MAX_REJECTED_FRAMES = 20
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_POLICY = 1008
 CLOSE_BAD_UTF8 = 1007
+CLOSE_INTERNAL_ERROR = 1011
+# Messages read from one socket and not yet taken; past this the socket waits (a page
+# sends as fast as a person types, so only a misbehaving client gets here).
+MAX_PENDING_MESSAGES = 32
 
 OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
 
@@ -178,6 +183,23 @@ class WebChatInput(InputChannel):
         return session_id
 
     async def _listen(self, ws: Any, session_id: str, on_new_message: OnNewMessage) -> None:
+        # Frames are read as they come and taken in order by a task of their own. Sanic
+        # stops reading a socket (pongs included) while a complete frame waits for the
+        # handler; a handler that read, then took the message (a SQLite write on a
+        # thread that a busy server queues), then read again left the page's pongs
+        # unread long enough under load for Sanic's keepalive to close it (1011).
+        pending: asyncio.Queue[Optional[ChatMessage]] = asyncio.Queue(MAX_PENDING_MESSAGES)
+        taker = asyncio.get_running_loop().create_task(
+            self._take_in_order(ws, session_id, pending, on_new_message)
+        )
+        try:
+            await self._read(ws, pending)
+        finally:
+            # Everything read is still taken (and acknowledged while the page is there).
+            await pending.put(None)
+            await taker
+
+    async def _read(self, ws: Any, pending: asyncio.Queue[Optional[ChatMessage]]) -> None:
         rejected = 0
         while True:
             raw = await ws.recv()
@@ -195,7 +217,29 @@ class WebChatInput(InputChannel):
                     await ws.close(CLOSE_POLICY, "too many malformed frames")
                     return
                 continue
-            await self._accept(ws, session_id, frame, on_new_message)
+            await pending.put(frame)
+
+    async def _take_in_order(
+        self,
+        ws: Any,
+        session_id: str,
+        pending: asyncio.Queue[Optional[ChatMessage]],
+        on_new_message: OnNewMessage,
+    ) -> None:
+        """Take each read message in turn, until the reader says there are no more."""
+        while (message := await pending.get()) is not None:
+            try:
+                await self._accept(ws, session_id, message, on_new_message)
+            except (ConnectionClosed, WebsocketClosed):
+                pass  # the page went away: the message was still taken (see _accept)
+            except Exception as error:
+                # Not acknowledged, so the page sends it again when it reconnects;
+                # closing makes it reconnect.
+                logger.error(
+                    "webchat socket: a message could not be taken (%s)", type(error).__name__
+                )
+                with contextlib.suppress(Exception):
+                    await ws.close(CLOSE_INTERNAL_ERROR, "message not taken; send it again")
 
     def _parse(self, raw: Any) -> Any:
         return parse_client_frame(
