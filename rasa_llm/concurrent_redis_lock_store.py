@@ -16,6 +16,15 @@ own clock, so servers with skewed clocks agree). A ticket is served when it is t
 lowest live number; an expired one (a worker killed mid-message) stops blocking the
 others after ``LOCK_LIFETIME``, as in Rasa.
 
+It also caps how many messages one worker handles at once (``max_concurrent_messages``,
+default 8; the lock store is the one place every channel's message passes through).
+Rasa runs understanding and policies in the worker's event loop, so every message in
+progress adds a slice of blocking work to each turn of the loop: with a hundred at
+once a turn took minutes on two cores, and the loop answered nothing else meanwhile
+(web chat keepalive pongs went unread and Sanic closed the pages with 1011). Messages
+over the cap wait, in arrival order and before taking a ticket, so a waiting message
+cannot outlive its ticket; throughput is the same, since the loop was the limit.
+
 In ``endpoints.yml``::
 
     lock_store:
@@ -24,12 +33,14 @@ In ``endpoints.yml``::
       port: 6379
       db: 1
       key_prefix: rasallm
+      max_concurrent_messages: 8
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from contextlib import asynccontextmanager
 from typing import Any, AsyncGenerator, Optional
 
@@ -37,13 +48,19 @@ from rasa.core.lock import TicketLock
 from rasa.core.lock_store import LOCK_LIFETIME, LockError, RedisLockStore
 from rasa.utils.endpoints import EndpointConfig
 
-__all__ = ["ConcurrentRedisLockStore"]
+from rasa_llm.errors import RasaLLMError
+
+__all__ = ["ConcurrentRedisLockStore", "ConcurrentRedisLockStoreError"]
 
 logger = logging.getLogger(__name__)
 
 # How often a waiting message looks again; Rasa's 1 s would add up to a second to
 # every message that waits behind another of its conversation.
 POLL_SECONDS = 0.02
+# Messages one worker handles at once. Enough for some to wait on the action server (the
+# generative fallback takes seconds) while others are understood; few enough that a
+# turn of the event loop stays short.
+DEFAULT_MAX_CONCURRENT_MESSAGES = 8
 
 _NOW_MS = "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000) "
 # KEYS: counter, tickets (score = number), expiries (score = expiry ms). ARGV: lifetime ms.
@@ -77,12 +94,27 @@ return 1
 """
 
 
+class ConcurrentRedisLockStoreError(RasaLLMError):
+    """The lock store's settings cannot work."""
+
+
 class ConcurrentRedisLockStore(RedisLockStore):
     """Ticket locks in Redis whose every step is one atomic script."""
 
     def __init__(self, endpoint_config: Optional[EndpointConfig] = None, **kwargs: Any) -> None:
         if endpoint_config is not None:  # how Rasa builds a lock store named by class
             kwargs = {"host": endpoint_config.url or "localhost", **endpoint_config.kwargs}
+        limit = kwargs.pop("max_concurrent_messages", DEFAULT_MAX_CONCURRENT_MESSAGES)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ConcurrentRedisLockStoreError(
+                f"lock_store.max_concurrent_messages is {limit!r}; it must be a whole number "
+                f"of at least 1, e.g. {DEFAULT_MAX_CONCURRENT_MESSAGES} (the default)"
+            )
+        self.max_concurrent_messages = limit
+        # One per event loop (a worker has one; tests drive the store from several).
+        self._admission: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
         super().__init__(**kwargs)
         self._issue = self.red.register_script(_ISSUE)
         self._serving = self.red.register_script(_SERVING)
@@ -124,13 +156,18 @@ class ConcurrentRedisLockStore(RedisLockStore):
         lock_lifetime: float = LOCK_LIFETIME,
         wait_time_in_seconds: float = POLL_SECONDS,
     ) -> AsyncGenerator[TicketLock, None]:
-        ticket = self.issue_ticket(conversation_id, lock_lifetime)
-        try:
-            yield await self._acquire_lock(
-                conversation_id, ticket, min(wait_time_in_seconds, POLL_SECONDS)
-            )
-        finally:
-            self.cleanup(conversation_id, ticket)
+        loop = asyncio.get_running_loop()
+        admission = self._admission.get(loop)
+        if admission is None:
+            admission = self._admission[loop] = asyncio.Semaphore(self.max_concurrent_messages)
+        async with admission:
+            ticket = self.issue_ticket(conversation_id, lock_lifetime)
+            try:
+                yield await self._acquire_lock(
+                    conversation_id, ticket, min(wait_time_in_seconds, POLL_SECONDS)
+                )
+            finally:
+                self.cleanup(conversation_id, ticket)
 
     def cleanup(self, conversation_id: str, ticket_number: int) -> None:
         self._finish(keys=self._keys(conversation_id)[1:], args=[ticket_number])

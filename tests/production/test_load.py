@@ -33,7 +33,9 @@ TEXTS = [
     "hello there", "how are you", "are you a robot", "thanks so much", "what's your name",
     "hey bot", "is this a bot", "thank you very much", "who made you", "see you later",
 ]  # fmt: skip
-DEADLINE = 900.0  # seconds for the whole run; it takes about N on two cores
+# Seconds for the whole run: about 220 s on two quiet cores, 700 s with other heavy
+# jobs sharing them (2026-12-02).
+DEADLINE = 900.0
 
 
 async def tracker(http: aiohttp.ClientSession, url: str, sender: str) -> Dict[str, Any]:

@@ -86,3 +86,46 @@ def test_a_ticket_that_expires_while_waiting_raises_lock_error(redis_server: Red
     mine = one.issue_ticket(conversation, lock_lifetime=0.2)
     with pytest.raises(LockError, match="expired"):
         asyncio.run(one._acquire_lock(conversation, mine, 0.05))
+
+
+def test_one_worker_handles_at_most_max_concurrent_messages_in_arrival_order(
+    redis_server: RedisServer,
+):
+    config = EndpointConfig.from_dict(
+        {"type": "rasa_llm.concurrent_redis_lock_store.ConcurrentRedisLockStore",
+         "url": redis_server.host, "port": redis_server.port, "key_prefix": "test",
+         "max_concurrent_messages": 2}
+    )  # fmt: skip
+    one = ConcurrentRedisLockStore(endpoint_config=config)
+    inside: List[int] = []
+    most = 0
+    entered: List[int] = []
+
+    async def message(index: int) -> None:
+        nonlocal most
+        # Different conversations: only the cap can make them wait.
+        async with one.lock(f"c-{uuid.uuid4()}"):
+            entered.append(index)
+            inside.append(index)
+            most = max(most, len(inside))
+            await asyncio.sleep(0.05)
+            inside.remove(index)
+
+    async def all_at_once() -> None:
+        await asyncio.gather(*(message(i) for i in range(6)))
+
+    asyncio.run(all_at_once())
+    assert most == 2
+    assert entered == list(range(6))
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, "8", True])
+def test_a_bad_cap_is_refused_with_the_fix(redis_server: RedisServer, bad: object):
+    from rasa_llm.concurrent_redis_lock_store import ConcurrentRedisLockStoreError
+
+    config = EndpointConfig.from_dict(
+        {"type": "x", "url": redis_server.host, "port": redis_server.port,
+         "max_concurrent_messages": bad}
+    )  # fmt: skip
+    with pytest.raises(ConcurrentRedisLockStoreError, match="whole number of at least 1"):
+        ConcurrentRedisLockStore(endpoint_config=config)
