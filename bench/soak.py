@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import platform
 import tempfile
 import time
 import uuid
@@ -28,7 +25,13 @@ from typing import Any, Dict, List, Optional
 
 import aiohttp
 
-from bench.production_load import CONVERSATION, percentile, production_servers
+from bench.production_load import (
+    CONVERSATION,
+    machine,
+    percentile,
+    production_servers,
+    write_report,
+)
 from tests.rasa_process import trained_bot_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -169,13 +172,10 @@ def main() -> None:
     report = {
         "command": f"python -m bench.soak --minutes {args.minutes:g} "
         f"--conversations {args.conversations}",
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        "machine": machine(),
         **result,
     }
-    path = args.out / "soak.json"
-    path.write_text(json.dumps(report, indent=2))
-    print(json.dumps(report, indent=2))
-    print(f"written to {path}")
+    write_report(report, args.out / "soak.json")
 
 
 if __name__ == "__main__":

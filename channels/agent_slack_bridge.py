@@ -378,9 +378,10 @@ class SlackAgentBridge:
         event = envelope["event"]
         if not isinstance(event, dict):
             raise WebhookRejected(400, "`event` is not an event object")
+        authorizations = envelope.get("authorizations")
         bot_users = {
             str(item.get("user_id"))
-            for item in envelope.get("authorizations") or []
+            for item in (authorizations if isinstance(authorizations, list) else [])
             if isinstance(item, dict) and item.get("is_bot") and item.get("user_id")
         }
         reason = self._ignore_reason(event, bot_users)

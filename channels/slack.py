@@ -189,8 +189,8 @@ class SlackInput(InputChannel):
         event: Dict[str, Any] = envelope["event"]
         bot_users = {
             str(item.get("user_id"))
-            for item in envelope.get("authorizations") or []
-            if isinstance(item, dict) and item.get("is_bot") and item.get("user_id")
+            for item in _objects(envelope.get("authorizations"))
+            if item.get("is_bot") and item.get("user_id")
         }
         reason = self._ignore_reason(event, bot_users)
         if reason:
@@ -202,8 +202,7 @@ class SlackInput(InputChannel):
         if not thread and self.config.use_threads and not _is_direct(event):
             thread = _text_or_none(event.get("ts"))
         text = plain_text(str(event.get("text") or ""), remove_users=bot_users)
-        files = [item for item in event.get("files") or [] if isinstance(item, dict)]
-        attachments = [_attachment(item) for item in files]
+        attachments = [_attachment(item) for item in _objects(event.get("files"))]
         metadata = {"out_channel": channel, "thread_id": thread, "users": sorted(bot_users)}
         messages = [
             (message, {**metadata, **extra}) for message, extra in user_messages(text, attachments)
@@ -332,19 +331,30 @@ def _object(value: Any) -> Dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _objects(value: Any) -> List[Dict[str, Any]]:
+    """The objects of a list Slack sends; anything else there is ignored, not a crash."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _string(value: Any) -> Optional[str]:
+    return value if isinstance(value, str) and value else None
+
+
 def _is_direct(event: Dict[str, Any]) -> bool:
     return event.get("channel_type") == "im" or str(event.get("channel", "")).startswith("D")
 
 
 def _attachment(item: Dict[str, Any]) -> Attachment:
+    # Only fields of the types Slack documents reach the tracker's metadata.
     size = item.get("size")
+    mime_type = _string(item.get("mimetype"))
     return Attachment(
-        kind=kind_from_mime(item.get("mimetype")),
-        mime_type=item.get("mimetype"),
-        url=item.get("url_private"),
-        file_id=item.get("id"),
-        name=item.get("name"),
-        size=size if isinstance(size, int) else None,
+        kind=kind_from_mime(mime_type),
+        mime_type=mime_type,
+        url=_string(item.get("url_private")),
+        file_id=_string(item.get("id")),
+        name=_string(item.get("name")),
+        size=size if isinstance(size, int) and not isinstance(size, bool) else None,
     )
 
 

@@ -10,13 +10,13 @@ back into the conversation a reloaded page shows.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 from urllib.parse import urlsplit
 
 from channels.text_splitting import split_text
+from channels.webhook_guard import WebhookRejected, load_json
 
 MESSAGE_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 MAX_BUTTONS = 20
@@ -59,11 +59,9 @@ def parse_client_frame(
     if size > max_bytes:
         raise FrameRejected(f"frame of {size} bytes is larger than {max_bytes} bytes")
     try:
-        frame = json.loads(raw)
-    except json.JSONDecodeError as error:
-        raise FrameRejected(
-            f"frame is not valid JSON (line {error.lineno}, column {error.colno})"
-        ) from error
+        frame = load_json(raw, what="frame")
+    except WebhookRejected as error:
+        raise FrameRejected(error.reason) from error
     if not isinstance(frame, dict):
         raise FrameRejected(f"frame is JSON {type(frame).__name__}, expected an object")
     kind = frame.get("type")

@@ -65,14 +65,29 @@ def decode_utf8(body: bytes) -> str:
         raise WebhookRejected(400, f"body is not UTF-8 (byte {error.start})") from error
 
 
-def parse_json_object(body: bytes) -> dict[str, Any]:
-    """The body as a JSON object, or a 400 that says what is wrong (not what it held)."""
+def load_json(text: str, *, what: str = "body") -> Any:
+    """``text`` as JSON, or a 400 that says what is wrong (not what it held).
+
+    ``json.loads`` fails in more ways than ``JSONDecodeError``: arrays nested a few
+    thousand deep exhaust the recursion limit, and an integer of more than 4,300 digits
+    is refused with a plain ValueError (Python's guard against slow int parsing). Both
+    fit in a webhook's body; neither may become a 500.
+    """
     try:
-        value = json.loads(decode_utf8(body))
+        return json.loads(text)
     except json.JSONDecodeError as error:
         raise WebhookRejected(
-            400, f"body is not valid JSON (line {error.lineno}, column {error.colno})"
+            400, f"{what} is not valid JSON (line {error.lineno}, column {error.colno})"
         ) from error
+    except RecursionError as error:
+        raise WebhookRejected(400, f"{what} is JSON nested too deeply") from error
+    except ValueError as error:
+        raise WebhookRejected(400, f"{what} is JSON with a number too long to read") from error
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object, or a 400 that says what is wrong (not what it held)."""
+    value = load_json(decode_utf8(body))
     if not isinstance(value, dict):
         raise WebhookRejected(400, f"body is JSON {type(value).__name__}, expected an object")
     return value

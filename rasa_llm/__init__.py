@@ -26,6 +26,7 @@ import sys
 from rasa_llm.action_failure_reply import install_action_failure_reply
 from rasa_llm.human_handoff_policy import HumanHandoffPolicy
 from rasa_llm.log_redactor import install_log_redaction
+from rasa_llm.serving import use_serving_threads
 from rasa_llm.transformer_intent_classifier import TransformerIntentClassifier
 from rasa_llm.transformer_sentiment_analyzer import TransformerSentimentAnalyzer
 
@@ -38,3 +39,6 @@ __version__ = "0.1.0"
 if os.path.basename(sys.argv[0]) == "rasa":
     install_log_redaction()
     install_action_failure_reply()
+    # The commands that answer messages: one torch thread each (rasa_llm.serving).
+    if sys.argv[1:2] in (["run"], ["shell"]) and sys.argv[2:3] != ["actions"]:
+        use_serving_threads()

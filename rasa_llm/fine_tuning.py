@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -80,12 +81,22 @@ class FineTuneResult:
     history: List[Dict[str, float]] = field(default_factory=list)
 
 
+# Python strings hold astral characters whole, so any surrogate code point is a lone one.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def tokenize(
     tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int, device: torch.device
 ) -> Dict[str, torch.Tensor]:
-    """Tokenize a batch, padded to its longest text and cut at ``max_length``."""
+    """Tokenize a batch, padded to its longest text and cut at ``max_length``.
+
+    A lone UTF-16 surrogate (JSON can carry one as an escape, so a webhook can too)
+    makes the fast tokenizer raise; it becomes U+FFFD, as a UTF-8 decoder would make it,
+    and the message is understood like any other.
+    """
+    cleaned = [_LONE_SURROGATE.sub("\ufffd", text) for text in texts]
     batch = tokenizer(
-        list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+        cleaned, padding=True, truncation=True, max_length=max_length, return_tensors="pt"
     )
     return {k: batch[k].to(device) for k in ("input_ids", "attention_mask")}
 

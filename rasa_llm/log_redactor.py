@@ -8,6 +8,10 @@ to, so by default nothing a customer typed is written there. Two routes carry it
   ``[redacted]``. Rasa 3.6 has a hook for this (``get_anonymization_pipeline``), but
   registering one also makes Rasa re-read every tracker after each message, so the
   processor goes into structlog's own chain instead.
+* Rasa's warnings (``warnings.warn``) that quote a message it could not read as an
+  intent shortcut (a text starting with ``/``): the quoted part becomes ``[redacted]``.
+* Exceptions logged through structlog: a plain traceback, without the frames' local
+  variables that Rasa's console renderer would print.
 * Plain ``logging`` lines (Rasa's debug output, Sanic, ours): every record is built
   through a record factory that replaces the texts of recent messages (the intent
   classifier hands each one over as it classifies it), e-mail addresses and phone
@@ -23,8 +27,12 @@ import bisect
 import collections
 import logging
 import os
+import re
+import sys
 import threading
-from typing import Any, Callable, Deque, Dict, List, Optional
+import traceback
+import warnings
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from rasa_llm.errors import RasaLLMError
 from rasa_llm.fallback.pii_masker import EMAIL_PATTERN, find_phone_spans
@@ -53,6 +61,14 @@ STRUCTLOG_KEYS = frozenset(
         "user_message", "json_message",
     }
 )  # fmt: skip
+# Rasa 3.6's warnings that quote a message (yaml_story_reader.unpack_regex_message,
+# processor.trigger_external_user_uttered): (fixed text)(customer's)(fixed text).
+RASA_WARNINGS_QUOTING_MESSAGES = [
+    re.compile(r"(Failed to parse arguments in line ')(.*?)('\. (?:Failed|Expected))", re.S),
+    re.compile(r"(Continuing without )(.*?)(\. ?$)", re.S),
+    re.compile(r"(but found )(.*?)(\.Continuing with given line)", re.S),
+    re.compile(r"(Invalid entity specification: )(.*?)(\. Assuming no entities)", re.S),
+]
 # Shorter texts ("hello", "thanks", "INFO") would blank out ordinary words all over the
 # log; what is personal in a short message (an e-mail, a phone) the patterns catch.
 MIN_REMEMBERED_LENGTH = 8
@@ -101,11 +117,32 @@ class LogRedactor:
         return line
 
     def structlog_processor(self, _: Any, __: str, event: Dict[str, Any]) -> Dict[str, Any]:
-        """A structlog processor: blanks the keys that carry customer content."""
+        """A structlog processor: blanks the keys that carry customer content.
+
+        An exception logged with the event is rendered here as a plain traceback, run
+        through :meth:`redact`: Rasa's console renderer would otherwise print the
+        frames' local variables, which hold the message (its REST channel logs
+        ``rest.message.received.failure`` so).
+        """
         if self.enabled:
             for key in STRUCTLOG_KEYS.intersection(event):
                 event[key] = REDACTED
+            exc_info = _exception_tuple(event.pop("exc_info", None))
+            if exc_info is not None:
+                event["exception"] = self.redact("".join(traceback.format_exception(*exc_info)))
         return event
+
+    def redact_warning(self, message: str) -> str:
+        """A warning's text without what Rasa quotes of a customer's message.
+
+        Rasa reads a message that starts with ``/`` as an intent shortcut and, when that
+        fails, warns with the whole message before any component has seen it.
+        """
+        if not self.enabled:
+            return message
+        for pattern in RASA_WARNINGS_QUOTING_MESSAGES:
+            message = pattern.sub(lambda m: m.group(1) + REDACTED + m.group(3), message)
+        return self.redact(message)
 
 
 _REDACTOR = LogRedactor()
@@ -130,6 +167,28 @@ def full_logging_requested(environ: Optional[Dict[str, str]] = None) -> bool:
         f"messages are redacted from logs, the default) or set it to true to log them "
         f"in full while debugging."
     )
+
+
+def _exception_tuple(exc_info: Any) -> Optional[Tuple[Any, Any, Any]]:
+    """The ``exc_info`` of a structlog event (True, an exception or a tuple) as a tuple."""
+    if exc_info is True:
+        exc_info = sys.exc_info()
+    elif isinstance(exc_info, BaseException):
+        exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+    if isinstance(exc_info, tuple) and len(exc_info) == 3 and exc_info[0] is not None:
+        return exc_info
+    return None
+
+
+def _redacting_showwarning(
+    previous: Callable[..., None], redactor: LogRedactor
+) -> Callable[..., None]:
+    def showwarning(
+        message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None
+    ) -> None:
+        previous(redactor.redact_warning(str(message)), category, filename, lineno, file, line)
+
+    return showwarning
 
 
 def _redacting_record_factory(
@@ -173,6 +232,8 @@ def install_log_redaction() -> LogRedactor:
         if not _installed:
             previous = logging.getLogRecordFactory()
             logging.setLogRecordFactory(_redacting_record_factory(previous, _REDACTOR))
+            # Warnings are written by warnings.showwarning, not through logging.
+            warnings.showwarning = _redacting_showwarning(warnings.showwarning, _REDACTOR)
             _installed = True
     # Every call: Rasa may have configured structlog anew since the last one.
     _add_structlog_processor(_REDACTOR)

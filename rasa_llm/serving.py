@@ -5,20 +5,56 @@ activations quantized per batch) makes a CPU forward pass about twice as fast as
 float32 for MiniLM; on the bot's held-out tests it changes no prediction (see
 docs/benchmarks.md). The head stays float32 so that calibrated confidences keep
 their resolution. A GPU gains nothing from it, so ``auto`` leaves GPU models alone.
+
+A serving process also runs torch on one CPU thread (``RASA_LLM_TORCH_THREADS``): a
+message is one short sequence, which a second thread barely speeds up, while several
+Rasa workers on one host each running a thread per core fight over the cores. Two
+torch processes with two threads each on two cores ran about ten times slower than
+either alone (measured here, 2026-12-02).
 """
 
 from __future__ import annotations
 
 import copy
+import os
 import warnings
+from typing import Mapping, Optional
 
 import torch
 from torch import nn
 
 from rasa_llm.encoder_classifier import EncoderClassifier
-from rasa_llm.errors import InvalidComponentConfigError
+from rasa_llm.errors import InvalidComponentConfigError, RasaLLMError
 
 QUANTIZE_MODES = ("auto", "int8", "none")
+THREADS_ENV = "RASA_LLM_TORCH_THREADS"
+DEFAULT_SERVING_THREADS = 1
+
+
+class ServingThreadsError(RasaLLMError):
+    """``RASA_LLM_TORCH_THREADS`` is not a whole number of threads."""
+
+
+def serving_threads(environ: Optional[Mapping[str, str]] = None) -> int:
+    """The CPU threads torch answers messages with: ``RASA_LLM_TORCH_THREADS``, else 1."""
+    raw = (environ if environ is not None else os.environ).get(THREADS_ENV, "").strip()
+    if not raw:
+        return DEFAULT_SERVING_THREADS
+    if not raw.isdigit() or int(raw) < 1:
+        raise ServingThreadsError(
+            f"{THREADS_ENV}={raw!r} is not a whole number of at least 1; unset it for "
+            f"{DEFAULT_SERVING_THREADS} thread per Rasa worker (several workers share the "
+            f"cores), or give e.g. 4 for a single worker on a machine of its own"
+        )
+    return int(raw)
+
+
+def use_serving_threads(environ: Optional[Mapping[str, str]] = None) -> int:
+    """Set torch's CPU threads (process-wide) for a process that answers messages."""
+    threads = serving_threads(environ)
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads
 
 
 def check_quantize(component: str, mode: str, device: torch.device) -> None:

@@ -366,6 +366,13 @@ def test_an_agents_reply_in_the_thread_is_a_message_for_the_customer(tmp_path: P
     assert event is not None and (event.kind, event.text) == ("message", "also here")
 
 
+def test_authorizations_of_the_wrong_type_are_ignored_not_a_crash(tmp_path: Path):
+    # Found by tests/production/test_fuzz.py: a TypeError, answered 500.
+    envelope = {**reply_envelope("on it"), "authorizations": 5}
+    event, http = handle(tmp_path, *signed(envelope))
+    assert http.status == 200 and event is not None and event.text == "on it"
+
+
 @pytest.mark.parametrize("typed", ["!handback", "  !HandBack \n", "!HANDBACK"])
 def test_handback_gives_the_conversation_back(tmp_path: Path, typed: str):
     event, http = handle(tmp_path, *signed(reply_envelope(typed)))

@@ -190,6 +190,21 @@ def test_json_errors_say_what_is_wrong_not_what_was_sent():
     assert parse_json_object(json.dumps({"a": 1}).encode()) == {"a": 1}
 
 
+@pytest.mark.parametrize(
+    "body, reason",
+    [
+        # Found by tests/production/test_fuzz.py: both were a 500 before.
+        (b"[" * 5000 + b"]" * 5000, "nested too deeply"),
+        (b'{"update_id": ' + b"7" * 5000 + b"}", "number too long"),
+    ],
+    ids=["deep", "long-int"],
+)
+def test_json_python_refuses_to_parse_is_a_400_not_a_crash(body: bytes, reason: str):
+    with pytest.raises(WebhookRejected) as error:
+        parse_json_object(body)
+    assert error.value.status == 400 and reason in error.value.reason
+
+
 def test_forms_parse_and_reject_garbage():
     assert parse_form(b"Body=hi+there&From=%2B15550001") == {
         "Body": "hi there",

@@ -286,6 +286,35 @@ def test_files_become_attachment_messages_then_the_caption(tmp_path: Path):
     assert metadata["out_channel"] == "D0DIRECT01"
 
 
+@pytest.mark.parametrize(
+    "event_fields, envelope_fields",
+    [
+        ({"files": 5}, {}),
+        ({"files": [{"id": "F1", "mimetype": 5}]}, {}),
+        (
+            {"files": [{"id": ["F1"], "name": {"a": 1}, "mimetype": ["image/png"], "size": True}]},
+            {},
+        ),
+        ({}, {"authorizations": 5}),
+    ],
+    ids=["files-int", "mimetype-int", "file-fields-of-other-types", "authorizations-int"],
+)
+def test_fields_of_the_wrong_type_are_ignored_not_a_crash(
+    tmp_path: Path, event_fields: Dict[str, Any], envelope_fields: Dict[str, Any]
+):
+    # Found by tests/production/test_fuzz.py: each was a 500 (TypeError, AttributeError).
+    envelope = {**message_event("it arrived broken"), **envelope_fields}
+    envelope["event"].update(event_fields)
+    incoming = channel(tmp_path).event_message(envelope)
+    assert incoming is not None and incoming.messages[-1][0] == "it arrived broken"
+    for attachment in incoming.messages[0][1].get("attachments", []):
+        # Only values of the types Slack documents reach the tracker.
+        assert attachment["kind"] == "other" and attachment["mime_type"] is None
+        assert all(attachment[key] is None or isinstance(attachment[key], str)
+                   for key in ("file_id", "name", "url"))  # fmt: skip
+        assert attachment["size"] is None
+
+
 def test_a_click_is_the_buttons_payload(tmp_path: Path):
     payload = block_actions("/affirm", "Yes, connect me")
     incoming = channel(tmp_path).click_message(payload)

@@ -227,6 +227,19 @@ def test_bad_frames_are_rejected_with_a_reason_free_of_customer_text(raw, reason
     assert "SECRET" not in raised.value.reason
 
 
+@pytest.mark.parametrize(
+    "raw, reason",
+    [("[" * 5000 + "]" * 5000, "nested too deeply"), ('{"id": ' + "7" * 5000 + "}", "too long")],
+    ids=["deep", "long-int"],
+)
+def test_json_python_refuses_to_parse_is_a_rejected_frame(raw: str, reason: str):
+    # Found by tests/production/test_fuzz.py: each ended the socket handler with an
+    # exception (close 1000) instead of an error frame.
+    with pytest.raises(FrameRejected) as raised:
+        parse(raw, max_bytes=16 * 1024)
+    assert raised.value.reason.startswith("frame is JSON") and reason in raised.value.reason
+
+
 def test_a_rejected_message_names_its_id_so_the_page_can_mark_it():
     with pytest.raises(FrameRejected) as raised:
         parse('{"type": "message", "id": "abcdefgh", "text": 5}')

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Iterator
 
 import pytest
@@ -24,12 +25,14 @@ from rasa_llm.log_redactor import (
 def process_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Undo what installing does to this process's logging, for the tests after."""
     factory = logging.getLogRecordFactory()
+    showwarning = warnings.showwarning
     config = structlog.get_config()
     processors = list(config["processors"])
     monkeypatch.setattr(module, "_installed", False)
     monkeypatch.setattr(module, "_REDACTOR", LogRedactor())
     yield
     logging.setLogRecordFactory(factory)
+    warnings.showwarning = showwarning
     structlog.configure(**{**config, "processors": processors})
 
 
@@ -118,3 +121,43 @@ def test_full_logging_logs_everything_with_a_warning(
     warning = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert warning and FULL_LOGGING_ENV in warning[0].getMessage()
     assert "debugging only" in warning[0].getMessage()
+
+
+def test_rasa_s_warnings_quoting_a_message_read_as_an_intent_are_redacted(
+    process_logging: None, monkeypatch: pytest.MonkeyPatch
+):
+    """Rasa's own code warns, before any component saw the text."""
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.training_data.story_reader.yaml_story_reader import YAMLStoryReader
+    from rasa.shared.nlu.training_data.message import Message
+
+    monkeypatch.delenv(FULL_LOGGING_ENV, raising=False)
+    domain = Domain.from_yaml('version: "3.1"\nintents: [greet]')
+    secret = "my card is blocked since tuesday"
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        install_log_redaction()  # wraps what shows warnings, here the recorder
+        for text in (f"/track {secret}", f"/greet{{{secret}"):
+            YAMLStoryReader.unpack_regex_message(Message(data={"text": text}), domain=domain)
+    messages = [str(warning.message) for warning in shown]
+    assert len(messages) == 2, messages
+    for message in messages:
+        assert message.startswith("Failed to parse arguments in line '[redacted]'"), message
+        assert "tuesday" not in message and "blocked" not in message
+
+
+def test_an_exception_logged_through_structlog_is_a_plain_redacted_traceback():
+    redactor = LogRedactor()
+    redactor.remember("where is my parcel to Leeds")
+
+    def handle(text: str) -> None:
+        quoted = f"<{text}>"  # a local that a renderer showing locals would print
+        raise TypeError(f"cannot read {quoted}")
+
+    try:
+        handle("where is my parcel to Leeds")
+    except TypeError:
+        event = redactor.structlog_processor(None, "error", {"event": "x", "exc_info": True})
+    assert "exc_info" not in event
+    assert "TypeError: cannot read <[customer text]>" in event["exception"]
+    assert "Traceback" in event["exception"] and "Leeds" not in event["exception"]

@@ -74,3 +74,18 @@ def test_stratified_split_holds_out_each_label_and_is_seeded():
     assert 2 not in [labels[i] for i in val]  # too rare to hold out
     assert stratified_split(labels, 0.2, seed=1) == (train, val)
     assert stratified_split(labels, 0.2, seed=2) != (train, val)
+
+
+def test_a_lone_surrogate_is_tokenized_as_a_replacement_character(tiny_bert_dir):
+    """A webhook's JSON can carry "\\ud800"; the fast tokenizer raised on it."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from rasa_llm.fine_tuning import tokenize
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_bert_dir))
+    with pytest.raises(TypeError):
+        tokenizer(["\ud800 where is my order"])  # why tokenize() cleans first
+    lone = tokenize(tokenizer, ["\ud800 where is my order"], 16, torch.device("cpu"))
+    replaced = tokenize(tokenizer, ["\ufffd where is my order"], 16, torch.device("cpu"))
+    assert torch.equal(lone["input_ids"], replaced["input_ids"])

@@ -57,3 +57,24 @@ def test_int8_on_a_gpu_is_refused_but_auto_is_fine():
     with pytest.raises(InvalidComponentConfigError, match="CPU only"):
         check_quantize("TransformerIntentClassifier", "int8", torch.device("cuda"))
     check_quantize("TransformerIntentClassifier", "auto", torch.device("cuda"))
+
+
+def test_serving_threads_default_to_one_and_a_bad_setting_names_the_fix():
+    from rasa_llm.serving import THREADS_ENV, ServingThreadsError, serving_threads
+
+    assert serving_threads({}) == 1
+    assert serving_threads({THREADS_ENV: " 4 "}) == 4
+    for bad in ("0", "-2", "two", "1.5"):
+        with pytest.raises(ServingThreadsError, match=f"{THREADS_ENV}=.*unset it"):
+            serving_threads({THREADS_ENV: bad})
+
+
+def test_use_serving_threads_sets_torch_s_threads():
+    from rasa_llm.serving import THREADS_ENV, use_serving_threads
+
+    before = torch.get_num_threads()
+    try:
+        assert use_serving_threads({THREADS_ENV: "1"}) == 1
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
