@@ -122,8 +122,9 @@ class ActionFailureReply:
         except ActionExecutionRejection:
             raise
         except Exception as error:  # noqa: BLE001 - any failure gets the reply
-            # The error names the action and the action server's address, never what
-            # the customer said; the traceback is there for whoever runs the server.
+            # Only the exception's type goes into the message; Rasa's errors for a
+            # remote action name the action and the server's address. The traceback
+            # (for whoever runs the server) is Rasa's own, as Rasa would have logged it.
             logger.error(
                 "action %s failed (%s); the customer gets %s instead and the "
                 "conversation goes on",
