@@ -44,7 +44,13 @@ from channels.delivery_log import DEFAULT_PATH as DEFAULT_DEDUP_DB
 from channels.delivery_log import DeliveryLog
 from channels.outbound import Failure, RetryPolicy, call_with_retry
 from channels.slack_config import SlackRequestVerifier
-from channels.slack_format import TEXT_LIMIT, escape_mrkdwn, split_mrkdwn, unescape_mrkdwn
+from channels.slack_format import (
+    TEXT_LIMIT,
+    escape_mrkdwn,
+    objects_in,
+    split_mrkdwn,
+    unescape_mrkdwn,
+)
 from channels.slack_output import classify_slack_error
 from channels.text_splitting import split_text
 from channels.webhook_guard import (
@@ -378,11 +384,10 @@ class SlackAgentBridge:
         event = envelope["event"]
         if not isinstance(event, dict):
             raise WebhookRejected(400, "`event` is not an event object")
-        authorizations = envelope.get("authorizations")
         bot_users = {
             str(item.get("user_id"))
-            for item in (authorizations if isinstance(authorizations, list) else [])
-            if isinstance(item, dict) and item.get("is_bot") and item.get("user_id")
+            for item in objects_in(envelope.get("authorizations"))
+            if item.get("is_bot") and item.get("user_id")
         }
         reason = self._ignore_reason(event, bot_users)
         if reason:

@@ -38,7 +38,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from channels.attachments import Attachment, kind_from_mime, user_messages
 from channels.delivery_log import DeliveryLog
 from channels.slack_config import CHANNEL, SlackConfig, SlackRequestVerifier
-from channels.slack_format import plain_text
+from channels.slack_format import objects_in, plain_text
 from channels.slack_output import SlackBot
 from channels.webhook_guard import (
     WebhookRejected,
@@ -189,7 +189,7 @@ class SlackInput(InputChannel):
         event: Dict[str, Any] = envelope["event"]
         bot_users = {
             str(item.get("user_id"))
-            for item in _objects(envelope.get("authorizations"))
+            for item in objects_in(envelope.get("authorizations"))
             if item.get("is_bot") and item.get("user_id")
         }
         reason = self._ignore_reason(event, bot_users)
@@ -202,7 +202,7 @@ class SlackInput(InputChannel):
         if not thread and self.config.use_threads and not _is_direct(event):
             thread = _text_or_none(event.get("ts"))
         text = plain_text(str(event.get("text") or ""), remove_users=bot_users)
-        attachments = [_attachment(item) for item in _objects(event.get("files"))]
+        attachments = [_attachment(item) for item in objects_in(event.get("files"))]
         metadata = {"out_channel": channel, "thread_id": thread, "users": sorted(bot_users)}
         messages = [
             (message, {**metadata, **extra}) for message, extra in user_messages(text, attachments)
@@ -329,11 +329,6 @@ def _text_or_none(value: Any) -> Optional[str]:
 
 def _object(value: Any) -> Dict[str, Any]:
     return value if isinstance(value, dict) else {}
-
-
-def _objects(value: Any) -> List[Dict[str, Any]]:
-    """The objects of a list Slack sends; anything else there is ignored, not a crash."""
-    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
 def _string(value: Any) -> Optional[str]:

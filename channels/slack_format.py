@@ -164,3 +164,8 @@ def plain_text(text: str, *, remove_users: Iterable[str] = ()) -> str:
     text = _LINK.sub(lambda m: m.group(2) or m.group(1).removeprefix("mailto:"), text)
     text = _SPECIAL.sub(lambda m: m.group(1) or "", text)
     return " ".join(unescape_mrkdwn(text).split())
+
+
+def objects_in(value: Any) -> List[Dict[str, Any]]:
+    """The objects of a list Slack sends; anything else there is ignored, not a crash."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
