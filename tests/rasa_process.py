@@ -8,9 +8,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import pytest
+import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 BOT = ROOT / "bot"
@@ -81,8 +82,6 @@ def start_and_wait(
     timeout: float,
 ) -> subprocess.Popen:
     """Start a Rasa CLI process and wait until ``health_url`` answers 200."""
-    import requests
-
     log = log_path.open("a")
     process = subprocess.Popen(
         [RASA, *args], cwd=cwd, env=rasa_env(env), stdout=log, stderr=subprocess.STDOUT
@@ -171,6 +170,24 @@ class RasaServer:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def user_events(
+        self, sender: str, count: int = 0, timeout: float = 90
+    ) -> List[Dict[str, Any]]:
+        """The conversation's user events, once there are at least ``count`` of them.
+
+        Rasa sends a turn's replies before it saves the tracker, so a test that has
+        just seen the reply can read the tracker from before the turn; it waits for
+        the turn instead (``count=0`` reads once, for "nothing arrived" checks).
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            tracker = requests.get(f"{self.url}/conversations/{sender}/tracker", timeout=30)
+            tracker.raise_for_status()
+            found = [e for e in tracker.json().get("events") or [] if e["event"] == "user"]
+            if len(found) >= count or time.monotonic() > deadline:
+                return found
+            time.sleep(0.1)
 
     def __enter__(self) -> RasaServer:
         return self.start()

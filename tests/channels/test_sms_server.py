@@ -180,11 +180,6 @@ def text(server: RasaServer, sender: str, body: str, **extra: str) -> requests.R
     return answer
 
 
-def user_events(server: RasaServer, sender: str) -> List[Dict[str, Any]]:
-    tracker = requests.get(f"{server.url}/conversations/{sender}/tracker", timeout=30).json()
-    return [event for event in tracker.get("events") or [] if event["event"] == "user"]
-
-
 # ---------------------------------------------------------------- end to end
 def test_hello_is_answered_through_the_rest_api_split_into_segments(
     server: RasaServer, twilio: TwilioApi
@@ -201,7 +196,7 @@ def test_hello_is_answered_through_the_rest_api_split_into_segments(
     assert "What can I do for you?" in bodies[-1]
     expected_auth = base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
     assert calls[0].headers["authorization"] == f"Basic {expected_auth}"
-    [event] = user_events(server, sender)
+    [event] = server.user_events(sender, 1)
     assert event["text"] == "hello" and event["input_channel"] == "twilio"
     assert event["parse_data"]["intent"]["name"] == "greet"
 
@@ -214,7 +209,7 @@ def test_buttons_are_numbered_and_a_number_is_the_button(server: RasaServer, twi
     assert options == OPTIONS
     text(server, sender, "2")
     assert twilio.bodies(sender, 3)[2].startswith(DECLINED)
-    assert user_events(server, sender)[-1]["parse_data"]["intent"]["name"] == "deny"
+    assert server.user_events(sender, 2)[-1]["parse_data"]["intent"]["name"] == "deny"
 
 
 def test_the_button_title_works_too_and_options_answer_one_message(
@@ -226,17 +221,14 @@ def test_the_button_title_works_too_and_options_answer_one_message(
     text(server, sender, "No thanks")
     twilio.wait_for(sender, 3)
     time.sleep(1)  # the rest of the answer to "No thanks", if it has more messages
-    events = user_events(server, sender)
+    events = server.user_events(sender, 2)
     assert events[-1]["parse_data"]["intent"]["name"] == "deny"
     # The options were used up: a later "1" is just a number for NLU, not the
     # "Yes, connect me" button. What NLU then makes of a bare "1" is the model's
     # business (nlu_fallback runs on the action server, which this module does not
     # start), so the tracker is read instead of waiting for a reply.
     text(server, sender, "1")
-    deadline = time.monotonic() + 60
-    while user_events(server, sender)[-1]["text"] != "1" and time.monotonic() < deadline:
-        time.sleep(0.2)
-    last = user_events(server, sender)[-1]
+    last = server.user_events(sender, 3)[-1]
     assert last["text"] == "1"
     assert last["parse_data"]["intent"]["name"] != "request_human"
 
@@ -247,7 +239,7 @@ def test_a_customer_cannot_type_an_intent(server: RasaServer, twilio: TwilioApi)
     # server, which this module does not start.)
     text(server, sender, "/goodbye")
     twilio.wait_for(sender, 1)
-    [event] = user_events(server, sender)
+    [event] = server.user_events(sender, 1)
     assert event["text"] == "goodbye"
 
 
@@ -266,7 +258,7 @@ def test_mms_media_reach_the_tracker_and_the_bot_says_what_it_got(
     )
     replies = " ".join(twilio.bodies(sender, 1))
     assert "received your photo" in replies
-    [event] = user_events(server, sender)
+    [event] = server.user_events(sender, 1)
     assert event["parse_data"]["intent"]["name"] == "send_attachment"
     assert event["metadata"]["attachments"] == [
         {
@@ -288,7 +280,7 @@ def test_stop_silences_the_bot_help_still_answers_start_resumes(
     text(server, sender, "STOP")
     text(server, sender, "hello")
     twilio.assert_quiet(sender, 0)
-    assert user_events(server, sender) == [], "neither STOP nor later texts reach the bot"
+    assert server.user_events(sender) == [], "neither STOP nor later texts reach the bot"
     # Replies the bot would send on its own (Rasa's HTTP API) respect the opt-out too.
     triggered = requests.post(
         f"{server.url}/conversations/{sender}/trigger_intent",
@@ -303,7 +295,8 @@ def test_stop_silences_the_bot_help_still_answers_start_resumes(
     text(server, sender, "hello")
     bodies = twilio.bodies(sender, 3)
     assert bodies[1].startswith(GREETING)
-    texts = [e["text"] for e in user_events(server, sender)]
+    # Two turns reach the bot: the triggered intent ("EXTERNAL: greet") and "hello".
+    texts = [e["text"] for e in server.user_events(sender, 2)]
     assert [t for t in texts if not t.startswith("EXTERNAL:")] == ["hello"]
 
 
@@ -346,7 +339,7 @@ def test_requests_not_signed_by_twilio_are_403_and_do_nothing(
     assert answer.status_code == 403
     assert "X-Twilio-Signature" in answer.json()["error"]
     twilio.assert_quiet(sender, 0, seconds=1)
-    assert user_events(server, sender) == []
+    assert server.user_events(sender) == []
     # The same message, properly signed, is still new: a rejected one is not recorded.
     text(server, sender, "hello", sid=fields["MessageSid"])
     twilio.wait_for(sender, 1)
@@ -358,7 +351,7 @@ def test_a_tampered_body_fails_the_signature(server: RasaServer, twilio: TwilioA
     signature = RequestValidator(AUTH_TOKEN).compute_signature(PUBLIC_URL, fields)
     answer = post(server, {**fields, "Body": "/request_human"}, signature=signature)
     assert answer.status_code == 403
-    assert user_events(server, sender) == []
+    assert server.user_events(sender) == []
 
 
 # ---------------------------------------------------------------- malformed requests
@@ -407,7 +400,7 @@ def test_delivery_reports_are_acknowledged_and_ignored(server: RasaServer, twili
         "AccountSid": ACCOUNT_SID,
     }
     assert post(server, report).status_code == 200
-    assert user_events(server, NUMBER) == []
+    assert server.user_events(NUMBER) == []
 
 
 # ---------------------------------------------------------------- outgoing failures
@@ -453,7 +446,7 @@ def test_a_retried_webhook_is_answered_once_also_after_a_restart(
     assert post(server, greeting).status_code == 200
     assert post(server, complaint).status_code == 200
     twilio.assert_quiet(sender, 4)
-    assert [e["text"] for e in user_events(server, sender)] == ["hello", COMPLAINT]
+    assert [e["text"] for e in server.user_events(sender, 2)] == ["hello", COMPLAINT]
     # The numbered options survived the restart too.
     text(server, sender, "2")
     assert twilio.bodies(sender, 5)[4].startswith(DECLINED)

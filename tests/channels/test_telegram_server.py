@@ -109,17 +109,6 @@ def wait_for(
     raise AssertionError(f"{count} {method} to {chat} expected, got {tg.sent(fake, chat, method)}")
 
 
-def user_events(server: RasaServer, chat: int, count: int = 0) -> List[Dict[str, Any]]:
-    """The chat's user events, once there are ``count`` (Rasa saves after replying)."""
-    deadline = time.monotonic() + REPLY_TIMEOUT
-    while True:
-        tracker = requests.get(f"{server.url}/conversations/{chat}/tracker", timeout=30).json()
-        found = [event for event in tracker["events"] if event["event"] == "user"]
-        if len(found) >= count or time.monotonic() > deadline:
-            return found
-        time.sleep(0.2)
-
-
 # ------------------------------------------------------------ end to end
 def test_hello_gets_the_greeting_and_the_webhook_does_not_wait_for_it(
     server: RasaServer, telegram: FakePlatform, chat: int
@@ -130,7 +119,7 @@ def test_hello_gets_the_greeting_and_the_webhook_does_not_wait_for_it(
     [reply] = wait_for(telegram, chat, 1)
     assert reply["text"].startswith(GREETING)
     assert reply["parse_mode"] == "HTML" and reply["chat_id"] == str(chat)
-    [event] = user_events(server, chat, 1)
+    [event] = server.user_events(str(chat), 1)
     assert event["text"] == "hello" and event["input_channel"] == "telegram"
     assert event["metadata"]["telegram"]["chat_id"] == chat
 
@@ -165,7 +154,7 @@ def test_a_complaint_gets_a_keyboard_and_a_click_hands_over(
     [edited] = tg.sent(telegram, chat, "editMessageText")
     assert edited["message_id"] == str(click["callback_query"]["message"]["message_id"])
     assert edited["text"].endswith("<i>✓ No thanks</i>") and "reply_markup" not in edited
-    assert [e["text"] for e in user_events(server, chat, 3)][-1] == "/deny"
+    assert [e["text"] for e in server.user_events(str(chat), 3)][-1] == "/deny"
 
 
 def test_a_long_payload_button_works_and_an_unknown_key_gets_a_notice(
@@ -179,7 +168,7 @@ def test_a_long_payload_button_works_and_an_unknown_key_gets_a_notice(
     assert post(server, tg.callback_query(chat, key)).status_code == 200
     welcome = wait_for(telegram, chat, 1)[-1]
     assert welcome["text"].startswith(WELCOME)
-    assert user_events(server, chat, 1)[0]["text"] == long_payload
+    assert server.user_events(str(chat), 1)[0]["text"] == long_payload
 
     unknown = tg.callback_query(chat, KEY_PREFIX + "x" * 32)
     assert post(server, unknown).status_code == 200
@@ -196,7 +185,7 @@ def test_a_long_payload_button_works_and_an_unknown_key_gets_a_notice(
         time.sleep(0.1)
     assert answers and "no longer available" in answers[0]["text"]
     time.sleep(1.0)
-    assert len(user_events(server, chat)) == 1, "an unknown key is not sent to the bot"
+    assert len(server.user_events(str(chat))) == 1, "an unknown key is not sent to the bot"
 
 
 # ------------------------------------------------------------- contract
@@ -216,7 +205,7 @@ def test_requests_without_the_right_secret_are_refused_unprocessed(
     wait_for(telegram, chat, 1)
     time.sleep(1.0)
     assert len(tg.sent(telegram, chat)) == 1
-    assert len(user_events(server, chat, 1)) == 1
+    assert len(server.user_events(str(chat), 1)) == 1
 
 
 @pytest.mark.parametrize(
@@ -271,7 +260,7 @@ def test_updates_to_ignore_are_acknowledged_without_a_reply(server: RasaServer, 
     for update in (edited, joined, {"update_id": tg.next_id(), "poll_answer": None}):
         response = post(server, update)
         assert response.status_code == 200 and response.json()["ignored"] is True
-    assert user_events(server, chat) == []
+    assert server.user_events(str(chat)) == []
 
 
 def test_a_photo_is_received_and_a_sticker_politely_declined(
@@ -282,7 +271,7 @@ def test_a_photo_is_received_and_a_sticker_politely_declined(
     received, welcome = wait_for(telegram, chat, 2)
     assert received["text"].startswith("Thanks, I've received your photo.")
     assert welcome["text"].startswith(WELCOME)
-    first = user_events(server, chat, 2)[0]
+    first = server.user_events(str(chat), 2)[0]
     [attachment] = first["metadata"]["attachments"]
     assert attachment["file_id"] == "DAMAGED_1280" and attachment["mime_type"] == "image/jpeg"
     sticker = {
@@ -310,7 +299,7 @@ def test_flood_control_and_a_bad_gateway_are_retried(
     assert len({a["text"] for a in attempts}) == 1 and attempts[-1]["text"].startswith(GREETING)
     arrivals = telegram.api.arrivals[str(chat)]  # type: ignore[attr-defined]
     assert arrivals[1] - arrivals[0] >= 0.9, "Telegram's retry_after of 1 s was honoured"
-    assert len(user_events(server, chat, 1)) == 1
+    assert len(server.user_events(str(chat), 1)) == 1
 
 
 def test_the_bot_can_start_a_conversation_through_the_channel(
@@ -353,6 +342,6 @@ def test_a_redelivered_update_gets_one_reply_also_after_a_restart(
     replies = wait_for(telegram, chat, 3)
     time.sleep(1.0)
     assert len(tg.sent(telegram, chat)) == 3 and replies[-1]["text"].startswith(GREETING)
-    texts = [e["text"] for e in user_events(server, chat, 3)]
+    texts = [e["text"] for e in server.user_events(str(chat), 3)]
     assert texts == ["hello", "thank you so much", "hello"]
     assert tg.TOKEN not in server.log(), "httpx must not log Bot API URLs (they hold the token)"

@@ -104,11 +104,6 @@ async def say(ws: Any, text: str, *, message_id: str, display: Optional[str] = N
     await ws.send(json.dumps(frame))
 
 
-def user_events(server: RasaServer, sender: str) -> List[Dict[str, Any]]:
-    tracker = requests.get(f"{server.url}/conversations/{sender}/tracker", timeout=30).json()
-    return [event for event in tracker.get("events") or [] if event["event"] == "user"]
-
-
 def run(scenario: Any) -> None:
     asyncio.run(asyncio.wait_for(scenario, 240))
 
@@ -139,7 +134,7 @@ def test_a_new_visitor_gets_a_session_and_the_bots_reply(server: RasaServer):
         assert {"type": "user", "id": "greet-0001", "text": "hello"} in frames
         assert bot_text(frames[-1]).startswith(GREETING)
         await ws.close()
-        assert [e["text"] for e in user_events(server, session_id)] == ["hello"]
+        assert [e["text"] for e in server.user_events(session_id, 1)] == ["hello"]
 
     run(scenario())
 
@@ -199,7 +194,7 @@ def test_forged_missing_stale_and_foreign_sessions_are_refused(server: RasaServe
                     await say(ws, "hello", message_id="forged-001")
                     await recv(ws, 10)
                 assert ws.close_code == 4401, case
-        assert user_events(server, session_id) == []
+        assert server.user_events(session_id) == []
 
     run(scenario())
     assert "forged-001" not in server.log()
@@ -308,7 +303,7 @@ def test_a_retried_message_id_gets_exactly_one_reply(server: RasaServer):
         assert any(f.get("id") == "marker-0001" and f["type"] == "user" for f in seen)
         await ws.close()
         await other.close()
-        assert [e["text"] for e in user_events(server, session[0])] == ["hello", "/thank"]
+        assert [e["text"] for e in server.user_events(session[0], 2)] == ["hello", "/thank"]
 
     run(scenario())
 
@@ -367,7 +362,7 @@ def test_an_attached_photo_is_stored_privately_and_the_bot_says_so(server: RasaS
         await ws.close()
         stored = list((server.workdir / "uploads" / session[0]).iterdir())
         assert len(stored) == 1 and stored[0].read_bytes() == PNG
-        attachments = [e["metadata"]["attachments"][0] for e in user_events(server, session[0])]
+        attachments = [e["metadata"]["attachments"][0] for e in server.user_events(session[0], 2)]
         assert attachments[0]["kind"] == "image" and attachments[0]["mime_type"] == "image/png"
         assert attachments[0]["name"] == "broken mug.png"
         assert attachments[0]["file_id"] == stored[0].relative_to(server.workdir).as_posix()
@@ -390,7 +385,7 @@ def test_uploads_without_a_valid_token_or_too_big_are_refused(server: RasaServer
     no_id = upload(server, genuine, PNG, **{"Content-Type": "image/png"})
     assert no_id.status_code == 400
     assert upload(server, genuine, b"", **headers).status_code == 400
-    assert user_events(server, genuine[0]) == []
+    assert server.user_events(genuine[0]) == []
     assert not (server.workdir / "uploads" / genuine[0]).exists()
 
 
@@ -484,7 +479,7 @@ def test_a_customer_chats_in_headless_chromium_and_a_reload_keeps_the_conversati
     run(scenario())
     # The reloaded page went on as the same sender.
     session_id = json.loads(stored_session[0])["id"]
-    texts = [e["text"] for e in user_events(server, session_id)]
+    texts = [e["text"] for e in server.user_events(session_id, 3)]
     assert texts[0] == "hello" and texts[2] == "/deny"
     assert texts[-1].startswith("<img src=x") and texts[-1].endswith("/o/1.")
 
@@ -516,6 +511,6 @@ def test_after_a_restart_the_page_resumes_its_conversation_and_retries_are_still
         frames = await until(ws, lambda f: bot_text(f).startswith(WELCOME))
         assert not any(bot_text(f).startswith(GREETING) for f in frames)
         await ws.close()
-        assert [e["text"] for e in user_events(server, session[0])] == ["hello", "/thank"]
+        assert [e["text"] for e in server.user_events(session[0], 2)] == ["hello", "/thank"]
 
     run(after())
