@@ -171,9 +171,7 @@ class RasaServer:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def user_events(
-        self, sender: str, count: int = 0, timeout: float = 90
-    ) -> List[Dict[str, Any]]:
+    def user_events(self, sender: str, count: int = 0, timeout: float = 90) -> List[Dict[str, Any]]:
         """The conversation's user events, once there are at least ``count`` of them.
 
         Rasa sends a turn's replies before it saves the tracker, so a test that has
