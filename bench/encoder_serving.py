@@ -1,5 +1,7 @@
-"""Serving the intent encoder on the CPU: float32 torch, the project's int8 torch, and
-ONNX Runtime in float32 and with its own dynamic int8, for one trained model, in one
+"""Serving the intent encoder on the CPU: float32 torch, what ``quantize: auto`` serves
+(rasa_llm.serving: a per-channel int8 ONNX Runtime graph of the encoder, the head in
+torch float32), torch's dynamic int8 (the default until 2026-12-02), and ONNX Runtime
+in float32 and int8 with the head inside the graph, for one trained model, in one
 process, on the same messages.
 
     .venv/bin/python -m bench.encoder_serving [--data ../shared/data] [--out bench/results]
@@ -16,8 +18,8 @@ the server parses), with the variant that goes first rotating, so machine load f
 on all of them alike, on as many threads as `rasa run` gives torch
 (RASA_LLM_TORCH_THREADS, default 1; ONNX Runtime gets the same number). Each call
 is timed from the text to the logits (tokenizer included). Accuracy and agreement
-with float32 come from the same calls. ONNX Runtime needs `pip install -e .[bench]`;
-without it only the torch variants run.
+with float32 come from the same calls. ONNX Runtime and onnx are dependencies of
+rasa-llm; where they are missing only the torch variants run.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ BOT_ARCHIVE = ROOT / "bot" / "models" / "customer-service.tar.gz"
 BOT_TEST = ROOT / "bot" / "tests" / "nlu_test.yml"
 INTENT_COMPONENT = "TransformerIntentClassifier"
 REFERENCE = "torch_fp32"
+# The project's own serving path, as `quantize: auto` runs it on the CPU.
+SERVED = "rasa_llm_auto"
 # Nodes of the exported graph that belong to the head: the project keeps the head in
 # float32 so calibrated confidences keep their resolution (rasa_llm/serving.py), and
 # ONNX Runtime's int8 is made to do the same so the two int8 variants differ only in
@@ -344,16 +348,24 @@ def onnx_variant(name: str, path: Path, model_dir: Path, max_length: int, thread
     return Variant(name, run, load_seconds, path.stat().st_size, 0.0)
 
 
-def torch_per_channel_int8(model: Any) -> Any:
-    """Like rasa_llm.serving's int8, with one weight scale per output channel."""
+def torch_int8(model: Any, per_channel: bool = False) -> Any:
+    """Torch's dynamic int8 of the encoder's linear layers, the head left float32: what
+    ``quantize: auto`` served until 2026-12-02, with one weight scale per matrix, or
+    with one per output channel."""
     import torch
     from torch import nn
 
     served = copy.deepcopy(model).eval()
+    qconfig = (
+        torch.ao.quantization.per_channel_dynamic_qconfig
+        if per_channel
+        else torch.ao.quantization.default_dynamic_qconfig
+    )
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the same torchao notice rasa_llm.serving hides
+        # torch announces that eager-mode quantization moves to torchao.
+        warnings.simplefilter("ignore")
         served.encoder = torch.ao.quantization.quantize_dynamic(
-            served.encoder, {nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig}
+            served.encoder, {nn.Linear: qconfig}
         )
     return served
 
@@ -369,6 +381,7 @@ def build_variants(
     """
     import torch
 
+    from rasa_llm.onnx_encoder_classifier import export_int8_graph
     from rasa_llm.serving import serving_model
     from rasa_llm.transformer_intent_classifier import load_classifier
 
@@ -398,11 +411,29 @@ def build_variants(
         )  # what the model directory holds on disk
         return variant
 
+    def served() -> Variant:
+        # What `quantize: auto` answers with on the CPU (rasa_llm.serving). The export
+        # and quantization happen once, at `rasa train`; a server's load reads the
+        # stored graph, so its load time is the float32 load plus the session.
+        started = time.perf_counter()
+        graph = export_int8_graph(state["model"])
+        export_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        model = serving_model(state["model"], torch.device("cpu"), "int8", graph)
+        seconds = time.perf_counter() - started
+        max_length = int(state["meta"].get("max_length", 64))
+        variant = torch_variant(
+            SERVED, model, state["tokenizer"], max_length, variants[0].load_seconds + seconds
+        )
+        variant.size_bytes = len(graph)
+        variant.extra["export_and_quantize_seconds"] = export_seconds
+        return variant
+
     def int8() -> Variant:
-        # Served from the loaded float32 model, as the component does at its first
+        # Quantized from the loaded float32 model, as the component did at its first
         # message; its load time is the float32 load plus the quantization.
         started = time.perf_counter()
-        served = serving_model(state["model"], torch.device("cpu"), "int8")
+        served = torch_int8(state["model"])
         seconds = time.perf_counter() - started
         max_length = int(state["meta"].get("max_length", 64))
         variant = torch_variant(
@@ -413,7 +444,7 @@ def build_variants(
 
     def int8_per_channel() -> Variant:
         started = time.perf_counter()
-        served = torch_per_channel_int8(state["model"])
+        served = torch_int8(state["model"], per_channel=True)
         seconds = time.perf_counter() - started
         max_length = int(state["meta"].get("max_length", 64))
         variant = torch_variant(
@@ -427,6 +458,8 @@ def build_variants(
         return variant
 
     measured(fp32)
+    if with_onnx:
+        measured(served)
     measured(int8)
     if per_channel:
         measured(int8_per_channel)
@@ -570,7 +603,7 @@ def main() -> None:
 
         with_onnx = True
     except ImportError:
-        print("onnxruntime is not installed (pip install -e .[bench]): torch variants only")
+        print("onnxruntime is not installed (pip install -e .): torch variants only")
         with_onnx = False
 
     results: Dict[str, Any] = {

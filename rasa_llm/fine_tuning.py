@@ -22,6 +22,7 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from rasa_llm.encoder_classifier import EncoderClassifier
+from rasa_llm.onnx_encoder_classifier import OnnxEncoderClassifier
 from rasa_llm.training_loop import LoopSettings, autocast, param_groups, train_loop
 
 logger = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ def tokenize(
 
 @torch.no_grad()
 def predict(
-    model: EncoderClassifier,
+    model: EncoderClassifier | OnnxEncoderClassifier,
     tokenizer: PreTrainedTokenizerBase,
     texts: Sequence[str],
     max_length: int,

@@ -42,7 +42,7 @@ from rasa_llm.fine_tuning import predict
 from rasa_llm.log_redactor import log_redactor
 from rasa_llm.ranking import build_ranking
 from rasa_llm.sentiment_data import labelled_examples
-from rasa_llm.serving import check_quantize, serving_model
+from rasa_llm.serving import Served, check_quantize, serving_model, store_graph, stored_graph
 from rasa_llm.transformer_intent_classifier import (
     TransformerIntentClassifier,
     load_classifier,
@@ -106,7 +106,8 @@ class TransformerSentimentAnalyzer(GraphComponent, EntityExtractorMixin):
             "classifier_path": None,
             # With classifier_path: "auto" (cuda when available, else cpu), "cpu", "cuda".
             "device": "auto",
-            # With classifier_path: "auto" = int8 on the CPU, "int8", or "none".
+            # With classifier_path: "auto" = an int8 ONNX Runtime graph on the CPU (as
+            # the intent classifier), "int8" = the graph or fail, "none" = float32.
             "quantize": "auto",
         }
 
@@ -147,6 +148,7 @@ class TransformerSentimentAnalyzer(GraphComponent, EntityExtractorMixin):
         bias: np.ndarray | None = None,
         meta: Dict[str, Any] | None = None,
         classifier: Tuple[EncoderClassifier, PreTrainedTokenizerBase] | None = None,
+        graph: bytes | None = None,
     ) -> None:
         self.validate(config)
         self._config = dict(config)
@@ -160,7 +162,8 @@ class TransformerSentimentAnalyzer(GraphComponent, EntityExtractorMixin):
         self.classifier = (
             (classifier[0].to(self.device).eval(), classifier[1]) if classifier else None
         )
-        self._serving: EncoderClassifier | None = None
+        self._serving: Served | None = None
+        self._graph = graph  # the stored int8 ONNX graph of the classifier's encoder
 
     @classmethod
     def create(
@@ -230,7 +233,7 @@ class TransformerSentimentAnalyzer(GraphComponent, EntityExtractorMixin):
                 "train it again on negative/neutral/positive labels",
             )
         self.classifier, self.meta = (model.to(self.device).eval(), tokenizer), meta
-        self._serving = None
+        self._serving, self._graph = None, None
 
     def _fit(self, features: np.ndarray, targets: np.ndarray) -> LogisticRegression:
         # Balanced class weights: neutral examples usually outnumber the rest, and
@@ -295,13 +298,27 @@ class TransformerSentimentAnalyzer(GraphComponent, EntityExtractorMixin):
     def predict_texts(self, texts: List[str]) -> np.ndarray:
         """Calibrated probabilities from the adopted classifier's own encoder pass."""
         assert self.classifier is not None
-        model, tokenizer = self.classifier
-        if self._serving is None:
-            self._serving = serving_model(model, self.device, self._config["quantize"])
         _, logits = predict(
-            self._serving, tokenizer, texts, int(self.meta.get("max_length", 64)), self.device
+            self._served(),
+            self.classifier[1],
+            texts,
+            int(self.meta.get("max_length", 64)),
+            self.device,
         )
         return calibration.softmax(logits, float(self.meta.get("temperature", 1.0)))
+
+    def _served(self) -> Served:
+        """What answers for the adopted classifier, built once (exported, if need be)."""
+        assert self.classifier is not None
+        if self._serving is None:
+            self._serving = serving_model(
+                self.classifier[0],
+                self.device,
+                self._config["quantize"],
+                self._graph,
+                type(self).__name__,
+            )
+        return self._serving
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Calibrated probabilities over ``labels`` for a batch of sentence vectors."""
@@ -327,6 +344,7 @@ class TransformerSentimentAnalyzer(GraphComponent, EntityExtractorMixin):
         with self._model_storage.write_to(self._resource) as directory:
             if self.classifier is not None:
                 save_classifier(Path(directory), *self.classifier, self.meta, CLASSIFIER_KIND)
+                store_graph(Path(directory), self._served())
                 return
             assert self.weights is not None and self.bias is not None
             save_head(Path(directory), self.weights, self.bias, self.meta)
@@ -346,9 +364,16 @@ class TransformerSentimentAnalyzer(GraphComponent, EntityExtractorMixin):
             with model_storage.read_from(resource) as directory:
                 if _kind(Path(directory)) == CLASSIFIER_KIND:
                     model, tokenizer, meta = load_classifier(Path(directory), 0.0, CLASSIFIER_KIND)
-                    return cls(
-                        config, model_storage, resource, meta=meta, classifier=(model, tokenizer)
+                    component = cls(
+                        config,
+                        model_storage,
+                        resource,
+                        meta=meta,
+                        classifier=(model, tokenizer),
+                        graph=stored_graph(Path(directory)),
                     )
+                    component._served()  # ready before the first message
+                    return component
                 weights, bias, meta = load_head(Path(directory))
         except ValueError as e:  # Rasa's storage: the resource does not exist
             raise ModelLoadError(

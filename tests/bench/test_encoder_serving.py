@@ -12,6 +12,7 @@ import torch
 
 from bench.encoder_serving import (
     REFERENCE,
+    SERVED,
     adopt,
     build_variants,
     compare_predictions,
@@ -191,16 +192,17 @@ def test_torch_variants_are_loaded_and_timed_round_robin(
 
 
 def test_onnx_variants_match_torch(classifier_dir: Path, tmp_path: Path) -> None:
-    pytest.importorskip("onnxruntime", reason="ONNX Runtime is optional: pip install -e .[bench]")
     import onnx
 
     variants, _ = build_variants(classifier_dir, tmp_path, with_onnx=True)
     by_name = {v.name: v for v in variants}
-    assert list(by_name) == [REFERENCE, "torch_int8", "onnx_fp32", "onnx_int8"]
+    assert list(by_name) == [REFERENCE, SERVED, "torch_int8", "onnx_fp32", "onnx_int8"]
+    assert by_name[SERVED].extra["export_and_quantize_seconds"] > 0
     for text in TEXTS:  # different lengths: the sequence axis is dynamic
         expected = by_name[REFERENCE].predict(text)
         np.testing.assert_allclose(by_name["onnx_fp32"].predict(text), expected, atol=1e-4)
         assert by_name["onnx_int8"].predict(text).shape == expected.shape
+        assert by_name[SERVED].predict(text).shape == expected.shape
     quantized = onnx.load(str(tmp_path / "model.int8.onnx"))
     ops: List[str] = [n.op_type for n in quantized.graph.node if n.name.startswith("/head/")]
     assert ops and "MatMulInteger" not in ops  # the head stays float32, as in torch

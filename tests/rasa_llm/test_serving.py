@@ -1,37 +1,100 @@
-"""Int8 serving on the CPU: chosen by config, close to float32, refused where it cannot run."""
+"""Int8 serving on the CPU: an ONNX Runtime graph, chosen by config, stored in the model,
+close to float32, and float32 where it cannot be had (with ``auto``)."""
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import numpy as np
+import onnx
 import pytest
 import torch
+from rasa.engine.storage.resource import Resource
 
+from rasa_llm import serving
 from rasa_llm.errors import InvalidComponentConfigError
+from rasa_llm.onnx_encoder_classifier import GRAPH_FILE, OnnxEncoderClassifier, OnnxServingError
 from rasa_llm.serving import check_quantize
 from tests.rasa_llm.conftest import messages, train_classifier
 
 TEXTS = ["where is my order", "i want my money back", "hello there friend", "track my parcel"]
 
 
-def _is_int8(module: torch.nn.Module) -> bool:
-    return any("quantized" in type(m).__module__ for m in module.modules())
+def _graph_ops(graph: bytes) -> list:
+    return [node.op_type for node in onnx.load_from_string(graph).graph.node]
 
 
-def test_auto_serves_an_int8_encoder_on_the_cpu_and_keeps_the_trained_one(
+def _stored(storage, name: str = "intent") -> Path:
+    with storage.read_from(Resource(name)) as directory:
+        return Path(directory) / GRAPH_FILE
+
+
+def test_auto_serves_an_int8_onnx_graph_on_the_cpu_and_keeps_the_trained_model(
     intent_config, model_storage, execution_context
 ):
     component = train_classifier(intent_config(), model_storage, execution_context)
     component.process(messages(*TEXTS))
-    assert _is_int8(component._serving.encoder)
-    # Training and persistence keep full precision.
-    assert not _is_int8(component.model)
-    assert component.model.head is not None and not _is_int8(component._serving.head)
+    served = component._serving
+    assert isinstance(served, OnnxEncoderClassifier)
+    ops = _graph_ops(served.graph)
+    # Weights as int8 with a scale per output channel, activations quantized per call.
+    assert "DynamicQuantizeLinear" in ops
+    # Six weight matrices a layer (query, key, value, output, two feed-forward), each
+    # int8 (the attention's own products of activations stay float32).
+    layers = component.model.encoder.config.num_hidden_layers
+    assert ops.count("MatMulInteger") >= 6 * layers
+    # The head is not in the graph: it stays a float32 layer, equal to the trained one.
+    assert "Gemm" not in ops
+    assert served.head.weight.dtype == torch.float32
+    assert torch.equal(served.head.weight, component.model.head.weight.detach().cpu())
+    # Training and persistence keep the float32 torch model.
+    assert isinstance(component.model, torch.nn.Module) and component.model.encoder is not None
+
+
+def test_the_graph_is_stored_in_the_model_and_loaded_without_exporting_again(
+    intent_config, model_storage, execution_context, monkeypatch
+):
+    from rasa_llm import TransformerIntentClassifier
+
+    config = intent_config()
+    trained = train_classifier(config, model_storage, execution_context)
+    before = trained.predict(TEXTS)
+    assert _stored(model_storage).read_bytes() == trained._serving.graph
+
+    def no_export(model):
+        raise AssertionError("a stored graph must not be exported again")
+
+    monkeypatch.setattr(serving, "export_int8_graph", no_export)
+    loaded = TransformerIntentClassifier.load(
+        config, model_storage, Resource("intent"), execution_context
+    )
+    assert isinstance(loaded._serving, OnnxEncoderClassifier), "ready before the first message"
+    after = loaded.predict(TEXTS)
+    np.testing.assert_allclose(after[1], before[1], atol=1e-6)
+    np.testing.assert_allclose(after[0], before[0], atol=1e-5)
+
+
+def test_a_model_without_a_graph_gets_one_at_load(intent_config, model_storage, execution_context):
+    from rasa_llm import TransformerIntentClassifier
+
+    # As a model trained on a GPU, or by an earlier rasa-llm, arrives: no graph in it.
+    config = intent_config()
+    trained = train_classifier(config, model_storage, execution_context)
+    expected = trained.predict(TEXTS)[1]
+    _stored(model_storage).unlink()
+    loaded = TransformerIntentClassifier.load(
+        config, model_storage, Resource("intent"), execution_context
+    )
+    assert isinstance(loaded._serving, OnnxEncoderClassifier)
+    # The same export of the same weights answers the same.
+    np.testing.assert_allclose(loaded.predict(TEXTS)[1], expected, atol=1e-5)
 
 
 def test_int8_and_float32_agree(intent_config, model_storage, execution_context):
     config = intent_config(quantize="none")
     float32 = train_classifier(config, model_storage, execution_context)
-    assert not _is_int8(float32._serving or float32.model)
+    assert not _stored(model_storage).exists(), "quantize: none stores no graph"
     int8 = type(float32)(
         {**config, "quantize": "int8"},
         model_storage,
@@ -42,9 +105,42 @@ def test_int8_and_float32_agree(intent_config, model_storage, execution_context)
         float32.meta,
     )
     p32, p8 = float32.predict(TEXTS)[1], int8.predict(TEXTS)[1]
-    assert _is_int8(int8._serving.encoder)
+    assert float32._serving is float32.model
+    assert isinstance(int8._serving, OnnxEncoderClassifier)
     assert (p32.argmax(axis=1) == p8.argmax(axis=1)).all()
     assert np.abs(p32 - p8).max() < 0.1
+
+
+def test_auto_answers_in_float32_when_the_export_fails_and_int8_says_how_to_fix(
+    intent_config, model_storage, execution_context, monkeypatch, caplog
+):
+    def broken(model):
+        raise OnnxServingError("could not export X. Fix: set quantize: none in config.yml")
+
+    monkeypatch.setattr(serving, "export_int8_graph", broken)
+    with caplog.at_level(logging.WARNING, logger="rasa_llm.serving"):
+        component = train_classifier(intent_config(), model_storage, execution_context)
+    assert component._serving is component.model
+    assert "answers in float32 (quantize: auto)" in caplog.text
+    assert not _stored(model_storage).exists()
+    component.process(messages(*TEXTS))  # and it answers
+    strict = type(component)(
+        {**intent_config(), "quantize": "int8"},
+        model_storage,
+        component._resource,
+        component.model,
+        component.tokenizer,
+        component.labels,
+        component.meta,
+    )
+    with pytest.raises(OnnxServingError, match="quantize: none"):
+        strict.predict(TEXTS)
+
+
+def test_a_corrupt_stored_graph_names_the_fix():
+    head = torch.nn.Linear(4, 2)
+    with pytest.raises(OnnxServingError, match=f"delete {GRAPH_FILE}.*rasa train --force"):
+        OnnxEncoderClassifier(b"not an onnx graph", head, threads=1)
 
 
 def test_unknown_mode_names_the_key_and_the_choices():

@@ -179,26 +179,35 @@ def test_the_exported_intent_model_predicts_in_rasa_what_it_did_in_training(
     assert names == [r["predicted"] for r in rows]
 
 
-def test_sentiment_model_loads_in_the_sentiment_analyzer(
-    tiny_encoder: Path, tmp_path: Path
-) -> None:
+def adopted_sentiment_classifier(
+    tiny_encoder: Path, tmp_path: Path, quantize: str
+) -> Tuple[Path, Any, Any]:
+    """`python -m training sentiment`'s model, adopted by the analyzer and loaded back:
+    the model directory, the trained analyzer and the loaded one."""
     train = write_csv(tmp_path / "train.csv", make_rows(SENTIMENT_WORDS, 20, seed=7))
     test = write_csv(tmp_path / "test.csv", make_rows(SENTIMENT_WORDS, 6, seed=8))
     out = tmp_path / "out"
     assert main(["sentiment", *tiny_args(tiny_encoder, out, train, test)]) == 0
-    report = json.loads((out / "report.json").read_text())
-    assert report["labels"] == ["negative", "neutral", "positive"]
-    assert report["accuracy"] > 0.5  # three classes: better than chance
     storage, context = component_context(tmp_path)
     config = {
         **TransformerSentimentAnalyzer.get_default_config(),
         "classifier_path": str(out / "model"),
         "device": "cpu",
-        "quantize": "none",
+        "quantize": quantize,
     }
     analyzer = TransformerSentimentAnalyzer.create(config, storage, Resource("sent"), context)
     analyzer.train(TrainingData())  # no sentiment metadata needed: it adopts the classifier
     loaded = TransformerSentimentAnalyzer.load(config, storage, Resource("sent"), context)
+    return out, analyzer, loaded
+
+
+def test_sentiment_model_loads_in_the_sentiment_analyzer(
+    tiny_encoder: Path, tmp_path: Path
+) -> None:
+    out, _, loaded = adopted_sentiment_classifier(tiny_encoder, tmp_path, "none")
+    report = json.loads((out / "report.json").read_text())
+    assert report["labels"] == ["negative", "neutral", "positive"]
+    assert report["accuracy"] > 0.5  # three classes: better than chance
     rows = predictions(out)
     messages = loaded.process([Message.build(r["text"]) for r in rows])
     for row, message in zip(rows, messages, strict=True):
@@ -208,6 +217,24 @@ def test_sentiment_model_loads_in_the_sentiment_analyzer(
         )
         negative = [e for e in message.get("entities", []) if e["entity"] == "sentiment"]
         assert bool(negative) == (row["predicted"] == "negative")
+
+
+def test_an_adopted_sentiment_classifier_serves_its_stored_int8_graph_on_the_cpu(
+    tiny_encoder: Path, tmp_path: Path
+) -> None:
+    from rasa_llm.onnx_encoder_classifier import GRAPH_FILE, OnnxEncoderClassifier
+
+    out, analyzer, loaded = adopted_sentiment_classifier(tiny_encoder, tmp_path, "auto")
+    storage = analyzer._model_storage
+    with storage.read_from(Resource("sent")) as directory:
+        assert (Path(directory) / GRAPH_FILE).read_bytes() == analyzer._serving.graph
+    assert isinstance(loaded._serving, OnnxEncoderClassifier)
+    rows = predictions(out)
+    messages = loaded.process([Message.build(r["text"]) for r in rows])
+    # The report's predictions are the float32 model's; int8 may flip a near tie.
+    labels = [m.get("sentiment")["label"] for m in messages]
+    same = [label == row["predicted"] for label, row in zip(labels, rows, strict=True)]
+    assert sum(same) >= 0.9 * len(rows)
 
 
 def test_sentiment_analyzer_refuses_an_intent_model(intent_run: Path, tmp_path: Path) -> None:
