@@ -160,6 +160,16 @@ def texts(fake: FakePlatform, chat: int, count: int) -> List[str]:
     raise AssertionError(f"{count} messages to {chat} expected, got {tg.sent(fake, chat)}")
 
 
+def wait_for_text(fake: FakePlatform, chat: int, start: str, after: int) -> None:
+    """Wait for a message to ``chat`` starting with ``start`` beyond the first ``after``."""
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        if any(m["text"].startswith(start) for m in tg.sent(fake, chat)[after:]):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no message starting {start!r} to {chat}: {tg.sent(fake, chat)}")
+
+
 def desk(server: RasaServer, method: str, path: str, **kwargs: Any) -> requests.Response:
     return requests.request(method, f"{server.url}/webhooks/agent{path}", timeout=30, **kwargs)
 
@@ -219,7 +229,10 @@ def test_customer_agent_and_bot_round_trip(servers: RasaServer, telegram: FakePl
         == 409
     )
     say(servers, chat, "where is my order?")
-    assert texts(telegram, chat, 4)[3].startswith(ORDER)
+    # The bot asks for the order number. It may apologise first: the sentiment analyzer
+    # of today's model reads "where is my order?" as upset (0.67 negative, float32 and
+    # int8 alike; without the "?" 0.33), which is the sentiment's business, not this test's.
+    wait_for_text(telegram, chat, ORDER, after=3)
     events = [e["event"] for e in tracker_events(servers, chat)]
     assert "pause" in events and "resume" in events
 
