@@ -1,7 +1,7 @@
 """The training pipeline against published results and, side by side, stock Rasa's DIET.
 
     .venv/bin/python -m bench.training_benchmarks --data ../shared/data \
-        --steps banking77,banking77_all,diet,fewshot,oos,oos_exposure,airline
+        --steps banking77,banking77_all,banking77_ema,diet,fewshot,oos,oos_exposure,airline
 
 Each step runs the real command line (``python -m training ...`` or ``rasa train nlu``
 and ``rasa test nlu``) in a subprocess, times it, and merges its figures into
@@ -13,6 +13,8 @@ Steps:
 - ``banking77_all``: the same for ``--epochs`` fixed (the count the ``banking77`` run
   chose), trained on all of TRAIN (``--validation-fraction 0``), as the published
   figures are; without a validation part the temperature stays 1.
+- ``banking77_ema``: the ``banking77`` run with a moving average of the weights
+  (``--ema-decay``, default 0.998), validated beside the trained weights each epoch.
 - ``diet``: Rasa 3.6's stock NLU pipeline (bench/stock_config.yml, DIETClassifier) on
   the same files; ``--diet-epochs`` (default 30 of its 100, as measured in
   ../shared/data/README.md: 100 epochs take about two hours on two cores).
@@ -53,7 +55,7 @@ ENV = {
     "TF_CPP_MIN_LOG_LEVEL": "2",
     "TOKENIZERS_PARALLELISM": "false",
 }
-STEPS = ("banking77", "banking77_all", "diet", "fewshot", "oos", "oos_exposure", "airline")
+STEPS = ("banking77", "banking77_all", "banking77_ema", "diet", "fewshot", "oos", "oos_exposure", "airline")
 OOS_SEED = 13
 FEWSHOT_EPOCHS = 10
 
@@ -102,6 +104,7 @@ def run_training(task: str, out: Path, flags: Sequence[str]) -> Dict[str, Any]:
         "epochs_run", "best_epoch", "in_scope_accuracy", "oos_recall", "oos_precision",
         "in_scope_rejected", "auroc", "threshold", "target_oos_recall", "held_out_labels",
         "examples", "device", "temperature", "operating_points", "oos_train_fraction",
+        "averaged_weights", "history",
     )  # fmt: skip
     figures = {k: report[k] for k in keep if k in report}
     figures["wall_seconds"] = round(wall, 1)
@@ -162,6 +165,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=4, help="our classifier's epochs")
     parser.add_argument("--diet-epochs", type=int, default=30)
     parser.add_argument("--fewshot-epochs", type=int, default=FEWSHOT_EPOCHS)
+    parser.add_argument("--ema-decay", default="0.998", help="weight average of banking77_ema")
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     train_csv, test_csv = banking77(args.data)
@@ -178,6 +182,12 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "intent", args.work / "banking77_all",
                 ["--train", str(train_csv), "--test", str(test_csv), *common,
                  "--validation-fraction", "0"],
+            )  # fmt: skip
+        elif step == "banking77_ema":
+            figures = run_training(
+                "intent", args.work / "banking77_ema",
+                ["--train", str(train_csv), "--test", str(test_csv), *common,
+                 "--ema-decay", args.ema_decay],
             )  # fmt: skip
         elif step == "diet":
             figures = diet(args.data, args.work, args.diet_epochs)

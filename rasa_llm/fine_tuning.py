@@ -56,6 +56,8 @@ class FineTuneSettings:
     # Weight of the outlier-exposure loss on out-of-scope texts (see :func:`fine_tune`);
     # 0.5 as in Hendrycks et al. 2019.
     outlier_weight: float = 0.5
+    # Moving average of the weights (``LoopSettings.ema_decay``); 0 keeps none.
+    ema_decay: float = 0.0
 
     def loop_settings(self) -> LoopSettings:
         return LoopSettings(
@@ -66,6 +68,7 @@ class FineTuneSettings:
             early_stopping_patience=self.early_stopping_patience,
             seed=self.seed,
             show_progress=self.show_progress,
+            ema_decay=self.ema_decay,
         )
 
 
@@ -80,6 +83,8 @@ class FineTuneResult:
     seconds_per_step: float = 0.0
     stopped_early: bool = False
     history: List[Dict[str, float]] = field(default_factory=list)
+    # The result is the moving average of the weights (``ema_decay``).
+    averaged: bool = False
 
 
 # Python strings hold astral characters whole, so any surrogate code point is a lone one.
@@ -324,4 +329,5 @@ def fine_tune(
         seconds_per_step=loop.seconds_per_step,
         stopped_early=loop.stopped_early,
         history=loop.history,
+        averaged=loop.averaged,
     )

@@ -5,7 +5,9 @@ figures; the loop does the rest the same way for all of them: seeded shuffling,
 batches, gradient accumulation, clipping, AdamW steps on a warm-up-then-linear-decay
 schedule, bf16 autocast on a GPU, a progress bar, validation every epoch (and every N
 steps when epochs are long), keeping the best weights, early stopping, and a
-checkpoint after every epoch that ``resume`` continues from.
+checkpoint after every epoch that ``resume`` continues from. Optionally it keeps an
+exponential moving average of the trained weights (Polyak averaging) and validates it
+beside the raw weights, keeping whichever validates better.
 """
 
 from __future__ import annotations
@@ -52,6 +54,11 @@ class LoopSettings:
     eval_every_steps: Optional[int] = None
     seed: int = 42
     show_progress: bool = True
+    # Decay of an exponential moving average of the trained weights, updated after every
+    # optimizer step; 0 keeps none. Each validation then also scores the averaged
+    # weights, and the better of the two can become the result. 0.998 averages over
+    # roughly the last 500 steps.
+    ema_decay: float = 0.0
 
 
 class LoopTask(Protocol):
@@ -79,6 +86,8 @@ class LoopResult:
     best_metrics: Dict[str, float] = field(default_factory=dict)
     stopped_early: bool = False
     resumed_from_epoch: int = 0
+    # True when the result is the moving average of the weights, not the trained ones.
+    averaged: bool = False
 
 
 def autocast(device: torch.device) -> Any:
@@ -138,6 +147,11 @@ def train_loop(
     """Train ``model`` through ``task`` and leave it holding its best validated weights."""
     if n_examples < 1:
         raise ValueError("train_loop needs at least one training example")
+    if not 0.0 <= settings.ema_decay < 1.0:
+        raise ValueError(
+            f"ema_decay must be at least 0 and below 1, not {settings.ema_decay!r}; "
+            "0 turns the weight average off, 0.998 is a usual value"
+        )
     started = time.perf_counter()
     seed_everything(settings.seed)
     accumulation = max(1, settings.gradient_accumulation_steps)
@@ -159,6 +173,12 @@ def train_loop(
     elif resume:
         logger.warning("nothing to resume: no %s; training from the start", checkpoint)
 
+    if settings.ema_decay and state.ema is None:
+        state.ema = {
+            name: param.detach().clone()
+            for name, param in model.named_parameters()
+            if param.requires_grad
+        }
     train_seconds = 0.0
     epoch = state.epoch
     while epoch < settings.epochs and not state.finished:
@@ -189,6 +209,8 @@ def train_loop(
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             state.steps += 1
+            if state.ema is not None:
+                _update_average(state.ema, model, settings.ema_decay, state.steps)
             progress.set_postfix(loss=f"{np.mean(window[-accumulation:]):.3f}")
             limit_hit = settings.max_steps is not None and state.steps >= settings.max_steps
             periodic = settings.eval_every_steps and state.steps % settings.eval_every_steps == 0
@@ -229,6 +251,40 @@ class _LoopState:
     stale: int = 0
     finished: bool = False
     stopped_early: bool = False
+    # The moving average of the trainable parameters (``LoopSettings.ema_decay``).
+    ema: Optional[Dict[str, torch.Tensor]] = None
+
+
+def _update_average(
+    average: Dict[str, torch.Tensor], model: nn.Module, decay: float, step: int
+) -> None:
+    """One step of the weight average; its decay warms up so the start is forgotten.
+
+    Without the warm-up (``(1 + step) / (10 + step)``, as TensorFlow's
+    ExponentialMovingAverage does) the average would hold the pretrained weights for
+    hundreds of steps and score worse than the raw ones at the first validations.
+    """
+    rate = min(decay, (1.0 + step) / (10.0 + step))
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name in average:
+                average[name].mul_(rate).add_(param.detach(), alpha=1.0 - rate)
+
+
+@contextlib.contextmanager
+def _averaged_weights(model: nn.Module, average: Dict[str, torch.Tensor]) -> Any:
+    """The model holds the averaged weights inside the block and its own after it."""
+    params = dict(model.named_parameters())
+    saved = {name: params[name].detach().clone() for name in average}
+    with torch.no_grad():
+        for name, value in average.items():
+            params[name].copy_(value)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for name, value in saved.items():
+                params[name].copy_(value)
 
 
 def _validate(
@@ -247,18 +303,35 @@ def _validate(
     model.eval()
     with torch.no_grad():
         metrics = dict(task.validate())
+        averaged: Dict[str, float] = {}
+        if state.ema is not None:
+            with _averaged_weights(model, state.ema):
+                averaged = dict(task.validate())
     record = {"epoch": float(epoch), "step": float(step), "train_loss": train_loss, **metrics}
+    record.update({f"ema_{key}": value for key, value in averaged.items()})
     result.history.append(record)
     shown = ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k not in ("epoch", "step"))
     logger.info("epoch %d step %d: %s", epoch, step, shown)
     score = metrics.get("score")
     if score is None:  # nothing to validate on: the latest weights are the result
-        result.best_epoch, result.best_metrics, state.best_state = epoch, record, None
+        result.best_epoch, result.best_metrics = epoch, record
+        state.best_state, result.averaged = None, state.ema is not None
+        if state.ema is not None:  # the average is the result, as when it validates
+            with _averaged_weights(model, state.ema):
+                state.best_state = copy.deepcopy(model.state_dict())
         return
+    use_average = averaged.get("score", -math.inf) > score
+    if use_average:
+        score = averaged["score"]
     if score > state.best_score:
         state.best_score, state.stale = float(score), 0
-        state.best_state = copy.deepcopy(model.state_dict())
+        if use_average and state.ema is not None:
+            with _averaged_weights(model, state.ema):
+                state.best_state = copy.deepcopy(model.state_dict())
+        else:
+            state.best_state = copy.deepcopy(model.state_dict())
         result.best_epoch, result.best_metrics = epoch, record
+        result.averaged = use_average
         return
     state.stale += 1
     if settings.early_stopping_patience and state.stale >= settings.early_stopping_patience:
@@ -285,11 +358,15 @@ def _save(
             "scheduler": scheduler.state_dict(),
             "generator": generator.get_state(),
             "torch_rng": torch.get_rng_state(),
-            "state": {k: v for k, v in vars(state).items() if k != "best_state"},
+            "state": {
+                k: v for k, v in vars(state).items() if k not in ("best_state", "ema")
+            },
             "best_state": state.best_state,
+            "ema": state.ema,
             "history": result.history,
             "best_epoch": result.best_epoch,
             "best_metrics": result.best_metrics,
+            "averaged": result.averaged,
         },
         tmp,
     )
@@ -312,9 +389,11 @@ def _restore(
     torch.set_rng_state(saved["torch_rng"])
     state = _LoopState(**saved["state"])
     state.best_state = saved["best_state"]
+    state.ema = saved.get("ema")
     state.steps_at_resume = state.steps
     result.history = list(saved["history"])
     result.best_epoch = saved["best_epoch"]
     result.best_metrics = saved["best_metrics"]
+    result.averaged = bool(saved.get("averaged", False))
     result.resumed_from_epoch = state.epoch
     return state

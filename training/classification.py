@@ -224,6 +224,7 @@ def run_classifier(args: argparse.Namespace, task: str) -> int:
         epochs_run=result.epochs_run,
         best_epoch=result.best_epoch,
         stopped_early=result.stopped_early,
+        averaged_weights=result.averaged,
         temperature=temperature,
         device=str(device),
         base_model=str(base),
@@ -379,4 +380,5 @@ def fine_tune_settings(args: argparse.Namespace) -> Any:
         seed=args.seed,
         show_progress=not args.no_progress,
         auxiliary_weight=0.0,
+        ema_decay=args.ema_decay,
     )

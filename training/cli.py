@@ -156,6 +156,16 @@ def add_classifier_arguments(parser: argparse.ArgumentParser, task: str) -> None
     )
     model.add_argument("--seed", type=int, default=42)
     model.add_argument(
+        "--ema-decay",
+        type=_share,
+        default=0.0,
+        metavar="D",
+        help="keep a moving average of the weights with this decay per step (0.998 "
+        "averages about the last 500 steps); each validation scores it beside the "
+        "trained weights and keeps the better; with no validation part it is the "
+        "result. 0: none",
+    )
+    model.add_argument(
         "--no-calibrate",
         dest="calibrate",
         action="store_false",

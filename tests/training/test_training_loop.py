@@ -163,6 +163,124 @@ def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path: Path) -> N
         assert torch.allclose(a, b, atol=1e-6)
 
 
+class Snapshots(Regression):
+    """Regression that remembers the weights at every loss and validation call."""
+
+    def __init__(self, model: nn.Module, scores: Optional[List[float]] = None) -> None:
+        super().__init__(model, scores=scores)
+        self.at_loss: List[torch.Tensor] = []
+        self.at_validate: List[torch.Tensor] = []
+
+    def weights(self) -> torch.Tensor:
+        return torch.cat([p.detach().flatten().clone() for p in self.model.parameters()])
+
+    def loss(self, batch: Sequence[int]) -> torch.Tensor:
+        self.at_loss.append(self.weights())
+        return super().loss(batch)
+
+    def validate(self) -> Dict[str, float]:
+        self.at_validate.append(self.weights())
+        return super().validate()
+
+
+class NoValidation(Snapshots):
+    def validate(self) -> Dict[str, float]:
+        return {}
+
+
+def test_the_weight_average_is_the_hand_computed_one_and_does_not_change_training() -> None:
+    settings = LoopSettings(epochs=6, batch_size=32, early_stopping_patience=0, show_progress=False)
+    model, optimizer = make()
+    plain = NoValidation(model)
+    train_loop(model, plain, 32, optimizer, settings, CPU)
+    trained = plain.weights()
+    # One batch per epoch: the weights after step k are the ones the (k+1)th loss saw.
+    after_step = [*plain.at_loss[1:], trained]
+
+    model, optimizer = make()
+    averaged = NoValidation(model)
+    decay = 0.9
+    result = train_loop(
+        model, averaged, 32, optimizer, LoopSettings(**{**vars(settings), "ema_decay": decay}), CPU
+    )
+    # Averaging only watches: the trained trajectory is the same step for step.
+    for a, b in zip(plain.at_loss, averaged.at_loss, strict=True):
+        assert torch.equal(a, b)
+    expected = plain.at_loss[0].clone()
+    for step, weights in enumerate(after_step, start=1):
+        rate = min(decay, (1 + step) / (10 + step))
+        expected = rate * expected + (1 - rate) * weights
+    # With nothing to validate on, the average is the result.
+    assert result.averaged
+    assert torch.allclose(averaged.weights(), expected, atol=1e-6)
+    assert not torch.allclose(expected, trained, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("scores", "chosen", "averaged"),
+    [
+        # raw, average for epochs 1 and 2: the average of epoch 1 is the best.
+        ([0.1, 0.5, 0.2, 0.3], 1, True),
+        # The raw weights of epoch 2 beat every average.
+        ([0.1, 0.2, 0.6, 0.3], 2, False),
+    ],
+)
+def test_each_validation_scores_the_average_beside_the_weights_and_keeps_the_better(
+    scores: List[float], chosen: int, averaged: bool
+) -> None:
+    model, optimizer = make()
+    task = Snapshots(model, scores=list(scores))
+    settings = LoopSettings(
+        epochs=2, batch_size=8, early_stopping_patience=0, show_progress=False, ema_decay=0.5
+    )
+    result = train_loop(model, task, 32, optimizer, settings, CPU)
+    assert [r["score"] for r in result.history] == scores[0::2]
+    assert [r["ema_score"] for r in result.history] == scores[1::2]
+    assert result.best_epoch == chosen
+    assert result.averaged is averaged
+    # Validation calls alternate: raw weights, then the average.
+    expected = task.at_validate[(chosen - 1) * 2 + int(averaged)]
+    assert torch.equal(task.weights(), expected)
+    assert not torch.equal(task.at_validate[0], task.at_validate[1])
+
+
+def test_a_resumed_run_keeps_its_weight_average(tmp_path: Path) -> None:
+    settings = LoopSettings(
+        epochs=5, batch_size=8, early_stopping_patience=0, show_progress=False, ema_decay=0.8
+    )
+    model, optimizer = make()
+    straight = train_loop(model, Regression(model), 32, optimizer, settings, CPU)
+    expected = [p.detach().clone() for p in model.parameters()]
+
+    model, optimizer = make()
+    with pytest.raises(KeyboardInterrupt):
+        train_loop(
+            model, Regression(model, fail_at_call=10), 32, optimizer, settings, CPU,
+            checkpoint_dir=tmp_path,
+        )
+    model, optimizer = make()
+    resumed = train_loop(
+        model, Regression(model), 32, optimizer, settings, CPU, checkpoint_dir=tmp_path, resume=True
+    )
+    assert resumed.resumed_from_epoch == 2
+    assert [r["ema_score"] for r in resumed.history] == pytest.approx(
+        [r["ema_score"] for r in straight.history]
+    )
+    assert resumed.averaged == straight.averaged
+    for a, b in zip(expected, model.parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.parametrize("decay", [-0.1, 1.0])
+def test_a_weight_average_decay_outside_0_to_1_is_refused_with_the_fix(decay: float) -> None:
+    model, optimizer = make()
+    with pytest.raises(ValueError, match="0.998"):
+        train_loop(
+            model, Regression(model), 32, optimizer,
+            LoopSettings(epochs=1, show_progress=False, ema_decay=decay), CPU,
+        )
+
+
 def test_param_groups_put_heads_at_their_rate_and_skip_decay_on_biases_and_norms() -> None:
     net = nn.ModuleDict({"body": nn.Linear(2, 2), "norm": nn.LayerNorm(2), "head": nn.Linear(2, 1)})
     net["norm"].requires_grad_(False)
