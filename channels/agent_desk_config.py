@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
+
+from channels.channel_database import DatabaseLocation, database_location
 
 CHANNEL = "agent"
 CLASS_PATH = "channels.agent_desk.AgentDeskInput"
@@ -18,7 +19,8 @@ def get_default_config() -> Dict[str, Any]:
         # Bearer token agents' tools and the action server send: required, 16+
         # characters. Use ${RASA_LLM_DESK_TOKEN} in credentials.yml.
         "token": None,
-        # SQLite file of open and closed hand-offs (relative to the server's directory).
+        # SQLite file of open and closed hand-offs (relative to the server's directory),
+        # or a database URL (postgresql://...) that several servers share.
         "db": "handoffs.db",
         # Domain response the bot says when an agent hands the conversation back;
         # null says nothing.
@@ -46,7 +48,7 @@ class AgentDeskConfigError(ValueError):
 @dataclass(frozen=True)
 class AgentDeskConfig:
     token: str
-    db: Path
+    db: DatabaseLocation
     handback_response: Optional[str]
     transcript_turns: int
     forward_interval_s: float
@@ -92,7 +94,7 @@ class AgentDeskConfig:
             )
         return cls(
             token=token,
-            db=Path(str(values["db"])),
+            db=database_location(str(values["db"])),
             handback_response=response,
             transcript_turns=turns,
             forward_interval_s=float(interval),

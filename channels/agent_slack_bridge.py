@@ -95,7 +95,8 @@ def get_default_config() -> Dict[str, Any]:
         "agent_channel": None,
         # Slack's Web API; tests point it at a local fake.
         "api_url": DEFAULT_API_URL,
-        # SQLite file of delivered event ids (relative to the server's working directory).
+        # SQLite file of delivered event ids (relative to the server's working directory),
+        # or a database URL (postgresql://...) that several servers share.
         "dedup_db": DEFAULT_DEDUP_DB,
     }
 
@@ -216,7 +217,7 @@ class SlackAgentBridge:
             if clock
             else SlackRequestVerifier(config.slack_signing_secret)
         )
-        self.deliveries = DeliveryLog(config.dedup_db, clock=clock)
+        self.deliveries = DeliveryLog(config.dedup_db, clock=clock, setting="slack: dedup_db")
         self._policy = retry_policy or RetryPolicy()
         self._session: Optional[aiohttp.ClientSession] = None
         self._client: Optional[AsyncWebClient] = None

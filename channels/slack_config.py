@@ -12,11 +12,11 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional
 
 from slack_sdk.signature import Clock, SignatureVerifier
 
+from channels.channel_database import DatabaseLocation, database_location
 from channels.webhook_guard import WebhookRejected
 
 logger = logging.getLogger(__name__)
@@ -57,8 +57,9 @@ def get_default_config() -> Dict[str, Any]:
         # After a button click, replace the buttons by "You chose: …" (chat.update),
         # so a question cannot be answered twice.
         "update_clicked_message": True,
-        # Where delivered event ids are kept (relative to the server's working
-        # directory), and for how long a re-delivery is recognised.
+        # Where delivered event ids are kept (a SQLite file relative to the server's
+        # working directory, or a database URL such as postgresql://... that several
+        # servers share), and for how long a re-delivery is recognised.
         "dedup_db": "channel_deliveries.db",
         "dedup_window_seconds": 24 * 60 * 60,
     }
@@ -84,7 +85,7 @@ class SlackConfig:
     proxy: Optional[str]
     api_url: str
     update_clicked_message: bool
-    dedup_db: Path
+    dedup_db: DatabaseLocation
     dedup_window_seconds: float
 
     @classmethod
@@ -123,7 +124,7 @@ class SlackConfig:
             proxy=_text(values, "proxy"),
             api_url=api_url if api_url.endswith("/") else api_url + "/",
             update_clicked_message=_flag(values, "update_clicked_message"),
-            dedup_db=Path(_text(values, "dedup_db", required=True) or ""),
+            dedup_db=database_location(_text(values, "dedup_db", required=True) or ""),
             dedup_window_seconds=_seconds(values, "dedup_window_seconds"),
         )
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 from urllib.parse import urlsplit
 
+from channels.channel_database import DatabaseLocation, database_location
 from channels.sms_segments import MAX_SEGMENTS
 
 CHANNEL = "twilio"
@@ -70,11 +70,12 @@ def get_default_config() -> Dict[str, Any]:
         "stop_text": "",
         "start_text": "",
         # Twilio re-sends a webhook it thinks was lost: MessageSids seen in this window
-        # are dropped, also across a restart (SQLite file, relative to the server's cwd).
+        # are dropped, also across a restart (SQLite file, relative to the server's cwd,
+        # or a database URL such as postgresql://... that several servers share).
         "dedup_db": "channel_deliveries.db",
         "dedup_window_seconds": 24 * 60 * 60,
         # Opt-outs and last numbered options per sender. Absent: sms_senders.db next
-        # to dedup_db.
+        # to dedup_db, or dedup_db's database when that is a URL.
         "state_db": None,
     }
 
@@ -106,9 +107,9 @@ class SmsConfig:
     help_text: str
     stop_text: str
     start_text: str
-    dedup_db: Path
+    dedup_db: DatabaseLocation
     dedup_window_seconds: float
-    state_db: Path
+    state_db: DatabaseLocation
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Mapping[str, Any]]) -> SmsConfig:
@@ -127,8 +128,7 @@ class SmsConfig:
             if given.get(key) in (None, ""):
                 raise SmsConfigError(key, "missing", _REQUIRED_HINT)
         values = {**defaults, **{k: v for k, v in given.items() if v is not None}}
-        dedup_db = Path(_text(values, "dedup_db"))
-        state_db = values["state_db"]
+        dedup_db = database_location(_text(values, "dedup_db"))
         return cls(
             account_sid=_account_sid(values["account_sid"]),
             auth_token=_text(values, "auth_token"),
@@ -149,12 +149,17 @@ class SmsConfig:
             start_text=_string(values, "start_text"),
             dedup_db=dedup_db,
             dedup_window_seconds=_number(values, "dedup_window_seconds", minimum=1),
-            state_db=(
-                Path(_text(values, "state_db"))
-                if state_db
-                else dedup_db.with_name("sms_senders.db")
-            ),
+            state_db=_state_db(values, dedup_db),
         )
+
+
+def _state_db(values: Dict[str, Any], dedup_db: DatabaseLocation) -> DatabaseLocation:
+    """``state_db``, or by default beside ``dedup_db``: the same database, or a file next to it."""
+    if values["state_db"]:
+        return database_location(_text(values, "state_db"))
+    if isinstance(dedup_db, str):  # a database URL holds both channels' tables
+        return dedup_db
+    return dedup_db.with_name("sms_senders.db")
 
 
 _REQUIRED_HINT = (

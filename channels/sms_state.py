@@ -2,22 +2,25 @@
 
 Both must outlive the server process. An opt-out is a legal matter (a customer who
 texted STOP gets nothing more until START), and a customer may answer "1" to the
-options minutes later, after a deploy restarted the server. So both live in a SQLite
-file (WAL, like :class:`channels.delivery_log.DeliveryLog`), not in memory.
+options minutes later, after a deploy restarted the server. So both live in a table,
+not in memory: a SQLite file the workers of one machine share, or a database servers
+on several machines share (:mod:`channels.channel_database`); an opt-out taken by one
+server holds on all of them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
-from channels.delivery_log import connect_sqlite
+import sqlalchemy as sa
+
+from channels.channel_database import ChannelDatabase
 
 
 @dataclass(frozen=True)
@@ -29,52 +32,54 @@ class Option:
 
 
 class SenderStore:
-    """Opt-out flags and last options per sender, in a SQLite file."""
+    """Opt-out flags and last options per sender, in a SQLite file or a shared database."""
 
     def __init__(
         self,
-        path: str | Path,
+        location: str | Path,
         *,
         options_ttl_seconds: float,
         clock: Optional[Callable[[], float]] = None,
+        setting: str = "state_db",
     ) -> None:
-        self.path = Path(path)
+        self.database = ChannelDatabase(location, setting=setting)
         self.options_ttl_seconds = options_ttl_seconds
         self._clock = clock or time.time
         self._lock = threading.Lock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as connection:
-            connection.execute(
-                "CREATE TABLE IF NOT EXISTS opt_outs ("
-                " sender TEXT PRIMARY KEY, opted_out_at REAL NOT NULL)"
-            )
-            connection.execute(
-                "CREATE TABLE IF NOT EXISTS options ("
-                " sender TEXT PRIMARY KEY, options TEXT NOT NULL, saved_at REAL NOT NULL)"
-            )
-
-    def _connect(self) -> sqlite3.Connection:
-        return connect_sqlite(self.path)
+        self.database.create(
+            "CREATE TABLE IF NOT EXISTS opt_outs ("
+            " sender TEXT PRIMARY KEY, opted_out_at DOUBLE PRECISION NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS options ("
+            " sender TEXT PRIMARY KEY, options TEXT NOT NULL,"
+            " saved_at DOUBLE PRECISION NOT NULL)",
+        )
 
     # -------------------------------------------------------------- opt-out
     def is_opted_out_sync(self, sender: str) -> bool:
-        with self._lock, self._connect() as connection:
-            row = connection.execute(
-                "SELECT 1 FROM opt_outs WHERE sender = ?", (sender,)
-            ).fetchone()
-        return row is not None
+        with self._lock:
+            rows = self.database.execute(
+                "SELECT 1 FROM opt_outs WHERE sender = :sender", {"sender": sender}
+            )
+        return bool(rows)
 
     def set_opted_out_sync(self, sender: str, opted_out: bool) -> None:
-        with self._lock, self._connect() as connection:
+        with self._lock, self.database.transaction() as connection:
             if opted_out:
                 connection.execute(
-                    "INSERT OR REPLACE INTO opt_outs (sender, opted_out_at) VALUES (?, ?)",
-                    (sender, self._clock()),
+                    sa.text(
+                        "INSERT INTO opt_outs (sender, opted_out_at) VALUES (:sender, :now)"
+                        " ON CONFLICT (sender) DO UPDATE SET opted_out_at = excluded.opted_out_at"
+                    ),
+                    {"sender": sender, "now": self._clock()},
                 )
                 # Options offered before STOP mean nothing after START.
-                connection.execute("DELETE FROM options WHERE sender = ?", (sender,))
+                connection.execute(
+                    sa.text("DELETE FROM options WHERE sender = :sender"), {"sender": sender}
+                )
             else:
-                connection.execute("DELETE FROM opt_outs WHERE sender = ?", (sender,))
+                connection.execute(
+                    sa.text("DELETE FROM opt_outs WHERE sender = :sender"), {"sender": sender}
+                )
 
     async def is_opted_out(self, sender: str) -> bool:
         return await asyncio.to_thread(self.is_opted_out_sync, sender)
@@ -85,10 +90,12 @@ class SenderStore:
     # -------------------------------------------------------------- options
     def remember_options_sync(self, sender: str, options: Sequence[Option]) -> None:
         encoded = json.dumps([[option.title, option.payload] for option in options])
-        with self._lock, self._connect() as connection:
-            connection.execute(
-                "INSERT OR REPLACE INTO options (sender, options, saved_at) VALUES (?, ?, ?)",
-                (sender, encoded, self._clock()),
+        with self._lock:
+            self.database.execute(
+                "INSERT INTO options (sender, options, saved_at) VALUES (:sender, :options, :now)"
+                " ON CONFLICT (sender) DO UPDATE SET options = excluded.options,"
+                " saved_at = excluded.saved_at",
+                {"sender": sender, "options": encoded, "now": self._clock()},
             )
 
     def take_options_sync(self, sender: str) -> List[Option]:
@@ -97,14 +104,23 @@ class SenderStore:
         Options answer the very next message only: a "2" typed an hour and three
         topics later is a number, not a button.
         """
-        with self._lock, self._connect() as connection:
-            connection.execute("BEGIN IMMEDIATE")
+        with self._lock, self.database.transaction() as connection:
             row = connection.execute(
-                "SELECT options, saved_at FROM options WHERE sender = ?", (sender,)
+                sa.text("SELECT options, saved_at FROM options WHERE sender = :sender"),
+                {"sender": sender},
             ).fetchone()
-            connection.execute("DELETE FROM options WHERE sender = ?", (sender,))
-            connection.execute("COMMIT")
-        if row is None or self._clock() - row[1] > self.options_ttl_seconds:
+            if row is None:
+                return []
+            # Deleted only if unchanged since read: of two messages taking the same
+            # options at once (two servers), one gets them and the other none.
+            taken = connection.execute(
+                sa.text(
+                    "DELETE FROM options WHERE sender = :sender AND options = :options"
+                    " AND saved_at = :saved_at"
+                ),
+                {"sender": sender, "options": row[0], "saved_at": row[1]},
+            ).rowcount
+        if taken != 1 or self._clock() - row[1] > self.options_ttl_seconds:
             return []
         return [Option(title, payload) for title, payload in json.loads(row[0])]
 

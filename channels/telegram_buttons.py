@@ -2,9 +2,10 @@
 
 Telegram gives a button at most 64 bytes of ``callback_data``; a Rasa payload with
 entities (``/inform{"order_id": "…"}``) is often longer. Such a payload is kept in a
-SQLite table and the button carries a short key instead (``~k:`` and 32 characters of
-its SHA-256), so the same payload always gets the same key and a click still works
-after a restart of the server. A key that is no longer known (the table was deleted)
+table (a SQLite file or a shared database, as for de-duplication) and the button
+carries a short key instead (``~k:`` and 32 characters of its SHA-256), so the same
+payload always gets the same key and a click still works after a restart of the
+server or on another server. A key that is no longer known (the table was deleted)
 is answered with a short notice, never sent to the bot as text.
 """
 
@@ -13,15 +14,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import sqlite3
 import threading
 import time
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
+import sqlalchemy as sa
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from channels.delivery_log import connect_sqlite
+from channels.channel_database import ChannelDatabase
 
 CALLBACK_DATA_LIMIT = 64
 KEY_PREFIX = "~k:"
@@ -37,21 +38,18 @@ _ONE_ROW_BUTTONS = 3
 
 
 class ButtonPayloads:
-    """Long button payloads behind short keys, in a SQLite file shared with de-duplication."""
+    """Long button payloads behind short keys, in the database de-duplication uses."""
 
-    def __init__(self, path: str | Path, *, clock: Any = time.time) -> None:
-        self.path = Path(path)
+    def __init__(
+        self, location: str | Path, *, clock: Any = time.time, setting: str = "dedup_db"
+    ) -> None:
+        self.database = ChannelDatabase(location, setting=setting)
         self._clock = clock
         self._lock = threading.Lock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as connection:
-            connection.execute(
-                "CREATE TABLE IF NOT EXISTS telegram_button_payloads ("
-                " key TEXT PRIMARY KEY, payload TEXT NOT NULL, used_at REAL NOT NULL)"
-            )
-
-    def _connect(self) -> sqlite3.Connection:
-        return connect_sqlite(self.path)
+        self.database.create(
+            "CREATE TABLE IF NOT EXISTS telegram_button_payloads ("
+            " key TEXT PRIMARY KEY, payload TEXT NOT NULL, used_at DOUBLE PRECISION NOT NULL)"
+        )
 
     @staticmethod
     def needs_key(payload: str) -> bool:
@@ -72,14 +70,18 @@ class ButtonPayloads:
             return payload
         key = self.key_of(payload)
         now = self._clock()
-        with self._lock, self._connect() as connection:
+        with self._lock, self.database.transaction() as connection:
             connection.execute(
-                "DELETE FROM telegram_button_payloads WHERE used_at < ?", (now - KEEP_SECONDS,)
+                sa.text("DELETE FROM telegram_button_payloads WHERE used_at < :oldest"),
+                {"oldest": now - KEEP_SECONDS},
             )
             connection.execute(
-                "INSERT INTO telegram_button_payloads (key, payload, used_at) VALUES (?, ?, ?)"
-                " ON CONFLICT(key) DO UPDATE SET used_at = excluded.used_at",
-                (key, payload, now),
+                sa.text(
+                    "INSERT INTO telegram_button_payloads (key, payload, used_at)"
+                    " VALUES (:key, :payload, :now)"
+                    " ON CONFLICT (key) DO UPDATE SET used_at = excluded.used_at"
+                ),
+                {"key": key, "payload": payload, "now": now},
             )
         return key
 
@@ -87,11 +89,12 @@ class ButtonPayloads:
         """The payload a clicked button stands for; None for a key that is not known."""
         if not callback_data.startswith(KEY_PREFIX):
             return callback_data
-        with self._lock, self._connect() as connection:
-            row = connection.execute(
-                "SELECT payload FROM telegram_button_payloads WHERE key = ?", (callback_data,)
-            ).fetchone()
-        return str(row[0]) if row else None
+        with self._lock:
+            rows = self.database.execute(
+                "SELECT payload FROM telegram_button_payloads WHERE key = :key",
+                {"key": callback_data},
+            )
+        return str(rows[0][0]) if rows else None
 
     async def callback_data(self, payload: str) -> str:
         if not self.needs_key(payload):

@@ -14,9 +14,9 @@ from __future__ import annotations
 import hmac
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple
 
+from channels.channel_database import DatabaseLocation, database_location
 from channels.webhook_guard import WebhookRejected
 
 CHANNEL = "telegram"
@@ -59,8 +59,10 @@ def get_default_config() -> Dict[str, Any]:
         # After a button click, remove the keyboard and show "You chose: …" under the
         # question, so it cannot be answered twice.
         "update_clicked_message": True,
-        # Where delivered update ids (and long button payloads) are kept, relative to
-        # the server's working directory, and for how long a re-delivery is recognised.
+        # Where delivered update ids (and long button payloads) are kept: a SQLite file
+        # relative to the server's working directory, or a database URL such as
+        # postgresql://... that several servers share; and for how long a re-delivery
+        # is recognised.
         "dedup_db": "channel_deliveries.db",
         "dedup_window_seconds": 24 * 60 * 60,
     }
@@ -86,7 +88,7 @@ class TelegramConfig:
     commands: Tuple[Tuple[str, str], ...]
     answer_edited_messages: bool
     update_clicked_message: bool
-    dedup_db: Path
+    dedup_db: DatabaseLocation
     dedup_window_seconds: float
 
     @classmethod
@@ -116,7 +118,9 @@ class TelegramConfig:
             commands=_commands(values["commands"]),
             answer_edited_messages=_flag(values, "answer_edited_messages"),
             update_clicked_message=_flag(values, "update_clicked_message"),
-            dedup_db=Path(_required(values, "dedup_db", "a file name")),
+            dedup_db=database_location(
+                _required(values, "dedup_db", "a file name or a database URL")
+            ),
             dedup_window_seconds=_seconds(values, "dedup_window_seconds"),
         )
 

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
+from channels.channel_database import DatabaseLocation, database_location
+
 CHANNEL = "webchat"
 MIN_SECRET_CHARS = 32
 
@@ -69,7 +71,8 @@ def get_default_config() -> Dict[str, Any]:
         "attachment_dir": "webchat_uploads",
         "max_attachment_bytes": 5 * 1024 * 1024,
         "attachment_types": list(DEFAULT_ATTACHMENT_TYPES),
-        # Duplicate message ids (a client retrying after a reconnect) are dropped.
+        # Duplicate message ids (a client retrying after a reconnect) are dropped; kept
+        # in a SQLite file, or in a database URL (postgresql://...) several servers share.
         "dedup_db": "channel_deliveries.db",
         "dedup_window_seconds": 24 * 60 * 60,
     }
@@ -100,7 +103,7 @@ class WebChatConfig:
     attachment_dir: Optional[Path]
     max_attachment_bytes: int
     attachment_types: Tuple[str, ...]
-    dedup_db: Path
+    dedup_db: DatabaseLocation
     dedup_window_seconds: float
 
     @classmethod
@@ -139,7 +142,7 @@ class WebChatConfig:
             ),
             max_attachment_bytes=int(_number(values, "max_attachment_bytes", minimum=1)),
             attachment_types=_mime_types(values["attachment_types"]),
-            dedup_db=Path(_text(values, "dedup_db")),
+            dedup_db=database_location(_text(values, "dedup_db")),
             dedup_window_seconds=_number(values, "dedup_window_seconds", minimum=1),
         )
 

@@ -11,27 +11,30 @@ its tracker are its own.
 from __future__ import annotations
 
 import base64
-import itertools
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, Optional
 
 import pytest
 import requests
 from twilio.request_validator import RequestValidator
 
 from channels.sms_segments import segment_count
-from tests.fake_platform import Call, FakePlatform
+from tests.channels.sms_support import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    NUMBER,
+    PUBLIC_URL,
+    TwilioApi,
+    form,
+    new_number,
+    new_sid,
+    post,
+)
 from tests.rasa_process import RasaServer
 
 pytestmark = pytest.mark.integration
 
-ACCOUNT_SID = "AC" + "5e1f" * 8
-AUTH_TOKEN = "server-test-auth-token-3f9a"
-NUMBER = "+15005550006"
-# The URL Twilio is configured with: the server sits behind a proxy that Twilio reaches.
-PUBLIC_URL = "https://sms.example.com/webhooks/twilio/webhook"
-MESSAGES_PATH = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
 GREETING = "Hi, welcome to Northwind customer service!"
 APOLOGY = "I'm really sorry about this"
 OPTIONS = (
@@ -43,48 +46,6 @@ OPTIONS = (
 DECLINED = "Alright. Is there anything else I can help you with?"
 HELP_TEXT = "Northwind SMS help: ask about orders. Reply STOP to opt out."
 COMPLAINT = "this is the worst service I have ever had"
-# How long "nothing more arrives" is watched for.
-QUIET_SECONDS = 3.0
-
-_numbers = itertools.count(1)
-_sids = itertools.count(1)
-
-
-class TwilioApi:
-    """The fake's Messages resource: 201 for each message, after any failures queued."""
-
-    def __init__(self) -> None:
-        self.fake = FakePlatform("twilio").start()
-        self.failures: List[Tuple[int, Dict[str, Any], Dict[str, str]]] = []
-        self.fake.expect("POST", MESSAGES_PATH, self._answer)
-
-    def _answer(self, call: Call) -> Tuple[int, Dict[str, Any], Dict[str, str]]:
-        if self.failures:
-            return self.failures.pop(0)
-        return 201, {"sid": "SM" + "a" * 32, "status": "queued", "to": call.form["To"]}, {}
-
-    def sent_to(self, number: str) -> List[Call]:
-        return [call for call in self.fake.calls_to(MESSAGES_PATH) if call.form["To"] == number]
-
-    def wait_for(self, number: str, count: int, timeout: float = 90) -> List[Call]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            calls = self.sent_to(number)
-            if len(calls) >= count:
-                return calls
-            time.sleep(0.05)
-        raise AssertionError(
-            f"expected {count} message(s) to {number}, got "
-            f"{[c.form.get('Body') for c in self.sent_to(number)]}"
-        )
-
-    def bodies(self, number: str, count: int, timeout: float = 90) -> List[str]:
-        return [call.form.get("Body", "") for call in self.wait_for(number, count, timeout)]
-
-    def assert_quiet(self, number: str, count: int, seconds: float = QUIET_SECONDS) -> None:
-        """No more than ``count`` messages reach ``number`` in the next ``seconds``."""
-        time.sleep(seconds)
-        assert len(self.sent_to(number)) == count, [c.form for c in self.sent_to(number)]
 
 
 @pytest.fixture(scope="module")
@@ -121,54 +82,6 @@ def server(
     rasa = RasaServer(bot_model, workdir, credentials=credentials).start()
     yield rasa
     rasa.stop()
-
-
-def new_number() -> str:
-    return f"+1555{next(_numbers):07d}"
-
-
-def new_sid() -> str:
-    return f"SM{next(_sids):032x}"
-
-
-def form(sender: str, body: str, sid: Optional[str] = None, **extra: str) -> Dict[str, str]:
-    """The fields Twilio posts for an incoming SMS."""
-    return {
-        "ToCountry": "US",
-        "SmsMessageSid": sid or "",
-        "NumMedia": "0",
-        "SmsSid": sid or "",
-        "SmsStatus": "received",
-        "Body": body,
-        "To": NUMBER,
-        "NumSegments": "1",
-        "MessageSid": sid or new_sid(),
-        "AccountSid": ACCOUNT_SID,
-        "From": sender,
-        "ApiVersion": "2010-04-01",
-        **extra,
-    }
-
-
-def post(
-    server: RasaServer,
-    fields: Dict[str, str],
-    *,
-    signed_url: str = PUBLIC_URL,
-    signature: Optional[str] = "sign",
-    token: str = AUTH_TOKEN,
-    headers: Optional[Dict[str, str]] = None,
-) -> requests.Response:
-    """POST a webhook as Twilio does; ``signature="sign"`` signs it for ``signed_url``."""
-    sent_headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
-    if signature == "sign":
-        signature = RequestValidator(token).compute_signature(signed_url, fields)
-    if signature is not None:
-        sent_headers["X-Twilio-Signature"] = signature
-    sent_headers.update(headers or {})
-    return requests.post(
-        f"{server.url}/webhooks/twilio/webhook", data=fields, headers=sent_headers, timeout=30
-    )
 
 
 def text(server: RasaServer, sender: str, body: str, **extra: str) -> requests.Response:

@@ -20,6 +20,7 @@ from typing import Dict, Iterator, List
 import pytest
 import yaml
 
+from tests.channels.sms_support import ACCOUNT_SID, AUTH_TOKEN, NUMBER, PUBLIC_URL, TwilioApi
 from tests.fake_platform import Call, FakePlatform, Reply
 from tests.postgres_server import PostgresServer
 from tests.rasa_process import BOT, ActionServer, RasaServer, free_port
@@ -92,6 +93,8 @@ class Production:
     postgres: PostgresServer
     redis: RedisServer
     database_url: str
+    # Twilio's API for the SMS channel, whose retries and opt-outs live in PostgreSQL.
+    twilio: TwilioApi
 
     @property
     def urls(self) -> List[str]:
@@ -121,9 +124,18 @@ def production(
 ) -> Iterator[Production]:
     workdir = tmp_path_factory.mktemp("production")
     credentials = workdir / "credentials.yml"
+    twilio = TwilioApi()
+    # The SMS channel's own tables (retried webhooks, opt-outs) in the tracker store's
+    # PostgreSQL database, as README.md's production set-up says for several hosts;
+    # each server also runs in a folder of its own, as on another machine.
     credentials.write_text(
         "rest:\nchannels.monitoring.MonitoringInput:\n"
         f'channels.webchat.WebChatInput:\n  session_secret: "{WEBCHAT_SECRET}"\n'
+        "channels.sms.TwilioSmsInput:\n"
+        f'  account_sid: "{ACCOUNT_SID}"\n  auth_token: "{AUTH_TOKEN}"\n'
+        f'  twilio_number: "{NUMBER}"\n  webhook_url: "{PUBLIC_URL}"\n'
+        f'  api_base_url: "{twilio.fake.url}"\n'
+        "  dedup_db: ${RASA_LLM_DATABASE_URL}\n"
     )
     postgres, redis = postgres_server, redis_server
     database_url = postgres.create_database("rasa_llm")
@@ -163,9 +175,10 @@ def production(
         with ThreadPoolExecutor(len(servers)) as pool:
             for started in [pool.submit(server.start) for server in servers]:
                 started.result()
-        yield Production(servers, actions, model, postgres, redis, database_url)
+        yield Production(servers, actions, model, postgres, redis, database_url, twilio)
     finally:
         for server in servers:
             server.stop()
         actions.stop()
         model.stop()
+        twilio.fake.stop()
