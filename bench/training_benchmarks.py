@@ -55,7 +55,16 @@ ENV = {
     "TF_CPP_MIN_LOG_LEVEL": "2",
     "TOKENIZERS_PARALLELISM": "false",
 }
-STEPS = ("banking77", "banking77_all", "banking77_ema", "diet", "fewshot", "oos", "oos_exposure", "airline")
+STEPS = (
+    "banking77",
+    "banking77_all",
+    "banking77_ema",
+    "diet",
+    "fewshot",
+    "oos",
+    "oos_exposure",
+    "airline",
+)
 OOS_SEED = 13
 FEWSHOT_EPOCHS = 10
 

@@ -358,9 +358,7 @@ def _save(
             "scheduler": scheduler.state_dict(),
             "generator": generator.get_state(),
             "torch_rng": torch.get_rng_state(),
-            "state": {
-                k: v for k, v in vars(state).items() if k not in ("best_state", "ema")
-            },
+            "state": {k: v for k, v in vars(state).items() if k not in ("best_state", "ema")},
             "best_state": state.best_state,
             "ema": state.ema,
             "history": result.history,

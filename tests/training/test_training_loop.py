@@ -255,7 +255,12 @@ def test_a_resumed_run_keeps_its_weight_average(tmp_path: Path) -> None:
     model, optimizer = make()
     with pytest.raises(KeyboardInterrupt):
         train_loop(
-            model, Regression(model, fail_at_call=10), 32, optimizer, settings, CPU,
+            model,
+            Regression(model, fail_at_call=10),
+            32,
+            optimizer,
+            settings,
+            CPU,
             checkpoint_dir=tmp_path,
         )
     model, optimizer = make()
@@ -276,8 +281,12 @@ def test_a_weight_average_decay_outside_0_to_1_is_refused_with_the_fix(decay: fl
     model, optimizer = make()
     with pytest.raises(ValueError, match="0.998"):
         train_loop(
-            model, Regression(model), 32, optimizer,
-            LoopSettings(epochs=1, show_progress=False, ema_decay=decay), CPU,
+            model,
+            Regression(model),
+            32,
+            optimizer,
+            LoopSettings(epochs=1, show_progress=False, ema_decay=decay),
+            CPU,
         )
 
 
