@@ -220,18 +220,19 @@ def markdown_table(result: Dict[str, Any]) -> str:
     rows = result["variants"]
     lines = [
         "| variant | p50 ms | p95 ms | p50 ratio | p95 ratio | load s | size MB | "
-        "RSS growth MiB | accuracy | Δ points (95 % CI) | agreement |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+        "RSS growth MiB | accuracy | Δ points (95 % CI) | agreement | ECE |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
     ]
     for name, row in rows.items():
         low, high = row["delta_points_ci95"]
+        ece = f"{row['ece']:.4f}" if "ece" in row else ""
         lines.append(
             f"| {name} | {row['p50_ms']:.2f} | {row['p95_ms']:.2f} "
             f"| {row.get('p50_ms_ratio', 1.0):.2f} | {row.get('p95_ms_ratio', 1.0):.2f} "
             f"| {row['load_seconds']:.2f} | {row['size_bytes'] / 1e6:.1f} "
             f"| {row['rss_growth_mib']:.0f} | {100 * row['accuracy']:.2f} "
             f"| {row['delta_points']:+.2f} ({low:+.2f}, {high:+.2f}) "
-            f"| {100 * row['agreement_with_reference']:.2f} % |"
+            f"| {100 * row['agreement_with_reference']:.2f} % | {ece} |"
         )
     return "\n".join(lines)
 
@@ -465,6 +466,7 @@ def build_variants(
         measured(int8_per_channel)
     info["labels"] = list(state["meta"]["labels"])
     info["max_length"] = int(state["meta"].get("max_length", 64))
+    info["temperature"] = float(state["meta"].get("temperature", 1.0))
     if with_onnx:
         fp32_path, int8_path = workdir / "model.onnx", workdir / "model.int8.onnx"
         info["onnx_export_seconds"] = export_onnx(state["model"], state["tokenizer"], fp32_path)
@@ -482,8 +484,14 @@ def build_variants(
 
 def measure_interleaved(
     variants: Sequence[Variant], texts: Sequence[str], labels: Sequence[str], warmup: int
-) -> Tuple[Dict[str, List[float]], Dict[str, List[str]], List[Tuple[float, float, float]]]:
-    """Time every variant on every text, round-robin; return latencies, predictions, loads."""
+) -> Tuple[
+    Dict[str, List[float]],
+    Dict[str, List[str]],
+    Dict[str, np.ndarray],
+    List[Tuple[float, float, float]],
+]:
+    """Time every variant on every text, round-robin; return latencies, predictions,
+    logits (one row per text) and load averages."""
     by_name = {v.name: v for v in variants}
     names = list(by_name)
     for text in texts[:warmup]:
@@ -491,6 +499,7 @@ def measure_interleaved(
             by_name[name].predict(text)
     latencies: Dict[str, List[float]] = {name: [] for name in names}
     predictions: Dict[str, List[str]] = {name: [] for name in names}
+    logits_by: Dict[str, List[np.ndarray]] = {name: [] for name in names}
     loads = [os.getloadavg()]
     for i, text in enumerate(texts):
         for name in rotation(names, i):
@@ -498,10 +507,33 @@ def measure_interleaved(
             logits = by_name[name].predict(text)
             latencies[name].append((time.perf_counter() - started) * 1000)
             predictions[name].append(labels[int(np.argmax(logits))])
+            logits_by[name].append(np.asarray(logits, dtype=np.float64))
         if i % 250 == 249:
             loads.append(os.getloadavg())
     loads.append(os.getloadavg())
-    return latencies, predictions, loads
+    stacked = {name: np.stack(rows) for name, rows in logits_by.items()}
+    return latencies, predictions, stacked, loads
+
+
+def calibration_figures(
+    gold: Sequence[str], labels: Sequence[str], logits: Mapping[str, np.ndarray], temperature: float
+) -> Dict[str, Dict[str, float]]:
+    """Expected calibration error of each variant with the model's stored temperature
+    (fitted at training on float32 logits), and with the temperature that would be best
+    for its own logits on these messages (fitted on them: a bound, not a deployable
+    figure). Close figures mean the stored temperature serves the variant as well."""
+    from rasa_llm.calibration import expected_calibration_error, fit_temperature, softmax
+
+    truth = np.asarray([list(labels).index(label) for label in gold])
+    figures: Dict[str, Dict[str, float]] = {}
+    for name, rows in logits.items():
+        best = fit_temperature(rows, truth)
+        figures[name] = {
+            "ece": expected_calibration_error(softmax(rows, temperature), truth),
+            "best_temperature": best,
+            "ece_best_temperature": expected_calibration_error(softmax(rows, best), truth),
+        }
+    return figures
 
 
 def run_set(
@@ -519,16 +551,18 @@ def run_set(
             raise SystemExit(f"{name}: the model does not know the test labels {unknown}")
         load_before = wait_for_quiet(args.max_load, args.patience)
         print(f"{name}: timing {len(texts)} messages × {len(variants)} variants", flush=True)
-        latencies, predictions, loads = measure_interleaved(
+        latencies, predictions, logits, loads = measure_interleaved(
             variants, texts, info["labels"], args.warmup
         )
     rows = compare_predictions(gold, predictions)
+    calibration = calibration_figures(gold, info["labels"], logits, info["temperature"])
     for variant in variants:
         rows[variant.name].update(
             latency_summary(latencies[variant.name]),
             load_seconds=variant.load_seconds,
             size_bytes=variant.size_bytes,
             rss_growth_mib=variant.rss_growth_mib,
+            **calibration[variant.name],
             **variant.extra,
         )
         rows[variant.name]["adopt_by_rule"] = adopt(rows[variant.name]["delta_points"])

@@ -15,6 +15,7 @@ from bench.encoder_serving import (
     SERVED,
     adopt,
     build_variants,
+    calibration_figures,
     compare_predictions,
     extract_intent_classifier,
     find_component_dir,
@@ -183,12 +184,28 @@ def test_torch_variants_are_loaded_and_timed_round_robin(
     assert info["labels"] == LABELS and info["max_length"] == 16
     assert all(v.load_seconds > 0 and v.size_bytes > 0 for v in variants)
     assert variants[1].extra["quantize_seconds"] > 0
-    latencies, predictions, loads = measure_interleaved(variants, TEXTS, LABELS, warmup=1)
+    latencies, predictions, logits, loads = measure_interleaved(variants, TEXTS, LABELS, warmup=1)
     for name in latencies:
         assert len(latencies[name]) == len(TEXTS)
         assert all(ms > 0 for ms in latencies[name])
         assert set(predictions[name]) <= set(LABELS)
+        assert logits[name].shape == (len(TEXTS), len(LABELS))
+        assert predictions[name] == [LABELS[i] for i in logits[name].argmax(axis=1)]
     assert len(loads) >= 2
+
+
+def test_calibration_uses_the_stored_temperature_and_bounds_it_with_the_best() -> None:
+    gold = ["a", "b", "a", "b", "a", "b", "a", "a"]
+    sure = np.asarray([[6.0, -6.0] if g == "a" else [-6.0, 6.0] for g in gold])
+    sure[-1] = [-6.0, 6.0]  # one confident mistake
+    figures = calibration_figures(gold, ["a", "b"], {"sure": sure, "timid": sure / 20}, 1.0)
+    # Confident: 7 of 8 right at ~1.0 confidence: ECE = |7/8 - 1| = 0.125.
+    assert figures["sure"]["ece"] == pytest.approx(0.125, abs=1e-3)
+    # The same ranking with logits 20 times smaller: confidences near 0.65, 7/8 right.
+    assert figures["timid"]["ece"] == pytest.approx(abs(0.875 - 1 / (1 + np.exp(-0.6))), abs=1e-3)
+    for row in figures.values():
+        assert row["ece_best_temperature"] <= row["ece"] + 1e-9
+    assert figures["timid"]["best_temperature"] < 1.0
 
 
 def test_onnx_variants_match_torch(classifier_dir: Path, tmp_path: Path) -> None:
