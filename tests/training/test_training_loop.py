@@ -131,8 +131,13 @@ def test_eval_every_steps_validates_inside_epochs() -> None:
     assert [r["step"] for r in result.history] == [3.0, 6.0, 8.0, 9.0, 12.0, 15.0, 16.0]
 
 
-def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path: Path) -> None:
-    settings = LoopSettings(epochs=5, batch_size=8, early_stopping_patience=0, show_progress=False)
+@pytest.mark.parametrize("ema_decay", [0.0, 0.8])
+def test_a_resumed_run_ends_where_an_uninterrupted_one_does(
+    tmp_path: Path, ema_decay: float
+) -> None:
+    settings = LoopSettings(
+        epochs=5, batch_size=8, early_stopping_patience=0, show_progress=False, ema_decay=ema_decay
+    )
     model, optimizer = make()
     straight = train_loop(model, Regression(model), 32, optimizer, settings, CPU)
     expected = [p.detach().clone() for p in model.parameters()]
@@ -159,6 +164,11 @@ def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path: Path) -> N
     assert [r["train_loss"] for r in resumed.history] == pytest.approx(
         [r["train_loss"] for r in straight.history]
     )
+    # The weight average is checkpointed too: it validates as if never interrupted.
+    assert [r.get("ema_score") for r in resumed.history] == pytest.approx(
+        [r.get("ema_score") for r in straight.history]
+    )
+    assert resumed.averaged == straight.averaged
     for a, b in zip(expected, model.parameters(), strict=True):
         assert torch.allclose(a, b, atol=1e-6)
 
@@ -242,38 +252,6 @@ def test_each_validation_scores_the_average_beside_the_weights_and_keeps_the_bet
     expected = task.at_validate[(chosen - 1) * 2 + int(averaged)]
     assert torch.equal(task.weights(), expected)
     assert not torch.equal(task.at_validate[0], task.at_validate[1])
-
-
-def test_a_resumed_run_keeps_its_weight_average(tmp_path: Path) -> None:
-    settings = LoopSettings(
-        epochs=5, batch_size=8, early_stopping_patience=0, show_progress=False, ema_decay=0.8
-    )
-    model, optimizer = make()
-    straight = train_loop(model, Regression(model), 32, optimizer, settings, CPU)
-    expected = [p.detach().clone() for p in model.parameters()]
-
-    model, optimizer = make()
-    with pytest.raises(KeyboardInterrupt):
-        train_loop(
-            model,
-            Regression(model, fail_at_call=10),
-            32,
-            optimizer,
-            settings,
-            CPU,
-            checkpoint_dir=tmp_path,
-        )
-    model, optimizer = make()
-    resumed = train_loop(
-        model, Regression(model), 32, optimizer, settings, CPU, checkpoint_dir=tmp_path, resume=True
-    )
-    assert resumed.resumed_from_epoch == 2
-    assert [r["ema_score"] for r in resumed.history] == pytest.approx(
-        [r["ema_score"] for r in straight.history]
-    )
-    assert resumed.averaged == straight.averaged
-    for a, b in zip(expected, model.parameters(), strict=True):
-        assert torch.allclose(a, b, atol=1e-6)
 
 
 @pytest.mark.parametrize("decay", [-0.1, 1.0])
