@@ -26,13 +26,8 @@ from rasa.core.channels.rest import RestInput
 from sanic import Sanic
 
 from rasa_llm import http_api_guard as guard
-from rasa_llm.http_api_guard import (
-    MAX_DEPTH,
-    HttpApiGuardError,
-    guard_app,
-    install_http_api_guard,
-    nested_deeper_than,
-)
+from rasa_llm.http_api_checks import MAX_DEPTH, nested_deeper_than
+from rasa_llm.http_api_guard import HttpApiGuardError, guard_app, install_http_api_guard
 from tests.rasa_process import free_port
 
 MARK = "CUSTOMERSAID7Q"  # in every text a customer could have written
