@@ -36,6 +36,10 @@ class ChannelDatabaseError(RuntimeError):
 # A channel setting's value: a file name (SQLite) or a database URL.
 DatabaseLocation = Union[str, Path]
 
+# The advisory lock that creating the channels' tables takes on PostgreSQL: any fixed
+# 64-bit number that other software on the database is unlikely to use.
+_CREATE_LOCK_KEY = 0x7261_7361_6C6C_6D01  # "rasallm" + 1
+
 _engines: Dict[str, Engine] = {}
 _engines_lock = threading.Lock()
 
@@ -79,6 +83,15 @@ class ChannelDatabase:
         """Run the ``CREATE ... IF NOT EXISTS`` statements; a clear error if unreachable."""
         try:
             with self.transaction() as connection:
+                if connection.dialect.name == "postgresql":
+                    # PostgreSQL's CREATE ... IF NOT EXISTS is not safe against itself:
+                    # two servers (or workers) starting at once both find no table and
+                    # the second fails on pg_type's unique index. One lock, held to the
+                    # end of this transaction, makes them take turns.
+                    connection.execute(
+                        sa.text("SELECT pg_advisory_xact_lock(:key)"),
+                        {"key": _CREATE_LOCK_KEY},
+                    )
                 for statement in statements:
                     connection.execute(sa.text(statement))
         except SQLAlchemyError as error:

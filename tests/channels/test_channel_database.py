@@ -122,6 +122,29 @@ def test_long_button_payloads_are_found_by_another_server(location: Any):
     assert ButtonPayloads(location).callback_data_sync(payload) == key  # the same key again
 
 
+def test_servers_starting_at_once_create_the_tables_once(location: Any):
+    """Two servers (or workers) starting together both find no table and create it.
+
+    PostgreSQL's CREATE TABLE IF NOT EXISTS alone fails for the second one (a duplicate
+    in pg_type; CI saw it with the production set-up's two servers).
+    """
+    stores: List[Callable[[Any], Any]] = [
+        DeliveryLog,
+        HandoffStore,
+        lambda location: SenderStore(location, options_ttl_seconds=60),
+        ButtonPayloads,
+    ]
+    opened = race(32, lambda i: stores[i % 4](location))
+    assert [type(store) for store in opened[:4]] == [
+        DeliveryLog,
+        HandoffStore,
+        SenderStore,
+        ButtonPayloads,
+    ]
+    assert opened[0].first_time_sync("slack", "Ev1")
+    assert not opened[4].first_time_sync("slack", "Ev1")
+
+
 def test_a_url_stays_a_url_and_sms_state_shares_its_database():
     url = "postgresql://rasa:secret@db.internal:5432/rasa"
     assert database_location(url) == url  # a Path would fold the "//"
