@@ -467,6 +467,9 @@ def build_variants(
     info["labels"] = list(state["meta"]["labels"])
     info["max_length"] = int(state["meta"].get("max_length", 64))
     info["temperature"] = float(state["meta"].get("temperature", 1.0))
+    # `python -m training` stores the int8 graph's own temperature (since 2026-12-03).
+    int8 = state["meta"].get("int8") or {}
+    info["own_temperatures"] = {SERVED: float(int8["temperature"])} if int8 else {}
     if with_onnx:
         fp32_path, int8_path = workdir / "model.onnx", workdir / "model.int8.onnx"
         info["onnx_export_seconds"] = export_onnx(state["model"], state["tokenizer"], fp32_path)
@@ -516,11 +519,16 @@ def measure_interleaved(
 
 
 def calibration_figures(
-    gold: Sequence[str], labels: Sequence[str], logits: Mapping[str, np.ndarray], temperature: float
+    gold: Sequence[str],
+    labels: Sequence[str],
+    logits: Mapping[str, np.ndarray],
+    temperature: float,
+    own: Optional[Mapping[str, float]] = None,
 ) -> Dict[str, Dict[str, float]]:
     """Expected calibration error of each variant with the model's stored temperature
-    (fitted at training on float32 logits), and with the temperature that would be best
-    for its own logits on these messages (fitted on them: a bound, not a deployable
+    (``own[variant]`` where the model stores one for it, as the int8 graph's; else the
+    one fitted at training on float32 logits), and with the temperature that would be
+    best for its own logits on these messages (fitted on them: a bound, not a deployable
     figure). Close figures mean the stored temperature serves the variant as well."""
     from rasa_llm.calibration import expected_calibration_error, fit_temperature, softmax
 
@@ -528,8 +536,10 @@ def calibration_figures(
     figures: Dict[str, Dict[str, float]] = {}
     for name, rows in logits.items():
         best = fit_temperature(rows, truth)
+        stored = (own or {}).get(name, temperature)
         figures[name] = {
-            "ece": expected_calibration_error(softmax(rows, temperature), truth),
+            "stored_temperature": stored,
+            "ece": expected_calibration_error(softmax(rows, stored), truth),
             "best_temperature": best,
             "ece_best_temperature": expected_calibration_error(softmax(rows, best), truth),
         }
@@ -555,7 +565,9 @@ def run_set(
             variants, texts, info["labels"], args.warmup
         )
     rows = compare_predictions(gold, predictions)
-    calibration = calibration_figures(gold, info["labels"], logits, info["temperature"])
+    calibration = calibration_figures(
+        gold, info["labels"], logits, info["temperature"], info["own_temperatures"]
+    )
     for variant in variants:
         rows[variant.name].update(
             latency_summary(latencies[variant.name]),

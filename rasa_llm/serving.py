@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Mapping, Optional, Union
+from typing import Any, Mapping, Optional, Union
 
 import torch
 
@@ -38,6 +38,10 @@ from rasa_llm.onnx_encoder_classifier import (
 logger = logging.getLogger(__name__)
 
 QUANTIZE_MODES = ("auto", "int8", "none")
+# The classifier meta's calibration for its int8 graph: {"temperature", "oos_threshold"}
+# fitted on the logits the graph gives. The top-level "temperature" and
+# "oos_threshold" are the float32 model's.
+INT8_META = "int8"
 THREADS_ENV = "RASA_LLM_TORCH_THREADS"
 DEFAULT_SERVING_THREADS = 1
 
@@ -130,3 +134,22 @@ def store_graph(directory: Path, served: Served) -> None:
     """Keep ``served``'s int8 graph in the component's directory, so loads skip the export."""
     if isinstance(served, OnnxEncoderClassifier):
         (Path(directory) / GRAPH_FILE).write_bytes(served.graph)
+
+
+def served_temperature(meta: Mapping[str, Any], served: Served) -> float:
+    """The temperature fitted on the logits of what answers: the int8 graph or float32.
+
+    A classifier without an int8 calibration (trained before it was stored) answers
+    with its one temperature, as it did.
+    """
+    if isinstance(served, OnnxEncoderClassifier) and INT8_META in meta:
+        return float(meta[INT8_META]["temperature"])
+    return float(meta.get("temperature", 1.0))
+
+
+def served_threshold(meta: Mapping[str, Any], served: Served) -> Optional[float]:
+    """The stored out-of-scope threshold for what answers (see :func:`served_temperature`)."""
+    threshold = meta.get("oos_threshold")
+    if isinstance(served, OnnxEncoderClassifier) and INT8_META in meta:
+        threshold = meta[INT8_META].get("oos_threshold", threshold)
+    return None if threshold is None else float(threshold)

@@ -31,7 +31,16 @@ from rasa_llm.fine_tuning import FineTuneSettings, fine_tune, predict
 from rasa_llm.log_redactor import log_redactor
 from rasa_llm.ranking import build_ranking, empty_intent, reject_below
 from rasa_llm.sentiment_data import sentiment_label
-from rasa_llm.serving import Served, check_quantize, serving_model, store_graph, stored_graph
+from rasa_llm.serving import (
+    INT8_META,
+    Served,
+    check_quantize,
+    served_temperature,
+    served_threshold,
+    serving_model,
+    store_graph,
+    stored_graph,
+)
 from rasa_llm.splits import stratified_split
 
 logger = logging.getLogger(__name__)
@@ -195,7 +204,9 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
 
     @property
     def temperature(self) -> float:
-        return float(self.meta.get("temperature", 1.0))
+        """The temperature of the model that answers (int8 graph or float32)."""
+        assert self.model is not None
+        return served_temperature(self.meta, self._served(self.model))
 
     @classmethod
     def create(
@@ -282,26 +293,29 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
             auxiliary_classes=len(SENTIMENT_LABELS),
         )
         temperature, ece_before, ece_after = 1.0, None, None
+        int8: Dict[str, Any] = {}
         if val_idx:
             val_labels = np.asarray([label_ids[i] for i in val_idx])
-            # Calibrate the model that will answer messages (int8 on the CPU), not
-            # the float32 one that was trained.
+            val_texts = [texts[i] for i in val_idx]
+            # One temperature for the float32 model (a GPU, or quantize: none) and one
+            # for the int8 graph that answers on the CPU: their logits differ a little.
             served = self._served(model.eval())
-            _, logits = predict(
-                served,
-                tokenizer,
-                [texts[i] for i in val_idx],
-                self._config["max_length"],
-                self.device,
-                self._config["inference_batch_size"],
-            )
+            logits = self._logits(model, tokenizer, val_texts)
+            if self._config["calibrate"]:
+                temperature = calibration.fit_temperature(logits, val_labels)
+            if served is not model:
+                logits = self._logits(served, tokenizer, val_texts)
+                int8["temperature"] = (
+                    calibration.fit_temperature(logits, val_labels)
+                    if self._config["calibrate"]
+                    else 1.0
+                )
+            # The figures of the model that will answer messages.
             ece_before = calibration.expected_calibration_error(
                 calibration.softmax(logits), val_labels
             )
-            if self._config["calibrate"]:
-                temperature = calibration.fit_temperature(logits, val_labels)
             ece_after = calibration.expected_calibration_error(
-                calibration.softmax(logits, temperature), val_labels
+                calibration.softmax(logits, int8.get("temperature", temperature)), val_labels
             )
         elif self._config["calibrate"]:
             logger.warning(
@@ -323,14 +337,28 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
             "validation_ece_calibrated": ece_after,
             "history": result.history,
         }
+        if int8:
+            self.meta[INT8_META] = int8
         logger.info(
             "%s: trained %d epochs (best %d) in %.1f s, temperature %.3f",
             type(self).__name__,
             result.epochs_run,
             result.best_epoch,
             result.seconds,
-            temperature,
+            self.temperature,
         )
+
+    def _logits(
+        self, model: Served, tokenizer: PreTrainedTokenizerBase, texts: List[str]
+    ) -> np.ndarray:
+        return predict(
+            model,
+            tokenizer,
+            texts,
+            self._config["max_length"],
+            self.device,
+            self._config["inference_batch_size"],
+        )[1]
 
     def _adopt(self, path: Path, intents: set) -> None:
         """Use a classifier fine-tuned outside Rasa, after checking its labels."""
@@ -345,7 +373,9 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
                 "classifier_path to fine-tune inside `rasa train`",
             )
         self.model, self.tokenizer = model.to(self.device).eval(), tokenizer
-        self._serving, self._graph = None, None
+        # The graph `python -m training` stored beside it is the one its int8
+        # temperature was fitted on; without one, it is exported at persist.
+        self._serving, self._graph = None, stored_graph(path)
         self.labels, self.meta = list(meta["labels"]), meta
 
     # ---------------------------------------------------------------- inference
@@ -362,7 +392,11 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
         for text in texts:  # from here on, log lines that quote it are redacted
             log_redactor().remember(text)
         pooled, probs = self.predict(texts)
-        threshold = self.meta.get("oos_threshold") if self._config["use_stored_threshold"] else None
+        threshold = (
+            served_threshold(self.meta, self._served(self.model))
+            if self._config["use_stored_threshold"] and self.model is not None
+            else None
+        )
         for message, vector, row in zip(with_text, pooled, probs, strict=True):
             intent, ranking = build_ranking(row, self.labels, self._config["ranking_length"])
             intent, ranking = reject_below(

@@ -42,7 +42,14 @@ from rasa_llm.fine_tuning import predict
 from rasa_llm.log_redactor import log_redactor
 from rasa_llm.ranking import build_ranking
 from rasa_llm.sentiment_data import labelled_examples
-from rasa_llm.serving import Served, check_quantize, serving_model, store_graph, stored_graph
+from rasa_llm.serving import (
+    Served,
+    check_quantize,
+    served_temperature,
+    serving_model,
+    store_graph,
+    stored_graph,
+)
 from rasa_llm.transformer_intent_classifier import (
     TransformerIntentClassifier,
     load_classifier,
@@ -233,7 +240,8 @@ class TransformerSentimentAnalyzer(GraphComponent, EntityExtractorMixin):
                 "train it again on negative/neutral/positive labels",
             )
         self.classifier, self.meta = (model.to(self.device).eval(), tokenizer), meta
-        self._serving, self._graph = None, None
+        # The graph stored beside it is the one its int8 temperature was fitted on.
+        self._serving, self._graph = None, stored_graph(path)
 
     def _fit(self, features: np.ndarray, targets: np.ndarray) -> LogisticRegression:
         # Balanced class weights: neutral examples usually outnumber the rest, and
@@ -305,7 +313,7 @@ class TransformerSentimentAnalyzer(GraphComponent, EntityExtractorMixin):
             int(self.meta.get("max_length", 64)),
             self.device,
         )
-        return calibration.softmax(logits, float(self.meta.get("temperature", 1.0)))
+        return calibration.softmax(logits, served_temperature(self.meta, self._served()))
 
     def _served(self) -> Served:
         """What answers for the adopted classifier, built once (exported, if need be)."""

@@ -14,7 +14,7 @@ import logging
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -146,11 +146,13 @@ def run_classifier(args: argparse.Namespace, task: str) -> int:
     """Run one fine-tuning job end to end; return the exit code."""
     import torch
 
-    from rasa_llm import calibration, model_files
+    from rasa_llm import model_files
     from rasa_llm.device import resolve_device
     from rasa_llm.encoder_classifier import EncoderClassifier
     from rasa_llm.errors import InvalidComponentConfigError
     from rasa_llm.fine_tuning import fine_tune, predict
+    from rasa_llm.onnx_encoder_classifier import GRAPH_FILE
+    from rasa_llm.serving import INT8_META
     from rasa_llm.transformer_intent_classifier import save_classifier
     from training import metrics
     from training.report import write_report
@@ -196,26 +198,16 @@ def run_classifier(args: argparse.Namespace, task: str) -> int:
     def logits_of(texts: Sequence[str]) -> np.ndarray:
         return predict(model, tokenizer, texts, args.max_length, device, args.eval_batch_size)[1]
 
-    val_ids = np.asarray([data.labels.index(x) for x in data.validation.labels], dtype=np.int64)
-    val_logits = logits_of(data.validation.texts)
-    temperature = 1.0
-    if len(val_ids) and args.calibrate:
-        temperature = calibration.fit_temperature(val_logits, val_ids)
-    threshold = None
-    thresholds: Dict[float, float] = {}
-    if data.oos_label:
-        oos_conf = calibration.softmax(logits_of(data.validation_oos), temperature).max(axis=1)
-        in_conf = calibration.softmax(val_logits, temperature).max(axis=1)
-        threshold = metrics.choose_threshold(in_conf, oos_conf, args.target_oos_recall)
-        thresholds = {
-            target: metrics.choose_threshold(in_conf, oos_conf, target)
-            for target in OPERATING_POINTS
-        }
-
-    test_probs = calibration.softmax(logits_of(data.test.texts), temperature)
-    report = evaluate(data, test_probs, threshold)
-    if "oos_recall" in report:
-        report["operating_points"] = operating_points(data, test_probs, thresholds)
+    scored = score(data, logits_of, args.calibrate, args.target_oos_recall)
+    temperature, threshold, test_probs, report = (
+        scored.temperature,
+        scored.threshold,
+        scored.test_probs,
+        scored.report,
+    )
+    # Last, as it moves the model to the CPU: the calibration of the int8 graph that
+    # answers on a CPU (what a bot adopting this classifier serves by default).
+    int8_graph, int8 = int8_calibration(model, tokenizer, data, args, test_probs)
     report.update(
         task=task,
         train_seconds=round(result.seconds, 1),
@@ -260,7 +252,12 @@ def run_classifier(args: argparse.Namespace, task: str) -> int:
         "oos_threshold": threshold,
         "oos_label": data.oos_label,
     }
+    if int8_graph is not None:
+        meta[INT8_META] = {k: int8[k] for k in ("temperature", "oos_threshold")}
+        report["served_int8"] = int8
     save_classifier(out / MODEL_DIR, model, tokenizer, meta, KINDS[task])
+    if int8_graph is not None:
+        (out / MODEL_DIR / GRAPH_FILE).write_bytes(int8_graph)
     _write_predictions(out / PREDICTIONS_FILE, data, test_probs)
     in_scope = _in_scope_mask(data)
     truth = np.asarray([data.labels.index(x) for x in np.asarray(data.test.labels)[in_scope]])
@@ -277,6 +274,96 @@ def run_classifier(args: argparse.Namespace, task: str) -> int:
         shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
     print(_summary(report, out))
     return 0
+
+
+@dataclass
+class Scored:
+    """One model's calibration on validation and figures on TEST."""
+
+    temperature: float
+    threshold: Optional[float]
+    test_probs: np.ndarray
+    report: Dict[str, Any]
+
+
+def score(
+    data: PreparedData,
+    logits_of: Callable[[Sequence[str]], np.ndarray],
+    calibrate: bool,
+    target_oos_recall: float,
+) -> Scored:
+    """Fit the temperature (and threshold) on validation, then score TEST with them."""
+    from rasa_llm import calibration
+    from training import metrics
+
+    val_ids = np.asarray([data.labels.index(x) for x in data.validation.labels], dtype=np.int64)
+    val_logits = logits_of(data.validation.texts)
+    temperature = 1.0
+    if len(val_ids) and calibrate:
+        temperature = calibration.fit_temperature(val_logits, val_ids)
+    threshold = None
+    thresholds: Dict[float, float] = {}
+    if data.oos_label:
+        oos_conf = calibration.softmax(logits_of(data.validation_oos), temperature).max(axis=1)
+        in_conf = calibration.softmax(val_logits, temperature).max(axis=1)
+        threshold = metrics.choose_threshold(in_conf, oos_conf, target_oos_recall)
+        thresholds = {
+            target: metrics.choose_threshold(in_conf, oos_conf, target)
+            for target in OPERATING_POINTS
+        }
+    test_probs = calibration.softmax(logits_of(data.test.texts), temperature)
+    report = evaluate(data, test_probs, threshold)
+    if "oos_recall" in report:
+        report["operating_points"] = operating_points(data, test_probs, thresholds)
+    return Scored(temperature, threshold, test_probs, report)
+
+
+def int8_calibration(
+    model: Any,
+    tokenizer: Any,
+    data: PreparedData,
+    args: argparse.Namespace,
+    float32_probs: np.ndarray,
+) -> Tuple[Optional[bytes], Dict[str, Any]]:
+    """The int8 ONNX graph a CPU serves, its own temperature and threshold, its figures.
+
+    The graph's logits differ a little from float32's, so a temperature fitted on these
+    is the one that calibrates what a bot on a CPU answers with. ``(None, {})`` when the
+    graph cannot be made; a bot then exports one itself and uses the float32 fit.
+    """
+    import torch
+
+    from rasa_llm.fine_tuning import predict
+    from rasa_llm.onnx_encoder_classifier import (
+        OnnxEncoderClassifier,
+        OnnxServingError,
+        export_int8_graph,
+    )
+
+    cpu = torch.device("cpu")
+    try:
+        model.cpu().eval()
+        graph = export_int8_graph(model)
+        served = OnnxEncoderClassifier(graph, model.head, torch.get_num_threads())
+    except OnnxServingError as e:
+        logger.warning("no int8 graph stored with the model: %s", e)
+        return None, {}
+
+    def logits_of(texts: Sequence[str]) -> np.ndarray:
+        return predict(served, tokenizer, texts, args.max_length, cpu, args.eval_batch_size)[1]
+
+    scored = score(data, logits_of, args.calibrate, args.target_oos_recall)
+    figures = {
+        "temperature": scored.temperature,
+        "oos_threshold": scored.threshold,
+        # Share of TEST rows whose top label is the float32 model's.
+        "agreement": float(
+            (scored.test_probs.argmax(axis=1) == float32_probs.argmax(axis=1)).mean()
+        ),
+    }
+    keys = ("accuracy", "macro_f1", "ece", "in_scope_accuracy", "oos_recall", "auroc")
+    figures.update({k: scored.report[k] for k in keys if k in scored.report})
+    return graph, figures
 
 
 def evaluate(data: PreparedData, probs: np.ndarray, threshold: Optional[float]) -> Dict[str, Any]:
@@ -356,6 +443,9 @@ def _summary(report: Dict[str, Any], out: Path) -> str:
         parts.append(f"in-scope accuracy {report['in_scope_accuracy']:.4f}")
         parts.append(f"out-of-scope recall {report['oos_recall']:.4f}")
         parts.append(f"AUROC {report['auroc']:.4f}")
+    int8 = report.get("served_int8")
+    if int8:
+        parts.append(f"served int8: accuracy {int8['accuracy']:.4f}, ECE {int8['ece']:.4f}")
     parts.append(f"{report['train_seconds']:.0f} s")
     return f"{', '.join(parts)}\nmodel: {out / MODEL_DIR}\nreport: {out / 'report.md'}"
 

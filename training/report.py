@@ -31,7 +31,7 @@ _HEADLINE = {
     "train_seconds": "Training time",
 }
 # Keys shown in their own section of the Markdown, not under "Other figures".
-_SECTIONS = {"held_out_labels", "per_class", "settings", "operating_points"}
+_SECTIONS = {"held_out_labels", "per_class", "settings", "operating_points", "served_int8"}
 # Up to this many labels, the confusion plot writes the share into each cell.
 _ANNOTATE_MAX_LABELS = 20
 _DPI = 100
@@ -145,6 +145,18 @@ def _markdown(report: Mapping[str, Any], title: str) -> str:
                 ]
                 for point in points
             ],
+        )
+    int8 = report.get("served_int8")
+    if isinstance(int8, Mapping) and int8:
+        lines += _table(
+            "As a bot on a CPU serves it (int8 ONNX Runtime graph, stored with the model)",
+            ["Figure", "Value"],
+            [
+                [_HEADLINE.get(k, f"`{k}`"), _cell(v)]
+                for k, v in int8.items()
+                if _is_number(v)
+            ],
+            first_left=True,
         )
     others = {
         k: v

@@ -206,6 +206,13 @@ def test_calibration_uses_the_stored_temperature_and_bounds_it_with_the_best() -
     for row in figures.values():
         assert row["ece_best_temperature"] <= row["ece"] + 1e-9
     assert figures["timid"]["best_temperature"] < 1.0
+    # A variant with a temperature of its own stored in the model is scored with it.
+    own = calibration_figures(
+        gold, ["a", "b"], {"sure": sure, "timid": sure / 20}, 1.0, {"timid": 0.05}
+    )
+    assert own["sure"] == figures["sure"]
+    assert own["timid"]["stored_temperature"] == 0.05
+    assert own["timid"]["ece"] == pytest.approx(figures["sure"]["ece"], abs=1e-3)
 
 
 def test_onnx_variants_match_torch(classifier_dir: Path, tmp_path: Path) -> None:

@@ -115,6 +115,40 @@ def test_calibration_stores_a_temperature_and_keeps_the_ranking(
     np.testing.assert_array_equal(p_cal.argmax(axis=1), p_raw.argmax(axis=1))
 
 
+@pytest.mark.parametrize("quantize", ["auto", "none"])
+def test_each_serving_path_gets_the_temperature_fitted_on_its_own_logits(
+    intent_config, model_storage, execution_context, quantize
+):
+    from rasa_llm.calibration import fit_temperature
+    from rasa_llm.fine_tuning import predict
+    from rasa_llm.splits import stratified_split
+
+    config = intent_config(quantize=quantize)
+    component = train_classifier(config, model_storage, execution_context)
+    # The validation part the component held out, chosen again the same way.
+    labels = [component.labels.index(intent) for _, intent, _ in EXAMPLES]
+    _, val_idx = stratified_split(labels, config["validation_fraction"], config["random_seed"])
+    texts, truth = [EXAMPLES[i][0] for i in val_idx], np.asarray([labels[i] for i in val_idx])
+
+    def fitted(model) -> float:
+        logits = predict(model, component.tokenizer, texts, 64, component.device)[1]
+        return fit_temperature(logits, truth)
+
+    assert component.meta["temperature"] == pytest.approx(fitted(component.model), rel=1e-4)
+    served = component._served(component.model)
+    if quantize == "auto":  # the int8 graph answers on the CPU, with a fit of its own
+        assert served is not component.model
+        assert component.meta["int8"]["temperature"] == pytest.approx(fitted(served), rel=1e-4)
+        assert component.temperature == component.meta["int8"]["temperature"]
+    else:
+        assert "int8" not in component.meta
+        assert component.temperature == component.meta["temperature"]
+    loaded = TransformerIntentClassifier.load(
+        config, model_storage, Resource("intent"), execution_context
+    )
+    assert loaded.temperature == component.temperature
+
+
 def test_freezing_keeps_the_bottom_layers_fixed(intent_config, model_storage, execution_context):
     from transformers import AutoModel
 

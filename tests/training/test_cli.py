@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -177,6 +178,96 @@ def test_the_exported_intent_model_predicts_in_rasa_what_it_did_in_training(
         m.get("intent")["name"] for m in plain.process([Message.build(r["text"]) for r in rows])
     ]
     assert names == [r["predicted"] for r in rows]
+
+
+def served_probabilities(classifier: TransformerIntentClassifier, texts: List[str]) -> np.ndarray:
+    """Each message's probabilities over the classifier's intents, read from Rasa's ranking."""
+    probs = np.zeros((len(texts), len(classifier.labels)))
+    for i, message in enumerate(classifier.process([Message.build(t) for t in texts])):
+        for entry in message.get("intent_ranking"):
+            probs[i, classifier.labels.index(entry["name"])] = entry["confidence"]
+    return probs
+
+
+def test_an_adopted_intent_classifier_serves_the_int8_graph_the_report_scored(
+    intent_run: Path, tmp_path: Path
+) -> None:
+    """On a CPU the bot answers with the int8 graph stored beside the classifier: the
+    report's `served_int8` figures are what the bot serves."""
+    from rasa_llm import calibration
+    from rasa_llm.onnx_encoder_classifier import GRAPH_FILE, OnnxEncoderClassifier
+
+    report = json.loads((intent_run / "report.json").read_text())
+    int8 = report["served_int8"]
+    meta = json.loads((intent_run / "model" / "rasa_llm.json").read_text())
+    assert meta["int8"] == {k: int8[k] for k in ("temperature", "oos_threshold")}
+    assert "As a bot on a CPU serves it" in (intent_run / "report.md").read_text()
+
+    storage, context = component_context(tmp_path)
+    config = {
+        **TransformerIntentClassifier.get_default_config(),
+        "classifier_path": str(intent_run / "model"),
+        "device": "cpu",
+        "use_stored_threshold": False,
+    }
+    trained = TransformerIntentClassifier.create(config, storage, Resource("intent"), context)
+    trained.train(TrainingData([Message.build("hi", "greet"), Message.build("refund", "refund")]))
+    graph = (intent_run / "model" / GRAPH_FILE).read_bytes()
+    assert trained._graph == graph, "the stored graph is adopted, not exported again"
+    loaded = TransformerIntentClassifier.load(config, storage, Resource("intent"), context)
+    assert isinstance(loaded._serving, OnnxEncoderClassifier) and loaded._serving.graph == graph
+
+    rows = [r for r in predictions(intent_run) if r["label"] != "out_of_scope"]
+    probs = served_probabilities(loaded, [r["text"] for r in rows])
+    truth = np.asarray([loaded.labels.index(r["label"]) for r in rows])
+    assert float((probs.argmax(axis=1) == truth).mean()) == pytest.approx(int8["accuracy"])
+    ece = calibration.expected_calibration_error(probs, truth)
+    assert ece == pytest.approx(int8["ece"], abs=1e-4)
+
+
+@pytest.mark.parametrize("quantize", ["auto", "none"])
+def test_the_int8_graph_answers_with_its_own_temperature_and_threshold(
+    intent_run: Path, tmp_path: Path, quantize: str
+) -> None:
+    """The int8 calibration differs from float32's by little on this tiny model, so the
+    test stores far apart values and checks which ones each serving path uses."""
+    from rasa_llm import calibration
+    from rasa_llm.fine_tuning import predict
+
+    model = tmp_path / "model"
+    shutil.copytree(intent_run / "model", model)
+    meta = json.loads((model / "rasa_llm.json").read_text())
+    meta.update(temperature=0.7, oos_threshold=0.5)
+    meta["int8"] = {"temperature": 2.5, "oos_threshold": 0.8}
+    (model / "rasa_llm.json").write_text(json.dumps(meta))
+    storage, context = component_context(tmp_path)
+    config = {
+        **TransformerIntentClassifier.get_default_config(),
+        "classifier_path": str(model),
+        "device": "cpu",
+        "quantize": quantize,
+    }
+    trained = TransformerIntentClassifier.create(config, storage, Resource("intent"), context)
+    trained.train(TrainingData([Message.build("hi", "greet"), Message.build("refund", "refund")]))
+    loaded = TransformerIntentClassifier.load(config, storage, Resource("intent"), context)
+    expected = meta["int8"] if quantize == "auto" else meta
+
+    texts = [r["text"] for r in predictions(intent_run)]
+    _, logits = predict(loaded._served(loaded.model), loaded.tokenizer, texts, 64, loaded.device)
+    probs = calibration.softmax(logits, expected["temperature"])
+    messages = loaded.process([Message.build(t) for t in texts])
+    rejected = 0
+    for message, row in zip(messages, probs, strict=True):
+        ranking = message.get("intent_ranking")
+        if row.max() < expected["oos_threshold"]:
+            rejected += 1
+            assert message.get("intent") == {
+                "name": "nlu_fallback",
+                "confidence": expected["oos_threshold"],
+            }
+            ranking = ranking[1:]
+        assert ranking[0]["confidence"] == pytest.approx(row.max(), abs=1e-5)
+    assert rejected > 0
 
 
 def adopted_sentiment_classifier(
