@@ -151,11 +151,7 @@ def _markdown(report: Mapping[str, Any], title: str) -> str:
         lines += _table(
             "As a bot on a CPU serves it (int8 ONNX Runtime graph, stored with the model)",
             ["Figure", "Value"],
-            [
-                [_HEADLINE.get(k, f"`{k}`"), _cell(v)]
-                for k, v in int8.items()
-                if _is_number(v)
-            ],
+            [[_HEADLINE.get(k, f"`{k}`"), _cell(v)] for k, v in int8.items() if _is_number(v)],
             first_left=True,
         )
     others = {
