@@ -180,6 +180,23 @@ def test_the_exported_intent_model_predicts_in_rasa_what_it_did_in_training(
     assert names == [r["predicted"] for r in rows]
 
 
+def adopted_intent_classifier(
+    model: Path, tmp_path: Path, **config: Any
+) -> Tuple[TransformerIntentClassifier, TransformerIntentClassifier]:
+    """The intent classifier adopting ``model`` in `rasa train`, and loaded back after."""
+    storage, context = component_context(tmp_path)
+    config = {
+        **TransformerIntentClassifier.get_default_config(),
+        "classifier_path": str(model),
+        "device": "cpu",
+        **config,
+    }
+    trained = TransformerIntentClassifier.create(config, storage, Resource("intent"), context)
+    trained.train(TrainingData([Message.build("hi", "greet"), Message.build("refund", "refund")]))
+    loaded = TransformerIntentClassifier.load(config, storage, Resource("intent"), context)
+    return trained, loaded
+
+
 def served_probabilities(classifier: TransformerIntentClassifier, texts: List[str]) -> np.ndarray:
     """Each message's probabilities over the classifier's intents, read from Rasa's ranking."""
     probs = np.zeros((len(texts), len(classifier.labels)))
@@ -203,18 +220,11 @@ def test_an_adopted_intent_classifier_serves_the_int8_graph_the_report_scored(
     assert meta["int8"] == {k: int8[k] for k in ("temperature", "oos_threshold")}
     assert "As a bot on a CPU serves it" in (intent_run / "report.md").read_text()
 
-    storage, context = component_context(tmp_path)
-    config = {
-        **TransformerIntentClassifier.get_default_config(),
-        "classifier_path": str(intent_run / "model"),
-        "device": "cpu",
-        "use_stored_threshold": False,
-    }
-    trained = TransformerIntentClassifier.create(config, storage, Resource("intent"), context)
-    trained.train(TrainingData([Message.build("hi", "greet"), Message.build("refund", "refund")]))
+    trained, loaded = adopted_intent_classifier(
+        intent_run / "model", tmp_path, use_stored_threshold=False
+    )
     graph = (intent_run / "model" / GRAPH_FILE).read_bytes()
     assert trained._graph == graph, "the stored graph is adopted, not exported again"
-    loaded = TransformerIntentClassifier.load(config, storage, Resource("intent"), context)
     assert isinstance(loaded._serving, OnnxEncoderClassifier) and loaded._serving.graph == graph
 
     rows = [r for r in predictions(intent_run) if r["label"] != "out_of_scope"]
@@ -240,16 +250,7 @@ def test_the_int8_graph_answers_with_its_own_temperature_and_threshold(
     meta.update(temperature=0.7, oos_threshold=0.5)
     meta["int8"] = {"temperature": 2.5, "oos_threshold": 0.8}
     (model / "rasa_llm.json").write_text(json.dumps(meta))
-    storage, context = component_context(tmp_path)
-    config = {
-        **TransformerIntentClassifier.get_default_config(),
-        "classifier_path": str(model),
-        "device": "cpu",
-        "quantize": quantize,
-    }
-    trained = TransformerIntentClassifier.create(config, storage, Resource("intent"), context)
-    trained.train(TrainingData([Message.build("hi", "greet"), Message.build("refund", "refund")]))
-    loaded = TransformerIntentClassifier.load(config, storage, Resource("intent"), context)
+    _, loaded = adopted_intent_classifier(model, tmp_path, quantize=quantize)
     expected = meta["int8"] if quantize == "auto" else meta
 
     texts = [r["text"] for r in predictions(intent_run)]
