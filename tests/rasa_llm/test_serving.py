@@ -137,6 +137,18 @@ def test_auto_answers_in_float32_when_the_export_fails_and_int8_says_how_to_fix(
         strict.predict(TEXTS)
 
 
+def test_the_export_leaves_no_quantizer_notes_in_an_info_log(
+    intent_config, model_storage, execution_context, caplog
+):
+    from rasa_llm.onnx_encoder_classifier import export_int8_graph
+
+    component = train_classifier(intent_config(quantize="none"), model_storage, execution_context)
+    with caplog.at_level(logging.INFO):
+        export_int8_graph(component.model)
+    quantizer = [r.getMessage() for r in caplog.records if r.name == "root"]
+    assert quantizer == [], quantizer[:3]
+
+
 def test_a_corrupt_stored_graph_names_the_fix():
     head = torch.nn.Linear(4, 2)
     with pytest.raises(OnnxServingError, match=f"delete {GRAPH_FILE}.*rasa train --force"):
