@@ -98,10 +98,11 @@ def prepare(args: argparse.Namespace, task: str) -> PreparedData:
         )
     scoped = train.subset(in_scope)
     short: List[str] = []
+    seed = split_seed(args)
     if args.per_class:
-        scoped, short = sample_per_class(scoped, args.per_class, args.seed)
+        scoped, short = sample_per_class(scoped, args.per_class, seed)
     ids = [labels.index(x) for x in scoped.labels]
-    train_idx, val_idx = stratified_split(ids, args.validation_fraction, args.seed)
+    train_idx, val_idx = stratified_split(ids, args.validation_fraction, seed)
     oos_texts = [train.texts[i] for i in oos_rows]
     exposed: List[str] = []
     fraction = args.oos_train_fraction
@@ -112,7 +113,7 @@ def prepare(args: argparse.Namespace, task: str) -> PreparedData:
             "add --oos-label LABEL, or drop --oos-train-fraction",
         )
     if fraction:
-        order = np.random.default_rng(args.seed).permutation(len(oos_texts))
+        order = np.random.default_rng(seed).permutation(len(oos_texts))
         cut = int(round(fraction * len(oos_texts)))
         if cut >= len(oos_texts):
             raise TrainingInputError(
@@ -136,6 +137,37 @@ def prepare(args: argparse.Namespace, task: str) -> PreparedData:
     )
 
 
+def split_seed(args: argparse.Namespace) -> int:
+    """The seed that samples and splits the data: ``--split-seed``, else ``--seed``.
+
+    Kept apart from the training seed so that runs with different ``--seed`` can hold
+    out the same validation rows, which a weight soup is chosen on.
+    """
+    return args.seed if args.split_seed is None else int(args.split_seed)
+
+
+def split_record(args: argparse.Namespace, data: PreparedData) -> Dict[str, Any]:
+    """How the run drew its validation rows, stored with the model.
+
+    A soup (``--soup``) compares it with its own split: averaged weights can only be
+    chosen on rows that none of the runs trained on.
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    for text, label in zip(data.validation.texts, data.validation.labels, strict=True):
+        digest.update(f"{label}\t{text}\n".encode())
+    for text in data.validation_oos:
+        digest.update(f"\t{text}\n".encode())
+    return {
+        "seed": split_seed(args),
+        "validation_fraction": args.validation_fraction,
+        "per_class": args.per_class,
+        "validation_rows": len(data.validation),
+        "validation_sha256": digest.hexdigest(),
+    }
+
+
 def _relabel(data: LabelledTexts, labels: Sequence[str], new: Optional[str]) -> LabelledTexts:
     return LabelledTexts(
         data.texts, [new if x in labels and new else x for x in data.labels], data.source
@@ -144,13 +176,9 @@ def _relabel(data: LabelledTexts, labels: Sequence[str], new: Optional[str]) -> 
 
 def run_classifier(args: argparse.Namespace, task: str) -> int:
     """Run one fine-tuning job end to end; return the exit code."""
-    import torch
-
-    from rasa_llm import model_files
     from rasa_llm.device import resolve_device
-    from rasa_llm.encoder_classifier import EncoderClassifier
     from rasa_llm.errors import InvalidComponentConfigError
-    from rasa_llm.fine_tuning import fine_tune, predict
+    from rasa_llm.fine_tuning import predict
     from rasa_llm.onnx_encoder_classifier import GRAPH_FILE
     from rasa_llm.serving import INT8_META
     from rasa_llm.transformer_intent_classifier import save_classifier
@@ -164,11 +192,7 @@ def run_classifier(args: argparse.Namespace, task: str) -> int:
     data = prepare(args, task)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    base = Path(args.model) if args.model else model_files.default_encoder_path()
-    encoder, tokenizer = model_files.load_pretrained(base)
-    torch.manual_seed(args.seed)  # the dropout and head before the centroid start
-    model = EncoderClassifier(encoder, len(data.labels), args.dropout)
-    settings = fine_tune_settings(args)
+    split = split_record(args, data)
     logger.info(
         "%s: %d classes, %d training (+%d out-of-scope), %d validation (+%d out-of-scope), "
         "%d test rows, on %s",
@@ -181,19 +205,10 @@ def run_classifier(args: argparse.Namespace, task: str) -> int:
         len(data.test),
         device,
     )
-    result = fine_tune(
-        model,
-        tokenizer,
-        data.train.texts,
-        [data.labels.index(x) for x in data.train.labels],
-        data.validation.texts,
-        [data.labels.index(x) for x in data.validation.labels],
-        settings,
-        device,
-        outlier_texts=data.train_oos,
-        checkpoint_dir=out / CHECKPOINT_DIR,
-        resume=args.resume,
-    )
+    if args.soup:
+        model, tokenizer, base_name, training = _souped(args, data, split, task, device)
+    else:
+        model, tokenizer, base_name, training = _fine_tuned(args, data, out, device)
 
     def logits_of(texts: Sequence[str]) -> np.ndarray:
         return predict(model, tokenizer, texts, args.max_length, device, args.eval_batch_size)[1]
@@ -210,16 +225,10 @@ def run_classifier(args: argparse.Namespace, task: str) -> int:
     int8_graph, int8 = int8_calibration(model, tokenizer, data, args, test_probs)
     report.update(
         task=task,
-        train_seconds=round(result.seconds, 1),
-        seconds_per_step=round(result.seconds_per_step, 4),
-        steps=result.steps,
-        epochs_run=result.epochs_run,
-        best_epoch=result.best_epoch,
-        stopped_early=result.stopped_early,
-        averaged_weights=result.averaged,
+        **training,
         temperature=temperature,
         device=str(device),
-        base_model=str(base),
+        base_model=base_name,
         examples={
             "train": len(data.train),
             "validation": len(data.validation),
@@ -227,8 +236,6 @@ def run_classifier(args: argparse.Namespace, task: str) -> int:
             "train_out_of_scope": len(data.train_oos),
             "test": len(data.test),
         },
-        settings={**asdict(settings), "dropout": args.dropout, "per_class": args.per_class},
-        history=result.history,
     )
     if data.oos_label:
         report.update(
@@ -244,13 +251,15 @@ def run_classifier(args: argparse.Namespace, task: str) -> int:
         "labels": data.labels,
         "temperature": temperature,
         "max_length": args.max_length,
-        "base_model": str(base),
-        "best_epoch": result.best_epoch,
-        "epochs_run": result.epochs_run,
-        "history": result.history,
-        "trained_by": f"python -m training {task}",
+        "base_model": base_name,
+        "best_epoch": training.get("best_epoch"),
+        "epochs_run": training.get("epochs_run"),
+        "history": training["history"],
+        "trained_by": f"python -m training {task}" + (" --soup" if args.soup else ""),
         "oos_threshold": threshold,
         "oos_label": data.oos_label,
+        "train_seconds": training["train_seconds"],
+        "split": split,
     }
     if int8_graph is not None:
         meta[INT8_META] = {k: int8[k] for k in ("temperature", "oos_threshold")}
@@ -267,13 +276,72 @@ def run_classifier(args: argparse.Namespace, task: str) -> int:
         labels=data.labels,
         confusion=np.asarray(report["confusion"]),
         reliability=metrics.reliability_bins(test_probs[in_scope], truth),
-        history=result.history,
+        history=training["history"],
         title=f"{task} classifier: {Path(args.train).name} → {Path(args.test).name}",
     )
     if not args.keep_checkpoint:
         shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
     print(_summary(report, out))
     return 0
+
+
+def _souped(
+    args: argparse.Namespace, data: PreparedData, split: Dict[str, Any], task: str, device: Any
+) -> Tuple[Any, Any, str, Dict[str, Any]]:
+    """The model ``--soup`` averages from earlier runs, and the report's training part."""
+    from training.soup import make_soup
+
+    soup = make_soup(args, data, split, KINDS[task], device)
+    known = [x["train_seconds"] for x in soup.record["ingredients"] if x["train_seconds"]]
+    training: Dict[str, Any] = {
+        # What the model cost: its runs' training and the averaging.
+        "train_seconds": round(sum(known) + soup.seconds, 1),
+        "soup": {**soup.record, "seconds": round(soup.seconds, 1)},
+        "history": [],
+    }
+    return soup.model, soup.tokenizer, soup.base_model, training
+
+
+def _fine_tuned(
+    args: argparse.Namespace, data: PreparedData, out: Path, device: Any
+) -> Tuple[Any, Any, str, Dict[str, Any]]:
+    """Fine-tune the encoder with a head on TRAIN; the model and the report's part."""
+    import torch
+
+    from rasa_llm import model_files
+    from rasa_llm.encoder_classifier import EncoderClassifier
+    from rasa_llm.fine_tuning import fine_tune
+
+    base = Path(args.model) if args.model else model_files.default_encoder_path()
+    encoder, tokenizer = model_files.load_pretrained(base)
+    torch.manual_seed(args.seed)  # the dropout and head before the centroid start
+    model = EncoderClassifier(encoder, len(data.labels), args.dropout)
+    settings = fine_tune_settings(args)
+    result = fine_tune(
+        model,
+        tokenizer,
+        data.train.texts,
+        [data.labels.index(x) for x in data.train.labels],
+        data.validation.texts,
+        [data.labels.index(x) for x in data.validation.labels],
+        settings,
+        device,
+        outlier_texts=data.train_oos,
+        checkpoint_dir=out / CHECKPOINT_DIR,
+        resume=args.resume,
+    )
+    training = {
+        "train_seconds": round(result.seconds, 1),
+        "seconds_per_step": round(result.seconds_per_step, 4),
+        "steps": result.steps,
+        "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "stopped_early": result.stopped_early,
+        "averaged_weights": result.averaged,
+        "settings": {**asdict(settings), "dropout": args.dropout, "per_class": args.per_class},
+        "history": result.history,
+    }
+    return model, tokenizer, str(base), training
 
 
 @dataclass

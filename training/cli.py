@@ -14,6 +14,7 @@ import sys
 from typing import List, Optional
 
 from training.errors import TrainingInputError
+from training.soup import SOUP_METHODS
 
 EPILOG = """\
 examples:
@@ -88,7 +89,7 @@ def add_classifier_arguments(parser: argparse.ArgumentParser, task: str) -> None
         type=_positive,
         default=None,
         metavar="N",
-        help="few-shot: train on N examples of each label, drawn with --seed",
+        help="few-shot: train on N examples of each label, drawn with --split-seed",
     )
     data.add_argument(
         "--validation-fraction",
@@ -154,7 +155,16 @@ def add_classifier_arguments(parser: argparse.ArgumentParser, task: str) -> None
         default=2,
         help="epochs without a better validation accuracy before stopping (0: never)",
     )
-    model.add_argument("--seed", type=int, default=42)
+    model.add_argument(
+        "--seed", type=int, default=42, help="initialisation, dropout and batch order"
+    )
+    model.add_argument(
+        "--split-seed",
+        type=int,
+        default=None,
+        help="seed of the --per-class sample, the validation part and the out-of-scope "
+        "split (default: --seed); give runs to be souped the same one",
+    )
     model.add_argument(
         "--ema-decay",
         type=_share,
@@ -164,6 +174,25 @@ def add_classifier_arguments(parser: argparse.ArgumentParser, task: str) -> None
         "averages about the last 500 steps); each validation scores it beside the "
         "trained weights and keeps the better; with no validation part it is the "
         "result. 0: none",
+    )
+    soup = parser.add_argument_group(
+        "soup (average earlier runs instead of training; the optimisation flags are unused)"
+    )
+    soup.add_argument(
+        "--soup",
+        nargs="+",
+        default=None,
+        metavar="DIR",
+        help="OUT directories of runs of this task on the same TRAIN, trained with "
+        "different --seed and the same --split-seed; their weights are averaged into one "
+        "model, then calibrated, tested and exported like a trained one",
+    )
+    soup.add_argument(
+        "--soup-method",
+        choices=SOUP_METHODS,
+        default="greedy",
+        help="greedy: best run first, then each run that does not lower validation "
+        "accuracy; uniform: all runs (the only choice without a validation part)",
     )
     model.add_argument(
         "--no-calibrate",

@@ -31,7 +31,14 @@ _HEADLINE = {
     "train_seconds": "Training time",
 }
 # Keys shown in their own section of the Markdown, not under "Other figures".
-_SECTIONS = {"held_out_labels", "per_class", "settings", "operating_points", "served_int8"}
+_SECTIONS = {
+    "held_out_labels",
+    "per_class",
+    "settings",
+    "operating_points",
+    "served_int8",
+    "soup",
+}
 # Up to this many labels, the confusion plot writes the share into each cell.
 _ANNOTATE_MAX_LABELS = 20
 _DPI = 100
@@ -120,6 +127,38 @@ def _headline_value(key: str, value: float) -> str:
     return f"{value:.4f}"
 
 
+def _rate_or_blank(value: Any) -> str:
+    return "" if value is None else _cell(value, rate=True)
+
+
+def _soup_table(soup: Mapping[str, Any]) -> List[str]:
+    """The runs a soup averaged: each one's figures, whether it was kept, the result."""
+    rows = [
+        [
+            f"`{entry['path']}`",
+            _rate_or_blank(entry.get("validation_accuracy")),
+            _rate_or_blank(entry.get("test_accuracy")),
+            "yes" if entry.get("kept") else "no",
+        ]
+        for entry in soup.get("ingredients", [])
+    ]
+    rows.append(["the soup", _rate_or_blank(soup.get("validation_accuracy")), "above", ""])
+    rows.append(
+        [
+            "ensemble of the kept runs (one pass per run)",
+            "",
+            _rate_or_blank(soup.get("ensemble_test_accuracy")),
+            "",
+        ]
+    )
+    return _table(
+        f"Soup ({soup.get('method')}: runs averaged into one model)",
+        ["Run", "Validation accuracy", "Test accuracy", "Kept"],
+        rows,
+        first_left=True,
+    )
+
+
 def _markdown(report: Mapping[str, Any], title: str) -> str:
     lines: List[str] = [f"# {title}", ""]
     headline = [(k, report[k]) for k in _HEADLINE if _is_number(report.get(k))]
@@ -154,6 +193,9 @@ def _markdown(report: Mapping[str, Any], title: str) -> str:
             [[_HEADLINE.get(k, f"`{k}`"), _cell(v)] for k, v in int8.items() if _is_number(v)],
             first_left=True,
         )
+    soup = report.get("soup")
+    if isinstance(soup, Mapping) and soup:
+        lines += _soup_table(soup)
     others = {
         k: v
         for k, v in report.items()
