@@ -1,7 +1,8 @@
 """The training pipeline against published results and, side by side, stock Rasa's DIET.
 
-    .venv/bin/python -m bench.training_benchmarks --data ../shared/data \
-        --steps banking77,banking77_all,banking77_ema,diet,fewshot,oos,oos_exposure,airline
+    .venv/bin/python -m bench.training_benchmarks --data ../shared/data --steps STEP,...
+
+(every step below when ``--steps`` is not given).
 
 Each step runs the real command line (``python -m training ...`` or ``rasa train nlu``
 and ``rasa test nlu``) in a subprocess, times it, and merges its figures into
@@ -15,6 +16,10 @@ Steps:
   figures are; without a validation part the temperature stays 1.
 - ``banking77_ema``: the ``banking77`` run with a moving average of the weights
   (``--ema-decay``, default 0.998), validated beside the trained weights each epoch.
+- ``banking77_soup``: the ``banking77`` recipe run with ``--soup-seeds`` (default 0, 1,
+  2; all with ``--split-seed 0``, so they hold out the same validation rows), then
+  ``python -m training intent --soup`` averages them into one model (greedy on
+  validation). ``--soup-runs DIR,...`` averages runs made before instead of training.
 - ``diet``: Rasa 3.6's stock NLU pipeline (bench/stock_config.yml, DIETClassifier) on
   the same files; ``--diet-epochs`` (default 30 of its 100, as measured in
   ../shared/data/README.md: 100 epochs take about two hours on two cores).
@@ -59,6 +64,7 @@ STEPS = (
     "banking77",
     "banking77_all",
     "banking77_ema",
+    "banking77_soup",
     "diet",
     "fewshot",
     "oos",
@@ -166,6 +172,32 @@ def diet(data: Path, work: Path, epochs: int) -> Dict[str, Any]:
     }
 
 
+def soup(args: argparse.Namespace, flags: Sequence[str]) -> Dict[str, Any]:
+    """Runs of one recipe that differ in --seed, averaged by ``--soup`` into one model."""
+    folder = args.work / "banking77_soup"
+    split = ["--split-seed", "0"]
+    runs: List[Dict[str, Any]] = []
+    if args.soup_runs:
+        dirs = [Path(d) for d in args.soup_runs.split(",") if d.strip()]
+        for run in dirs:
+            report = json.loads((run / "report.json").read_text())
+            keep = ("accuracy", "macro_f1", "train_seconds", "best_epoch", "epochs_run")
+            runs.append({"out": str(run), **{k: report.get(k) for k in keep}})
+    else:
+        dirs = []
+        for seed in [s.strip() for s in args.soup_seeds.split(",") if s.strip()]:
+            out = folder / f"seed{seed}"
+            figures = run_training("intent", out, [*flags, "--seed", seed, *split])
+            runs.append({"out": str(out), **figures})
+            dirs.append(out)
+    figures = run_training(
+        "intent", folder / "soup", [*flags, *split, "--soup", *(str(d) for d in dirs)]
+    )
+    report = json.loads((folder / "soup" / "report.json").read_text())
+    figures.update(soup=report["soup"], runs=runs, served_int8=report.get("served_int8"))
+    return figures
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
@@ -175,9 +207,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--diet-epochs", type=int, default=30)
     parser.add_argument("--fewshot-epochs", type=int, default=FEWSHOT_EPOCHS)
     parser.add_argument("--ema-decay", default="0.998", help="weight average of banking77_ema")
+    parser.add_argument("--soup-seeds", default="0,1,2", help="training seeds of banking77_soup")
+    parser.add_argument(
+        "--soup-runs",
+        default=None,
+        metavar="DIR,...",
+        help="banking77_soup: average these earlier runs (made with --split-seed 0) instead "
+        "of training new ones",
+    )
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     train_csv, test_csv = banking77(args.data)
+    files = ["--train", str(train_csv), "--test", str(test_csv)]
     common = ["--epochs", str(args.epochs), "--seed", "0"]
     for step in [s.strip() for s in args.steps.split(",") if s.strip()]:
         print(f"== {step}", flush=True)
@@ -198,6 +239,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 ["--train", str(train_csv), "--test", str(test_csv), *common,
                  "--ema-decay", args.ema_decay],
             )  # fmt: skip
+        elif step == "banking77_soup":
+            figures = soup(args, [*files, *common[:2]])
         elif step == "diet":
             figures = diet(args.data, args.work, args.diet_epochs)
         elif step == "fewshot":

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+from rasa_llm.encoder_classifier import EncoderClassifier
 from rasa_llm.fine_tuning import predict
 from rasa_llm.transformer_intent_classifier import load_classifier
 from tests.training.conftest import CLASS_WORDS, make_rows, tiny_args, write_csv
@@ -96,7 +97,7 @@ def test_the_soup_stores_the_average_of_the_runs_greedy_keeps(
     models = [load_classifier(runs[f"run{s}"] / "model", 0.1)[0] for s in (1, 2, 3)]
     cpu = torch.device("cpu")
 
-    def accuracy(model: torch.nn.Module) -> float:
+    def accuracy(model: EncoderClassifier) -> float:
         _, tokenizer, _ = load_classifier(runs["run1"] / "model", 0.1)
         logits = predict(model, tokenizer, data.validation.texts, 64, cpu)[1]
         return float((logits.argmax(axis=1) == truth).mean())
