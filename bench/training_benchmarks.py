@@ -175,6 +175,7 @@ def diet(data: Path, work: Path, epochs: int) -> Dict[str, Any]:
 def soup(args: argparse.Namespace, flags: Sequence[str]) -> Dict[str, Any]:
     """Runs of one recipe that differ in --seed, averaged by ``--soup`` into one model."""
     folder = args.work / "banking77_soup"
+    folder.mkdir(parents=True, exist_ok=True)
     split = ["--split-seed", "0"]
     runs: List[Dict[str, Any]] = []
     if args.soup_runs:
