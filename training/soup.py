@@ -72,7 +72,8 @@ def load_ingredients(
     for raw in paths:
         path = model_directory(Path(raw))
         model, loaded_tokenizer, meta = load_classifier(path, dropout, kind)
-        tokenizer = tokenizer or loaded_tokenizer
+        if tokenizer is None:  # runs of one base model share its tokenizer
+            tokenizer = loaded_tokenizer
         if list(meta["labels"]) != list(labels):
             raise TrainingInputError(
                 path,

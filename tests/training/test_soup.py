@@ -94,12 +94,12 @@ def test_the_soup_stores_the_average_of_the_runs_greedy_keeps(
     # The greedy choice, recomputed here on the validation rows the run itself drew.
     data = prepare(build_parser().parse_args(["intent", *flags]), "intent")
     truth = np.asarray([data.labels.index(x) for x in data.validation.labels])
-    models = [load_classifier(runs[f"run{s}"] / "model", 0.1)[0] for s in (1, 2, 3)]
+    loaded = [load_classifier(runs[f"run{s}"] / "model", 0.1) for s in (1, 2, 3)]
+    models, run_tokenizer = [x[0] for x in loaded], loaded[0][1]
     cpu = torch.device("cpu")
 
     def accuracy(model: EncoderClassifier) -> float:
-        _, tokenizer, _ = load_classifier(runs["run1"] / "model", 0.1)
-        logits = predict(model, tokenizer, data.validation.texts, 64, cpu)[1]
+        logits = predict(model, run_tokenizer, data.validation.texts, 64, cpu)[1]
         return float((logits.argmax(axis=1) == truth).mean())
 
     own = [accuracy(m) for m in models]
