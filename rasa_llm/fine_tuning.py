@@ -23,7 +23,7 @@ from transformers import PreTrainedTokenizerBase
 
 from rasa_llm.encoder_classifier import EncoderClassifier
 from rasa_llm.onnx_encoder_classifier import OnnxEncoderClassifier
-from rasa_llm.training_loop import LoopSettings, autocast, param_groups, train_loop
+from rasa_llm.training_loop import LoopSettings, adamw, autocast, param_groups, train_loop
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,8 @@ class FineTuneSettings:
     outlier_weight: float = 0.5
     # Moving average of the weights (``LoopSettings.ema_decay``); 0 keeps none.
     ema_decay: float = 0.0
+    # Texts of similar length share a batch (``LoopSettings.length_groups``); 0 = off.
+    length_groups: int = 50
 
     def loop_settings(self) -> LoopSettings:
         return LoopSettings(
@@ -69,6 +71,7 @@ class FineTuneSettings:
             seed=self.seed,
             show_progress=self.show_progress,
             ema_decay=self.ema_decay,
+            length_groups=self.length_groups,
         )
 
 
@@ -100,11 +103,24 @@ def tokenize(
     makes the fast tokenizer raise; it becomes U+FFFD, as a UTF-8 decoder would make it,
     and the message is understood like any other.
     """
-    cleaned = [_LONE_SURROGATE.sub("\ufffd", text) for text in texts]
     batch = tokenizer(
-        cleaned, padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+        _cleaned(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
     )
     return {k: batch[k].to(device) for k in ("input_ids", "attention_mask")}
+
+
+def _cleaned(texts: Sequence[str]) -> List[str]:
+    return [_LONE_SURROGATE.sub("\ufffd", text) for text in texts]
+
+
+def token_lengths(
+    tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int
+) -> List[int]:
+    """Tokens per text as :func:`tokenize` cuts them (what a batch pads to)."""
+    if not texts:
+        return []
+    ids = tokenizer(_cleaned(texts), truncation=True, max_length=max_length)["input_ids"]
+    return [len(row) for row in ids]
 
 
 @torch.no_grad()
@@ -116,18 +132,26 @@ def predict(
     device: torch.device,
     batch_size: int = 64,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Pooled vectors and logits for ``texts``, in eval mode, in batches."""
+    """Pooled vectors and logits for ``texts`` (in their order), in eval mode, in batches.
+
+    The batches are cut from the texts sorted by length, so each pads little (random
+    Banking77 batches pad to 2.8 times their real tokens); the rows come back in the
+    order of ``texts``.
+    """
     model.eval()
+    if not len(texts):
+        return np.zeros((0, model.hidden_size)), np.zeros((0, model.head.out_features))
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     pooled_parts, logit_parts = [], []
     for start in range(0, len(texts), batch_size):
-        inputs = tokenize(tokenizer, texts[start : start + batch_size], max_length, device)
+        chunk = [texts[i] for i in order[start : start + batch_size]]
+        inputs = tokenize(tokenizer, chunk, max_length, device)
         with autocast(device):
             pooled, logits = model(**inputs)
         pooled_parts.append(pooled.float().cpu().numpy())
         logit_parts.append(logits.float().cpu().numpy())
-    if not pooled_parts:
-        return np.zeros((0, model.hidden_size)), np.zeros((0, model.head.out_features))
-    return np.concatenate(pooled_parts), np.concatenate(logit_parts)
+    restore = np.argsort(np.asarray(order))
+    return np.concatenate(pooled_parts)[restore], np.concatenate(logit_parts)[restore]
 
 
 def freeze(model: EncoderClassifier, embeddings: bool, layers: int, encoder: bool = False) -> None:
@@ -284,7 +308,7 @@ def fine_tune(
         model.to(device)
     if not use_auxiliary:
         net["aux"].requires_grad_(False)
-    optimizer = torch.optim.AdamW(
+    optimizer = adamw(
         param_groups(
             net.named_parameters(),
             learning_rate=settings.learning_rate,
@@ -292,7 +316,7 @@ def fine_tune(
             head_prefixes=("classifier.head.", "aux."),
             head_learning_rate=settings.head_learning_rate,
         ),
-        lr=settings.learning_rate,
+        settings.learning_rate,
     )
     aux_head = net["aux"]
     assert isinstance(aux_head, nn.Linear)
@@ -319,6 +343,7 @@ def fine_tune(
         device,
         checkpoint_dir=checkpoint_dir,
         resume=resume,
+        lengths=token_lengths(tokenizer, train_texts, settings.max_length),
     )
     model.eval()
     return FineTuneResult(

@@ -24,7 +24,13 @@ import torch
 from rasa_llm.device import resolve_device
 from rasa_llm.errors import InvalidComponentConfigError, ModelLoadError
 from rasa_llm.fallback.model_source import DEFAULT_CACHE_DIR, ModelSource
-from rasa_llm.training_loop import LoopSettings, param_groups, seed_everything, train_loop
+from rasa_llm.training_loop import (
+    LoopSettings,
+    adamw,
+    param_groups,
+    seed_everything,
+    train_loop,
+)
 from training import instruction_data as data
 from training.causal_lm_task import CausalLMTask, perplexity
 from training.errors import TrainingInputError
@@ -127,11 +133,11 @@ def run_generate(args: argparse.Namespace) -> int:
     )
     loss_before = task.held_out_loss()
     logger.info("held-out loss before training: %.4f", loss_before)
-    optimizer = torch.optim.AdamW(
+    optimizer = adamw(
         param_groups(
             model.named_parameters(), learning_rate=learning_rate, weight_decay=args.weight_decay
         ),
-        lr=learning_rate,
+        learning_rate,
     )
     settings = LoopSettings(
         epochs=args.epochs,
@@ -153,6 +159,7 @@ def run_generate(args: argparse.Namespace) -> int:
         device,
         checkpoint_dir=out / CHECKPOINT_DIR,
         resume=args.resume,
+        lengths=[len(example.input_ids) for example in task.train],
     )
     # The loop restored the weights of its best validation, whose held-out loss it
     # recorded; measuring again would cost another pass over the held-out set.

@@ -8,7 +8,7 @@ from typing import Dict, List, Sequence
 import pytest
 import torch
 
-from rasa_llm import model_files
+from rasa_llm import fine_tuning, model_files
 from rasa_llm.encoder_classifier import EncoderClassifier
 from rasa_llm.fine_tuning import FineTuneSettings, fine_tune, freeze, predict
 from tests.training.conftest import CLASS_WORDS, make_rows
@@ -58,6 +58,45 @@ def changed(before: Dict[str, torch.Tensor], model: EncoderClassifier, prefix: s
 def test_the_training_loss_falls(tiny_encoder: Path) -> None:
     _, _, history = train_tiny(tiny_encoder)
     assert history[-1]["train_loss"] < history[0]["train_loss"] * 0.8
+
+
+def test_predict_sorts_batches_by_length_and_returns_rows_in_the_given_order(
+    tiny_encoder: Path,
+) -> None:
+    encoder, tokenizer = model_files.load_pretrained(tiny_encoder)
+    model = EncoderClassifier(encoder, len(LABELS), 0.0)
+    words = CLASS_WORDS["refund"] + CLASS_WORDS["greet"]
+    texts = [" ".join(words[: 1 + (5 * i) % len(words)]) for i in range(11)]
+    pooled, logits = predict(model, tokenizer, texts, 32, CPU, batch_size=3)
+    for i, text in enumerate(texts):  # one at a time: no padding, no reordering
+        alone_pooled, alone_logits = predict(model, tokenizer, [text], 32, CPU)
+        assert torch.allclose(
+            torch.from_numpy(pooled[i]), torch.from_numpy(alone_pooled[0]), atol=1e-5
+        )
+        assert torch.allclose(
+            torch.from_numpy(logits[i]), torch.from_numpy(alone_logits[0]), atol=1e-5
+        )
+
+
+def test_fine_tuning_gives_the_loop_each_texts_token_count(
+    tiny_encoder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: Dict[str, object] = {}
+    real_loop = fine_tuning.train_loop
+
+    def spy(*args: object, **kwargs: object) -> object:
+        seen.update(kwargs)
+        return real_loop(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fine_tuning, "train_loop", spy)
+    train_tiny(tiny_encoder)
+    _, tokenizer = model_files.load_pretrained(tiny_encoder)
+    rows = make_rows({k: CLASS_WORDS[k] for k in LABELS}, 12, seed=5)[:30]
+    expected = [
+        len(tokenizer(text, truncation=True, max_length=64)["input_ids"]) for text, _ in rows
+    ]
+    assert seen["lengths"] == expected
+    assert len(set(expected)) > 1  # the texts differ in length, so grouping matters
 
 
 def test_freezing_the_encoder_trains_the_head_alone(tiny_encoder: Path) -> None:

@@ -12,6 +12,8 @@ from torch import nn
 from rasa_llm.training_loop import (
     CHECKPOINT_FILE,
     LoopSettings,
+    adamw,
+    epoch_batches,
     param_groups,
     train_loop,
 )
@@ -281,3 +283,97 @@ def test_param_groups_put_heads_at_their_rate_and_skip_decay_on_biases_and_norms
     found = {(g["lr"], g["weight_decay"]): len(g["params"]) for g in groups}
     # body weight; body bias; head weight; head bias. The frozen norm is left out.
     assert found == {(0.1, 0.01): 1, (0.1, 0.0): 1, (1.0, 0.01): 1, (1.0, 0.0): 1}
+
+
+def mean_spread(batches: List[List[int]], lengths: List[int]) -> float:
+    """Mean difference between a batch's longest and shortest example."""
+    spreads = [max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches]
+    return sum(spreads) / len(spreads)
+
+
+def padded_tokens(batches: List[List[int]], lengths: List[int]) -> int:
+    """What a batch costs: every row is padded to the batch's longest."""
+    return sum(len(batch) * max(lengths[i] for i in batch) for batch in batches)
+
+
+def test_length_grouped_batches_hold_every_example_once_pad_little_and_stay_random() -> None:
+    lengths = torch.randint(1, 61, (1000,), generator=torch.Generator().manual_seed(3)).tolist()
+
+    def batches(seed: int, groups: int) -> List[List[int]]:
+        return epoch_batches(1000, 8, torch.Generator().manual_seed(seed), lengths, groups)
+
+    grouped, plain = batches(0, 10), batches(0, 0)
+    for drawn in (grouped, plain):
+        assert sorted(i for batch in drawn for i in batch) == list(range(1000))
+        assert [len(b) for b in drawn] == [8] * 125
+    # Random batches of 8 pad to about their longest (~53 of 60); grouped, to ~their mean.
+    assert padded_tokens(grouped, lengths) < 0.65 * padded_tokens(plain, lengths)
+    assert mean_spread(grouped, lengths) < 8 < 40 < mean_spread(plain, lengths)
+    # The batches are not served longest first, and a seed draws its own groups.
+    # Served group by group, the longest texts would fall from each group's first batch
+    # to its last: at most 12 rises in 125 batches. Shuffled, about half of them rise.
+    longest = [max(lengths[i] for i in b) for b in grouped]
+    assert sum(b > a for a, b in zip(longest[:-1], longest[1:], strict=True)) > 40
+    assert batches(0, 10) == grouped and batches(1, 10) != grouped
+    # Without lengths (or with groups of one batch) the batches are the plain ones.
+    assert epoch_batches(1000, 8, torch.Generator().manual_seed(0)) == plain
+    assert batches(0, 1) == plain
+
+
+class Recording(Regression):
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__(model, n=64)
+        self.batches: List[List[int]] = []
+
+    def loss(self, batch: Sequence[int]) -> torch.Tensor:
+        self.batches.append(list(batch))
+        return super().loss(batch)
+
+
+@pytest.mark.parametrize("groups", [4, 0])
+def test_the_loop_trains_on_length_grouped_batches_when_given_lengths(groups: int) -> None:
+    lengths = [(7 * i) % 50 + 1 for i in range(64)]
+    model, optimizer = make()
+    task = Recording(model)
+    settings = LoopSettings(epochs=2, batch_size=4, show_progress=False, length_groups=groups)
+    train_loop(model, task, 64, optimizer, settings, CPU, lengths=lengths)
+    generator = torch.Generator().manual_seed(settings.seed)
+    expected = [
+        batch for _ in range(2) for batch in epoch_batches(64, 4, generator, lengths, groups)
+    ]
+    assert task.batches == expected
+    # Groups of 4 batches of 4: a batch spans a quarter of a group's length range.
+    assert (mean_spread(task.batches, lengths) < 15) == (groups > 1)
+
+
+def test_lengths_that_do_not_match_the_examples_are_refused() -> None:
+    model, optimizer = make()
+    with pytest.raises(ValueError, match="3 lengths for 32 examples"):
+        train_loop(
+            model,
+            Regression(model),
+            32,
+            optimizer,
+            LoopSettings(show_progress=False),
+            CPU,
+            lengths=[1, 2, 3],
+        )
+
+
+def test_adamw_is_fused_and_steps_as_the_plain_one_does() -> None:
+    torch.manual_seed(0)
+    fused_net, plain_net = nn.Linear(6, 3), nn.Linear(6, 3)
+    plain_net.load_state_dict(fused_net.state_dict())
+    groups = [{"params": list(fused_net.parameters()), "weight_decay": 0.01}]
+    fused = adamw(groups, 1e-2)
+    plain = torch.optim.AdamW(plain_net.parameters(), lr=1e-2, weight_decay=0.01, fused=False)
+    assert fused.defaults["fused"] is True
+    x = torch.randn(16, 6)
+    for _ in range(5):
+        for net, optimizer in ((fused_net, fused), (plain_net, plain)):
+            optimizer.zero_grad()
+            net(x).pow(2).mean().backward()
+            optimizer.step()
+    for a, b in zip(fused_net.parameters(), plain_net.parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
+    assert not torch.allclose(fused_net.weight, torch.zeros(3, 6))
