@@ -539,4 +539,5 @@ def fine_tune_settings(args: argparse.Namespace) -> Any:
         show_progress=not args.no_progress,
         auxiliary_weight=0.0,
         ema_decay=args.ema_decay,
+        length_groups=args.length_groups,
     )

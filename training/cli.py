@@ -69,6 +69,13 @@ def _positive(value: str) -> int:
     return number
 
 
+def _count(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return number
+
+
 def add_classifier_arguments(parser: argparse.ArgumentParser, task: str) -> None:
     """Flags shared by ``intent`` and ``sentiment``."""
     data = parser.add_argument_group("data")
@@ -148,6 +155,15 @@ def add_classifier_arguments(parser: argparse.ArgumentParser, task: str) -> None
         default="none",
         help="none, embeddings, encoder (train the head only) or N (embeddings and the "
         "bottom N layers)",
+    )
+    model.add_argument(
+        "--length-groups",
+        type=_count,
+        default=50,
+        metavar="N",
+        help="batch texts of similar length: each epoch's shuffled rows are cut into groups "
+        "of N batches, sorted by length within a group, and the batches shuffled (less "
+        "padding: about half the CPU time a step on Banking77). 0: plain random batches",
     )
     model.add_argument(
         "--patience",

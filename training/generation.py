@@ -286,4 +286,9 @@ def _settings(args: argparse.Namespace, learning_rate: float, targets: List[str]
         for k, v in vars(args).items()
         if isinstance(v, (str, int, float, bool, type(None))) and k not in ("task", "verbose")
     }
-    return {**plain, "lr": learning_rate, "lora_targets": ",".join(targets)}
+    return {
+        **plain,
+        "lr": learning_rate,
+        "lora_targets": ",".join(targets),
+        "length_groups": LoopSettings.length_groups,
+    }

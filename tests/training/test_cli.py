@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import pytest
@@ -381,6 +381,42 @@ def test_few_shot_trains_on_n_per_class(tiny_encoder: Path, tmp_path: Path) -> N
     assert examples["train"] + examples["validation"] == 3 * 5
     assert examples["validation_out_of_scope"] == 20  # out-of-scope rows are not sampled
     assert np.isfinite(json.loads((out / "report.json").read_text())["accuracy"])
+
+
+@pytest.mark.parametrize("groups", [None, "0", "3"])
+def test_length_groups_reach_the_loop_and_the_report(
+    tiny_encoder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, groups: Optional[str]
+) -> None:
+    from rasa_llm import fine_tuning
+
+    seen: List[int] = []
+    real_loop = fine_tuning.train_loop
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(args[4].length_groups)  # the LoopSettings
+        return real_loop(*args, **kwargs)
+
+    monkeypatch.setattr(fine_tuning, "train_loop", spy)
+    train = write_csv(tmp_path / "train.csv", make_rows(CLASS_WORDS, 6, seed=1))
+    test = write_csv(tmp_path / "test.csv", make_rows(CLASS_WORDS, 2, seed=2))
+    out = tmp_path / "out"
+    flags = [] if groups is None else ["--length-groups", groups]
+    args = tiny_args(tiny_encoder, out, train, test, "--epochs", "1", *flags)
+    assert main(["intent", *args]) == 0
+    expected = 50 if groups is None else int(groups)
+    assert seen == [expected]
+    report = json.loads((out / "report.json").read_text())
+    assert report["settings"]["length_groups"] == expected
+
+
+def test_a_negative_length_group_is_refused(
+    tiny_encoder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = tiny_args(tiny_encoder, tmp_path / "out", tmp_path / "a.csv", tmp_path / "b.csv")
+    with pytest.raises(SystemExit) as exited:
+        main(["intent", *args, "--length-groups", "-1"])
+    assert exited.value.code == 2
+    assert "--length-groups: must be 0 or more" in capsys.readouterr().err
 
 
 def test_a_test_file_without_out_of_scope_rows_still_stores_the_threshold(
