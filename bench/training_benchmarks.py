@@ -26,6 +26,9 @@ Steps:
 - ``fewshot``: 10 training examples per intent (``--per-class 10``), seed 0, all 10
   trained on (no validation part: one example per intent is too noisy to stop on)
   for ``--fewshot-epochs``.
+- ``fewshot_soup``: the ``fewshot`` recipe with each of ``--soup-seeds`` (one
+  ``--split-seed 0``: the same 10 examples per intent), averaged by ``--soup
+  --soup-method uniform`` (there is no validation part to be greedy on).
 - ``oos``: 10 intents (drawn with seed 13) held out of training and scored as
   out-of-scope, threshold chosen on validation for 0.9 out-of-scope recall; the
   report also holds the figures at thresholds chosen for other recalls.
@@ -67,6 +70,7 @@ STEPS = (
     "banking77_soup",
     "diet",
     "fewshot",
+    "fewshot_soup",
     "oos",
     "oos_exposure",
     "airline",
@@ -172,9 +176,14 @@ def diet(data: Path, work: Path, epochs: int) -> Dict[str, Any]:
     }
 
 
-def soup(args: argparse.Namespace, flags: Sequence[str]) -> Dict[str, Any]:
+def soup(
+    args: argparse.Namespace,
+    flags: Sequence[str],
+    name: str = "banking77_soup",
+    soup_flags: Sequence[str] = (),
+) -> Dict[str, Any]:
     """Runs of one recipe that differ in --seed, averaged by ``--soup`` into one model."""
-    folder = args.work / "banking77_soup"
+    folder = args.work / name
     folder.mkdir(parents=True, exist_ok=True)
     split = ["--split-seed", "0"]
     runs: List[Dict[str, Any]] = []
@@ -192,7 +201,9 @@ def soup(args: argparse.Namespace, flags: Sequence[str]) -> Dict[str, Any]:
             runs.append({"out": str(out), **figures})
             dirs.append(out)
     figures = run_training(
-        "intent", folder / "soup", [*flags, *split, "--soup", *(str(d) for d in dirs)]
+        "intent",
+        folder / "soup",
+        [*flags, *split, *soup_flags, "--soup", *(str(d) for d in dirs)],
     )
     report = json.loads((folder / "soup" / "report.json").read_text())
     figures.update(soup=report["soup"], runs=runs, served_int8=report.get("served_int8"))
@@ -213,8 +224,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--soup-runs",
         default=None,
         metavar="DIR,...",
-        help="banking77_soup: average these earlier runs (made with --split-seed 0) instead "
-        "of training new ones",
+        help="banking77_soup / fewshot_soup: average these earlier runs (made with "
+        "--split-seed 0) instead of training new ones",
     )
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
@@ -250,6 +261,14 @@ def main(argv: Sequence[str] | None = None) -> None:
                 ["--train", str(train_csv), "--test", str(test_csv), "--per-class", "10",
                  "--epochs", str(args.fewshot_epochs), "--seed", "0",
                  "--validation-fraction", "0"],
+            )  # fmt: skip
+        elif step == "fewshot_soup":
+            figures = soup(
+                args,
+                [*files, "--per-class", "10", "--epochs", str(args.fewshot_epochs),
+                 "--validation-fraction", "0"],
+                name=step,
+                soup_flags=["--soup-method", "uniform"],
             )  # fmt: skip
         elif step in ("oos", "oos_exposure"):
             exposure = ["--oos-train-fraction", "0.5"] if step == "oos_exposure" else []
