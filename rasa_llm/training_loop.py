@@ -2,7 +2,8 @@
 
 A task supplies two things, its loss on a batch of example indices and its validation
 figures; the loop does the rest the same way for all of them: seeded shuffling,
-batches, gradient accumulation, clipping, AdamW steps on a warm-up-then-linear-decay
+batches (of examples of similar length, when the task says how long each is), gradient
+accumulation, clipping, fused AdamW steps on a warm-up-then-linear-decay
 schedule, bf16 autocast on a GPU, a progress bar, validation every epoch (and every N
 steps when epochs are long), keeping the best weights, early stopping, and a
 checkpoint after every epoch that ``resume`` continues from. Optionally it keeps an
