@@ -60,6 +60,11 @@ class FineTuneSettings:
     ema_decay: float = 0.0
     # Texts of similar length share a batch (``LoopSettings.length_groups``); 0 = off.
     length_groups: int = 50
+    # Share of each target spread evenly over the other classes (Szegedy et al. 2016):
+    # the head stops pushing logits of already-right texts apart and spends the
+    # updates on the hard ones. Validation loss stays plain cross-entropy; the
+    # temperature fitted afterwards undoes the softer confidences. 0 = off.
+    label_smoothing: float = 0.0
 
     def loop_settings(self) -> LoopSettings:
         return LoopSettings(
@@ -206,6 +211,7 @@ class _ClassificationTask:
         self.aux_labels, self.val_texts, self.val_labels = aux_labels, val_texts, val_labels
         self.settings, self.device = settings, device
         self.loss_fn = nn.CrossEntropyLoss()
+        self.train_loss_fn = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
 
     def loss(self, batch: Sequence[int]) -> torch.Tensor:
         classifier = self.classifier
@@ -217,7 +223,7 @@ class _ClassificationTask:
         inside = labels >= 0
         loss = logits.new_zeros((), dtype=torch.float32)
         if bool(inside.any()):
-            loss = loss + self.loss_fn(logits[inside].float(), labels[inside])
+            loss = loss + self.train_loss_fn(logits[inside].float(), labels[inside])
         if not bool(inside.all()):
             log_probs = torch.log_softmax(logits[~inside].float(), dim=-1)
             # KL(uniform || p): the cross-entropy to uniform less its floor log(C), so
@@ -281,6 +287,11 @@ def fine_tune(
     distribution over the labels (outlier exposure), so that texts like them get a
     low confidence and fall below an out-of-scope threshold. They are never a class.
     """
+    if not 0.0 <= settings.label_smoothing < 1.0:
+        raise ValueError(
+            f"label_smoothing must be at least 0 and below 1, not {settings.label_smoothing!r}; "
+            "0.1 is the usual value, 0 turns it off"
+        )
     if outlier_texts:
         outliers = list(outlier_texts)
         train_texts = [*train_texts, *outliers]

@@ -540,4 +540,5 @@ def fine_tune_settings(args: argparse.Namespace) -> Any:
         auxiliary_weight=0.0,
         ema_decay=args.ema_decay,
         length_groups=args.length_groups,
+        label_smoothing=args.label_smoothing,
     )

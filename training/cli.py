@@ -166,6 +166,14 @@ def add_classifier_arguments(parser: argparse.ArgumentParser, task: str) -> None
         "padding: about half the CPU time a step on Banking77). 0: plain random batches",
     )
     model.add_argument(
+        "--label-smoothing",
+        type=_share,
+        default=0.0,
+        metavar="S",
+        help="move this share of each training target evenly onto the other classes "
+        "(0.1 is usual; calibration afterwards restores the confidences). 0: none",
+    )
+    model.add_argument(
         "--patience",
         type=int,
         default=2,

@@ -99,6 +99,43 @@ def test_fine_tuning_gives_the_loop_each_texts_token_count(
     assert len(set(expected)) > 1  # the texts differ in length, so grouping matters
 
 
+@pytest.mark.parametrize("smoothing", [0.0, 0.3])
+def test_label_smoothing_spreads_that_share_of_the_target_over_all_classes(
+    tiny_encoder: Path, monkeypatch: pytest.MonkeyPatch, smoothing: float
+) -> None:
+    seen: Dict[str, float] = {}
+    real_loop = fine_tuning.train_loop
+
+    def spy(*args: object, **kwargs: object) -> object:
+        net, task = args[0], args[1]
+        classifier = net["classifier"]  # type: ignore[index]
+        batch = list(range(6))
+        inputs = fine_tuning.tokenize(task.tokenizer, [task.texts[i] for i in batch], 64, CPU)  # type: ignore[attr-defined]
+        with torch.no_grad():
+            log_p = torch.log_softmax(classifier(**inputs)[1].float(), dim=-1)
+            seen["loss"] = float(task.loss(batch))  # type: ignore[attr-defined]
+        labels = task.labels[batch]  # type: ignore[attr-defined]
+        # (1 - s) on the true class and s / C on every class, by hand.
+        target = torch.full_like(log_p, smoothing / log_p.shape[1])
+        target[torch.arange(len(batch)), labels] += 1 - smoothing
+        seen["expected"] = float(-(target * log_p).sum(dim=1).mean())
+        seen["plain"] = float(torch.nn.functional.nll_loss(log_p, labels))
+        return real_loop(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fine_tuning, "train_loop", spy)
+    _, _, history = train_tiny(tiny_encoder, epochs=1, label_smoothing=smoothing)
+    assert seen["loss"] == pytest.approx(seen["expected"], rel=1e-5)
+    if smoothing:
+        assert abs(seen["loss"] - seen["plain"]) > 1e-3  # the smoothing changed the loss
+    # Validation is scored without smoothing (its loss only breaks accuracy ties).
+    assert history[0]["val_loss"] >= 0
+
+
+def test_label_smoothing_of_one_or_more_is_refused(tiny_encoder: Path) -> None:
+    with pytest.raises(ValueError, match="label_smoothing must be at least 0 and below 1"):
+        train_tiny(tiny_encoder, epochs=1, label_smoothing=1.0)
+
+
 def test_freezing_the_encoder_trains_the_head_alone(tiny_encoder: Path) -> None:
     before, model, _ = train_tiny(tiny_encoder, freeze_encoder=True)
     assert not any(changed(before, model, "encoder."))
