@@ -541,4 +541,5 @@ def fine_tune_settings(args: argparse.Namespace) -> Any:
         ema_decay=args.ema_decay,
         length_groups=args.length_groups,
         label_smoothing=args.label_smoothing,
+        rdrop_weight=args.rdrop,
     )

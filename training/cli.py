@@ -48,6 +48,13 @@ def _fraction(value: str) -> float:
     return number
 
 
+def _non_negative(value: str) -> float:
+    number = float(value)
+    if not number >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return number
+
+
 def _share(value: str) -> float:
     number = float(value)
     if not 0 <= number < 1:
@@ -172,6 +179,15 @@ def add_classifier_arguments(parser: argparse.ArgumentParser, task: str) -> None
         metavar="S",
         help="move this share of each training target evenly onto the other classes "
         "(0.1 is usual; calibration afterwards restores the confidences). 0: none",
+    )
+    model.add_argument(
+        "--rdrop",
+        type=_non_negative,
+        default=0.0,
+        metavar="A",
+        help="R-drop: pass each batch twice (two dropout draws) and add A times the "
+        "symmetric KL divergence of the two predictions to the loss (1.0 is usual; "
+        "twice the compute a step). 0: none",
     )
     model.add_argument(
         "--patience",

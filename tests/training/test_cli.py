@@ -419,9 +419,22 @@ def test_a_negative_length_group_is_refused(
     assert "--length-groups: must be 0 or more" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("smoothing", [None, "0.1"])
-def test_label_smoothing_reaches_the_fine_tuning_and_the_report(
-    tiny_encoder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, smoothing: Optional[str]
+@pytest.mark.parametrize(
+    "flag, key, value",
+    [
+        (None, "label_smoothing", 0.0),
+        ("--label-smoothing", "label_smoothing", 0.1),
+        (None, "rdrop_weight", 0.0),
+        ("--rdrop", "rdrop_weight", 1.5),
+    ],
+)
+def test_loss_flags_reach_the_fine_tuning_and_the_report(
+    tiny_encoder: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    flag: Optional[str],
+    key: str,
+    value: float,
 ) -> None:
     from rasa_llm import fine_tuning
 
@@ -429,31 +442,43 @@ def test_label_smoothing_reaches_the_fine_tuning_and_the_report(
     real_fine_tune = fine_tuning.fine_tune
 
     def spy(*args: Any, **kwargs: Any) -> Any:
-        seen.append(args[6].label_smoothing)  # the FineTuneSettings
+        seen.append(getattr(args[6], key))  # the FineTuneSettings
         return real_fine_tune(*args, **kwargs)
 
     monkeypatch.setattr(fine_tuning, "fine_tune", spy)
     train = write_csv(tmp_path / "train.csv", make_rows(CLASS_WORDS, 6, seed=1))
     test = write_csv(tmp_path / "test.csv", make_rows(CLASS_WORDS, 2, seed=2))
     out = tmp_path / "out"
-    flags = [] if smoothing is None else ["--label-smoothing", smoothing]
+    flags = [] if flag is None else [flag, str(value)]
     assert (
         main(["intent", *tiny_args(tiny_encoder, out, train, test, "--epochs", "1", *flags)]) == 0
     )
-    expected = 0.0 if smoothing is None else float(smoothing)
-    assert seen == [expected]
+    assert seen == [value]
     report = json.loads((out / "report.json").read_text())
-    assert report["settings"]["label_smoothing"] == expected
+    assert report["settings"][key] == value
 
 
-def test_a_label_smoothing_of_one_is_refused(
-    tiny_encoder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        ("--label-smoothing", "1", "must be in [0, 1)"),
+        ("--rdrop", "-1", "must be 0 or more"),
+        ("--rdrop", "nan", "must be 0 or more"),
+    ],
+)
+def test_out_of_range_loss_flags_are_refused(
+    tiny_encoder: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    flag: str,
+    value: str,
+    message: str,
 ) -> None:
     args = tiny_args(tiny_encoder, tmp_path / "out", tmp_path / "a.csv", tmp_path / "b.csv")
     with pytest.raises(SystemExit) as exited:
-        main(["intent", *args, "--label-smoothing", "1"])
+        main(["intent", *args, flag, value])
     assert exited.value.code == 2
-    assert "--label-smoothing: must be in [0, 1)" in capsys.readouterr().err
+    assert f"{flag}: {message}" in capsys.readouterr().err
 
 
 def test_a_test_file_without_out_of_scope_rows_still_stores_the_threshold(

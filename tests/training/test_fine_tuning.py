@@ -136,6 +136,51 @@ def test_label_smoothing_of_one_or_more_is_refused(tiny_encoder: Path) -> None:
         train_tiny(tiny_encoder, epochs=1, label_smoothing=1.0)
 
 
+@pytest.mark.parametrize("weight", [0.0, 2.0])
+def test_rdrop_adds_the_symmetric_kl_of_two_dropout_draws_to_the_loss(
+    tiny_encoder: Path, monkeypatch: pytest.MonkeyPatch, weight: float
+) -> None:
+    seen: Dict[str, float] = {}
+    real_loop = fine_tuning.train_loop
+
+    def spy(*args: object, **kwargs: object) -> object:
+        net, task = args[0], args[1]
+        net.train()  # type: ignore[attr-defined]  # dropout on, as in the loop
+        classifier = net["classifier"]  # type: ignore[index]
+        batch = list(range(6))
+        texts = [task.texts[i] for i in batch]  # type: ignore[attr-defined]
+        inputs = fine_tuning.tokenize(task.tokenizer, texts, 64, CPU)  # type: ignore[attr-defined]
+        labels = task.labels[batch]  # type: ignore[attr-defined]
+        with torch.no_grad():
+            torch.manual_seed(7)
+            seen["loss"] = float(task.loss(batch))  # type: ignore[attr-defined]
+            # By hand, with the same dropout draws: the batch twice in one pass.
+            torch.manual_seed(7)
+            twice = {k: torch.cat([v, v]) for k, v in inputs.items()}
+            log_p = torch.log_softmax(classifier(**twice)[1].float(), dim=-1)
+        p, q = log_p[:6], log_p[6:]
+        cross_entropy = float(torch.nn.functional.nll_loss(log_p, torch.cat([labels, labels])))
+        kl_pq = float((p.exp() * (p - q)).sum(dim=1).mean())
+        kl_qp = float((q.exp() * (q - p)).sum(dim=1).mean())
+        seen["kl"] = (kl_pq + kl_qp) / 2
+        seen["expected"] = cross_entropy + weight * seen["kl"]
+        return real_loop(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fine_tuning, "train_loop", spy)
+    train_tiny(tiny_encoder, epochs=1, rdrop_weight=weight)
+    assert seen["kl"] > 1e-4  # dropout made the two passes differ
+    if weight:
+        assert seen["loss"] == pytest.approx(seen["expected"], rel=1e-4)
+    else:  # one pass: the loss is not the two-pass figure
+        assert seen["loss"] != pytest.approx(seen["expected"], rel=1e-4)
+
+
+@pytest.mark.parametrize("weight", [-0.5, float("nan")])
+def test_a_negative_rdrop_weight_is_refused(tiny_encoder: Path, weight: float) -> None:
+    with pytest.raises(ValueError, match="rdrop_weight must be 0 or more"):
+        train_tiny(tiny_encoder, epochs=1, rdrop_weight=weight)
+
+
 def test_freezing_the_encoder_trains_the_head_alone(tiny_encoder: Path) -> None:
     before, model, _ = train_tiny(tiny_encoder, freeze_encoder=True)
     assert not any(changed(before, model, "encoder."))
