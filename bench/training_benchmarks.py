@@ -35,8 +35,9 @@ Steps:
 - ``oos_exposure``: the same, but half of the held-out intents' TRAIN rows are
   trained on as outliers (``--oos-train-fraction 0.5``, never a class) and the
   other half choose the threshold: the setting of a bot with out-of-scope examples.
-- ``banking77_mpnet`` / ``fewshot_mpnet``: the ``banking77`` recipe (``--split-seed
-  0``, ``--mpnet-epochs``, default 3) and the ``fewshot`` one with the larger
+- ``banking77_mpnet`` / ``fewshot_mpnet`` / ``oos_mpnet``: the ``banking77`` recipe
+  (``--split-seed 0``, ``--mpnet-epochs``, default 3), the ``fewshot`` one and the
+  ``oos`` one (``--mpnet-epochs``) with the larger
   all-mpnet-base-v2 encoder (``--model``; 12 layers of 768 against MiniLM's 6 of 384),
   fetched from PyPI and checked by :mod:`bench.pypi_encoders`, or ``--mpnet-dir``.
 - ``airline``: sentiment on the airline tweets, 80/20 stratified split with seed 13
@@ -79,6 +80,7 @@ STEPS = (
     "oos_exposure",
     "banking77_mpnet",
     "fewshot_mpnet",
+    "oos_mpnet",
     "airline",
 )
 OOS_SEED = 13
@@ -244,7 +246,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="banking77_soup / fewshot_soup: average these earlier runs (made with "
         "--split-seed 0) instead of training new ones",
     )
-    parser.add_argument("--mpnet-epochs", type=int, default=3, help="epochs of banking77_mpnet")
+    parser.add_argument(
+        "--mpnet-epochs", type=int, default=3, help="epochs of banking77_mpnet and oos_mpnet"
+    )
     parser.add_argument(
         "--mpnet-dir",
         type=Path,
@@ -306,11 +310,16 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "intent", args.work / step,
                 [*files, "--model", str(mpnet(args)), *recipe, "--split-seed", "0"],
             )  # fmt: skip
-        elif step in ("oos", "oos_exposure"):
+        elif step in ("oos", "oos_exposure", "oos_mpnet"):
             exposure = ["--oos-train-fraction", "0.5"] if step == "oos_exposure" else []
+            recipe = (
+                ["--model", str(mpnet(args)), "--epochs", str(args.mpnet_epochs), "--seed", "0"]
+                if step == "oos_mpnet"
+                else common
+            )
             figures = run_training(
                 "intent", args.work / step,
-                ["--train", str(train_csv), "--test", str(test_csv), *common,
+                ["--train", str(train_csv), "--test", str(test_csv), *recipe,
                  "--hold-out-labels", ",".join(held_out_intents(args.data)),
                  "--target-oos-recall", "0.9", *exposure],
             )  # fmt: skip
