@@ -60,7 +60,7 @@ class FineTuneSettings:
     ema_decay: float = 0.0
     # Texts of similar length share a batch (``LoopSettings.length_groups``); 0 = off.
     length_groups: int = 50
-    # Share of each target spread evenly over the other classes (Szegedy et al. 2016):
+    # Share of each target spread evenly over all classes (Szegedy et al. 2016):
     # the head stops pushing logits of already-right texts apart and spends the
     # updates on the hard ones. Validation loss stays plain cross-entropy; the
     # temperature fitted afterwards undoes the softer confidences. 0 = off.

@@ -177,7 +177,7 @@ def add_classifier_arguments(parser: argparse.ArgumentParser, task: str) -> None
         type=_share,
         default=0.0,
         metavar="S",
-        help="move this share of each training target evenly onto the other classes "
+        help="spread this share of each training target evenly over all classes "
         "(0.1 is usual; calibration afterwards restores the confidences). 0: none",
     )
     model.add_argument(
