@@ -43,7 +43,9 @@ from rasa_llm.log_redactor import log_redactor
 from rasa_llm.ranking import build_ranking
 from rasa_llm.sentiment_data import labelled_examples
 from rasa_llm.serving import (
+    DEFAULT_MIN_AGREEMENT,
     Served,
+    check_min_agreement,
     check_quantize,
     served_temperature,
     serving_model,
@@ -75,6 +77,7 @@ _CONFIG_TYPES: Dict[str, TypeSpec] = {
     "classifier_path": (str, type(None)),
     "device": str,
     "quantize": str,
+    "int8_min_agreement": (int, float),
 }
 
 
@@ -116,6 +119,10 @@ class TransformerSentimentAnalyzer(GraphComponent, EntityExtractorMixin):
             # With classifier_path: "auto" = an int8 ONNX Runtime graph on the CPU (as
             # the intent classifier), "int8" = the graph or fail, "none" = float32.
             "quantize": "auto",
+            # With classifier_path: "auto" answers in float32 instead when the graph
+            # kept the float32 model's label on fewer than this share of held-out texts
+            # when it was trained (as the intent classifier).
+            "int8_min_agreement": DEFAULT_MIN_AGREEMENT,
         }
 
     @classmethod
@@ -138,6 +145,7 @@ class TransformerSentimentAnalyzer(GraphComponent, EntityExtractorMixin):
             name, "calibration_folds", config["calibration_folds"] >= 2, "must be at least 2", 5
         )
         check_quantize(name, config["quantize"], resolve_device(name, config["device"]))
+        check_min_agreement(name, config["int8_min_agreement"])
         require(
             name,
             "min_examples_per_label",
@@ -325,6 +333,8 @@ class TransformerSentimentAnalyzer(GraphComponent, EntityExtractorMixin):
                 self._config["quantize"],
                 self._graph,
                 type(self).__name__,
+                self.meta,
+                float(self._config["int8_min_agreement"]),
             )
         return self._serving
 
@@ -352,7 +362,7 @@ class TransformerSentimentAnalyzer(GraphComponent, EntityExtractorMixin):
         with self._model_storage.write_to(self._resource) as directory:
             if self.classifier is not None:
                 save_classifier(Path(directory), *self.classifier, self.meta, CLASSIFIER_KIND)
-                store_graph(Path(directory), self._served())
+                store_graph(Path(directory), self._served(), self._graph)
                 return
             assert self.weights is not None and self.bias is not None
             save_head(Path(directory), self.weights, self.bias, self.meta)

@@ -31,6 +31,15 @@ PREDICTIONS_FILE = "predictions.csv"
 KINDS = {"intent": "intent_classifier", "sentiment": "sentiment_classifier"}
 # Validation out-of-scope recalls whose thresholds the report also evaluates on TEST.
 OPERATING_POINTS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+# What the model's int8 record keeps of ``served_int8``: the graph's own calibration and
+# how many answers it changes, which a bot's ``quantize: auto`` decides on.
+INT8_META_KEYS = (
+    "temperature",
+    "oos_threshold",
+    "agreement",
+    "agreement_texts",
+    "agreement_measured_on",
+)
 
 
 @dataclass(frozen=True)
@@ -262,7 +271,7 @@ def run_classifier(args: argparse.Namespace, task: str) -> int:
         "split": split,
     }
     if int8_graph is not None:
-        meta[INT8_META] = {k: int8[k] for k in ("temperature", "oos_threshold")}
+        meta[INT8_META] = {k: int8[k] for k in INT8_META_KEYS}
         report["served_int8"] = int8
     save_classifier(out / MODEL_DIR, model, tokenizer, meta, KINDS[task])
     if int8_graph is not None:
@@ -407,6 +416,7 @@ def int8_calibration(
         OnnxServingError,
         export_int8_graph,
     )
+    from rasa_llm.serving import agreement_record, agreement_texts
 
     cpu = torch.device("cpu")
     try:
@@ -417,15 +427,22 @@ def int8_calibration(
         logger.warning("no int8 graph stored with the model: %s", e)
         return None, {}
 
-    def logits_of(texts: Sequence[str]) -> np.ndarray:
-        return predict(served, tokenizer, texts, args.max_length, cpu, args.eval_batch_size)[1]
+    def logits_of(texts: Sequence[str], of: Any = served) -> np.ndarray:
+        return predict(of, tokenizer, texts, args.max_length, cpu, args.eval_batch_size)[1]
 
     scored = score(data, logits_of, args.calibrate, args.target_oos_recall)
+    # How many answers the graph changes on texts the model did not train on: a bot's
+    # `quantize: auto` serves float32 below its int8_min_agreement (rasa_llm.serving).
+    texts, measured_on = agreement_texts(
+        [*data.validation.texts, *data.validation_oos], data.train.texts, args.seed
+    )
+    agreement = agreement_record(logits_of(texts, model), logits_of(texts), measured_on)
     figures = {
         "temperature": scored.temperature,
         "oos_threshold": scored.threshold,
+        **agreement,
         # Share of TEST rows whose top label is the float32 model's.
-        "agreement": float(
+        "test_agreement": float(
             (scored.test_probs.argmax(axis=1) == float32_probs.argmax(axis=1)).mean()
         ),
     }
@@ -514,6 +531,11 @@ def _summary(report: Dict[str, Any], out: Path) -> str:
     int8 = report.get("served_int8")
     if int8:
         parts.append(f"served int8: accuracy {int8['accuracy']:.4f}, ECE {int8['ece']:.4f}")
+        from rasa_llm.serving import DEFAULT_MIN_AGREEMENT, INT8_META, int8_refusal
+
+        refusal = int8_refusal({INT8_META: int8}, DEFAULT_MIN_AGREEMENT)
+        if refusal:
+            parts.append(f"a bot with quantize: auto answers in float32: {refusal}")
     parts.append(f"{report['train_seconds']:.0f} s")
     return f"{', '.join(parts)}\nmodel: {out / MODEL_DIR}\nreport: {out / 'report.md'}"
 

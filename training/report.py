@@ -131,6 +131,26 @@ def _rate_or_blank(value: Any) -> str:
     return "" if value is None else _cell(value, rate=True)
 
 
+def _int8_verdict(int8: Mapping[str, Any]) -> List[str]:
+    """Whether a bot's ``quantize: auto`` serves this graph, from its agreement."""
+    from rasa_llm.serving import DEFAULT_MIN_AGREEMENT, INT8_META, int8_refusal
+
+    if not _is_number(int8.get("agreement")):
+        return []
+    refusal = int8_refusal({INT8_META: int8}, DEFAULT_MIN_AGREEMENT)
+    verdict = (
+        f"A bot with `quantize: auto` answers in float32: {refusal}."
+        if refusal
+        else (
+            f"A bot with `quantize: auto` serves this graph: it kept the float32 model's "
+            f"top label on {100 * float(int8['agreement']):.2f} % of "
+            f"{int8.get('agreement_texts')} {int8.get('agreement_measured_on')} texts "
+            f"(`int8_min_agreement` {DEFAULT_MIN_AGREEMENT})."
+        )
+    )
+    return [verdict, ""]
+
+
 def _soup_table(soup: Mapping[str, Any]) -> List[str]:
     """The runs a soup averaged: each one's figures, whether it was kept, the result."""
     rows = [
@@ -193,6 +213,7 @@ def _markdown(report: Mapping[str, Any], title: str) -> str:
             [[_HEADLINE.get(k, f"`{k}`"), _cell(v)] for k, v in int8.items() if _is_number(v)],
             first_left=True,
         )
+        lines += _int8_verdict(int8)
     soup = report.get("soup")
     if isinstance(soup, Mapping) and soup:
         lines += _soup_table(soup)

@@ -186,3 +186,168 @@ def test_use_serving_threads_sets_torch_s_threads():
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_agreement_is_measured_on_held_out_texts_and_training_texts_only_fill_in():
+    from rasa_llm.serving import AGREEMENT_MAX_TEXTS, AGREEMENT_MIN_TEXTS, agreement_texts
+
+    held_out = [f"held {i}" for i in range(AGREEMENT_MIN_TEXTS)]
+    training = [f"train {i}" for i in range(5000)]
+    assert agreement_texts(held_out, training) == (held_out, "validation")
+    few, on = agreement_texts(held_out[:30], training, seed=3)
+    assert on == "validation+training" and few[:30] == held_out[:30]
+    assert len(few) == AGREEMENT_MAX_TEXTS and len(set(few)) == AGREEMENT_MAX_TEXTS
+    assert set(few[30:]) <= set(training)
+    assert agreement_texts(held_out[:30], training, seed=3) == (few, on), "seeded"
+    none, on = agreement_texts([], training[:40])
+    assert on == "training" and sorted(none) == sorted(training[:40])
+
+
+def test_the_agreement_record_counts_unchanged_top_labels():
+    from rasa_llm.serving import agreement_record
+
+    float32 = np.array([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0], [0.0, 1.0, 2.0], [1.0, 0.0, 0.0]])
+    int8 = np.array([[2.1, 0.9, 0.0], [0.0, 1.0, 3.0], [0.1, 1.0, 2.0], [0.9, 1.0, 0.0]])
+    record = agreement_record(float32, int8, "validation")
+    assert record == {
+        "agreement": 0.5,
+        "agreement_texts": 4,
+        "agreement_measured_on": "validation",
+    }
+
+
+def test_training_records_how_many_answers_the_graph_keeps(
+    intent_config, model_storage, execution_context
+):
+    """The record is the share of unchanged top intents on the texts it names, counted
+    here again from the stored graph and the float32 model."""
+    from rasa_llm.fine_tuning import predict
+    from rasa_llm.serving import agreement_texts
+    from rasa_llm.splits import stratified_split
+    from tests.rasa_llm.conftest import EXAMPLES
+
+    config = intent_config()
+    component = train_classifier(config, model_storage, execution_context)
+    record = component.meta["int8"]
+    assert isinstance(component._serving, OnnxEncoderClassifier)
+
+    labels = sorted({intent for _, intent, _ in EXAMPLES})
+    ids = [labels.index(intent) for _, intent, _ in EXAMPLES]
+    train_idx, val_idx = stratified_split(ids, config["validation_fraction"], 42)
+    texts, on = agreement_texts(
+        [EXAMPLES[i][0] for i in val_idx], [EXAMPLES[i][0] for i in train_idx], 42
+    )
+    assert on == "validation+training" and len(texts) == len(EXAMPLES)
+    cpu = torch.device("cpu")
+    graph = OnnxEncoderClassifier(_stored(model_storage).read_bytes(), component.model.head, 1)
+    top32 = predict(component.model, component.tokenizer, texts, 64, cpu)[1].argmax(axis=1)
+    top8 = predict(graph, component.tokenizer, texts, 64, cpu)[1].argmax(axis=1)
+    assert record["agreement"] == pytest.approx(float((top32 == top8).mean()))
+    assert record["agreement_texts"] == len(texts)
+    assert record["agreement_measured_on"] == on
+
+
+def _with_agreement(storage, agreement: float) -> None:
+    """Rewrite the stored model's int8 record, as a model whose graph changed answers."""
+    import json
+
+    with storage.read_from(Resource("intent")) as directory:
+        meta_file = Path(directory) / "rasa_llm.json"
+        meta = json.loads(meta_file.read_text())
+        meta["int8"].update(agreement=agreement, agreement_texts=1000)
+        meta_file.write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "serves_graph"),
+    [
+        ({}, False),  # auto, default 0.99: refused
+        ({"int8_min_agreement": 0.95}, True),  # the builder accepts more changes
+        ({"quantize": "int8"}, True),  # int8 serves the graph whatever it changes
+    ],
+)
+def test_auto_answers_in_float32_when_the_graph_changed_too_many_answers(
+    intent_config, model_storage, execution_context, caplog, overrides, serves_graph
+):
+    from rasa_llm import TransformerIntentClassifier
+
+    trained = train_classifier(intent_config(), model_storage, execution_context)
+    graph = _stored(model_storage).read_bytes()
+    _with_agreement(model_storage, 0.97)
+    config = intent_config(**overrides)
+    with caplog.at_level(logging.WARNING, logger="rasa_llm.serving"):
+        loaded = TransformerIntentClassifier.load(
+            config, model_storage, Resource("intent"), execution_context
+        )
+    if serves_graph:
+        assert isinstance(loaded._serving, OnnxEncoderClassifier)
+        assert loaded._serving.graph == graph
+        assert loaded.temperature == loaded.meta["int8"]["temperature"]
+        assert "answers in float32" not in caplog.text
+    else:
+        assert loaded._serving is loaded.model
+        assert loaded.temperature == loaded.meta["temperature"]
+        assert "answers in float32 (quantize: auto)" in caplog.text
+        assert "97.0% of 1000" in caplog.text and "quantize: int8" in caplog.text
+        # Float32 answers as the trained model did.
+        float32 = type(trained)(
+            intent_config(quantize="none"),
+            model_storage,
+            trained._resource,
+            trained.model,
+            trained.tokenizer,
+            trained.labels,
+            trained.meta,
+        )
+        np.testing.assert_allclose(loaded.predict(TEXTS)[1], float32.predict(TEXTS)[1], atol=1e-5)
+
+
+def test_a_refused_graph_stays_in_the_model_for_quantize_int8(
+    intent_config, model_storage, execution_context
+):
+    """Persisting a component that answers in float32 keeps the graph its int8
+    temperature was fitted on."""
+    from rasa_llm import TransformerIntentClassifier
+
+    train_classifier(intent_config(), model_storage, execution_context)
+    graph = _stored(model_storage).read_bytes()
+    _with_agreement(model_storage, 0.5)
+    loaded = TransformerIntentClassifier.load(
+        intent_config(), model_storage, Resource("intent"), execution_context
+    )
+    assert loaded._serving is loaded.model
+    _stored(model_storage).unlink()
+    loaded.persist()
+    assert _stored(model_storage).read_bytes() == graph
+
+
+def test_a_model_without_an_agreement_figure_is_served_in_int8_as_before(
+    intent_config, model_storage, execution_context
+):
+    import json
+
+    from rasa_llm import TransformerIntentClassifier
+
+    train_classifier(intent_config(), model_storage, execution_context)
+    with model_storage.read_from(Resource("intent")) as directory:
+        meta_file = Path(directory) / "rasa_llm.json"
+        meta = json.loads(meta_file.read_text())
+        for key in ("agreement", "agreement_texts", "agreement_measured_on"):
+            del meta["int8"][key]
+        meta_file.write_text(json.dumps(meta))
+    loaded = TransformerIntentClassifier.load(
+        intent_config(), model_storage, Resource("intent"), execution_context
+    )
+    assert isinstance(loaded._serving, OnnxEncoderClassifier)
+
+
+@pytest.mark.parametrize("bad", [1.5, -0.1, "0.9", True])
+def test_a_min_agreement_outside_0_to_1_names_the_key_and_the_fix(intent_config, bad):
+    from rasa_llm import TransformerIntentClassifier, TransformerSentimentAnalyzer
+
+    problem = "int8_min_agreement.*(share in|a number)"
+    with pytest.raises(InvalidComponentConfigError, match=problem):
+        TransformerIntentClassifier.validate(intent_config(int8_min_agreement=bad))
+    config = {**TransformerSentimentAnalyzer.get_default_config(), "int8_min_agreement": bad}
+    with pytest.raises(InvalidComponentConfigError, match="int8_min_agreement"):
+        TransformerSentimentAnalyzer.validate(config)

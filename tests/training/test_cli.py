@@ -27,6 +27,7 @@ from tests.training.conftest import (
     tiny_args,
     write_csv,
 )
+from training.classification import INT8_META_KEYS
 from training.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -217,8 +218,17 @@ def test_an_adopted_intent_classifier_serves_the_int8_graph_the_report_scored(
     report = json.loads((intent_run / "report.json").read_text())
     int8 = report["served_int8"]
     meta = json.loads((intent_run / "model" / "rasa_llm.json").read_text())
-    assert meta["int8"] == {k: int8[k] for k in ("temperature", "oos_threshold")}
-    assert "As a bot on a CPU serves it" in (intent_run / "report.md").read_text()
+    assert meta["int8"] == {k: int8[k] for k in INT8_META_KEYS}
+    markdown = (intent_run / "report.md").read_text()
+    assert "As a bot on a CPU serves it" in markdown
+    # Fewer than 200 validation texts: the agreement also counts every training text.
+    examples = report["examples"]
+    assert int8["agreement_measured_on"] == "validation+training"
+    assert int8["agreement_texts"] == (
+        examples["train"] + examples["validation"] + examples["validation_out_of_scope"]
+    )
+    assert int8["agreement"] >= 0.99 and 0 <= int8["test_agreement"] <= 1
+    assert "A bot with `quantize: auto` serves this graph" in markdown
 
     trained, loaded = adopted_intent_classifier(
         intent_run / "model", tmp_path, use_stored_threshold=False
@@ -272,14 +282,19 @@ def test_the_int8_graph_answers_with_its_own_temperature_and_threshold(
 
 
 def adopted_sentiment_classifier(
-    tiny_encoder: Path, tmp_path: Path, quantize: str
+    tiny_encoder: Path, tmp_path: Path, quantize: str, agreement: Optional[float] = None
 ) -> Tuple[Path, Any, Any]:
     """`python -m training sentiment`'s model, adopted by the analyzer and loaded back:
-    the model directory, the trained analyzer and the loaded one."""
+    the model directory, the trained analyzer and the loaded one. ``agreement``
+    rewrites the model's int8 agreement first."""
     train = write_csv(tmp_path / "train.csv", make_rows(SENTIMENT_WORDS, 20, seed=7))
     test = write_csv(tmp_path / "test.csv", make_rows(SENTIMENT_WORDS, 6, seed=8))
     out = tmp_path / "out"
     assert main(["sentiment", *tiny_args(tiny_encoder, out, train, test)]) == 0
+    if agreement is not None:
+        meta = json.loads((out / "model" / "rasa_llm.json").read_text())
+        meta["int8"]["agreement"] = agreement
+        (out / "model" / "rasa_llm.json").write_text(json.dumps(meta))
     storage, context = component_context(tmp_path)
     config = {
         **TransformerSentimentAnalyzer.get_default_config(),
@@ -327,6 +342,24 @@ def test_an_adopted_sentiment_classifier_serves_its_stored_int8_graph_on_the_cpu
     labels = [m.get("sentiment")["label"] for m in messages]
     same = [label == row["predicted"] for label, row in zip(labels, rows, strict=True)]
     assert sum(same) >= 0.9 * len(rows)
+
+
+def test_an_adopted_sentiment_classifier_whose_graph_changed_answers_serves_float32(
+    tiny_encoder: Path, tmp_path: Path
+) -> None:
+    from rasa_llm.onnx_encoder_classifier import GRAPH_FILE
+
+    out, analyzer, loaded = adopted_sentiment_classifier(tiny_encoder, tmp_path, "auto", 0.9)
+    assert loaded._serving is loaded.classifier[0]
+    rows = predictions(out)
+    messages = loaded.process([Message.build(r["text"]) for r in rows])
+    # Float32 answers exactly as the report's predictions.
+    for row, message in zip(rows, messages, strict=True):
+        assert message.get("sentiment")["label"] == row["predicted"]
+    # The graph stays in the bot's model, for quantize: int8.
+    with analyzer._model_storage.read_from(Resource("sent")) as directory:
+        stored = (Path(directory) / GRAPH_FILE).read_bytes()
+    assert stored == (out / "model" / GRAPH_FILE).read_bytes()
 
 
 def test_sentiment_analyzer_refuses_an_intent_model(intent_run: Path, tmp_path: Path) -> None:
