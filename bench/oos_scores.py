@@ -2,17 +2,19 @@
 
     .venv/bin/python -m bench.oos_scores --model /tmp/rasa-llm-training-bench/oos/model
 
-Reads a model written by the ``oos`` step of bench.training_benchmarks, rebuilds that
-run's data split (same flags, same seed), encodes TRAIN, the out-of-scope validation
-rows and TEST once each, and compares scores that need no out-of-scope training data:
-the calibrated softmax confidence (what the classifier uses), the energy score and the
-top logit, the Mahalanobis distance to the nearest intent centre (shared covariance, raw and
-L2-normalised vectors) and the cosine similarity to the nearest (k = 1) and 10th
-nearest training example. For each it prints the AUROC on TEST, TEST's in-scope
-accuracy / out-of-scope recall at thresholds chosen on the out-of-scope validation rows
-for target recalls 0.5 to 0.9 (the k-th lowest score), and the best recall any
-threshold reaches while in-scope accuracy stays at 91.5 or more (read off TEST: an
-upper bound, for comparison only).
+Reads a model written by the ``oos`` step of bench.training_benchmarks (or any model
+trained with that step's flags, e.g. ``oos_mpnet``), rebuilds that run's data split
+(same flags, same seed), encodes TRAIN, the validation rows and TEST once each, and
+compares scores that need no out-of-scope training data: the calibrated softmax
+confidence (what the classifier uses), the energy score and the top logit, the
+Mahalanobis distance to the nearest intent centre (shared covariance, raw and
+L2-normalised vectors), the cosine similarity to the nearest (k = 1) and 10th nearest
+training example, and the sum of the softmax confidence and the k = 1 cosine, each
+standardised on the in-scope validation rows (weights 1:1 and 1:2). For each it prints
+the AUROC on TEST, TEST's in-scope accuracy / out-of-scope recall at thresholds chosen
+on the out-of-scope validation rows for target recalls 0.5 to 0.9 (the k-th lowest
+score), and the best recall any threshold reaches while in-scope accuracy stays at 91.5
+or more (read off TEST: an upper bound, for comparison only).
 """
 
 from __future__ import annotations
@@ -89,11 +91,25 @@ def main(argv: Sequence[str] | None = None) -> None:
             "kNN k=10": similarity[:, -10],
         }
 
+    # Each combination standardises its parts on the in-scope validation rows, which
+    # training held out; no out-of-scope row sets them.
+    validation_in = scores(*encode(data.validation.texts))
+    combined = {"softmax + kNN k=1": (1.0, 1.0), "softmax + 2 kNN k=1": (1.0, 2.0)}
+
+    def with_combined(parts: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        def z(name: str) -> np.ndarray:
+            reference = validation_in[name]
+            return (parts[name] - reference.mean()) / reference.std()
+
+        for name, (a, b) in combined.items():
+            parts[name] = a * z("softmax") + b * z("kNN k=1")
+        return parts
+
     # The threshold is the k-th lowest out-of-scope validation score (the pipeline's
     # rule puts it halfway to the next score: the same rows fall below it).
-    validation_oos = scores(*encode(data.validation_oos))
+    validation_oos = with_combined(scores(*encode(data.validation_oos)))
     test_vectors, test_logits = encode(data.test.texts)
-    test = scores(test_vectors, test_logits)
+    test = with_combined(scores(test_vectors, test_logits))
     oos = np.asarray([x == data.oos_label for x in data.test.labels])
     truth = np.asarray(
         [data.labels.index(x) if not o else -1 for x, o in zip(data.test.labels, oos, strict=True)]
