@@ -18,11 +18,11 @@ test set, graphs of MiniLM models agreed on 99.1-99.3 % and lost 0.0 to 0.39 poi
 graphs of all-mpnet-base-v2 models agreed on 94.0-97.4 % and lost 0.4 to 1.2 points, and
 6 points of in-scope accuracy at an out-of-scope threshold (docs/benchmarks.md). A
 changed answer counts whether it is right or wrong: a 10-shot MiniLM soup's graph agreed
-on 98.3 % and gained 0.2 points, and would answer in float32. The
-share of changed answers needs no labels and varies less than an accuracy difference, so
-a few hundred held-out messages can measure it where they could not test a 0.3-point
-drop. Answering in float32 costs speed (about 13 ms a message against 2.3 on one core),
-never accuracy. ``int8`` serves the graph anyway.
+on 98.3 % and gained 0.2 points, and would answer in float32. The share of changed
+answers needs no labels and varies less than an accuracy difference, so a few hundred
+held-out messages can measure it where they could not test a 0.3-point drop. Answering
+in float32 costs speed (about 13 ms a message against 2.3 on one core), never accuracy.
+``int8`` serves the graph anyway.
 
 A serving process also runs torch on one CPU thread (``RASA_LLM_TORCH_THREADS``): a
 message is one short sequence, which a second thread barely speeds up, while several
