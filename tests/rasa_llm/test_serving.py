@@ -360,3 +360,37 @@ def test_a_min_agreement_outside_0_to_1_names_the_key_and_the_fix(intent_config,
     config = {**TransformerSentimentAnalyzer.get_default_config(), "int8_min_agreement": bad}
     with pytest.raises(InvalidComponentConfigError, match="int8_min_agreement"):
         TransformerSentimentAnalyzer.validate(config)
+
+
+def test_a_graph_that_computes_something_else_is_not_served(
+    intent_config, model_storage, execution_context, tiny_bert_dir, caplog
+):
+    """A graph made for other weights (or broken on this CPU, as 8-bit graphs are
+    without VNNI) fails the random-token probe at load: auto answers in float32 with the
+    reason, int8 fails with the fix."""
+    from transformers import BertModel
+
+    from rasa_llm import TransformerIntentClassifier
+    from rasa_llm.encoder_classifier import EncoderClassifier
+    from rasa_llm.onnx_encoder_classifier import export_int8_graph
+    from rasa_llm.serving import PROBE_MIN_COSINE, graph_cosine
+
+    trained = train_classifier(intent_config(), model_storage, execution_context)
+    assert graph_cosine(trained.model, trained._served(trained.model)) > 0.95
+    torch.manual_seed(7)
+    stranger = BertModel(BertModel.from_pretrained(str(tiny_bert_dir)).config)
+    other = EncoderClassifier(stranger, len(trained.labels), 0.0).eval()
+    _stored(model_storage).write_bytes(export_int8_graph(other))
+
+    with caplog.at_level(logging.WARNING, logger="rasa_llm.serving"):
+        loaded = TransformerIntentClassifier.load(
+            intent_config(), model_storage, Resource("intent"), execution_context
+        )
+    assert loaded._serving is loaded.model
+    assert "does not compute what the float32 encoder does" in caplog.text
+    cosine = float(caplog.text.split("mean cosine ")[1].split()[0])
+    assert cosine < PROBE_MIN_COSINE
+    with pytest.raises(OnnxServingError, match=f"delete {GRAPH_FILE}"):
+        TransformerIntentClassifier.load(
+            intent_config(quantize="int8"), model_storage, Resource("intent"), execution_context
+        )
