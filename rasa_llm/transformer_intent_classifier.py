@@ -325,6 +325,12 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
                     on,
                 )
             )
+        # What will answer messages: the graph, unless `auto` refuses it for the
+        # answers it changes (`int8` serves it whatever it changes).
+        serves_graph = graph is not model and (
+            self._config["quantize"] != "auto"
+            or int8_refusal({INT8_META: int8}, float(self._config["int8_min_agreement"])) is None
+        )
         if val_idx:
             val_labels = np.asarray([label_ids[i] for i in val_idx])
             # One temperature for the float32 model (a GPU, or quantize: none) and one
@@ -341,8 +347,7 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
                 )
             # The figures of the model that will answer messages.
             temperature_served = temperature
-            refused = int8_refusal({INT8_META: int8}, float(self._config["int8_min_agreement"]))
-            if graph is not model and not refused:
+            if serves_graph:
                 logits, temperature_served = int8_logits, int8["temperature"]
             ece_before = calibration.expected_calibration_error(
                 calibration.softmax(logits), val_labels
@@ -372,7 +377,13 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
         }
         if int8:
             self.meta[INT8_META] = int8
-        self._serving = None  # decided again, from the meta's int8 record
+        self._serving = graph if serves_graph else model
+        if graph is not model and not serves_graph:
+            logger.warning(
+                "%s answers in float32 (quantize: auto): %s",
+                type(self).__name__,
+                int8_refusal(self.meta, float(self._config["int8_min_agreement"])),
+            )
         logger.info(
             "%s: trained %d epochs (best %d) in %.1f s, temperature %.3f",
             type(self).__name__,

@@ -394,3 +394,39 @@ def test_a_graph_that_computes_something_else_is_not_served(
         TransformerIntentClassifier.load(
             intent_config(quantize="int8"), model_storage, Resource("intent"), execution_context
         )
+
+
+def test_rasa_train_itself_answers_in_float32_when_its_graph_changed_too_many_answers(
+    intent_config, model_storage, execution_context, caplog, monkeypatch
+):
+    """A graph that changed 8 answers in 100 (the tiny model's graph changes none, so the
+    count is set): the freshly trained component answers in float32 and says so, its
+    validation ECE is the float32 model's, and the graph is kept for quantize: int8."""
+    from rasa_llm import calibration
+    from rasa_llm import transformer_intent_classifier as module
+    from rasa_llm.fine_tuning import predict
+    from rasa_llm.splits import stratified_split
+    from tests.rasa_llm.conftest import EXAMPLES
+
+    def changed(float32_logits, int8_logits, measured_on):
+        return {"agreement": 0.92, "agreement_texts": 100, "agreement_measured_on": "validation"}
+
+    monkeypatch.setattr(module, "agreement_record", changed)
+    config = intent_config()
+    with caplog.at_level(logging.WARNING):
+        component = train_classifier(config, model_storage, execution_context)
+    assert component._serving is component.model
+    assert "TransformerIntentClassifier answers in float32 (quantize: auto)" in caplog.text
+    assert "92.0% of 100 validation texts" in caplog.text
+    assert _stored(model_storage).read_bytes() == component._graph
+
+    labels = sorted({intent for _, intent, _ in EXAMPLES})
+    ids = [labels.index(intent) for _, intent, _ in EXAMPLES]
+    _, val_idx = stratified_split(ids, config["validation_fraction"], 42)
+    texts = [EXAMPLES[i][0] for i in val_idx]
+    logits = predict(component.model, component.tokenizer, texts, 64, torch.device("cpu"))[1]
+    expected = calibration.expected_calibration_error(
+        calibration.softmax(logits, component.meta["temperature"]),
+        np.asarray([ids[i] for i in val_idx]),
+    )
+    assert component.meta["validation_ece_calibrated"] == pytest.approx(expected, abs=1e-6)
