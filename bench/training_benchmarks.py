@@ -35,6 +35,9 @@ Steps:
 - ``oos_exposure``: the same, but half of the held-out intents' TRAIN rows are
   trained on as outliers (``--oos-train-fraction 0.5``, never a class) and the
   other half choose the threshold: the setting of a bot with out-of-scope examples.
+- ``oos_neighbour``: the ``oos`` recipe with ``--oos-score softmax+neighbour``: the
+  threshold applies to the softmax confidence plus the cosine to the nearest
+  training example, each standardised on the in-scope validation rows.
 - ``banking77_mpnet`` / ``fewshot_mpnet`` / ``oos_mpnet``: the ``banking77`` recipe
   (``--split-seed 0``, ``--mpnet-epochs``, default 3), the ``fewshot`` one and the
   ``oos`` one (``--mpnet-epochs``) with the larger
@@ -78,6 +81,7 @@ STEPS = (
     "fewshot_soup",
     "oos",
     "oos_exposure",
+    "oos_neighbour",
     "banking77_mpnet",
     "fewshot_mpnet",
     "oos_mpnet",
@@ -310,8 +314,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "intent", args.work / step,
                 [*files, "--model", str(mpnet(args)), *recipe, "--split-seed", "0"],
             )  # fmt: skip
-        elif step in ("oos", "oos_exposure", "oos_mpnet"):
+        elif step in ("oos", "oos_exposure", "oos_neighbour", "oos_mpnet"):
             exposure = ["--oos-train-fraction", "0.5"] if step == "oos_exposure" else []
+            if step == "oos_neighbour":
+                exposure = ["--oos-score", "softmax+neighbour"]
             recipe = (
                 ["--model", str(mpnet(args)), "--epochs", str(args.mpnet_epochs), "--seed", "0"]
                 if step == "oos_mpnet"

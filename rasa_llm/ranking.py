@@ -30,14 +30,23 @@ def empty_intent() -> Dict[str, Any]:
 
 
 def reject_below(
-    intent: Dict[str, Any], ranking: List[Dict[str, Any]], threshold: float | None, name: str
+    intent: Dict[str, Any],
+    ranking: List[Dict[str, Any]],
+    threshold: float | None,
+    name: str,
+    score: float | None = None,
 ) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
-    """``name`` at ``threshold`` confidence when the top intent is below it.
+    """``name`` when the top intent's confidence (or ``score``) is below ``threshold``.
 
-    The shape and the confidence are those of Rasa's ``FallbackClassifier``: the fallback
-    intent goes first in the ranking and the other intents stay after it.
+    The shape is that of Rasa's ``FallbackClassifier``: the fallback intent goes first in
+    the ranking and the other intents stay after it. Its confidence is the threshold, as
+    there, when the threshold is on the confidence. A ``score`` (the neighbour score) is
+    on another scale, which can be negative; then the fallback carries the top intent's
+    confidence, so that it stays a probability and still ranks first.
     """
-    if threshold is None or intent.get("confidence", 0.0) >= threshold:
+    value = intent.get("confidence", 0.0) if score is None else score
+    if threshold is None or value >= threshold:
         return intent, ranking
-    fallback = {"name": name, "confidence": float(threshold)}
+    confidence = float(threshold) if score is None else float(intent.get("confidence", 0.0))
+    fallback = {"name": name, "confidence": confidence}
     return dict(fallback), [dict(fallback), *ranking]

@@ -294,3 +294,11 @@ def served_threshold(meta: Mapping[str, Any], served: Served) -> Optional[float]
     if isinstance(served, OnnxEncoderClassifier) and INT8_META in meta:
         threshold = meta[INT8_META].get("oos_threshold", threshold)
     return None if threshold is None else float(threshold)
+
+
+def served_oos_score(meta: Mapping[str, Any], served: Served) -> Optional[Dict[str, Any]]:
+    """The out-of-scope score record the served threshold applies to (None: softmax)."""
+    record = meta.get("oos_score")
+    if isinstance(served, OnnxEncoderClassifier) and INT8_META in meta:
+        record = meta[INT8_META].get("oos_score", record)
+    return None if not record else dict(record)

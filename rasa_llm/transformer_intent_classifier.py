@@ -29,6 +29,12 @@ from rasa_llm.encoder_classifier import EncoderClassifier
 from rasa_llm.errors import ModelLoadError, TrainingDataError
 from rasa_llm.fine_tuning import FineTuneSettings, fine_tune, predict
 from rasa_llm.log_redactor import log_redactor
+from rasa_llm.neighbour_score import (
+    NeighbourScore,
+    load_neighbours,
+    neighbour_score,
+    save_neighbours,
+)
 from rasa_llm.onnx_encoder_classifier import OnnxEncoderClassifier
 from rasa_llm.ranking import build_ranking, empty_intent, reject_below
 from rasa_llm.sentiment_data import sentiment_label
@@ -41,6 +47,7 @@ from rasa_llm.serving import (
     check_min_agreement,
     check_quantize,
     int8_refusal,
+    served_oos_score,
     served_temperature,
     served_threshold,
     serving_model,
@@ -202,6 +209,7 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
         labels: Sequence[str] = (),
         meta: Dict[str, Any] | None = None,
         graph: bytes | None = None,
+        neighbours: np.ndarray | None = None,
     ) -> None:
         self.validate(config)
         self._config = dict(config)
@@ -214,6 +222,10 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
         self.tokenizer = tokenizer
         self.labels = list(labels)
         self.meta: Dict[str, Any] = dict(meta or {})
+        # The training examples' unit vectors, when the stored threshold applies to the
+        # neighbour score (rasa_llm.neighbour_score); the scorer is built once.
+        self._neighbours = neighbours
+        self._scorer: NeighbourScore | None = None
 
     @property
     def temperature(self) -> float:
@@ -422,6 +434,7 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
         # temperature was fitted on; without one, it is exported at persist.
         self._serving, self._graph = None, stored_graph(path)
         self.labels, self.meta = list(meta["labels"]), meta
+        self._neighbours, self._scorer = load_neighbours(path, meta), None
 
     # ---------------------------------------------------------------- inference
     def process(self, messages: List[Message]) -> List[Message]:
@@ -442,10 +455,18 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
             if self._config["use_stored_threshold"] and self.model is not None
             else None
         )
-        for message, vector, row in zip(with_text, pooled, probs, strict=True):
+        scorer = self._oos_scorer() if threshold is not None else None
+        scores = (
+            probs.max(axis=1) if scorer is None else scorer(pooled, probs.max(axis=1))
+        ).tolist()
+        for message, vector, row, value in zip(with_text, pooled, probs, scores, strict=True):
             intent, ranking = build_ranking(row, self.labels, self._config["ranking_length"])
             intent, ranking = reject_below(
-                intent, ranking, threshold, DEFAULT_NLU_FALLBACK_INTENT_NAME
+                intent,
+                ranking,
+                threshold,
+                DEFAULT_NLU_FALLBACK_INTENT_NAME,
+                None if scorer is None else value,
             )
             message.set(INTENT, intent, add_to_output=True)
             message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
@@ -479,6 +500,14 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
         )
         return pooled.astype(np.float32), calibration.softmax(logits, self.temperature)
 
+    def _oos_scorer(self) -> NeighbourScore | None:
+        """The neighbour score of what answers, or None where the threshold is on softmax."""
+        assert self.model is not None
+        if self._scorer is None:
+            record = served_oos_score(self.meta, self._served(self.model))
+            self._scorer = neighbour_score(record, self._neighbours)
+        return self._scorer
+
     def _served(self, model: EncoderClassifier) -> Served:
         """What answers messages for ``model``, built once (and exported, if need be)."""
         if self._serving is None:
@@ -501,6 +530,8 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
             save_classifier(directory, self.model, self.tokenizer, self.meta)
             # The int8 graph too, so that `rasa run` does not export it at every start.
             store_graph(directory, self._served(self.model), self._graph)
+            if self._neighbours is not None:
+                save_neighbours(directory, self._neighbours)
 
     @classmethod
     def load(
@@ -517,6 +548,7 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
             with model_storage.read_from(resource) as directory:
                 model, tokenizer, meta = load_classifier(directory, config["dropout"])
                 graph = stored_graph(directory)
+                neighbours = load_neighbours(directory, meta)
         except ValueError as e:  # Rasa's storage: the resource does not exist
             raise ModelLoadError(
                 resource.name,
@@ -524,7 +556,15 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
                 "run 'rasa train' again; the model file may be from another config",
             ) from e
         component = cls(
-            config, model_storage, resource, model, tokenizer, meta["labels"], meta, graph
+            config,
+            model_storage,
+            resource,
+            model,
+            tokenizer,
+            meta["labels"],
+            meta,
+            graph,
+            neighbours,
         )
         # Ready before the first customer: a model without a stored graph (trained on
         # a GPU, or before graphs were stored) is exported here, not on a message.

@@ -36,6 +36,7 @@ OPERATING_POINTS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 INT8_META_KEYS = (
     "temperature",
     "oos_threshold",
+    "oos_score",
     "agreement",
     "agreement_texts",
     "agreement_measured_on",
@@ -188,6 +189,7 @@ def run_classifier(args: argparse.Namespace, task: str) -> int:
     from rasa_llm.device import resolve_device
     from rasa_llm.errors import InvalidComponentConfigError
     from rasa_llm.fine_tuning import predict
+    from rasa_llm.neighbour_score import SOFTMAX_AND_NEIGHBOUR, save_neighbours, stored_form
     from rasa_llm.onnx_encoder_classifier import GRAPH_FILE
     from rasa_llm.serving import INT8_META
     from rasa_llm.transformer_intent_classifier import save_classifier
@@ -219,10 +221,18 @@ def run_classifier(args: argparse.Namespace, task: str) -> int:
     else:
         model, tokenizer, base_name, training = _fine_tuned(args, data, out, device)
 
-    def logits_of(texts: Sequence[str]) -> np.ndarray:
-        return predict(model, tokenizer, texts, args.max_length, device, args.eval_batch_size)[1]
+    def encode(texts: Sequence[str]) -> Tuple[np.ndarray, np.ndarray]:
+        return predict(model, tokenizer, texts, args.max_length, device, args.eval_batch_size)
 
-    scored = score(data, logits_of, args.calibrate, args.target_oos_recall)
+    # The neighbour score's bank: the float32 model's vectors of the in-scope training
+    # rows (outliers trained on are not examples of any intent). The int8 graph's
+    # messages are compared with the same bank; its standardisation is its own.
+    neighbours = (
+        stored_form(encode(data.train.texts)[0])
+        if data.oos_label and args.oos_score == SOFTMAX_AND_NEIGHBOUR
+        else None
+    )
+    scored = score(data, encode, args.calibrate, args.target_oos_recall, neighbours)
     temperature, threshold, test_probs, report = (
         scored.temperature,
         scored.threshold,
@@ -231,7 +241,7 @@ def run_classifier(args: argparse.Namespace, task: str) -> int:
     )
     # Last, as it moves the model to the CPU: the calibration of the int8 graph that
     # answers on a CPU (what a bot adopting this classifier serves by default).
-    int8_graph, int8 = int8_calibration(model, tokenizer, data, args, test_probs)
+    int8_graph, int8 = int8_calibration(model, tokenizer, data, args, test_probs, neighbours)
     report.update(
         task=task,
         **training,
@@ -248,6 +258,7 @@ def run_classifier(args: argparse.Namespace, task: str) -> int:
     )
     if data.oos_label:
         report.update(
+            oos_score=args.oos_score,
             target_oos_recall=args.target_oos_recall,
             oos_train_fraction=args.oos_train_fraction,
             oos_label=data.oos_label,
@@ -266,6 +277,7 @@ def run_classifier(args: argparse.Namespace, task: str) -> int:
         "history": training["history"],
         "trained_by": f"python -m training {task}" + (" --soup" if args.soup else ""),
         "oos_threshold": threshold,
+        "oos_score": scored.oos_score,
         "oos_label": data.oos_label,
         "train_seconds": training["train_seconds"],
         "split": split,
@@ -276,7 +288,9 @@ def run_classifier(args: argparse.Namespace, task: str) -> int:
     save_classifier(out / MODEL_DIR, model, tokenizer, meta, KINDS[task])
     if int8_graph is not None:
         (out / MODEL_DIR / GRAPH_FILE).write_bytes(int8_graph)
-    _write_predictions(out / PREDICTIONS_FILE, data, test_probs)
+    if neighbours is not None:
+        save_neighbours(out / MODEL_DIR, neighbours)
+    _write_predictions(out / PREDICTIONS_FILE, data, test_probs, scored.test_scores)
     in_scope = _in_scope_mask(data)
     truth = np.asarray([data.labels.index(x) for x in np.asarray(data.test.labels)[in_scope]])
     write_report(
@@ -361,38 +375,64 @@ class Scored:
     threshold: Optional[float]
     test_probs: np.ndarray
     report: Dict[str, Any]
+    # The neighbour score's record (rasa_llm.neighbour_score) when the threshold applies
+    # to it; None when it applies to the softmax confidence.
+    oos_score: Optional[Dict[str, Any]] = None
+    test_scores: Optional[np.ndarray] = None  # TEST's neighbour scores, with oos_score
 
 
 def score(
     data: PreparedData,
-    logits_of: Callable[[Sequence[str]], np.ndarray],
+    encode: Callable[[Sequence[str]], Tuple[np.ndarray, np.ndarray]],
     calibrate: bool,
     target_oos_recall: float,
+    neighbours: Optional[np.ndarray] = None,
 ) -> Scored:
-    """Fit the temperature (and threshold) on validation, then score TEST with them."""
+    """Fit the temperature (and threshold) on validation, then score TEST with them.
+
+    ``encode`` gives sentence vectors and logits. With ``neighbours`` (the training rows'
+    vectors) the threshold applies to the neighbour score, standardised on the in-scope
+    validation rows, instead of the softmax confidence.
+    """
     from rasa_llm import calibration
+    from rasa_llm.neighbour_score import NeighbourScore
     from training import metrics
 
     val_ids = np.asarray([data.labels.index(x) for x in data.validation.labels], dtype=np.int64)
-    val_logits = logits_of(data.validation.texts)
+    val_vectors, val_logits = encode(data.validation.texts)
     temperature = 1.0
     if len(val_ids) and calibrate:
         temperature = calibration.fit_temperature(val_logits, val_ids)
     threshold = None
     thresholds: Dict[float, float] = {}
+    scorer: Optional[NeighbourScore] = None
     if data.oos_label:
-        oos_conf = calibration.softmax(logits_of(data.validation_oos), temperature).max(axis=1)
+        oos_vectors, oos_logits = encode(data.validation_oos)
+        oos_conf = calibration.softmax(oos_logits, temperature).max(axis=1)
         in_conf = calibration.softmax(val_logits, temperature).max(axis=1)
+        if neighbours is not None:
+            if len(val_ids) < 2:
+                raise TrainingInputError(
+                    "--oos-score",
+                    "softmax+neighbour is standardised on the in-scope "
+                    f"validation rows, and there are {len(val_ids)}",
+                    "raise --validation-fraction, or use --oos-score softmax",
+                )
+            scorer = NeighbourScore.fit(neighbours, val_vectors, in_conf)
+            in_conf, oos_conf = scorer(val_vectors, in_conf), scorer(oos_vectors, oos_conf)
         threshold = metrics.choose_threshold(in_conf, oos_conf, target_oos_recall)
         thresholds = {
             target: metrics.choose_threshold(in_conf, oos_conf, target)
             for target in OPERATING_POINTS
         }
-    test_probs = calibration.softmax(logits_of(data.test.texts), temperature)
-    report = evaluate(data, test_probs, threshold)
+    test_vectors, test_logits = encode(data.test.texts)
+    test_probs = calibration.softmax(test_logits, temperature)
+    test_scores = None if scorer is None else scorer(test_vectors, test_probs.max(axis=1))
+    report = evaluate(data, test_probs, threshold, test_scores)
     if "oos_recall" in report:
-        report["operating_points"] = operating_points(data, test_probs, thresholds)
-    return Scored(temperature, threshold, test_probs, report)
+        report["operating_points"] = operating_points(data, test_probs, thresholds, test_scores)
+    record = None if scorer is None else scorer.record()
+    return Scored(temperature, threshold, test_probs, report, record, test_scores)
 
 
 def int8_calibration(
@@ -401,6 +441,7 @@ def int8_calibration(
     data: PreparedData,
     args: argparse.Namespace,
     float32_probs: np.ndarray,
+    neighbours: Optional[np.ndarray] = None,
 ) -> Tuple[Optional[bytes], Dict[str, Any]]:
     """The int8 ONNX graph a CPU serves, its own temperature and threshold, its figures.
 
@@ -427,10 +468,13 @@ def int8_calibration(
         logger.warning("no int8 graph stored with the model: %s", e)
         return None, {}
 
-    def logits_of(texts: Sequence[str], of: Any = served) -> np.ndarray:
-        return predict(of, tokenizer, texts, args.max_length, cpu, args.eval_batch_size)[1]
+    def encode(texts: Sequence[str], of: Any = served) -> Tuple[np.ndarray, np.ndarray]:
+        return predict(of, tokenizer, texts, args.max_length, cpu, args.eval_batch_size)
 
-    scored = score(data, logits_of, args.calibrate, args.target_oos_recall)
+    def logits_of(texts: Sequence[str], of: Any = served) -> np.ndarray:
+        return encode(texts, of)[1]
+
+    scored = score(data, encode, args.calibrate, args.target_oos_recall, neighbours)
     # How many answers the graph changes on texts the model did not train on: a bot's
     # `quantize: auto` serves float32 below its int8_min_agreement (rasa_llm.serving).
     texts, measured_on = agreement_texts(
@@ -440,6 +484,7 @@ def int8_calibration(
     figures = {
         "temperature": scored.temperature,
         "oos_threshold": scored.threshold,
+        "oos_score": scored.oos_score,
         **agreement,
         # Share of TEST rows whose top label is the float32 model's.
         "test_agreement": float(
@@ -451,8 +496,17 @@ def int8_calibration(
     return graph, figures
 
 
-def evaluate(data: PreparedData, probs: np.ndarray, threshold: Optional[float]) -> Dict[str, Any]:
-    """Closed-set figures on the in-scope TEST rows; out-of-scope figures on all rows."""
+def evaluate(
+    data: PreparedData,
+    probs: np.ndarray,
+    threshold: Optional[float],
+    scores: Optional[np.ndarray] = None,
+) -> Dict[str, Any]:
+    """Closed-set figures on the in-scope TEST rows; out-of-scope figures on all rows.
+
+    The threshold applies to ``scores`` (the neighbour score) when given, else to the
+    top softmax confidence.
+    """
     from rasa_llm import calibration
     from training import metrics
 
@@ -479,14 +533,21 @@ def evaluate(data: PreparedData, probs: np.ndarray, threshold: Optional[float]) 
         )
         report.update(
             metrics.out_of_scope_figures(
-                probs.max(axis=1), predicted, all_truth, ~in_scope, threshold
+                probs.max(axis=1) if scores is None else scores,
+                predicted,
+                all_truth,
+                ~in_scope,
+                threshold,
             )
         )
     return report
 
 
 def operating_points(
-    data: PreparedData, probs: np.ndarray, thresholds: Dict[float, float]
+    data: PreparedData,
+    probs: np.ndarray,
+    thresholds: Dict[float, float],
+    scores: Optional[np.ndarray] = None,
 ) -> List[Dict[str, float]]:
     """TEST's out-of-scope figures at thresholds chosen on validation for other targets.
 
@@ -495,7 +556,7 @@ def operating_points(
     """
     rows = []
     for target, threshold in sorted(thresholds.items()):
-        figures = evaluate(data, probs, threshold)
+        figures = evaluate(data, probs, threshold, scores)
         rows.append(
             {
                 "target_oos_recall": target,
@@ -510,15 +571,23 @@ def _in_scope_mask(data: PreparedData) -> np.ndarray:
     return np.asarray([x != data.oos_label for x in data.test.labels], dtype=bool)
 
 
-def _write_predictions(path: Path, data: PreparedData, probs: np.ndarray) -> None:
+def _write_predictions(
+    path: Path, data: PreparedData, probs: np.ndarray, scores: Optional[np.ndarray]
+) -> None:
+    """TEST's predictions; with the neighbour score, the score its threshold applies to."""
     import csv
 
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(["text", "label", "predicted", "confidence"])
-        for text, label, row in zip(data.test.texts, data.test.labels, probs, strict=True):
+        writer.writerow(
+            ["text", "label", "predicted", "confidence", *(["oos_score"] * (scores is not None))]
+        )
+        for i, (text, label, row) in enumerate(
+            zip(data.test.texts, data.test.labels, probs, strict=True)
+        ):
             top = int(row.argmax())
-            writer.writerow([text, label, data.labels[top], f"{row[top]:.6f}"])
+            extra = [] if scores is None else [f"{scores[i]:.6f}"]
+            writer.writerow([text, label, data.labels[top], f"{row[top]:.6f}", *extra])
 
 
 def _summary(report: Dict[str, Any], out: Path) -> str:

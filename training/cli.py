@@ -140,6 +140,15 @@ def add_classifier_arguments(parser: argparse.ArgumentParser, task: str) -> None
             help="share of TRAIN's out-of-scope rows trained on as outliers (taught a low "
             "confidence, never a class); the rest choose the threshold",
         )
+        oos.add_argument(
+            "--oos-score",
+            choices=("softmax", "softmax+neighbour"),
+            default="softmax",
+            help="what the threshold applies to: the softmax confidence, or its sum with "
+            "the cosine to the nearest training example (each standardised on in-scope "
+            "validation rows; better on intents never trained on, stores the training "
+            "examples' vectors with the model)",
+        )
     model = parser.add_argument_group("model and optimisation")
     model.add_argument(
         "--model",

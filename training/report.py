@@ -182,9 +182,16 @@ def _soup_table(soup: Mapping[str, Any]) -> List[str]:
 def _markdown(report: Mapping[str, Any], title: str) -> str:
     lines: List[str] = [f"# {title}", ""]
     headline = [(k, report[k]) for k in _HEADLINE if _is_number(report.get(k))]
+    names = dict(_HEADLINE)
+    if report.get("oos_score") == "softmax+neighbour":
+        # The threshold is in z-units of the neighbour score, not a confidence.
+        names["threshold"] = (
+            "Out-of-scope threshold (out of scope when the softmax+neighbour score "
+            "< threshold; `oos_score` in predictions.csv)"
+        )
     if headline:
         lines += ["| Figure | Value |", "|---|---:|"]
-        lines += [f"| {_HEADLINE[k]} | {_headline_value(k, v)} |" for k, v in headline]
+        lines += [f"| {names[k]} | {_headline_value(k, v)} |" for k, v in headline]
         lines.append("")
     held_out = report.get("held_out_labels")
     if held_out:
