@@ -134,6 +134,22 @@ def prepare(args: argparse.Namespace, task: str) -> PreparedData:
             )
         exposed = [oos_texts[i] for i in sorted(order[:cut])]
         oos_texts = [oos_texts[i] for i in sorted(order[cut:])]
+    if getattr(args, "oos_score", "softmax") != "softmax":
+        # Checked before training, not after it: the score needs both.
+        if not oos_label:
+            raise TrainingInputError(
+                "--oos-score",
+                "it chooses a threshold on out-of-scope rows, and no --oos-label (or "
+                "--hold-out-labels) names them",
+                "add --oos-label LABEL, or drop --oos-score",
+            )
+        if len(val_idx) < 2:
+            raise TrainingInputError(
+                "--oos-score",
+                f"{args.oos_score} is standardised on the in-scope validation rows, and "
+                f"there are {len(val_idx)}",
+                "raise --validation-fraction, or use --oos-score softmax",
+            )
     return PreparedData(
         labels=labels,
         train=scoped.subset(train_idx),
@@ -410,14 +426,7 @@ def score(
         oos_vectors, oos_logits = encode(data.validation_oos)
         oos_conf = calibration.softmax(oos_logits, temperature).max(axis=1)
         in_conf = calibration.softmax(val_logits, temperature).max(axis=1)
-        if neighbours is not None:
-            if len(val_ids) < 2:
-                raise TrainingInputError(
-                    "--oos-score",
-                    "softmax+neighbour is standardised on the in-scope "
-                    f"validation rows, and there are {len(val_ids)}",
-                    "raise --validation-fraction, or use --oos-score softmax",
-                )
+        if neighbours is not None:  # prepare() made sure of 2+ validation rows
             scorer = NeighbourScore.fit(neighbours, val_vectors, in_conf)
             in_conf, oos_conf = scorer(val_vectors, in_conf), scorer(oos_vectors, oos_conf)
         threshold = metrics.choose_threshold(in_conf, oos_conf, target_oos_recall)

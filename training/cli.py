@@ -314,6 +314,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.task == "sentiment":
             args.oos_label = args.hold_out_labels = None
             args.target_oos_recall, args.oos_train_fraction = 0.9, 0.0
+            args.oos_score = "softmax"
         return run_classifier(args, args.task)
     except TrainingInputError as e:
         print(f"error: {e}", file=sys.stderr)

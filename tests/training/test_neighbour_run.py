@@ -155,3 +155,23 @@ def test_an_adopted_classifier_without_its_bank_fails_with_the_path(
     with pytest.raises(ModelLoadError) as e:
         adopt(model, tmp_path, "none")
     assert str(model / NEIGHBOURS_FILE) in str(e.value) and "Fix:" in str(e.value)
+
+
+def test_the_score_needs_out_of_scope_rows_and_validation_rows(
+    tiny_encoder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Refused before any training, with the fix."""
+    train = write_csv(tmp_path / "train.csv", make_rows(CLASS_WORDS, 20, seed=1))
+    test = write_csv(tmp_path / "test.csv", make_rows(CLASS_WORDS, 4, seed=2))
+    args = tiny_args(
+        tiny_encoder, tmp_path / "out", train, test, "--oos-score", "softmax+neighbour"
+    )
+    assert main(["intent", *args]) == 2
+    err = capsys.readouterr().err
+    assert "no --oos-label (or --hold-out-labels) names them" in err and "Fix:" in err
+    no_validation = [*args, "--oos-label", "out_of_scope", "--validation-fraction", "0"]
+    assert main(["intent", *no_validation]) == 2
+    assert (
+        "standardised on the in-scope validation rows, and there are 0" in capsys.readouterr().err
+    )
+    assert not (tmp_path / "out" / "model").exists()
