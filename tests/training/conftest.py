@@ -76,3 +76,15 @@ def tiny_args(encoder: Path, out: Path, train: Path, test: Path, *extra: str) ->
         "--lr", "1e-3", "--head-lr", "1e-2", "--patience", "0", "--no-progress",
         "--validation-fraction", "0.2", "--seed", "3", *extra,
     ]  # fmt: skip
+
+
+def tiny_intent_run(folder: Path, encoder: Path, *extra: str) -> Path:
+    """One tiny intent run with out-of-scope rows (target recall 0.75); its OUT folder."""
+    from training.cli import main
+
+    train = write_csv(folder / "train.csv", make_rows(CLASS_WORDS, 20, seed=1))
+    test = write_csv(folder / "test.csv", make_rows(CLASS_WORDS, 8, seed=2))
+    out = folder / "out"
+    args = tiny_args(encoder, out, train, test, "--oos-label", "out_of_scope")
+    assert main(["intent", *args, "--target-oos-recall", "0.75", *extra]) == 0
+    return out

@@ -25,6 +25,7 @@ from tests.training.conftest import (
     SENTIMENT_WORDS,
     make_rows,
     tiny_args,
+    tiny_intent_run,
     write_csv,
 )
 from training.classification import INT8_META_KEYS
@@ -41,13 +42,7 @@ def predictions(out: Path) -> List[Dict[str, str]]:
 @pytest.fixture(scope="module")
 def intent_run(tmp_path_factory: pytest.TempPathFactory, tiny_encoder: Path) -> Path:
     """One tiny intent run with out-of-scope rows, shared by the tests that read it."""
-    folder = tmp_path_factory.mktemp("intent-run")
-    train = write_csv(folder / "train.csv", make_rows(CLASS_WORDS, 20, seed=1))
-    test = write_csv(folder / "test.csv", make_rows(CLASS_WORDS, 8, seed=2))
-    out = folder / "out"
-    args = tiny_args(tiny_encoder, out, train, test, "--oos-label", "out_of_scope")
-    assert main(["intent", *args, "--target-oos-recall", "0.75"]) == 0
-    return out
+    return tiny_intent_run(tmp_path_factory.mktemp("intent-run"), tiny_encoder)
 
 
 def test_help_is_there_for_every_task() -> None:

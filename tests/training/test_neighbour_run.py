@@ -24,20 +24,20 @@ from rasa_llm.errors import ModelLoadError
 from rasa_llm.fine_tuning import predict
 from rasa_llm.neighbour_score import NEIGHBOURS_FILE, nearest_cosine, unit_vectors
 from rasa_llm.transformer_intent_classifier import load_classifier
-from tests.training.conftest import CLASS_WORDS, make_rows, tiny_args, write_csv
+from tests.training.conftest import (
+    CLASS_WORDS,
+    make_rows,
+    tiny_args,
+    tiny_intent_run,
+    write_csv,
+)
 from training.cli import main
 
 
 @pytest.fixture(scope="module")
 def neighbour_run(tmp_path_factory: pytest.TempPathFactory, tiny_encoder: Path) -> Path:
     folder = tmp_path_factory.mktemp("neighbour-run")
-    train = write_csv(folder / "train.csv", make_rows(CLASS_WORDS, 20, seed=1))
-    test = write_csv(folder / "test.csv", make_rows(CLASS_WORDS, 8, seed=2))
-    out = folder / "out"
-    args = tiny_args(tiny_encoder, out, train, test, "--oos-label", "out_of_scope")
-    flags = ["--target-oos-recall", "0.75", "--oos-score", "softmax+neighbour"]
-    assert main(["intent", *args, *flags]) == 0
-    return out
+    return tiny_intent_run(folder, tiny_encoder, "--oos-score", "softmax+neighbour")
 
 
 def rows_of(out: Path) -> List[Dict[str, str]]:
