@@ -434,7 +434,8 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
         # temperature was fitted on; without one, it is exported at persist.
         self._serving, self._graph = None, stored_graph(path)
         self.labels, self.meta = list(meta["labels"]), meta
-        self._neighbours, self._scorer = load_neighbours(path, meta), None
+        self._neighbours = load_neighbours(path, meta, model.hidden_size)
+        self._scorer = None
 
     # ---------------------------------------------------------------- inference
     def process(self, messages: List[Message]) -> List[Message]:
@@ -548,7 +549,7 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
             with model_storage.read_from(resource) as directory:
                 model, tokenizer, meta = load_classifier(directory, config["dropout"])
                 graph = stored_graph(directory)
-                neighbours = load_neighbours(directory, meta)
+                neighbours = load_neighbours(directory, meta, model.hidden_size)
         except ValueError as e:  # Rasa's storage: the resource does not exist
             raise ModelLoadError(
                 resource.name,

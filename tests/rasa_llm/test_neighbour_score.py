@@ -63,7 +63,7 @@ def test_the_score_reads_back_as_it_was_written(tmp_path: Path) -> None:
     save_neighbours(tmp_path, bank)
     assert np.load(tmp_path / NEIGHBOURS_FILE).dtype == np.float16
     meta = {"oos_score": scorer.record(), "int8": {"oos_score": scorer.record()}}
-    back = neighbour_score(meta["oos_score"], load_neighbours(tmp_path, meta))
+    back = neighbour_score(meta["oos_score"], load_neighbours(tmp_path, meta, 16))
     assert back is not None
     queries, confidence = rng.normal(size=(30, 16)), rng.uniform(size=30)
     # The bank was rounded to float16 before fitting, as training does: exact after.
@@ -71,8 +71,8 @@ def test_the_score_reads_back_as_it_was_written(tmp_path: Path) -> None:
 
 
 def test_a_softmax_classifier_needs_no_bank(tmp_path: Path) -> None:
-    assert load_neighbours(tmp_path, {}) is None
-    assert load_neighbours(tmp_path, {"oos_score": None, "int8": {"oos_score": None}}) is None
+    assert load_neighbours(tmp_path, {}, 16) is None
+    assert load_neighbours(tmp_path, {"oos_score": None, "int8": {"oos_score": None}}, 16) is None
     assert neighbour_score(None, None) is None
     assert neighbour_score({"name": "softmax"}, None) is None
 
@@ -86,20 +86,23 @@ def test_a_missing_or_broken_bank_fails_at_load_with_the_path_and_the_fix(tmp_pa
         "cosine_std": 0.1,
     }
     with pytest.raises(ModelLoadError) as e:
-        load_neighbours(tmp_path, {"oos_score": record})
+        load_neighbours(tmp_path, {"oos_score": record}, 2)
     assert str(tmp_path / NEIGHBOURS_FILE) in str(e.value) and "Fix: copy" in str(e.value)
     # Only the graph's record names it (a float32 model with a softmax threshold): still
     # needed, since a CPU serves the graph.
     with pytest.raises(ModelLoadError):
-        load_neighbours(tmp_path, {"int8": {"oos_score": record}})
+        load_neighbours(tmp_path, {"int8": {"oos_score": record}}, 2)
     np.save(tmp_path / NEIGHBOURS_FILE, np.array([1.0, np.nan], dtype=np.float16))
     with pytest.raises(ModelLoadError, match="shape"):
-        load_neighbours(tmp_path, {"oos_score": record})
+        load_neighbours(tmp_path, {"oos_score": record}, 2)
+    np.save(tmp_path / NEIGHBOURS_FILE, np.ones((4, 3), dtype=np.float16))
+    with pytest.raises(ModelLoadError, match="3 dimensions and the encoder's 2"):
+        load_neighbours(tmp_path, {"oos_score": record}, 2)
     (tmp_path / NEIGHBOURS_FILE).write_bytes(b"not numpy")
     with pytest.raises(ModelLoadError, match="cannot be read"):
-        load_neighbours(tmp_path, {"oos_score": record})
+        load_neighbours(tmp_path, {"oos_score": record}, 2)
     with pytest.raises(ModelLoadError, match="'knn' is not one of softmax, softmax\\+neighbour"):
-        load_neighbours(tmp_path, {"oos_score": {"name": "knn"}})
+        load_neighbours(tmp_path, {"oos_score": {"name": "knn"}}, 2)
 
 
 def test_a_rejection_by_score_keeps_a_probability_as_the_fallback_confidence() -> None:
