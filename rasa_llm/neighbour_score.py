@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 import numpy as np
 
@@ -136,7 +136,7 @@ def save_neighbours(directory: Path, bank: np.ndarray) -> None:
     np.save(Path(directory) / NEIGHBOURS_FILE, bank.astype(np.float16))
 
 
-def neighbour_records(meta: Mapping[str, Any]) -> list:
+def neighbour_records(meta: Mapping[str, Any]) -> List[Any]:
     """The out-of-scope score records of a classifier's meta: its own and its graph's."""
     records = [meta.get("oos_score")]
     int8 = meta.get("int8")

@@ -456,18 +456,15 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
             if self._config["use_stored_threshold"] and self.model is not None
             else None
         )
+        # The neighbour score, where the threshold applies to it; None: the confidence.
+        scores: List[float | None] = [None] * len(texts)
         scorer = self._oos_scorer() if threshold is not None else None
-        scores = (
-            probs.max(axis=1) if scorer is None else scorer(pooled, probs.max(axis=1))
-        ).tolist()
-        for message, vector, row, value in zip(with_text, pooled, probs, scores, strict=True):
+        if scorer is not None:
+            scores = scorer(pooled, probs.max(axis=1)).tolist()
+        for message, vector, row, score in zip(with_text, pooled, probs, scores, strict=True):
             intent, ranking = build_ranking(row, self.labels, self._config["ranking_length"])
             intent, ranking = reject_below(
-                intent,
-                ranking,
-                threshold,
-                DEFAULT_NLU_FALLBACK_INTENT_NAME,
-                None if scorer is None else value,
+                intent, ranking, threshold, DEFAULT_NLU_FALLBACK_INTENT_NAME, score
             )
             message.set(INTENT, intent, add_to_output=True)
             message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
