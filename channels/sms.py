@@ -14,7 +14,8 @@ A webhook is handled in this order:
 3. ``From`` and ``MessageSid`` present (400), a delivery report ignored;
 4. a ``MessageSid`` seen before is acknowledged and dropped (Twilio retries; and the
    signature has no timestamp, so this is also what stops a replay);
-5. acknowledged at once with an empty TwiML ``<Response/>`` (``reply_mode: rest``)
+5. STOP or START recorded, so that the sender's next message finds it on any server;
+6. acknowledged at once with an empty TwiML ``<Response/>`` (``reply_mode: rest``)
    while the bot runs out of band and replies through the REST API; or, with
    ``reply_mode: twiml``, answered with the replies as ``<Message>`` elements when
    the bot is done within ``twiml_deadline_seconds``, else through REST as well.
@@ -35,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 from typing import Any, AsyncIterator, Awaitable, Callable, Coroutine, Dict, List, Optional, Set
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
@@ -77,6 +79,14 @@ DRAIN_SECONDS = 10.0
 OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
 
 
+@dataclass(frozen=True)
+class Decision:
+    """What the webhook decided about a message before acknowledging it."""
+
+    word: Optional[str]  # STOP, START, HELP or None
+    opted_out: bool  # the sender's state when the message arrived
+
+
 class TwilioSmsInput(InputChannel):
     """Twilio Messaging webhooks in, SMS/MMS out; see the module docstring."""
 
@@ -101,7 +111,10 @@ class TwilioSmsInput(InputChannel):
             operation_name=CHANNEL,
         )
         self._tasks: Set[asyncio.Task] = set()
-        self._senders: Dict[str, List[Any]] = {}  # sender -> [lock, users]
+        # sender -> [lock, users]: the webhook's part (first_time, _decide) and the
+        # bot's turn, each one message at a time per sender.
+        self._arrivals: Dict[str, List[Any]] = {}
+        self._senders: Dict[str, List[Any]] = {}
 
     def get_output_channel(self) -> OutputChannel:
         """Replies through the REST API (also for Rasa's HTTP API, e.g. reminders)."""
@@ -120,16 +133,9 @@ class TwilioSmsInput(InputChannel):
                 inbound = self._verified_message(request)
             except WebhookRejected as error:
                 return reject(CHANNEL, error)
-            if inbound is None or not await self.deliveries.first_time(
-                CHANNEL, inbound.message_sid
-            ):
+            if inbound is None:
                 return _twiml(empty_twiml())
-            if self.config.reply_mode == TWIML:
-                return _twiml(await self._answer_with_twiml(inbound, on_new_message))
-            output = self.get_output_channel()
-            assert isinstance(output, TwilioSmsOutput)
-            self._spawn(self._handle(inbound, output, on_new_message))
-            return _twiml(empty_twiml())
+            return _twiml(await self._accept(inbound, on_new_message))
 
         @blueprint.listener("before_server_stop")
         async def drain(*_: Any) -> None:
@@ -157,11 +163,54 @@ class TwilioSmsInput(InputChannel):
             return None
         return parse_inbound(fields)
 
-    async def _answer_with_twiml(self, inbound: Inbound, on_new_message: OnNewMessage) -> str:
+    async def _accept(self, inbound: Inbound, on_new_message: OnNewMessage) -> str:
+        """The webhook's answer (TwiML) to a verified message; the bot runs out of band.
+
+        A retry is dropped, and STOP or START is recorded, before Twilio gets its answer.
+        The customer's next message may reach another server as soon as this one is
+        answered: written out of band, a STOP could still be on its way to the database
+        when that server asks whether the sender opted out, and the bot would answer
+        a customer who had just said STOP.
+        """
+        async with self._one_at_a_time(self._arrivals, inbound.sender):
+            # In arrival order per sender: the tasks spawned below then take their turn
+            # with the bot in that order too.
+            if not await self.deliveries.first_time(CHANNEL, inbound.message_sid):
+                return empty_twiml()
+            try:
+                decision = await self._decide(inbound)
+            except Exception:  # noqa: BLE001 - as a failure out of band: logged, dropped
+                # No exc_info at error level: the database's error quotes the number.
+                logger.error("%s: reading or recording an opt-out failed", CHANNEL)
+                logger.debug("%s: reading or recording an opt-out failed", CHANNEL, exc_info=True)
+                return empty_twiml()
+            if self.config.reply_mode != TWIML:
+                output = self.get_output_channel()
+                assert isinstance(output, TwilioSmsOutput)
+                self._spawn(self._handle(inbound, decision, output, on_new_message))
+                return empty_twiml()
+            reply = TwimlReply(RestDelivery(self.messages))
+            output = TwilioSmsOutput(self.config, self.store, reply)
+            task = self._spawn(self._handle(inbound, decision, output, on_new_message))
+        return await self._answer_with_twiml(task, reply)
+
+    async def _decide(self, inbound: Inbound) -> Decision:
+        """The message's keyword, if any, and whether its sender had opted out.
+
+        STOP and START are recorded here.
+        """
+        opted_out = await self.store.is_opted_out(inbound.sender)
+        word = keyword(inbound, opted_out=opted_out)
+        if word == STOP:
+            await self.store.set_opted_out(inbound.sender, True)
+            logger.info("%s: a sender opted out", CHANNEL)
+        elif word == START:
+            await self.store.set_opted_out(inbound.sender, False)
+            logger.info("%s: a sender opted back in", CHANNEL)
+        return Decision(word, opted_out)
+
+    async def _answer_with_twiml(self, task: asyncio.Task, reply: TwimlReply) -> str:
         """Wait for the bot up to the deadline; then TwiML, or REST for what comes later."""
-        reply = TwimlReply(RestDelivery(self.messages))
-        output = TwilioSmsOutput(self.config, self.store, reply)
-        task = self._spawn(self._handle(inbound, output, on_new_message))
         done, _ = await asyncio.wait({task}, timeout=self.config.twiml_deadline_seconds)
         if task in done:
             return reply.take_twiml()
@@ -180,40 +229,40 @@ class TwilioSmsInput(InputChannel):
 
     # ---------------------------------------------------------------- out of band
     async def _handle(
-        self, inbound: Inbound, output: TwilioSmsOutput, on_new_message: OnNewMessage
+        self,
+        inbound: Inbound,
+        decision: Decision,
+        output: TwilioSmsOutput,
+        on_new_message: OnNewMessage,
     ) -> None:
-        """Keywords, numbered options, then the bot; never raises."""
+        """Keywords' notices, numbered options, then the bot; never raises."""
         try:
-            async with self._conversation(inbound.sender):
-                await self._handle_in_turn(inbound, output, on_new_message)
+            async with self._one_at_a_time(self._senders, inbound.sender):
+                await self._handle_in_turn(inbound, decision, output, on_new_message)
         except Exception:  # noqa: BLE001 - a failed message must not kill the channel
             # No exc_info at error level: a traceback may quote the customer's text.
             logger.error("%s: handling a message failed", CHANNEL)
             logger.debug("%s: handling a message failed", CHANNEL, exc_info=True)
 
     async def _handle_in_turn(
-        self, inbound: Inbound, output: TwilioSmsOutput, on_new_message: OnNewMessage
+        self,
+        inbound: Inbound,
+        decision: Decision,
+        output: TwilioSmsOutput,
+        on_new_message: OnNewMessage,
     ) -> None:
-        sender = inbound.sender
-        opted_out = await self.store.is_opted_out(sender)
-        word = keyword(inbound, opted_out=opted_out)
-        if word == STOP:
-            await self.store.set_opted_out(sender, True)
-            logger.info("%s: a sender opted out", CHANNEL)
-            if self.config.stop_text:
-                await output.send_notice(sender, self.config.stop_text)
+        sender, word = inbound.sender, decision.word
+        notices = {
+            STOP: self.config.stop_text,
+            START: self.config.start_text,
+            HELP: self.config.help_text,
+        }
+        if word in notices:
+            notice = notices[word]
+            if notice:
+                await output.send_notice(sender, notice)
             return
-        if word == START:
-            await self.store.set_opted_out(sender, False)
-            logger.info("%s: a sender opted back in", CHANNEL)
-            if self.config.start_text:
-                await output.send_notice(sender, self.config.start_text)
-            return
-        if word == HELP:
-            if self.config.help_text:
-                await output.send_notice(sender, self.config.help_text)
-            return
-        if opted_out:
+        if decision.opted_out:
             logger.info("%s: message from an opted-out sender not passed to the bot", CHANNEL)
             return
         for text, metadata in await self._user_messages(inbound):
@@ -231,10 +280,11 @@ class TwilioSmsInput(InputChannel):
         text = inbound.body.strip().lstrip("/")
         return user_messages(text, inbound.attachments)
 
+    @staticmethod
     @contextlib.asynccontextmanager
-    async def _conversation(self, sender: str) -> AsyncIterator[None]:
+    async def _one_at_a_time(locks: Dict[str, List[Any]], sender: str) -> AsyncIterator[None]:
         """One message of ``sender`` at a time, in arrival order (asyncio.Lock is FIFO)."""
-        entry = self._senders.setdefault(sender, [asyncio.Lock(), 0])
+        entry = locks.setdefault(sender, [asyncio.Lock(), 0])
         entry[1] += 1
         try:
             async with entry[0]:
@@ -242,7 +292,7 @@ class TwilioSmsInput(InputChannel):
         finally:
             entry[1] -= 1
             if entry[1] == 0:
-                del self._senders[sender]
+                del locks[sender]
 
 
 def _twiml(xml: str) -> HTTPResponse:

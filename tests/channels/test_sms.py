@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -25,7 +27,7 @@ from channels.sms_inbound import (
     public_url,
     verify,
 )
-from channels.sms_output import TwilioSmsOutput, TwimlReply
+from channels.sms_output import TwilioSmsOutput, TwimlReply, empty_twiml
 from channels.sms_rest import TwilioMessages
 from channels.sms_segments import (
     GSM7,
@@ -485,7 +487,7 @@ def test_a_slow_bot_falls_back_to_rest_in_order(tmp_path: Path):
 
     async def scenario() -> str:
         inbound = parse_inbound(FIELDS)
-        xml = await channel._answer_with_twiml(inbound, slow_bot)
+        xml = await channel._accept(inbound, slow_bot)
         await asyncio.wait_for(asyncio.gather(*channel._tasks), 10)
         await channel.messages.close()
         return xml
@@ -498,6 +500,126 @@ def test_a_slow_bot_falls_back_to_rest_in_order(tmp_path: Path):
         fake.assert_no_unexpected_calls()
     finally:
         fake.stop()
+
+
+# ---------------------------------------------------------------- what the webhook decides
+def two_servers(tmp_path: Path) -> Tuple[TwilioSmsInput, TwilioSmsInput]:
+    """Two channels on one database, as two servers behind a load balancer."""
+    shared = credentials(dedup_db=str(tmp_path / "d.db"), api_base_url="http://127.0.0.1:9")
+    return (
+        TwilioSmsInput(SmsConfig.from_credentials(shared)),
+        TwilioSmsInput(SmsConfig.from_credentials(shared)),
+    )
+
+
+def texts(*bodies: str) -> List[Any]:
+    return [
+        parse_inbound({**FIELDS, "Body": body, "MessageSid": f"SM{body}{i}"})
+        for i, body in enumerate(bodies)
+    ]
+
+
+async def settle(*channels: TwilioSmsInput) -> None:
+    await asyncio.wait_for(asyncio.gather(*(t for c in channels for t in c._tasks)), 10)
+
+
+async def closed(*channels: TwilioSmsInput) -> None:
+    for channel in channels:
+        await channel.messages.close()
+
+
+def test_a_stop_is_recorded_before_the_webhook_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The next message may reach the other server as soon as STOP is answered: however
+    slow the database, that server finds the opt-out (CI once caught the bot answering
+    it, when the opt-out was still written out of band)."""
+    write = SenderStore.set_opted_out_sync
+
+    def slow_write(store: SenderStore, sender: str, opted_out: bool) -> None:
+        time.sleep(0.5)
+        write(store, sender, opted_out)
+
+    monkeypatch.setattr(SenderStore, "set_opted_out_sync", slow_write)
+    one, two = two_servers(tmp_path)
+    reached: List[str] = []
+
+    async def bot(message: Any) -> None:
+        reached.append(message.text)
+
+    async def scenario() -> None:
+        stop, hello, start, hello_again = texts("STOP", "hello", "START", "hello")
+        try:
+            assert await one._accept(stop, bot) == empty_twiml()
+            await two._accept(hello, bot)
+            await settle(one, two)
+            assert reached == [], "a message after STOP never reaches the bot"
+            await two._accept(start, bot)
+            await one._accept(hello_again, bot)
+            await settle(one, two)
+        finally:
+            await closed(one, two)
+
+    asyncio.run(scenario())
+    assert reached == ["hello"], "after START it does"
+
+
+def test_one_senders_messages_reach_the_bot_in_arrival_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A slow database for the first message does not let the second overtake it."""
+    read = SenderStore.is_opted_out_sync
+    slowed = threading.Event()
+
+    def slow_first_read(store: SenderStore, sender: str) -> bool:
+        if not slowed.is_set():
+            slowed.set()
+            time.sleep(0.5)
+        return read(store, sender)
+
+    monkeypatch.setattr(SenderStore, "is_opted_out_sync", slow_first_read)
+    channel, _ = two_servers(tmp_path)
+    reached: List[str] = []
+
+    async def bot(message: Any) -> None:
+        reached.append(message.text)
+
+    async def scenario() -> None:
+        try:
+            await asyncio.gather(*(channel._accept(m, bot) for m in texts("first", "second")))
+            await settle(channel)
+        finally:
+            await closed(channel, _)
+
+    asyncio.run(scenario())
+    assert reached == ["first", "second"]
+
+
+def test_an_unreadable_opt_out_drops_the_message_and_logs_no_number(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    def broken(store: SenderStore, sender: str) -> bool:
+        raise RuntimeError(f"database gone while reading {sender}")
+
+    monkeypatch.setattr(SenderStore, "is_opted_out_sync", broken)
+    channel, other = two_servers(tmp_path)
+    reached: List[str] = []
+
+    async def bot(message: Any) -> None:
+        reached.append(message.text)
+
+    async def scenario() -> str:
+        try:
+            return await channel._accept(texts("hello")[0], bot)
+        finally:
+            await closed(channel, other)
+
+    with caplog.at_level(logging.ERROR):
+        answer = asyncio.run(scenario())
+    assert answer == empty_twiml(), "acknowledged, as when a message fails out of band"
+    assert reached == []
+    assert "reading or recording an opt-out failed" in caplog.text
+    assert CUSTOMER not in caplog.text and "hello" not in caplog.text
 
 
 # ---------------------------------------------------------------- REST client and retries
