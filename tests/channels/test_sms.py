@@ -519,13 +519,29 @@ def texts(*bodies: str) -> List[Any]:
     ]
 
 
+class Bot:
+    """``on_new_message``: records the texts that reach the bot."""
+
+    def __init__(self) -> None:
+        self.reached: List[str] = []
+
+    async def __call__(self, message: Any) -> None:
+        self.reached.append(message.text)
+
+
 async def settle(*channels: TwilioSmsInput) -> None:
     await asyncio.wait_for(asyncio.gather(*(t for c in channels for t in c._tasks)), 10)
 
 
-async def closed(*channels: TwilioSmsInput) -> None:
-    for channel in channels:
-        await channel.messages.close()
+def run_then_close(channels: Sequence[TwilioSmsInput], scenario: Any) -> Any:
+    async def run() -> Any:
+        try:
+            return await scenario
+        finally:
+            for channel in channels:
+                await channel.messages.close()
+
+    return asyncio.run(run())
 
 
 def test_a_stop_is_recorded_before_the_webhook_answers(
@@ -542,26 +558,20 @@ def test_a_stop_is_recorded_before_the_webhook_answers(
 
     monkeypatch.setattr(SenderStore, "set_opted_out_sync", slow_write)
     one, two = two_servers(tmp_path)
-    reached: List[str] = []
-
-    async def bot(message: Any) -> None:
-        reached.append(message.text)
+    bot = Bot()
 
     async def scenario() -> None:
         stop, hello, start, hello_again = texts("STOP", "hello", "START", "hello")
-        try:
-            assert await one._accept(stop, bot) == empty_twiml()
-            await two._accept(hello, bot)
-            await settle(one, two)
-            assert reached == [], "a message after STOP never reaches the bot"
-            await two._accept(start, bot)
-            await one._accept(hello_again, bot)
-            await settle(one, two)
-        finally:
-            await closed(one, two)
+        assert await one._accept(stop, bot) == empty_twiml()
+        await two._accept(hello, bot)
+        await settle(one, two)
+        assert bot.reached == [], "a message after STOP never reaches the bot"
+        await two._accept(start, bot)
+        await one._accept(hello_again, bot)
+        await settle(one, two)
 
-    asyncio.run(scenario())
-    assert reached == ["hello"], "after START it does"
+    run_then_close((one, two), scenario())
+    assert bot.reached == ["hello"], "after START it does"
 
 
 def test_one_senders_messages_reach_the_bot_in_arrival_order(
@@ -578,21 +588,14 @@ def test_one_senders_messages_reach_the_bot_in_arrival_order(
         return read(store, sender)
 
     monkeypatch.setattr(SenderStore, "is_opted_out_sync", slow_first_read)
-    channel, _ = two_servers(tmp_path)
-    reached: List[str] = []
-
-    async def bot(message: Any) -> None:
-        reached.append(message.text)
+    channels, bot = two_servers(tmp_path), Bot()
 
     async def scenario() -> None:
-        try:
-            await asyncio.gather(*(channel._accept(m, bot) for m in texts("first", "second")))
-            await settle(channel)
-        finally:
-            await closed(channel, _)
+        await asyncio.gather(*(channels[0]._accept(m, bot) for m in texts("first", "second")))
+        await settle(channels[0])
 
-    asyncio.run(scenario())
-    assert reached == ["first", "second"]
+    run_then_close(channels, scenario())
+    assert bot.reached == ["first", "second"]
 
 
 def test_an_unreadable_opt_out_drops_the_message_and_logs_no_number(
@@ -602,22 +605,11 @@ def test_an_unreadable_opt_out_drops_the_message_and_logs_no_number(
         raise RuntimeError(f"database gone while reading {sender}")
 
     monkeypatch.setattr(SenderStore, "is_opted_out_sync", broken)
-    channel, other = two_servers(tmp_path)
-    reached: List[str] = []
-
-    async def bot(message: Any) -> None:
-        reached.append(message.text)
-
-    async def scenario() -> str:
-        try:
-            return await channel._accept(texts("hello")[0], bot)
-        finally:
-            await closed(channel, other)
-
+    channels, bot = two_servers(tmp_path), Bot()
     with caplog.at_level(logging.ERROR):
-        answer = asyncio.run(scenario())
+        answer = run_then_close(channels, channels[0]._accept(texts("hello")[0], bot))
     assert answer == empty_twiml(), "acknowledged, as when a message fails out of band"
-    assert reached == []
+    assert bot.reached == []
     assert "reading or recording an opt-out failed" in caplog.text
     assert CUSTOMER not in caplog.text and "hello" not in caplog.text
 
