@@ -40,6 +40,7 @@ from channels.delivery_log import DeliveryLog
 from channels.slack_config import CHANNEL, SlackConfig, SlackRequestVerifier
 from channels.slack_format import objects_in, plain_text
 from channels.slack_output import SlackBot
+from channels.turns import Turns
 from channels.webhook_guard import (
     WebhookRejected,
     decode_utf8,
@@ -96,8 +97,9 @@ class SlackInput(InputChannel):
         self._session: Optional[aiohttp.ClientSession] = None
         self._client: Optional[AsyncWebClient] = None
         self._tasks: Set[asyncio.Task] = set()
-        self._locks: Dict[str, asyncio.Lock] = {}
-        self._lock_users: Dict[str, int] = {}
+        # Per conversation: the webhook's part (first_time), then the bot's turn.
+        self._arrivals = Turns()
+        self._conversations = Turns()
 
     # ------------------------------------------------------------------ output
     def client(self) -> AsyncWebClient:
@@ -166,16 +168,19 @@ class SlackInput(InputChannel):
         if incoming is None:
             return response.json({"ok": True, "ignored": True})
         retry = request.headers.get("x-slack-retry-num")
-        if not await self.deliveries.first_time(CHANNEL, incoming.delivery_id):
-            logger.info(
-                "%s: dropped re-delivery of %s (retry %s, %s)",
-                CHANNEL,
-                incoming.delivery_id,
-                retry or "-",
-                request.headers.get("x-slack-retry-reason") or "replay",
-            )
-            return response.json({"ok": True, "duplicate": True})
-        self._schedule(incoming, on_new_message)
+        # In arrival order per conversation: Slack sends events over several connections,
+        # and a slow database for one event must not let the next one overtake it.
+        async with self._arrivals.turn(incoming.sender_id):
+            if not await self.deliveries.first_time(CHANNEL, incoming.delivery_id):
+                logger.info(
+                    "%s: dropped re-delivery of %s (retry %s, %s)",
+                    CHANNEL,
+                    incoming.delivery_id,
+                    retry or "-",
+                    request.headers.get("x-slack-retry-reason") or "replay",
+                )
+                return response.json({"ok": True, "duplicate": True})
+            self._schedule(incoming, on_new_message)
         return response.json({"ok": True})
 
     # ----------------------------------------------------------------- parsing
@@ -282,19 +287,12 @@ class SlackInput(InputChannel):
         task.add_done_callback(self._tasks.discard)
 
     async def _process(self, incoming: Incoming, on_new_message: OnNewMessage) -> None:
-        key = incoming.sender_id
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        self._lock_users[key] = self._lock_users.get(key, 0) + 1
         try:
-            async with lock:  # asyncio.Lock is FIFO: one conversation, in arrival order
+            # One conversation, in arrival order.
+            async with self._conversations.turn(incoming.sender_id):
                 await self._deliver(incoming, on_new_message)
         except Exception:  # noqa: BLE001 - a task's error would otherwise go unseen
             logger.exception("%s: handling delivery %s failed", CHANNEL, incoming.delivery_id)
-        finally:
-            self._lock_users[key] -= 1
-            if not self._lock_users[key]:
-                del self._lock_users[key]
-                del self._locks[key]
 
     async def _deliver(self, incoming: Incoming, on_new_message: OnNewMessage) -> None:
         output = SlackBot(self.client(), incoming.channel, incoming.thread_ts)

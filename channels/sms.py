@@ -34,10 +34,9 @@ numbered options is read as that button's payload. MMS media become attachments
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Awaitable, Callable, Coroutine, Dict, List, Optional, Set
+from typing import Any, Awaitable, Callable, Coroutine, Dict, List, Optional, Set
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from sanic import Blueprint
@@ -64,6 +63,7 @@ from channels.sms_inbound import (
 from channels.sms_output import RestDelivery, TwilioSmsOutput, TwimlReply, empty_twiml
 from channels.sms_rest import TwilioMessages
 from channels.sms_state import SenderStore, choose_option
+from channels.turns import Turns
 from channels.webhook_guard import WebhookRejected, parse_form, read_body, reject
 
 __all__ = ["TwilioSmsInput", "TwilioSmsOutput"]
@@ -111,10 +111,9 @@ class TwilioSmsInput(InputChannel):
             operation_name=CHANNEL,
         )
         self._tasks: Set[asyncio.Task] = set()
-        # sender -> [lock, users]: the webhook's part (first_time, _decide) and the
-        # bot's turn, each one message at a time per sender.
-        self._arrivals: Dict[str, List[Any]] = {}
-        self._senders: Dict[str, List[Any]] = {}
+        # Per sender: the webhook's part (first_time, _decide), then the bot's turn.
+        self._arrivals = Turns()
+        self._conversations = Turns()
 
     def get_output_channel(self) -> OutputChannel:
         """Replies through the REST API (also for Rasa's HTTP API, e.g. reminders)."""
@@ -172,7 +171,7 @@ class TwilioSmsInput(InputChannel):
         when that server asks whether the sender opted out, and the bot would answer
         a customer who had just said STOP.
         """
-        async with self._one_at_a_time(self._arrivals, inbound.sender):
+        async with self._arrivals.turn(inbound.sender):
             # In arrival order per sender: the tasks spawned below then take their turn
             # with the bot in that order too.
             if not await self.deliveries.first_time(CHANNEL, inbound.message_sid):
@@ -237,7 +236,7 @@ class TwilioSmsInput(InputChannel):
     ) -> None:
         """Keywords' notices, numbered options, then the bot; never raises."""
         try:
-            async with self._one_at_a_time(self._senders, inbound.sender):
+            async with self._conversations.turn(inbound.sender):
                 await self._handle_in_turn(inbound, decision, output, on_new_message)
         except Exception:  # noqa: BLE001 - a failed message must not kill the channel
             # No exc_info at error level: a traceback may quote the customer's text.
@@ -279,20 +278,6 @@ class TwilioSmsInput(InputChannel):
         # A customer cannot type an intent: "/request_human" would skip NLU.
         text = inbound.body.strip().lstrip("/")
         return user_messages(text, inbound.attachments)
-
-    @staticmethod
-    @contextlib.asynccontextmanager
-    async def _one_at_a_time(locks: Dict[str, List[Any]], sender: str) -> AsyncIterator[None]:
-        """One message of ``sender`` at a time, in arrival order (asyncio.Lock is FIFO)."""
-        entry = locks.setdefault(sender, [asyncio.Lock(), 0])
-        entry[1] += 1
-        try:
-            async with entry[0]:
-                yield
-        finally:
-            entry[1] -= 1
-            if entry[1] == 0:
-                del locks[sender]
 
 
 def _twiml(xml: str) -> HTTPResponse:

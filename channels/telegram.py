@@ -49,6 +49,7 @@ from channels.telegram_buttons import ButtonPayloads
 from channels.telegram_config import CHANNEL, SecretTokenVerifier, TelegramConfig
 from channels.telegram_format import MESSAGE_LIMIT, escape, utf16_length
 from channels.telegram_output import TelegramBot
+from channels.turns import Turns
 from channels.webhook_guard import WebhookRejected, parse_json_object, read_body, reject
 
 logger = logging.getLogger(__name__)
@@ -103,8 +104,9 @@ class TelegramInput(InputChannel):
         self._request: Optional[HTTPXRequest] = None
         self._bot: Optional[Bot] = None
         self._tasks: Set[asyncio.Task] = set()
-        self._locks: Dict[str, asyncio.Lock] = {}
-        self._lock_users: Dict[str, int] = {}
+        # Per chat: the webhook's part (first_time, a click's payload), then the bot's turn.
+        self._arrivals = Turns()
+        self._chats = Turns()
         # httpx logs every request URL at INFO, and Bot API URLs hold the token.
         httpx_logger = logging.getLogger("httpx")
         if httpx_logger.getEffectiveLevel() < logging.WARNING:
@@ -159,13 +161,16 @@ class TelegramInput(InputChannel):
             return reject(CHANNEL, error)
         if incoming is None:
             return response.json({"ok": True, "ignored": True})
-        if not await self.deliveries.first_time(CHANNEL, incoming.delivery_id):
-            logger.info("%s: dropped re-delivery of update %s", CHANNEL, incoming.delivery_id)
-            return response.json({"ok": True, "duplicate": True})
-        if incoming.click is not None:
-            await self._resolve_click(incoming)
-            self._spawn(self._answer_click(incoming))
-        self._spawn(self._process(incoming, on_new_message))
+        # In arrival order per chat: Telegram sends updates over several connections, and
+        # a slow database for one update must not let the chat's next one overtake it.
+        async with self._arrivals.turn(incoming.chat_id):
+            if not await self.deliveries.first_time(CHANNEL, incoming.delivery_id):
+                logger.info("%s: dropped re-delivery of update %s", CHANNEL, incoming.delivery_id)
+                return response.json({"ok": True, "duplicate": True})
+            if incoming.click is not None:
+                await self._resolve_click(incoming)
+                self._spawn(self._answer_click(incoming))
+            self._spawn(self._process(incoming, on_new_message))
         return response.json({"ok": True})
 
     # ----------------------------------------------------------------- parsing
@@ -302,30 +307,19 @@ class TelegramInput(InputChannel):
         )
 
     async def _process(self, incoming: Incoming, on_new_message: OnNewMessage) -> None:
-        key = incoming.chat_id
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        self._lock_users[key] = self._lock_users.get(key, 0) + 1
-        try:
-            async with lock:  # asyncio.Lock is FIFO: one chat, in arrival order
-                output = TelegramBot(self.bot(), self.payloads)
-                if incoming.click is not None and incoming.messages:
-                    if self.config.update_clicked_message:
-                        await self._show_choice(output, incoming.click, incoming.messages[0][0])
-                for text, metadata in incoming.messages:
-                    message = UserMessage(
-                        text, output, incoming.chat_id, input_channel=CHANNEL, metadata=metadata
-                    )
-                    try:
-                        await on_new_message(message)
-                    except Exception:  # noqa: BLE001 - one bad message must not stop the next
-                        logger.exception(
-                            "%s: handling update %s failed", CHANNEL, incoming.delivery_id
-                        )
-        finally:
-            self._lock_users[key] -= 1
-            if not self._lock_users[key]:
-                del self._lock_users[key]
-                del self._locks[key]
+        async with self._chats.turn(incoming.chat_id):  # one chat, in arrival order
+            output = TelegramBot(self.bot(), self.payloads)
+            if incoming.click is not None and incoming.messages:
+                if self.config.update_clicked_message:
+                    await self._show_choice(output, incoming.click, incoming.messages[0][0])
+            for text, metadata in incoming.messages:
+                message = UserMessage(
+                    text, output, incoming.chat_id, input_channel=CHANNEL, metadata=metadata
+                )
+                try:
+                    await on_new_message(message)
+                except Exception:  # noqa: BLE001 - one bad message must not stop the next
+                    logger.exception("%s: handling update %s failed", CHANNEL, incoming.delivery_id)
 
 
 def message_attachments(message: Message) -> List[Attachment]:

@@ -15,6 +15,7 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from channels.attachments import INTENT
+from channels.delivery_log import DeliveryLog
 from channels.slack import SlackInput
 from channels.slack_config import SlackConfig, SlackConfigError, SlackRequestVerifier
 from channels.slack_format import (
@@ -32,8 +33,10 @@ from tests.channels.slack_payloads import (
     SECRET,
     TOKEN,
     block_actions,
+    event_request,
     message_event,
 )
+from tests.channels.webhook_calls import Bot, settle, slow_first_call, webhook_request
 from tests.fake_platform import FakePlatform
 
 NOW = 1_700_000_000.0
@@ -409,7 +412,28 @@ def test_one_conversation_is_handled_in_order_and_failures_are_contained(
         asyncio.run(asyncio.wait_for(run(), 30))
     assert [s for s in seen if s.startswith("U0A")] == [f"U0A:m{i}" for i in range(4)]
     assert [s for s in seen if s.startswith("U0B")] == ["U0B:m0", "U0B:boom", "U0B:m2", "U0B:m3"]
-    assert "handling delivery" in caplog.text and not slack._locks
+    assert "handling delivery" in caplog.text and not slack._conversations
+
+
+def test_one_conversations_events_reach_the_bot_in_arrival_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Slack posts events over several connections: a slow database for the first one
+    (its de-duplication) does not let the second overtake it."""
+    slow_first_call(monkeypatch, DeliveryLog, "first_time_sync")
+    slack, bot = channel(tmp_path), Bot()
+    requests = [webhook_request(*event_request(message_event(t))) for t in ("first", "second")]
+
+    async def scenario() -> None:
+        try:
+            answers = await asyncio.gather(*(slack.handle(r, bot) for r in requests))
+            assert [answer.status for answer in answers] == [200, 200]
+            await settle(slack._tasks)
+        finally:
+            await slack.close()
+
+    asyncio.run(scenario())
+    assert bot.reached == ["first", "second"]
 
 
 # ------------------------------------------------------- output against a fake

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -39,6 +38,7 @@ from channels.sms_segments import (
 )
 from channels.sms_state import Option, SenderStore, choose_option
 from channels.webhook_guard import WebhookRejected
+from tests.channels.webhook_calls import Bot, settle, slow_first_call
 from tests.fake_platform import Call, FakePlatform
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
@@ -519,18 +519,8 @@ def texts(*bodies: str) -> List[Any]:
     ]
 
 
-class Bot:
-    """``on_new_message``: records the texts that reach the bot."""
-
-    def __init__(self) -> None:
-        self.reached: List[str] = []
-
-    async def __call__(self, message: Any) -> None:
-        self.reached.append(message.text)
-
-
-async def settle(*channels: TwilioSmsInput) -> None:
-    await asyncio.wait_for(asyncio.gather(*(t for c in channels for t in c._tasks)), 10)
+async def settled(*channels: TwilioSmsInput) -> None:
+    await settle(task for channel in channels for task in channel._tasks)
 
 
 def run_then_close(channels: Sequence[TwilioSmsInput], scenario: Any) -> Any:
@@ -564,11 +554,11 @@ def test_a_stop_is_recorded_before_the_webhook_answers(
         stop, hello, start, hello_again = texts("STOP", "hello", "START", "hello")
         assert await one._accept(stop, bot) == empty_twiml()
         await two._accept(hello, bot)
-        await settle(one, two)
+        await settled(one, two)
         assert bot.reached == [], "a message after STOP never reaches the bot"
         await two._accept(start, bot)
         await one._accept(hello_again, bot)
-        await settle(one, two)
+        await settled(one, two)
 
     run_then_close((one, two), scenario())
     assert bot.reached == ["hello"], "after START it does"
@@ -578,21 +568,12 @@ def test_one_senders_messages_reach_the_bot_in_arrival_order(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     """A slow database for the first message does not let the second overtake it."""
-    read = SenderStore.is_opted_out_sync
-    slowed = threading.Event()
-
-    def slow_first_read(store: SenderStore, sender: str) -> bool:
-        if not slowed.is_set():
-            slowed.set()
-            time.sleep(0.5)
-        return read(store, sender)
-
-    monkeypatch.setattr(SenderStore, "is_opted_out_sync", slow_first_read)
+    slow_first_call(monkeypatch, SenderStore, "is_opted_out_sync")
     channels, bot = two_servers(tmp_path), Bot()
 
     async def scenario() -> None:
         await asyncio.gather(*(channels[0]._accept(m, bot) for m in texts("first", "second")))
-        await settle(channels[0])
+        await settled(channels[0])
 
     run_then_close(channels, scenario())
     assert bot.reached == ["first", "second"]

@@ -16,6 +16,7 @@ import pytest
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 
 from channels import telegram_webhook
+from channels.delivery_log import DeliveryLog
 from channels.telegram import Incoming, TelegramInput, message_attachments, parse_update
 from channels.telegram_buttons import (
     CALLBACK_DATA_LIMIT,
@@ -34,6 +35,7 @@ from channels.telegram_format import MESSAGE_LIMIT, escape, html_pieces, to_html
 from channels.telegram_output import TelegramBot, classify_telegram_error
 from channels.webhook_guard import WebhookRejected
 from tests.channels import telegram_payloads as tg
+from tests.channels.webhook_calls import Bot, settle, slow_first_call, webhook_request
 from tests.fake_platform import FakePlatform
 
 
@@ -119,6 +121,28 @@ def test_a_text_message_is_the_chats_message(tmp_path: Path):
     assert text == "where is my order?"
     assert metadata["telegram"]["chat_id"] == 4242
     assert metadata["telegram"]["language_code"] == "en"
+
+
+def test_one_chats_updates_reach_the_bot_in_arrival_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Telegram posts updates over several connections: a slow database for the first
+    one (its de-duplication) does not let the second overtake it."""
+    slow_first_call(monkeypatch, DeliveryLog, "first_time_sync")
+    telegram, bot = channel(tmp_path), Bot()
+    updates = [tg.text_message(4243, "first"), tg.text_message(4243, "second")]
+
+    async def scenario() -> None:
+        try:
+            requests = [webhook_request(tg.body(update), tg.headers()) for update in updates]
+            answers = await asyncio.gather(*(telegram.handle(r, bot) for r in requests))
+            assert [answer.status for answer in answers] == [200, 200]
+            await settle(telegram._tasks)
+        finally:
+            await telegram.close()
+
+    asyncio.run(scenario())
+    assert bot.reached == ["first", "second"]
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,62 @@
+"""Calling a channel's ``handle`` without a server, and a database slow for one call.
+
+The webhook tests that need a real Rasa server are in the ``*_server.py`` files; these
+helpers serve the ones that need control over timing instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any, Iterable, List, Mapping, cast
+
+import pytest
+from sanic.compat import Header
+from sanic.request import Request
+
+
+class _Posted:
+    """What a channel's ``handle`` reads of a Sanic request: the raw body and headers."""
+
+    def __init__(self, body: bytes, headers: Mapping[str, str]) -> None:
+        self.body = body
+        self.headers = Header(headers)  # Sanic's own case-insensitive headers
+
+
+def webhook_request(body: bytes, headers: Mapping[str, str]) -> Request:
+    """A request as ``handle`` sees it, without a server."""
+    return cast(Request, _Posted(body, headers))
+
+
+class Bot:
+    """``on_new_message``: records the texts that reach the bot."""
+
+    def __init__(self) -> None:
+        self.reached: List[str] = []
+
+    async def __call__(self, message: Any) -> None:
+        self.reached.append(message.text)
+
+
+def slow_first_call(
+    monkeypatch: pytest.MonkeyPatch, owner: type, method: str, seconds: float = 0.5
+) -> None:
+    """Make ``owner.method``'s first call (in any thread) take ``seconds`` longer."""
+    original = getattr(owner, method)
+    first = threading.Event()
+
+    def slowed(*args: Any, **kwargs: Any) -> Any:
+        if not first.is_set():
+            first.set()
+            time.sleep(seconds)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, method, slowed)
+
+
+async def settle(tasks: Iterable[asyncio.Future]) -> None:
+    """Wait for the channel's out-of-band work (at most 10 s)."""
+    pending = list(tasks)
+    if pending:
+        await asyncio.wait_for(asyncio.gather(*pending), 10)
