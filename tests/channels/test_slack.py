@@ -36,7 +36,7 @@ from tests.channels.slack_payloads import (
     event_request,
     message_event,
 )
-from tests.channels.webhook_calls import Bot, settle, slow_first_call, webhook_request
+from tests.channels.webhook_calls import posted_together, slow_first_call, webhook_request
 from tests.fake_platform import FakePlatform
 
 NOW = 1_700_000_000.0
@@ -421,19 +421,8 @@ def test_one_conversations_events_reach_the_bot_in_arrival_order(
     """Slack posts events over several connections: a slow database for the first one
     (its de-duplication) does not let the second overtake it."""
     slow_first_call(monkeypatch, DeliveryLog, "first_time_sync")
-    slack, bot = channel(tmp_path), Bot()
     requests = [webhook_request(*event_request(message_event(t))) for t in ("first", "second")]
-
-    async def scenario() -> None:
-        try:
-            answers = await asyncio.gather(*(slack.handle(r, bot) for r in requests))
-            assert [answer.status for answer in answers] == [200, 200]
-            await settle(slack._tasks)
-        finally:
-            await slack.close()
-
-    asyncio.run(scenario())
-    assert bot.reached == ["first", "second"]
+    assert posted_together(channel(tmp_path), requests) == ["first", "second"]
 
 
 # ------------------------------------------------------- output against a fake

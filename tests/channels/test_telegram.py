@@ -35,7 +35,7 @@ from channels.telegram_format import MESSAGE_LIMIT, escape, html_pieces, to_html
 from channels.telegram_output import TelegramBot, classify_telegram_error
 from channels.webhook_guard import WebhookRejected
 from tests.channels import telegram_payloads as tg
-from tests.channels.webhook_calls import Bot, settle, slow_first_call, webhook_request
+from tests.channels.webhook_calls import posted_together, slow_first_call, webhook_request
 from tests.fake_platform import FakePlatform
 
 
@@ -129,20 +129,9 @@ def test_one_chats_updates_reach_the_bot_in_arrival_order(
     """Telegram posts updates over several connections: a slow database for the first
     one (its de-duplication) does not let the second overtake it."""
     slow_first_call(monkeypatch, DeliveryLog, "first_time_sync")
-    telegram, bot = channel(tmp_path), Bot()
     updates = [tg.text_message(4243, "first"), tg.text_message(4243, "second")]
-
-    async def scenario() -> None:
-        try:
-            requests = [webhook_request(tg.body(update), tg.headers()) for update in updates]
-            answers = await asyncio.gather(*(telegram.handle(r, bot) for r in requests))
-            assert [answer.status for answer in answers] == [200, 200]
-            await settle(telegram._tasks)
-        finally:
-            await telegram.close()
-
-    asyncio.run(scenario())
-    assert bot.reached == ["first", "second"]
+    requests = [webhook_request(tg.body(update), tg.headers()) for update in updates]
+    assert posted_together(channel(tmp_path), requests) == ["first", "second"]
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from typing import Any, Iterable, List, Mapping, cast
+from typing import Any, Iterable, List, Mapping, Sequence, cast
 
 import pytest
 from sanic.compat import Header
@@ -60,3 +60,20 @@ async def settle(tasks: Iterable[asyncio.Future]) -> None:
     pending = list(tasks)
     if pending:
         await asyncio.wait_for(asyncio.gather(*pending), 10)
+
+
+def posted_together(channel: Any, requests: Sequence[Request]) -> List[str]:
+    """Post ``requests`` to ``channel.handle`` at once, wait for the bot's turns, close the
+    channel; the texts that reached the bot, in the order they did."""
+    bot = Bot()
+
+    async def scenario() -> None:
+        try:
+            answers = await asyncio.gather(*(channel.handle(r, bot) for r in requests))
+            assert [answer.status for answer in answers] == [200] * len(requests)
+            await settle(channel._tasks)
+        finally:
+            await channel.close()
+
+    asyncio.run(scenario())
+    return bot.reached
