@@ -15,7 +15,8 @@ to, so by default nothing a customer typed is written there. Two routes carry it
 * Plain ``logging`` lines (Rasa's debug output, Sanic, ours): every record is built
   through a record factory that replaces the texts of recent messages (the intent
   classifier hands each one over as it classifies it), e-mail addresses and phone
-  numbers (sender ids on SMS are phone numbers) with placeholders.
+  numbers (sender ids on SMS are phone numbers) with placeholders, in the message and
+  in a logged exception's traceback.
 
 ``RASA_LLM_LOG_CUSTOMER_TEXT=true`` turns both off for debugging, with a warning at
 start and nothing else changed. Other values than true/false stop the server with the fix.
@@ -191,6 +192,10 @@ def _redacting_showwarning(
     return showwarning
 
 
+# Only its formatException is used: the standard layout of a logged traceback.
+_TRACEBACKS = logging.Formatter()
+
+
 def _redacting_record_factory(
     previous: Callable[..., logging.LogRecord], redactor: LogRedactor
 ) -> Callable[..., logging.LogRecord]:
@@ -203,6 +208,12 @@ def _redacting_record_factory(
         redacted = redactor.redact(message)
         if redacted != message:
             record.msg, record.args = redacted, ()
+        if redactor.enabled and record.exc_info and record.exc_info[0] is not None:
+            # logger.exception's traceback ends with the exception's own message, which
+            # may quote the customer's (a KeyError on a slot value, a parser's error).
+            # Formatters write exc_text as it is when it is set, so the redacted
+            # traceback is the one that reaches every handler.
+            record.exc_text = redactor.redact(_TRACEBACKS.formatException(record.exc_info))
         return record
 
     return factory

@@ -109,6 +109,26 @@ def test_installed_redaction_reaches_plain_and_structured_log_lines(
     assert "never came" not in text and "7700" not in text and "4242" not in text
 
 
+def test_a_traceback_logged_through_plain_logging_is_redacted(
+    process_logging: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    """logger.exception (the Slack and Telegram channels' failed turns, Sanic's errors)
+    prints the exception's message, which can quote the customer's."""
+    monkeypatch.delenv(FULL_LOGGING_ENV, raising=False)
+    redactor = install_log_redaction()
+    redactor.remember("my parcel never came")
+    with caplog.at_level(logging.ERROR):
+        try:
+            raise KeyError("my parcel never came, call +44 7700 900123")
+        except KeyError:
+            logging.getLogger("channels.slack").exception("slack: handling delivery Ev1 failed")
+    text = caplog.text
+    assert "slack: handling delivery Ev1 failed" in text
+    assert "Traceback (most recent call last)" in text
+    assert f"KeyError: '{CUSTOMER_TEXT}, call [PHONE]'" in text
+    assert "never came" not in text and "7700" not in text
+
+
 def test_full_logging_logs_everything_with_a_warning(
     process_logging: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ):
