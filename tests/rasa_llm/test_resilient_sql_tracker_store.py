@@ -12,23 +12,13 @@ from typing import Any, Dict, List, Tuple
 
 from rasa.core.brokers.broker import EventBroker
 from rasa.core.tracker_store import SQLTrackerStore
-from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import (
-    ActionExecuted,
-    BotUttered,
-    Event,
-    SessionStarted,
-    SlotSet,
-    UserUttered,
-)
+from rasa.shared.core.events import ActionExecuted, Event, SessionStarted
 from rasa.shared.core.trackers import DialogueStateTracker
 
+# The benchmark's conversation (bench/tracker_save.py): a domain with one slot, and a
+# customer turn of five events as the bot stores them.
+from bench.tracker_save import DOMAIN, turn
 from rasa_llm.resilient_sql_tracker_store import ResilientSQLTrackerStore
-
-DOMAIN = Domain.from_yaml(
-    'version: "3.1"\nintents: [greet, order_status]\n'
-    "slots:\n  order_number:\n    type: text\n    mappings: [{type: custom}]\n"
-)
 
 
 class Recorder(EventBroker):
@@ -41,17 +31,6 @@ class Recorder(EventBroker):
         self.published.append(event)
 
 
-def turn(text: str, answer: str) -> List[Event]:
-    intent = {"name": "order_status", "confidence": 0.97}
-    return [
-        UserUttered(text, intent=intent, parse_data={"intent": intent, "text": text}),
-        SlotSet("order_number", "A-1042"),
-        ActionExecuted("utter_order_status"),
-        BotUttered(answer),
-        ActionExecuted("action_listen"),
-    ]
-
-
 def session_start() -> List[Event]:
     return [
         ActionExecuted("action_session_start"),
@@ -62,11 +41,7 @@ def session_start() -> List[Event]:
 
 # Three saves, the third after a new session began: the stored count that matters is
 # the current session's, as in Rasa's own read-back.
-SAVES = [
-    session_start() + turn("hi, where is my order?", "It left the warehouse today."),
-    turn("and when will it arrive?", "Tomorrow before noon."),
-    session_start() + turn("is it still coming tomorrow?", "Yes, before noon."),
-]
+SAVES = [session_start() + turn(0), turn(1), session_start() + turn(2)]
 
 
 SENDER = "+15551230000"
