@@ -7,7 +7,7 @@ helpers serve the ones that need control over timing instead.
 from __future__ import annotations
 
 import asyncio
-import threading
+import itertools
 import time
 from typing import Any, Iterable, List, Mapping, Sequence, cast
 
@@ -44,11 +44,10 @@ def slow_first_call(
 ) -> None:
     """Make ``owner.method``'s first call (in any thread) take ``seconds`` longer."""
     original = getattr(owner, method)
-    first = threading.Event()
+    calls = itertools.count()  # next() is atomic under the GIL: one call gets 0
 
     def slowed(*args: Any, **kwargs: Any) -> Any:
-        if not first.is_set():
-            first.set()
+        if next(calls) == 0:
             time.sleep(seconds)
         return original(*args, **kwargs)
 
