@@ -6,13 +6,18 @@ the bot is told by a message ``/send_attachment{...}`` with the entities
 ``attachment_kind`` and ``attachment_supported``, so that its domain decides
 what to say. Channels download nothing: the metadata says where the file is, for an
 action or an agent that needs it.
+
+That notice is the channel's own words, not the customer's: it reaches Rasa already
+parsed (:attr:`Said.parse_data`, Rasa's own reading of the intent shortcut), so it
+needs no intent shortcut in text, which customers may not use
+(:mod:`rasa_llm.intent_shortcuts`).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, List, Optional, Sequence
 
 # The kinds the bot accepts, and the words it uses for them in replies.
 SUPPORTED_KINDS = {
@@ -73,22 +78,53 @@ def kind_from_mime(mime_type: Optional[str]) -> str:
     return "other"
 
 
-def user_messages(
-    text: Optional[str], attachments: Sequence[Attachment]
-) -> List[Tuple[str, Dict[str, Any]]]:
-    """The (text, metadata) messages to hand Rasa for one customer message.
+@dataclass(frozen=True)
+class Said:
+    """One message to hand Rasa: its text, metadata, and, for a message the channel
+    makes itself, its parse (Rasa then skips NLU for it).
+    """
+
+    text: str
+    metadata: Dict[str, Any] = field(default_factory=dict)
+    parse_data: Optional[Dict[str, Any]] = None
+
+    def with_metadata(self, extra: Dict[str, Any]) -> Said:
+        return Said(self.text, {**self.metadata, **extra}, self.parse_data)
+
+
+def channel_intent(payload: str) -> Dict[str, Any]:
+    """Rasa's parse of an intent payload (``/intent{"entity": ...}``) that a channel,
+    not a customer, produced: an attachment notice, an operator's Telegram command.
+    """
+    from rasa.shared.core.training_data.story_reader.yaml_story_reader import (
+        YAMLStoryReader,
+    )
+    from rasa.shared.nlu.training_data.message import Message
+
+    parsed = YAMLStoryReader.unpack_regex_message(
+        Message(data={"text": payload}), None, entity_extractor_name="channel"
+    )
+    intent = parsed.get("intent")
+    if not isinstance(intent, dict) or not intent.get("name"):
+        raise ValueError("not an intent payload (/intent or /intent{...})")
+    return dict(parsed.as_dict(only_output_properties=True))
+
+
+def user_messages(text: Optional[str], attachments: Sequence[Attachment]) -> List[Said]:
+    """The messages to hand Rasa for one customer message.
 
     With attachments, the first message tells the bot what arrived (the first
-    attachment decides the wording); a caption follows as its own message so NLU reads
-    it. Metadata of both carries every attachment.
+    attachment decides the wording), parsed by the channel; a caption follows as its
+    own message so NLU reads it. Metadata of both carries every attachment.
     """
     metadata: Dict[str, Any] = {}
-    messages: List[Tuple[str, Dict[str, Any]]] = []
+    messages: List[Said] = []
     if attachments:
         metadata = {"attachments": [asdict(item) for item in attachments]}
         first = attachments[0]
         entities = {"attachment_kind": first.word, "attachment_supported": first.supported}
-        messages.append((f"/{INTENT}{json.dumps(entities)}", metadata))
+        notice = f"/{INTENT}{json.dumps(entities)}"
+        messages.append(Said(notice, metadata, channel_intent(notice)))
     if text and text.strip():
-        messages.append((text, metadata))
+        messages.append(Said(text, metadata))
     return messages

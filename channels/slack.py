@@ -35,7 +35,7 @@ from sanic.response import HTTPResponse
 from slack_bolt.request.payload_utils import is_block_actions, is_event
 from slack_sdk.web.async_client import AsyncWebClient
 
-from channels.attachments import Attachment, kind_from_mime, user_messages
+from channels.attachments import Attachment, Said, kind_from_mime, user_messages
 from channels.delivery_log import DeliveryLog
 from channels.slack_config import CHANNEL, SlackConfig, SlackRequestVerifier
 from channels.slack_format import objects_in, plain_text
@@ -67,7 +67,7 @@ class Incoming:
     sender_id: str
     channel: str
     thread_ts: Optional[str]
-    messages: List[Tuple[str, Dict[str, Any]]]
+    messages: List[Said]
     # Slack's event_id, or the click's user and time: what a re-delivery repeats.
     delivery_id: str
     # For a click: the clicked message, so its buttons can be replaced by the choice.
@@ -209,9 +209,7 @@ class SlackInput(InputChannel):
         text = plain_text(str(event.get("text") or ""), remove_users=bot_users)
         attachments = [_attachment(item) for item in objects_in(event.get("files"))]
         metadata = {"out_channel": channel, "thread_id": thread, "users": sorted(bot_users)}
-        messages = [
-            (message, {**metadata, **extra}) for message, extra in user_messages(text, attachments)
-        ]
+        messages = [said.with_metadata(metadata) for said in user_messages(text, attachments)]
         if not messages:
             return None
         return Incoming(
@@ -263,7 +261,7 @@ class SlackInput(InputChannel):
             sender_id=self.conversation_id(str(user["id"]), str(channel), thread),
             channel=str(channel),
             thread_ts=thread,
-            messages=[(value, metadata)],
+            messages=[Said(value, metadata)],
             clicked=message if self.config.update_clicked_message and message.get("ts") else None,
             chosen=chosen,
             # Slack does not re-send clicks, but a captured one could be replayed.
@@ -305,10 +303,15 @@ class SlackInput(InputChannel):
                 str(incoming.clicked.get("text") or ""),
                 incoming.chosen,
             )
-        for text, metadata in incoming.messages:
+        for said in incoming.messages:
             await on_new_message(
                 UserMessage(
-                    text, output, incoming.sender_id, input_channel=CHANNEL, metadata=metadata
+                    said.text,
+                    output,
+                    incoming.sender_id,
+                    parse_data=said.parse_data,
+                    input_channel=CHANNEL,
+                    metadata=said.metadata,
                 )
             )
 

@@ -45,7 +45,7 @@ from sanic.response import HTTPResponse
 from sanic.response import json as json_response
 from twilio.request_validator import RequestValidator
 
-from channels.attachments import user_messages
+from channels.attachments import Said, user_messages
 from channels.delivery_log import DeliveryLog
 from channels.sms_config import CHANNEL, TWIML, SmsConfig
 from channels.sms_inbound import (
@@ -264,17 +264,24 @@ class TwilioSmsInput(InputChannel):
         if decision.opted_out:
             logger.info("%s: message from an opted-out sender not passed to the bot", CHANNEL)
             return
-        for text, metadata in await self._user_messages(inbound):
+        for said in await self._user_messages(inbound):
             await on_new_message(
-                UserMessage(text, output, sender, input_channel=CHANNEL, metadata=metadata)
+                UserMessage(
+                    said.text,
+                    output,
+                    sender,
+                    parse_data=said.parse_data,
+                    input_channel=CHANNEL,
+                    metadata=said.metadata,
+                )
             )
 
-    async def _user_messages(self, inbound: Inbound) -> List[Any]:
+    async def _user_messages(self, inbound: Inbound) -> List[Said]:
         """What the bot is told: a chosen button's payload, or the customer's own words."""
         options = await self.store.take_options(inbound.sender)
         chosen = choose_option(inbound.body, options) if options else None
         if chosen is not None and not inbound.attachments:
-            return [(chosen.payload, {})]
+            return [Said(chosen.payload)]
         # A customer cannot type an intent: "/request_human" would skip NLU.
         text = inbound.body.strip().lstrip("/")
         return user_messages(text, inbound.attachments)

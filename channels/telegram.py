@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Set, Tuple
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Set
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from sanic import Blueprint, response
@@ -43,7 +43,7 @@ from telegram import Bot, CallbackQuery, Message, MessageEntity, Update
 from telegram.constants import ParseMode
 from telegram.request import HTTPXRequest
 
-from channels.attachments import Attachment, kind_from_mime, user_messages
+from channels.attachments import Attachment, Said, kind_from_mime, user_messages
 from channels.delivery_log import DeliveryLog
 from channels.telegram_buttons import ButtonPayloads
 from channels.telegram_config import CHANNEL, SecretTokenVerifier, TelegramConfig
@@ -65,7 +65,7 @@ class Incoming:
 
     chat_id: str
     delivery_id: str
-    messages: List[Tuple[str, Dict[str, Any]]]
+    messages: List[Said]
     # For a click: the query to answer, and the keyboard's message to show the choice in.
     click: Optional[CallbackQuery] = None
     click_notice: Optional[str] = None
@@ -204,7 +204,7 @@ class TelegramInput(InputChannel):
         return Incoming(
             chat_id=str(message.chat.id),
             delivery_id=str(update.update_id),
-            messages=[(said, {**extra, "telegram": metadata}) for said, extra in messages],
+            messages=[said.with_metadata({"telegram": metadata}) for said in messages],
         )
 
     def _text(self, message: Message) -> Optional[str]:
@@ -235,7 +235,7 @@ class TelegramInput(InputChannel):
         return Incoming(
             chat_id=str(chat),
             delivery_id=str(update.update_id),
-            messages=[(query.data, {"telegram": metadata})],
+            messages=[Said(query.data, {"telegram": metadata})],
             click=query,
         )
 
@@ -258,13 +258,13 @@ class TelegramInput(InputChannel):
 
     async def _resolve_click(self, incoming: Incoming) -> None:
         """Swap a stored key for its payload; an unknown key becomes a notice."""
-        text, metadata = incoming.messages[0]
-        payload = await self.payloads.payload(text)
+        clicked = incoming.messages[0]
+        payload = await self.payloads.payload(clicked.text)
         if payload is None:
             incoming.messages = []
             incoming.click_notice = EXPIRED_BUTTON
         else:
-            incoming.messages = [(payload, metadata)]
+            incoming.messages = [Said(payload, clicked.metadata)]
 
     async def _answer_click(self, incoming: Incoming) -> None:
         # Not behind the chat's lock: the customer's app shows a spinner until this.
@@ -311,10 +311,15 @@ class TelegramInput(InputChannel):
             output = TelegramBot(self.bot(), self.payloads)
             if incoming.click is not None and incoming.messages:
                 if self.config.update_clicked_message:
-                    await self._show_choice(output, incoming.click, incoming.messages[0][0])
-            for text, metadata in incoming.messages:
+                    await self._show_choice(output, incoming.click, incoming.messages[0].text)
+            for said in incoming.messages:
                 message = UserMessage(
-                    text, output, incoming.chat_id, input_channel=CHANNEL, metadata=metadata
+                    said.text,
+                    output,
+                    incoming.chat_id,
+                    parse_data=said.parse_data,
+                    input_channel=CHANNEL,
+                    metadata=said.metadata,
                 )
                 try:
                     await on_new_message(message)

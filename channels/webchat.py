@@ -43,7 +43,7 @@ from sanic.response import HTTPResponse
 from sanic.response import json as json_response
 from websockets.exceptions import ConnectionClosed
 
-from channels.attachments import user_messages
+from channels.attachments import Said, user_messages
 from channels.delivery_log import DeliveryLog
 from channels.webchat_config import CHANNEL, WebChatConfig, load_or_create_secret
 from channels.webchat_frames import (
@@ -264,7 +264,7 @@ class WebChatInput(InputChannel):
             # went away meanwhile: the id is taken, so a retry would be dropped.
             if first:
                 metadata = {"webchat": {"message_id": message.id, "display": message.display}}
-                self._enqueue(session_id, [(message.text, metadata)], on_new_message)
+                self._enqueue(session_id, [Said(message.text, metadata)], on_new_message)
 
     # ------------------------------------------------------------ upload
     async def _upload(self, request: Request, on_new_message: OnNewMessage) -> HTTPResponse:
@@ -294,8 +294,8 @@ class WebChatInput(InputChannel):
             attachment = replace(attachment, file_id=file_id)
         shown = f"\N{PAPERCLIP} {name or attachment.word}"
         messages = [
-            (text, {**metadata, "webchat": {"message_id": message_id, "display": shown}})
-            for text, metadata in user_messages(None, [attachment])
+            said.with_metadata({"webchat": {"message_id": message_id, "display": shown}})
+            for said in user_messages(None, [attachment])
         ]
         # The echo first, so no reply overtakes it; hub.send never raises.
         await self.hub.send(session_id, {"type": "user", "id": message_id, "text": shown})
@@ -331,14 +331,21 @@ class WebChatInput(InputChannel):
     def _enqueue(
         self,
         session_id: str,
-        messages: List[tuple],
+        messages: List[Said],
         on_new_message: OnNewMessage,
     ) -> None:
         """Hand messages to the bot after the session's earlier ones, out of band."""
         output = self.get_output_channel()
         user_messages_ = [
-            UserMessage(text, output, session_id, input_channel=CHANNEL, metadata=metadata)
-            for text, metadata in messages
+            UserMessage(
+                said.text,
+                output,
+                session_id,
+                parse_data=said.parse_data,
+                input_channel=CHANNEL,
+                metadata=said.metadata,
+            )
+            for said in messages
         ]
         previous = self._tails.get(session_id)
         task = asyncio.get_running_loop().create_task(

@@ -33,9 +33,11 @@ class WebhookRejected(Exception):
 
 
 def reject(channel: str, error: WebhookRejected) -> HTTPResponse:
-    """Log and answer a refused request."""
+    """Log and answer a refused request (with ``Retry-After`` when the error gives one)."""
     logger.warning("%s webhook: rejected with %d: %s", channel, error.status, error.reason)
-    return json_response({"error": error.reason}, status=error.status)
+    retry_after = getattr(error, "retry_after", None)
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return json_response({"error": error.reason}, status=error.status, headers=headers)
 
 
 def read_body(

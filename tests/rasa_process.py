@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -19,6 +20,27 @@ MODEL = BOT / "models" / "customer-service.tar.gz"
 RASA = str(Path(sys.executable).with_name("rasa"))
 # The agent desk's token in tests (bot/credentials.yml reads ${RASA_LLM_DESK_TOKEN}).
 DESK_TOKEN = "test-desk-token-0123456789abcdef"
+# Rasa's HTTP API (RASA_LLM_API_TOKEN), the REST channel (bot/credentials.yml reads
+# ${RASA_LLM_REST_TOKEN}) and the action server (RASA_LLM_ACTION_TOKEN, which the
+# Rasa server sends and the action server checks) in tests.
+API_TOKEN = "test-api-token-0123456789abcdef"
+REST_TOKEN = "test-rest-token-0123456789abcdef"
+ACTION_TOKEN = "test-action-token-0123456789abcdef"
+
+
+def api_headers() -> Dict[str, str]:
+    """What a caller of Rasa's HTTP API sends: the API token."""
+    return {"Authorization": f"Bearer {os.environ.get('RASA_LLM_API_TOKEN', API_TOKEN)}"}
+
+
+def rest_headers() -> Dict[str, str]:
+    """What a caller of the REST channel sends: the REST channel's token."""
+    return {"Authorization": f"Bearer {os.environ.get('RASA_LLM_REST_TOKEN', REST_TOKEN)}"}
+
+
+def rest_id(sender: str) -> str:
+    """The conversation id the REST channel gives a caller's ``sender``."""
+    return f"rest:{sender}"
 
 
 def rasa_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
@@ -30,6 +52,9 @@ def rasa_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
         "TF_CPP_MIN_LOG_LEVEL": "2",
         # bot/credentials.yml reads the agent desk's token from the environment.
         "RASA_LLM_DESK_TOKEN": os.environ.get("RASA_LLM_DESK_TOKEN", DESK_TOKEN),
+        "RASA_LLM_API_TOKEN": os.environ.get("RASA_LLM_API_TOKEN", API_TOKEN),
+        "RASA_LLM_REST_TOKEN": os.environ.get("RASA_LLM_REST_TOKEN", REST_TOKEN),
+        "RASA_LLM_ACTION_TOKEN": os.environ.get("RASA_LLM_ACTION_TOKEN", ACTION_TOKEN),
         # The channels' own packages must import in the server whatever its cwd.
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         **(extra or {}),
@@ -80,6 +105,7 @@ def start_and_wait(
     env: Optional[Dict[str, str]],
     health_url: str,
     timeout: float,
+    health_headers: Optional[Dict[str, str]] = None,
 ) -> subprocess.Popen:
     """Start a Rasa CLI process and wait until ``health_url`` answers 200."""
     log = log_path.open("a")
@@ -93,7 +119,8 @@ def start_and_wait(
             tail = log_path.read_text(errors="replace")[-4000:]
             pytest.fail(f"rasa {args[0]} exited {process.returncode}:\n{tail}")
         try:
-            if requests.get(health_url, timeout=2).status_code == 200:
+            answer = requests.get(health_url, headers=health_headers, timeout=2)
+            if answer.status_code == 200:
                 return process
         except (requests.ConnectionError, requests.Timeout):
             pass  # not listening yet, or listening but still loading the model
@@ -156,6 +183,7 @@ class RasaServer:
             log_path=self.log_path,
             env=self.env,
             health_url=f"{self.url}/status",
+            health_headers=api_headers(),
             timeout=self.startup_timeout,
         )
         return self
@@ -171,18 +199,42 @@ class RasaServer:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def user_events(self, sender: str, count: int = 0, timeout: float = 90) -> List[Dict[str, Any]]:
+    def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """A call to Rasa's HTTP API with the API token (``path`` starts with ``/``)."""
+        headers = {**api_headers(), **(kwargs.pop("headers", None) or {})}
+        kwargs.setdefault("timeout", 60)
+        return requests.request(method, f"{self.url}{path}", headers=headers, **kwargs)
+
+    def tracker(self, conversation_id: str) -> Dict[str, Any]:
+        """The conversation's tracker, read through the HTTP API."""
+        answer = self.api("GET", f"/conversations/{quote(conversation_id, safe=':+@')}/tracker")
+        answer.raise_for_status()
+        return dict(answer.json())
+
+    def rest(self, sender: str, text: str, **kwargs: Any) -> requests.Response:
+        """A message through the REST channel, with its token; the conversation is
+        :func:`rest_id` of ``sender``."""
+        body = {"sender": sender, "message": text, **kwargs.pop("extra", {})}
+        headers = {**rest_headers(), **(kwargs.pop("headers", None) or {})}
+        kwargs.setdefault("timeout", 120)
+        return requests.post(
+            f"{self.url}/webhooks/rest/webhook", json=body, headers=headers, **kwargs
+        )
+
+    def user_events(
+        self, conversation_id: str, count: int = 0, timeout: float = 90
+    ) -> List[Dict[str, Any]]:
         """The conversation's user events, once there are at least ``count`` of them.
 
+        ``conversation_id`` is the whole id (``rest_id(sender)`` for a REST sender).
         Rasa sends a turn's replies before it saves the tracker, so a test that has
         just seen the reply can read the tracker from before the turn; it waits for
         the turn instead (``count=0`` reads once, for "nothing arrived" checks).
         """
         deadline = time.monotonic() + timeout
         while True:
-            tracker = requests.get(f"{self.url}/conversations/{sender}/tracker", timeout=30)
-            tracker.raise_for_status()
-            found = [e for e in tracker.json().get("events") or [] if e["event"] == "user"]
+            events = self.tracker(conversation_id).get("events") or []
+            found = [e for e in events if e["event"] == "user"]
             if len(found) >= count or time.monotonic() > deadline:
                 return found
             time.sleep(0.1)

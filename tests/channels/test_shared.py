@@ -10,7 +10,7 @@ from typing import List
 
 import pytest
 
-from channels.attachments import Attachment, kind_from_mime, user_messages
+from channels.attachments import Attachment, Said, channel_intent, kind_from_mime, user_messages
 from channels.delivery_log import DeliveryLog
 from channels.outbound import Failure, RetryPolicy, call_with_retry, http_failure
 from channels.text_splitting import split_text
@@ -227,15 +227,34 @@ def test_kinds_from_mime_types():
 def test_an_attachment_with_a_caption_becomes_two_messages():
     photo = Attachment(kind="image", mime_type="image/jpeg", file_id="F1")
     messages = user_messages("it arrived broken", [photo])
-    assert [text for text, _ in messages] == [
+    assert [said.text for said in messages] == [
         '/send_attachment{"attachment_kind": "photo", "attachment_supported": true}',
         "it arrived broken",
     ]
-    assert messages[0][1]["attachments"][0]["file_id"] == "F1"
-    assert messages[1][1] == messages[0][1]
+    assert messages[0].metadata["attachments"][0]["file_id"] == "F1"
+    assert messages[1].metadata == messages[0].metadata
+    # The notice is the channel's, parsed by it; the caption is the customer's, for NLU.
+    notice = messages[0].parse_data
+    assert notice is not None and notice["intent"]["name"] == "send_attachment"
+    assert {e["entity"]: e["value"] for e in notice["entities"]} == {
+        "attachment_kind": "photo",
+        "attachment_supported": True,
+    }
+    assert messages[1].parse_data is None
 
 
 def test_unsupported_kinds_are_named_and_flagged():
-    ((text, _),) = user_messages(None, [Attachment(kind="sticker")])
-    assert text == '/send_attachment{"attachment_kind": "sticker", "attachment_supported": false}'
-    assert user_messages("just text", []) == [("just text", {})]
+    (said,) = user_messages(None, [Attachment(kind="sticker")])
+    assert (
+        said.text == '/send_attachment{"attachment_kind": "sticker", "attachment_supported": false}'
+    )
+    assert said.parse_data is not None
+    assert user_messages("just text", []) == [Said("just text", {})]
+
+
+def test_a_channel_intent_is_rasas_own_reading_and_text_is_refused():
+    parsed = channel_intent('/greet{"name": "Ann"}')
+    assert parsed["intent"] == {"name": "greet", "confidence": 1.0}
+    assert parsed["entities"][0]["entity"] == "name" and parsed["entities"][0]["value"] == "Ann"
+    with pytest.raises(ValueError):
+        channel_intent("hello there")
