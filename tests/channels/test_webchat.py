@@ -14,6 +14,7 @@ from typing import Any, Dict, List
 import pytest
 from rasa.core.channels.channel import UserMessage
 
+from channels.attachments import Said
 from channels.webchat import WebChatInput, WebChatOutput
 from channels.webchat_config import (
     DEFAULT_ATTACHMENT_TYPES,
@@ -477,9 +478,9 @@ def test_messages_of_one_session_reach_the_bot_in_order_and_a_failure_does_not_s
 
     async def scenario() -> None:
         for index in range(1, 4):
-            channel._enqueue("s1", [(f"message {index}", {})], on_new_message)
-        channel._enqueue("s1", [("boom 2", {}), ("after the failure 1", {})], on_new_message)
-        channel._enqueue("s1", [("last 1", {})], on_new_message)
+            channel._enqueue("s1", [Said(f"message {index}")], on_new_message)
+        channel._enqueue("s1", [Said("boom 2"), Said("after the failure 1")], on_new_message)
+        channel._enqueue("s1", [Said("last 1")], on_new_message)
         while channel._tails:
             await asyncio.sleep(0.01)
 
