@@ -28,6 +28,10 @@ REST_TOKEN = "test-rest-token-0123456789abcdef"
 ACTION_TOKEN = "test-action-token-0123456789abcdef"
 
 
+# The REST channel as a test's own credentials.yml enables it (as bot/credentials.yml).
+REST_CREDENTIALS = "channels.rest.RestInput:\n  token: ${RASA_LLM_REST_TOKEN}\n"
+
+
 def api_headers() -> Dict[str, str]:
     """What a caller of Rasa's HTTP API sends: the API token."""
     return {"Authorization": f"Bearer {os.environ.get('RASA_LLM_API_TOKEN', API_TOKEN)}"}

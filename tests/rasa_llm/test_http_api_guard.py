@@ -10,81 +10,26 @@ tests/production/test_fuzz.py's.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import logging
-import threading
-from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
 import jwt
 import pytest
 import requests
-from rasa.core.channels.channel import UserMessage
 from rasa.core.channels.rest import RestInput
 from sanic import Sanic
 
 from rasa_llm import http_api_guard as guard
 from rasa_llm.http_api_checks import MAX_DEPTH, nested_deeper_than
 from rasa_llm.http_api_guard import HttpApiGuardError, guard_app, install_http_api_guard
-from tests.rasa_process import free_port
+from tests.sanic_serving import serving
 
 MARK = "CUSTOMERSAID7Q"  # in every text a customer could have written
 REST = "/webhooks/rest/webhook"
 ERROR_KEYS = {"version", "status", "message", "reason", "details", "help", "code"}
 PARSE_DATA = {"intent": {"name": "greet", "confidence": 1.0}, "entities": []}
-
-
-class MessageRecorder:
-    """Stands in for Rasa's agent: no model is loaded, and the REST channel's messages
-    are kept. Anything else Rasa asks of it fails the request, and so the test."""
-
-    def __init__(self) -> None:
-        self.messages: List[UserMessage] = []
-
-    def is_ready(self) -> bool:
-        return False
-
-    async def handle_message(self, message: UserMessage) -> None:
-        self.messages.append(message)
-
-
-@contextmanager
-def serving(app: Sanic) -> Iterator[str]:
-    """``app`` on a loopback port, its event loop in a thread; yields its URL."""
-    port = free_port()
-    loop = asyncio.new_event_loop()
-    app.ctx.agent = MessageRecorder()
-
-    async def start() -> Any:
-        server = await app.create_server(
-            host="127.0.0.1", port=port, return_asyncio_server=True, access_log=False
-        )
-        await server.startup()
-        await server.before_start()
-        await server.after_start()
-        return server
-
-    server = loop.run_until_complete(start())
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.run_until_complete(server.close())
-        # Open connections' tasks end here, not in a closed loop.
-        pending = asyncio.all_tasks(loop)
-        for task in pending:
-            task.cancel()
-
-        async def drain() -> None:
-            await asyncio.gather(*pending, return_exceptions=True)
-
-        loop.run_until_complete(drain())
-        loop.close()
 
 
 @pytest.fixture(scope="module")
