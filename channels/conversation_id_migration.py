@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,7 +57,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from channels.agent_desk_config import CLASS_PATH as DESK_CLASS_PATH
 from channels.agent_desk_config import get_default_config as desk_defaults
-from channels.channel_database import ChannelDatabase, database_location
+from channels.channel_database import ChannelDatabase, ChannelDatabaseError, database_location
 from channels.conversation_ids import PREFIXES, channel_of, conversation_id
 
 __all__ = ["MigrationSetupError", "main", "owner_of"]
@@ -98,11 +99,13 @@ def tracker_engine(endpoints: Path, workdir: Path) -> Engine:
     _require_sql_store(config.type, endpoints)
     kwargs = config.kwargs
     try:
-        url = SQLTrackerStore.get_db_url(
-            kwargs.get("dialect", "sqlite"), config.url, validate_port(kwargs.get("port")),
-            kwargs.get("db", "rasa.db"), kwargs.get("username"), kwargs.get("password"),
-            None, kwargs.get("query"),
-        )  # fmt: skip
+        with warnings.catch_warnings():  # Rasa's own use of a deprecated SQLAlchemy call
+            warnings.simplefilter("ignore")
+            url = SQLTrackerStore.get_db_url(
+                kwargs.get("dialect", "sqlite"), config.url, validate_port(kwargs.get("port")),
+                kwargs.get("db", "rasa.db"), kwargs.get("username"), kwargs.get("password"),
+                None, kwargs.get("query"),
+            )  # fmt: skip
         url = make_url(url) if isinstance(url, str) else url
     except (RasaException, ArgumentError, ValueError):
         # The parser's message may quote the whole URL, password included: not repeated.
@@ -511,6 +514,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def _reading(whose: str, plan: Callable[..., T], *arguments: Any) -> T:
     try:
         return plan(*arguments)
+    except ChannelDatabaseError as error:
+        raise MigrationSetupError(str(error)) from None
     except SQLAlchemyError as error:
         raise MigrationSetupError(
             f"{whose} database cannot be read ({type(error).__name__}: {_first_line(error)}); "
