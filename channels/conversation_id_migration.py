@@ -67,9 +67,10 @@ __all__ = ["MigrationSetupError", "main", "owner_of"]
 UNVERIFIED = "rest"
 VERIFIED = frozenset(PREFIXES) - {UNVERIFIED}
 SUPPORTED_DIALECTS = ("sqlite", "postgresql")
+# Why a bare id is left alone (also in the output).
 NO_MESSAGE = "no customer message"
-T = TypeVar("T")
 SEVERAL = "messages from more than one channel"
+T = TypeVar("T")
 
 
 class MigrationSetupError(Exception):
