@@ -16,12 +16,18 @@ MIN_TOKEN_LENGTH = 16
 def get_default_config() -> Dict[str, Any]:
     """Every key the agent desk reads, with its default."""
     return {
-        # Bearer token agents' tools and the action server send: required, 16+
-        # characters. Use ${RASA_LLM_DESK_TOKEN} in credentials.yml.
+        # The service token the action server sends to open hand-offs (it can do
+        # nothing else): required, 16+ characters. Use ${RASA_LLM_DESK_TOKEN} in
+        # credentials.yml. Agents have tokens of their own: python -m channels.desk_agents.
         "token": None,
-        # SQLite file of open and closed hand-offs (relative to the server's directory),
-        # or a database URL (postgresql://...) that several servers share.
+        # SQLite file of hand-offs, agents (their tokens' hashes) and the audit trail
+        # (relative to the server's directory), or a database URL (postgresql://...)
+        # that several servers share.
         "db": "handoffs.db",
+        # Seconds an agent who claimed a hand-off may stay silent before another agent
+        # may take it over (claim with take_over, or !claim in Slack); null: never (the
+        # agent releases it, or is removed).
+        "takeover_after_s": 900,
         # Domain response the bot says when an agent hands the conversation back;
         # null says nothing.
         "handback_response": "utter_handback",
@@ -30,7 +36,7 @@ def get_default_config() -> Dict[str, Any]:
         # Seconds between checks for customer messages to forward to Slack threads.
         "forward_interval_s": 2.0,
         # Optional: a thread per hand-off in an agents' Slack channel. Keys:
-        # slack_token, slack_signing_secret, agent_channel (see README.md).
+        # slack_token, slack_signing_secret, agent_channel, agent_user_ids (see README.md).
         "slack": None,
     }
 
@@ -53,6 +59,7 @@ class AgentDeskConfig:
     transcript_turns: int
     forward_interval_s: float
     slack: Optional[Mapping[str, Any]]
+    takeover_after_s: Optional[float]
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Mapping[str, Any]]) -> AgentDeskConfig:
@@ -70,7 +77,8 @@ class AgentDeskConfig:
                 "token",
                 f"must be a secret of at least {MIN_TOKEN_LENGTH} characters",
                 "Generate one (python -c 'import secrets; print(secrets.token_urlsafe(32))'),"
-                " export it as RASA_LLM_DESK_TOKEN and write token: ${RASA_LLM_DESK_TOKEN}.",
+                " export it as RASA_LLM_DESK_TOKEN for the Rasa and the action server, and"
+                " write token: ${RASA_LLM_DESK_TOKEN}.",
             )
         turns = values["transcript_turns"]
         if not isinstance(turns, int) or isinstance(turns, bool) or turns < 0:
@@ -87,6 +95,15 @@ class AgentDeskConfig:
                 "must be a mapping",
                 "Write slack_token, slack_signing_secret and agent_channel under it.",
             )
+        takeover = values["takeover_after_s"]
+        if takeover is not None and (
+            not isinstance(takeover, (int, float)) or isinstance(takeover, bool) or takeover < 0
+        ):
+            raise AgentDeskConfigError(
+                "takeover_after_s",
+                f"is {takeover!r}",
+                "Use 0 or more seconds, or null to allow no take-over.",
+            )
         response = values["handback_response"]
         if response is not None and not isinstance(response, str):
             raise AgentDeskConfigError(
@@ -99,4 +116,5 @@ class AgentDeskConfig:
             transcript_turns=turns,
             forward_interval_s=float(interval),
             slack=slack,
+            takeover_after_s=float(takeover) if takeover is not None else None,
         )

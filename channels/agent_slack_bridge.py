@@ -5,8 +5,11 @@ When the bot hands a customer to a person, the desk (``channels.agent_desk``) ca
 is waiting and why, and the recent transcript follows in its thread. What the customer
 writes afterwards is posted in that thread; what an agent writes in it comes back from
 :meth:`SlackAgentBridge.handle_request` (the Events API webhook) as an
-:class:`AgentSlackEvent` for the desk to send to the customer, and ``!handback`` gives
-the conversation back to the bot.
+:class:`AgentSlackEvent` for the desk to send to the customer. Only the Slack users
+listed in ``agent_user_ids`` are agents: anyone else's reply is reported as
+``not_agent`` and never reaches a customer. Commands in the thread: ``!claim``
+(answer this hand-off; an agent's first reply claims it too), ``!release`` (let
+another agent take it) and ``!handback`` (give the conversation back to the bot).
 
 Inbound requests get the customer channel's checks in the same order (size and content
 type, UTF-8, Slack's signature with slack_sdk, then the body) and every re-delivery is
@@ -25,6 +28,7 @@ from typing import (
     Any,
     Callable,
     Dict,
+    FrozenSet,
     List,
     Literal,
     Mapping,
@@ -70,6 +74,9 @@ CHANNEL = "agent_slack"
 DESK_CLASS_PATH = "channels.agent_desk.AgentDeskInput"
 DEFAULT_API_URL = "https://slack.com/api/"
 HANDBACK_COMMAND = "!handback"
+CLAIM_COMMAND = "!claim"
+RELEASE_COMMAND = "!release"
+_COMMANDS = {HANDBACK_COMMAND: "handback", CLAIM_COMMAND: "claim", RELEASE_COMMAND: "release"}
 _CUSTOMER_LABEL = "Customer:"
 JSON = "application/json"
 # A parent message names the reason; a model-made reason must not fill the channel.
@@ -80,8 +87,9 @@ _AGENT_SUBTYPES = (None, "thread_broadcast")
 # Slack channel ids: public (C), private (G); names cannot be matched against events.
 _CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,}$")
 _USER_MENTION = re.compile(r"<@[UW][A-Z0-9]+>")
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
-EventKind = Literal["message", "handback", "challenge", "ignored"]
+EventKind = Literal["message", "handback", "claim", "release", "not_agent", "challenge", "ignored"]
 
 
 def get_default_config() -> Dict[str, Any]:
@@ -93,6 +101,9 @@ def get_default_config() -> Dict[str, Any]:
         "slack_signing_secret": None,
         # Id of the agents' channel (C…/G…), where each hand-off opens a thread: required.
         "agent_channel": None,
+        # Slack user ids (U…/W…) of the people who may answer customers: required.
+        # Anyone else who writes in a hand-off thread reaches no customer.
+        "agent_user_ids": None,
         # Slack's Web API; tests point it at a local fake.
         "api_url": DEFAULT_API_URL,
         # SQLite file of delivered event ids (relative to the server's working directory),
@@ -127,6 +138,7 @@ class AgentSlackConfig:
     slack_token: str
     slack_signing_secret: str
     agent_channel: str
+    agent_user_ids: FrozenSet[str]
     api_url: str = DEFAULT_API_URL
     dedup_db: str = DEFAULT_DEDUP_DB
 
@@ -169,6 +181,7 @@ class AgentSlackConfig:
             slack_token=token,
             slack_signing_secret=_text(merged, "slack_signing_secret"),
             agent_channel=channel,
+            agent_user_ids=_user_ids(merged.get("agent_user_ids")),
             api_url=api_url if api_url.endswith("/") else api_url + "/",
             dedup_db=_text(merged, "dedup_db"),
         )
@@ -185,16 +198,39 @@ def _text(values: Mapping[str, Any], key: str) -> str:
     return value.strip()
 
 
+def _user_ids(value: Any) -> FrozenSet[str]:
+    fix = (
+        "List the Slack member ids of the people who may answer customers, e.g. "
+        "`agent_user_ids: [U0123ABCDE, U0456FGHIJ]` (in Slack: a person's profile, "
+        "⋮, Copy member ID)."
+    )
+    if value is None:
+        raise AgentSlackConfigError("agent_user_ids", "missing", fix)
+    if isinstance(value, str) or not isinstance(value, (list, tuple)) or not value:
+        raise AgentSlackConfigError(
+            "agent_user_ids", f"expected a non-empty list, got {value!r}", fix
+        )
+    ids = [str(item).strip() for item in value]
+    wrong = [item for item in ids if not _USER_ID.match(item)]
+    if wrong:
+        raise AgentSlackConfigError(
+            "agent_user_ids", f"{wrong[0]!r} is not a Slack user id (U… or W…)", fix
+        )
+    return frozenset(ids)
+
+
 @dataclass(frozen=True)
 class AgentSlackEvent:
     """What one webhook request means to the desk."""
 
     kind: EventKind
-    # The hand-off thread (the parent message's ts), for "message" and "handback".
+    # The hand-off thread (the parent message's ts), for every kind but "challenge"
+    # and "ignored".
     thread_ts: Optional[str] = None
-    # The agent's text (plain, Slack's markup undone) or the url_verification challenge.
+    # The agent's text (plain, Slack's markup undone) for "message", or the
+    # url_verification challenge; empty otherwise (a non-agent's text is not kept).
     text: str = ""
-    # Slack user id of the agent who wrote.
+    # Slack user id of who wrote.
     agent: str = ""
 
 
@@ -272,12 +308,15 @@ class SlackAgentBridge:
     async def open_thread(
         self,
         *,
-        sender_id: str,
+        handoff_id: str,
         customer_channel: str,
         reason: str,
         transcript: Sequence[Tuple[str, str]],
     ) -> str:
         """Open the hand-off thread; its id (the parent message's ts).
+
+        The parent names the hand-off by its reference (``h-…``), not by the
+        conversation id, which for an SMS customer is a phone number.
 
         ``transcript`` is the recent conversation as (role, text) pairs, oldest first. If
         the parent cannot be posted this raises :class:`AgentSlackError`; if only the
@@ -289,9 +328,11 @@ class SlackAgentBridge:
             short_reason = short_reason[: REASON_LIMIT - 1].rstrip() + "…"
         parent = (
             f"Hand-off: {escape_mrkdwn(short_reason or 'no reason given')} — customer on "
-            f"{escape_mrkdwn(customer_channel)} (conversation {escape_mrkdwn(sender_id)}). "
-            f"Reply in this thread to answer; write `{HANDBACK_COMMAND}` to give the "
-            "conversation back to the bot."
+            f"{escape_mrkdwn(customer_channel)} ({escape_mrkdwn(handoff_id)}). "
+            "Reply in this thread to answer: your first reply claims it for you "
+            f"(`{CLAIM_COMMAND}` claims it without a reply, `{RELEASE_COMMAND}` lets another "
+            f"agent take it); write `{HANDBACK_COMMAND}` to give the conversation back to "
+            "the bot."
         )
         thread_ts = await self._post("chat.postMessage (hand-off)", parent, thread_ts=None)
         logger.info("%s: opened hand-off thread %s", CHANNEL, thread_ts)
@@ -397,13 +438,18 @@ class SlackAgentBridge:
         text = agent_text(str(event.get("text") or ""))
         if not text:
             return IGNORED, None
-        kind: EventKind = "handback" if text.strip().lower() == HANDBACK_COMMAND else "message"
+        user = str(event["user"])
+        kind: EventKind
+        if user not in self.config.agent_user_ids:
+            kind = "not_agent"
+        else:
+            kind = _command_kind(text)
         return (
             AgentSlackEvent(
                 kind,
                 thread_ts=str(event["thread_ts"]),
-                text="" if kind == "handback" else text,
-                agent=str(event["user"]),
+                text=text if kind == "message" else "",
+                agent=user,
             ),
             str(envelope["event_id"]),
         )
@@ -424,6 +470,17 @@ class SlackAgentBridge:
         if not isinstance(thread_ts, str) or not thread_ts or thread_ts == ts:
             return "not a reply in a thread"
         return None
+
+
+def _command_kind(text: str) -> EventKind:
+    command = _COMMANDS.get(text.strip().lower())
+    if command == "handback":
+        return "handback"
+    if command == "claim":
+        return "claim"
+    if command == "release":
+        return "release"
+    return "message"
 
 
 def transcript_pieces(transcript: Sequence[Tuple[str, str]]) -> List[str]:

@@ -1,8 +1,9 @@
 """``action_handoff``: tell the customer, register the hand-off at the agent desk, pause.
 
 The desk (``channels.agent_desk.AgentDeskInput`` on the Rasa server) is told over
-HTTP with its bearer token: ``RASA_LLM_DESK_URL`` (default
-``http://localhost:5005/webhooks/agent``) and ``RASA_LLM_DESK_TOKEN``. Only when the
+HTTP with its service token, which may open hand-offs and do nothing else:
+``RASA_LLM_DESK_URL`` (default ``http://localhost:5005/webhooks/agent``) and
+``RASA_LLM_DESK_TOKEN``. Only when the
 desk has the hand-off is the conversation paused: a customer is never left waiting
 for a person nobody knows about. If the desk cannot be reached the customer is told
 how else to reach a person (``utter_handoff_unavailable``) and the bot carries on.
@@ -41,10 +42,11 @@ class ActionHandoff(Action):
     ) -> List[Dict[str, Any]]:
         rule = HandoffRule()
         reason = rule.reason(rule.turns_from_events(tracker.events)) or REASON_ASKED
+        # No channel: the desk takes it from the conversation id, never from the
+        # channel that wrote last.
         body = {
             "sender_id": tracker.sender_id,
             "reason": reason,
-            "channel": tracker.get_latest_input_channel(),
             "since": _latest_user_time(tracker.events),
             "transcript": recent_turns(tracker.events),
         }

@@ -49,6 +49,7 @@ def settings(**changes: Any) -> Dict[str, Any]:
         "slack_token": TOKEN,
         "slack_signing_secret": SECRET,
         "agent_channel": AGENTS,
+        "agent_user_ids": [AGENT, "W0AGENT002"],
     }
     values.update(changes)
     return {key: value for key, value in values.items() if value is not ...}
@@ -58,19 +59,23 @@ def test_settings_with_defaults():
     config = AgentSlackConfig.from_credentials(settings())
     assert (config.slack_token, config.slack_signing_secret) == (TOKEN, SECRET)
     assert config.agent_channel == AGENTS
+    assert config.agent_user_ids == frozenset({AGENT, "W0AGENT002"})
     assert config.api_url == "https://slack.com/api/"
     assert config.dedup_db == "channel_deliveries.db"
     local = AgentSlackConfig.from_credentials(settings(api_url="http://127.0.0.1:9/api"))
     assert local.api_url == "http://127.0.0.1:9/api/"
 
 
-@pytest.mark.parametrize("missing", ["slack_token", "slack_signing_secret", "agent_channel"])
+@pytest.mark.parametrize(
+    "missing", ["slack_token", "slack_signing_secret", "agent_channel", "agent_user_ids"]
+)
 def test_a_missing_setting_names_the_key_and_the_desk(missing: str):
     for absent in (..., "", None, "  "):
         with pytest.raises(AgentSlackConfigError) as error:
             AgentSlackConfig.from_credentials(settings(**{missing: absent}))
         message = str(error.value)
-        assert f"slack.{missing}" in message and "missing" in message
+        assert f"slack.{missing}" in message
+        assert "missing" in message or "expected a non-empty list" in message
         assert "channels.agent_desk.AgentDeskInput" in message
         assert error.value.key == missing
 
@@ -78,13 +83,17 @@ def test_a_missing_setting_names_the_key_and_the_desk(missing: str):
 @pytest.mark.parametrize(
     "changes, key, hint",
     [
-        ({"agent_chanel": AGENTS}, "agent_chanel", "Valid keys: agent_channel, api_url"),
+        ({"agent_chanel": AGENTS}, "agent_chanel", "Valid keys: agent_channel, agent_user_ids"),
         ({"slack_channel": AGENTS}, "slack_channel", "unknown key"),
         ({"agent_channel": "#agents"}, "agent_channel", "channel's id"),
         ({"agent_channel": "agents"}, "agent_channel", "not a channel id"),
         ({"slack_token": "xoxp-user-token"}, "slack_token", "xoxb-"),
         ({"slack_signing_secret": 12345}, "slack_signing_secret", "expected text"),
         ({"dedup_db": ["a.db"]}, "dedup_db", "expected text"),
+        ({"agent_user_ids": []}, "agent_user_ids", "non-empty list"),
+        ({"agent_user_ids": AGENT}, "agent_user_ids", "non-empty list"),
+        ({"agent_user_ids": [AGENT, "@anna"]}, "agent_user_ids", "'@anna' is not a Slack user id"),
+        ({"agent_user_ids": ["C0AGENTS01"]}, "agent_user_ids", "Copy member ID"),
     ],
 )
 def test_unknown_keys_and_unusable_values_stop_the_server(
@@ -116,6 +125,7 @@ def new_bridge(tmp_path: Path, api_url: str = "http://127.0.0.1:9/api/") -> Slac
         slack_token=TOKEN,
         slack_signing_secret=SECRET,
         agent_channel=AGENTS,
+        agent_user_ids=frozenset({AGENT}),
         api_url=api_url,
         dedup_db=str(tmp_path / "deliveries.db"),
     )
@@ -160,7 +170,7 @@ def test_open_thread_posts_the_parent_then_the_transcript_in_its_thread(
 
     async def use(bridge: SlackAgentBridge) -> str:
         return await bridge.open_thread(
-            sender_id="U0CUSTOMER",
+            handoff_id="h-0123456789ab",
             customer_channel="slack",
             reason="customer asked for a human <@U0EVERYONE>",
             transcript=TRANSCRIPT,
@@ -171,8 +181,9 @@ def test_open_thread_posts_the_parent_then_the_transcript_in_its_thread(
     assert parent["channel"] == AGENTS and "thread_ts" not in parent
     assert parent["text"] == (
         "Hand-off: customer asked for a human &lt;@U0EVERYONE&gt; — customer on slack "
-        "(conversation U0CUSTOMER). Reply in this thread to answer; write `!handback` to give "
-        "the conversation back to the bot."
+        "(h-0123456789ab). Reply in this thread to answer: your first reply claims it for you "
+        "(`!claim` claims it without a reply, `!release` lets another agent take it); write "
+        "`!handback` to give the conversation back to the bot."
     )
     assert parent["mrkdwn"] is True and parent["unfurl_links"] is False
     assert history["channel"] == AGENTS and history["thread_ts"] == PARENT_TS
@@ -194,10 +205,13 @@ def test_a_long_transcript_is_split_to_slacks_limit_and_an_empty_one_is_not_post
 
     async def use(bridge: SlackAgentBridge) -> Tuple[str, str]:
         first = await bridge.open_thread(
-            sender_id="s1", customer_channel="sms", reason="r", transcript=long
+            handoff_id="h-000000000001", customer_channel="sms", reason="r", transcript=long
         )
         second = await bridge.open_thread(
-            sender_id="s2", customer_channel="sms", reason="r", transcript=[("bot", "  ")]
+            handoff_id="h-000000000002",
+            customer_channel="sms",
+            reason="r",
+            transcript=[("bot", "  ")],
         )
         return first, second
 
@@ -243,7 +257,7 @@ def test_429_and_5xx_are_retried_until_slack_takes_the_message(
 
     async def use(bridge: SlackAgentBridge) -> str:
         return await bridge.open_thread(
-            sender_id="U1", customer_channel="webchat", reason="r", transcript=[]
+            handoff_id="h-000000000003", customer_channel="webchat", reason="r", transcript=[]
         )
 
     assert with_bridge(tmp_path, slack_api, use) == PARENT_TS
@@ -258,7 +272,7 @@ def test_a_parent_that_cannot_be_posted_raises_with_slacks_reason_and_no_text(
 
     async def use(bridge: SlackAgentBridge) -> str:
         return await bridge.open_thread(
-            sender_id="U1",
+            handoff_id="h-000000000003",
             customer_channel="slack",
             reason="r",
             transcript=[("customer", "secret order 42")],
@@ -291,7 +305,7 @@ def test_a_transcript_that_cannot_be_posted_still_opens_the_thread(
 
     async def use(bridge: SlackAgentBridge) -> str:
         return await bridge.open_thread(
-            sender_id="U1",
+            handoff_id="h-000000000003",
             customer_channel="slack",
             reason="r",
             transcript=[("customer", "secret order 42")],
@@ -380,6 +394,26 @@ def test_handback_gives_the_conversation_back(tmp_path: Path, typed: str):
     assert event == AgentSlackEvent("handback", thread_ts=PARENT_TS, agent=AGENT)
     event, _ = handle(tmp_path, *signed(reply_envelope("!handback please, when done")))
     assert event is not None and event.kind == "message"
+
+
+@pytest.mark.parametrize(
+    "typed, kind", [("!claim", "claim"), (" !Release ", "release"), ("!CLAIM", "claim")]
+)
+def test_claim_and_release_commands(tmp_path: Path, typed: str, kind: str):
+    event, http = handle(tmp_path, *signed(reply_envelope(typed)))
+    assert http.status == 200
+    assert event == AgentSlackEvent(kind, thread_ts=PARENT_TS, agent=AGENT)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("typed", ["Here is your refund link", "!handback", "!claim"])
+def test_someone_not_in_agent_user_ids_is_reported_without_their_text(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, typed: str
+):
+    with caplog.at_level(logging.DEBUG):
+        event, http = handle(tmp_path, *signed(reply_envelope(typed, user="U0VISITOR1")))
+    assert http.status == 200 and answer(http) == {"ok": True}
+    assert event == AgentSlackEvent("not_agent", thread_ts=PARENT_TS, agent="U0VISITOR1")
+    assert "refund link" not in caplog.text
 
 
 @pytest.mark.parametrize(

@@ -76,6 +76,8 @@ def test_the_desk_gets_the_handoff_then_the_bot_pauses():
     body = received["body"]
     assert body["sender_id"] == "customer-7" and body["reason"] == "negative_turns"
     assert body["since"] == 20.0
+    # The desk takes the channel from the conversation id, not from this body.
+    assert "channel" not in body
     assert body["transcript"][-1] == ["customer", "still nothing works!"]
     assert [m["response"] for m in messages] == ["utter_handoff"]
     assert [e["event"] for e in events] == ["pause"]
