@@ -26,6 +26,7 @@ which the metrics event broker counts as ``rasa_llm_action_failures_total{action
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
@@ -167,6 +168,7 @@ def install_action_failure_reply(timeout_s: Optional[float] = None) -> None:
     if getattr(original, _INSTALLED, False):
         return
 
+    @functools.wraps(original)
     async def _run_action(
         self: MessageProcessor,
         action: Action,

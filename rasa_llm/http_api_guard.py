@@ -170,6 +170,10 @@ async def _guard(routes: Dict[str, _Route], request: Request) -> Optional[HTTPRe
     guarded = routes.get(request.route.name) if request.route is not None else None
     if guarded is None or request.method not in ("POST", "PUT"):
         return None
+    if getattr(request.stream, "request_body", None):
+        # Sanic runs request middleware again while it answers an error raised before
+        # the body was read (a 413 from rasa_llm.request_limits): that answer stands.
+        return None
     from rasa.server import ErrorResponse, requires_auth
 
     async def check(request: Request, conversation_id: Optional[str] = None) -> None:

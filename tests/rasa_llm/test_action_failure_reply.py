@@ -7,6 +7,7 @@ tests/production/test_action_server_outage.py.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -142,7 +143,8 @@ def test_the_deadline_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch
 def test_installing_wraps_rasa_s_processor_once(monkeypatch: pytest.MonkeyPatch):
     from rasa.core.processor import MessageProcessor
 
-    original = MessageProcessor._run_action
+    # Rasa's own method, also when a Rasa app made earlier in this process installed it.
+    original = inspect.unwrap(MessageProcessor._run_action)
     monkeypatch.setattr(MessageProcessor, "_run_action", original)
     install_action_failure_reply(timeout_s=5)
     wrapped = MessageProcessor._run_action

@@ -34,15 +34,32 @@ PARSE_DATA = {"intent": {"name": "greet", "confidence": 1.0}, "entities": []}
 
 @pytest.fixture(scope="module")
 def rasa_run() -> Iterator[Tuple[Callable[..., Sanic], Callable[..., Sanic]]]:
-    """(Rasa's own configure_app, the one install_http_api_guard() wraps), restored after."""
-    import rasa.core.run
+    """(Rasa's own configure_app, unguarded; the one install_http_api_guard() wraps).
 
+    rasa_llm guards every Rasa app made in a process that imported it
+    (rasa_llm.server_guards): the unguarded one is made with Sanic's own app
+    registration. These apps have no API token (the API token is tested in
+    tests/security/); torch's thread count, which a Rasa server sets, is restored.
+    """
+    import rasa.core.run
+    import torch
+
+    threads = torch.get_num_threads()
     with pytest.MonkeyPatch.context() as patch:
         original = rasa.core.run.configure_app
         patch.setattr(rasa.core.run, "configure_app", original)
         patch.setattr(Sanic, "test_mode", True)  # one app name, many apps
+        patch.setenv("RASA_LLM_ALLOW_OPEN_API", "true")
         install_http_api_guard()
-        yield original, rasa.core.run.configure_app
+        unguarded_registration = Sanic.__dict__["register_app"].__func__.__wrapped__
+
+        def unguarded(*args: Any, **kwargs: Any) -> Sanic:
+            with pytest.MonkeyPatch.context() as inner:
+                inner.setattr(Sanic, "register_app", classmethod(unguarded_registration))
+                return original(*args, **kwargs)
+
+        yield unguarded, rasa.core.run.configure_app
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
