@@ -121,6 +121,16 @@ def create_backend(config: Mapping[str, Any]) -> GenerationBackend:
     )
 
 
+def concurrent_replies(config: Mapping[str, Any]) -> int:
+    """How many replies the configured backend writes at once, as this process sees it.
+
+    ``local``: its ``max_concurrent``. ``openai``: 1, because the server's own
+    concurrency is not visible from here; every further request counts as waiting.
+    """
+    merged = merged_config(config)
+    return int(merged["local"]["max_concurrent"]) if merged["backend"] == "local" else 1
+
+
 def merged_config(config: Mapping[str, Any]) -> Dict[str, Any]:
     """``config`` over the defaults, validated; ``config`` itself is not changed."""
     defaults = get_default_config()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any, Dict, List, Literal, Mapping, Optional, Sequence, Tuple
 from rasa_llm.config_validation import validate_config
 from rasa_llm.device import resolve_device
 from rasa_llm.errors import InvalidComponentConfigError
-from rasa_llm.fallback.backend_factory import create_backend
+from rasa_llm.fallback.backend_factory import concurrent_replies, create_backend
 from rasa_llm.fallback.generation_backend import (
     GenerationBackend,
     GenerationError,
@@ -62,6 +63,11 @@ def get_default_config() -> Dict[str, Any]:
         "max_sentences": 3,
         # Seconds from the customer's message to a checked reply, queueing included.
         "deadline_s": 8.0,
+        # Replies that may wait for the model while it writes others (local:
+        # max_concurrent at a time; openai: one counts as being written). One more is
+        # answered at once without the model (the best passage or the scripted reply),
+        # logged as reason=busy, so a burst of messages cannot queue without bound.
+        "max_queued": 4,
         # Longest generated reply per channel name; "default" for the others.
         "reply_max_chars": {"default": 600, "twilio": 320},
         # The knowledge base's language: its passages are only sent verbatim to
@@ -99,6 +105,7 @@ _TYPES: Dict[str, Any] = {
     "max_new_tokens": int,
     "max_sentences": int,
     "deadline_s": (int, float),
+    "max_queued": int,
     "reply_max_chars": dict,
     "knowledge_language": str,
     "mask_names": bool,
@@ -155,6 +162,12 @@ class GenerativeFallback:
             business_name=str(config["business_name"]),
             max_sentences=int(config["max_sentences"]),
         )
+        # Replies being written or waiting for the model, and how many may be: counted
+        # under a thread lock, so a process that answers on several event loops (or
+        # threads) still shares one bound.
+        self.capacity = concurrent_replies(config["generation"]) + int(config["max_queued"])
+        self._pending = 0
+        self._pending_lock = threading.Lock()
 
     @property
     def instructions(self) -> str:
@@ -205,6 +218,8 @@ class GenerativeFallback:
             return self._scripted("low_relevance", found)
 
         messages = self.prompt.build(question, relevant, history)
+        if not self._admit():
+            return self._fallback("busy", relevant, language)
         remaining = float(config["deadline_s"]) - (time.monotonic() - started)
         try:
             text = await self.backend.generate(
@@ -218,6 +233,8 @@ class GenerativeFallback:
         except Exception as e:  # the customer must get an answer whatever broke
             logger.exception("generative fallback: unexpected %s", type(e).__name__)
             return self._fallback("model_error", relevant, language)
+        finally:
+            self._leave()
 
         context = GuardContext(
             passages=[p.passage.text for p in relevant],
@@ -230,6 +247,23 @@ class GenerativeFallback:
         if failures:
             return self._fallback(f"guard:{failures[0].check}", relevant, language)
         return FallbackReply(text.strip(), "generated", "generated", relevant)
+
+    @property
+    def pending(self) -> int:
+        """Replies the model is writing or that wait for it, now."""
+        return self._pending
+
+    def _admit(self) -> bool:
+        """Take a place in the model's queue; False when all ``capacity`` are taken."""
+        with self._pending_lock:
+            if self._pending >= self.capacity:
+                return False
+            self._pending += 1
+            return True
+
+    def _leave(self) -> None:
+        with self._pending_lock:
+            self._pending -= 1
 
     def _prepare(self, request: FallbackRequest) -> Tuple[str, List[Tuple[str, str]], Any]:
         # Masking runs spaCy: done off the event loop with the other CPU work.
@@ -268,6 +302,13 @@ def merged_config(config: Mapping[str, Any]) -> Dict[str, Any]:
     defaults = get_default_config()
     validate_config(COMPONENT, config, defaults, _TYPES)
     merged = {**defaults, **config}
+    if merged["max_queued"] < 0:
+        raise InvalidComponentConfigError(
+            COMPONENT,
+            "max_queued",
+            f"is {merged['max_queued']}",
+            "use 0 (no reply waits for the model) or more, e.g. 4.",
+        )
     for key in ("top_k", "history_turns", "max_new_tokens", "max_sentences"):
         if merged[key] < 0 or (key != "history_turns" and merged[key] == 0):
             raise InvalidComponentConfigError(

@@ -210,3 +210,73 @@ def test_from_config_reads_the_knowledge_dir_relative_to_the_bot(tmp_path: Path)
     )
     assert [p.id for p in fallback.knowledge.passages] == ["a.md#a"]
     asyncio.run(fallback.close())
+
+
+class GatedBackend(ScriptedBackend):
+    """A scripted backend that holds every reply until ``gate`` is set."""
+
+    def __init__(self, *replies: Any) -> None:
+        super().__init__(*replies)
+        self.gate = asyncio.Event()
+        self.inside = 0
+
+    async def generate(
+        self, messages: List[ChatMessage], *, max_new_tokens: int, deadline_s: float
+    ) -> str:
+        self.inside += 1
+        try:
+            await self.gate.wait()
+            return await super().generate(
+                messages, max_new_tokens=max_new_tokens, deadline_s=deadline_s
+            )
+        finally:
+            self.inside -= 1
+
+
+def test_a_full_queue_answers_busy_without_the_model_and_frees_its_places(retriever, caplog):
+    caplog.set_level(logging.INFO)
+    backend = GatedBackend(REFUND_ANSWER, GenerationError("down"), REFUND_ANSWER)
+    # One reply written (max_concurrent 1), none may wait: the second is busy.
+    fallback = _fallback(retriever, backend, max_queued=0, passage_relevance=0.99)
+    question = "how long does a refund to my credit card take?"
+
+    async def scenario() -> List[Any]:
+        first = asyncio.create_task(fallback.answer(FallbackRequest(question, (), "rest")))
+        while backend.inside < 1:
+            await asyncio.sleep(0.01)
+        busy = await fallback.answer(FallbackRequest(question, (), "rest"))
+        assert fallback.pending == 1
+        backend.gate.set()
+        answered = await first
+        # A failed generation gives its place back too.
+        failed = await fallback.answer(FallbackRequest(question, (), "rest"))
+        after = await fallback.answer(FallbackRequest(question, (), "rest"))
+        return [busy, answered, failed, after]
+
+    busy, answered, failed, after = asyncio.run(scenario())
+    assert (busy.kind, busy.reason) == ("scripted", "busy")
+    assert (answered.kind, failed.reason, after.kind) == ("generated", "model_error", "generated")
+    assert fallback.pending == 0 and len(backend.calls) == 3
+    assert "kind=scripted reason=busy" in " ".join(r.getMessage() for r in caplog.records)
+
+
+def test_the_queue_bound_adds_to_the_replies_the_backend_writes_at_once(retriever):
+    local = _fallback(
+        retriever, ScriptedBackend(), max_queued=2, generation={"local": {"max_concurrent": 3}}
+    )
+    assert local.capacity == 5
+    remote = _fallback(
+        retriever,
+        ScriptedBackend(),
+        generation={
+            "backend": "openai",
+            "openai": {"base_url": "http://127.0.0.1:9/v1", "model": "m"},
+        },
+    )
+    assert remote.capacity == 1 + get_default_config()["max_queued"] == 5
+
+
+@pytest.mark.parametrize("bad", [-1, True, 1.5])
+def test_max_queued_is_a_whole_number_of_zero_or_more(bad):
+    with pytest.raises(InvalidComponentConfigError, match="max_queued"):
+        merged_config({"max_queued": bad})
