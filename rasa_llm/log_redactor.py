@@ -15,8 +15,9 @@ to, so by default nothing a customer typed is written there. Two routes carry it
 * Plain ``logging`` lines (Rasa's debug output, Sanic, ours): every record is built
   through a record factory that replaces the texts of recent messages (the intent
   classifier hands each one over as it classifies it), e-mail addresses and phone
-  numbers (sender ids on SMS are phone numbers) with placeholders, in the message and
-  in a logged exception's traceback.
+  numbers (sender ids on SMS are phone numbers) with placeholders, and API tokens
+  (``?token=...``, ``Bearer ...``) with ``[redacted]``, in the message and in a logged
+  exception's traceback.
 
 ``RASA_LLM_LOG_CUSTOMER_TEXT=true`` turns both off for debugging, with a warning at
 start and nothing else changed. Other values than true/false stop the server with the fix.
@@ -70,6 +71,12 @@ RASA_WARNINGS_QUOTING_MESSAGES = [
     re.compile(r"(but found )(.*?)(\.Continuing with given line)", re.S),
     re.compile(r"(Invalid entity specification: )(.*?)(\. Assuming no entities)", re.S),
 ]
+# Secrets a log line can quote: Rasa's own ?token= in a URL (Sanic's access log, a
+# client library's debug line) and a bearer token in a header.
+SECRET_PATTERNS = [
+    re.compile(r"([?&]token=)[^&\s\"'<>]+", re.I),
+    re.compile(r"(\bBearer\s+)[A-Za-z0-9._~+/=-]+", re.I),
+]
 # Shorter texts ("hello", "thanks", "INFO") would blank out ordinary words all over the
 # log; what is personal in a short message (an e-mail, a phone) the patterns catch.
 MIN_REMEMBERED_LENGTH = 8
@@ -104,7 +111,7 @@ class LogRedactor:
                 self._longest_first.remove(self._recent.popleft())
 
     def redact(self, line: str) -> str:
-        """``line`` with remembered texts, e-mail addresses and phone numbers replaced."""
+        """``line`` with remembered texts, tokens, e-mail addresses and phone numbers replaced."""
         if not self.enabled or not line:
             return line
         with self._lock:
@@ -112,6 +119,8 @@ class LogRedactor:
         for text in texts:
             if text in line:
                 line = line.replace(text, CUSTOMER_TEXT)
+        for pattern in SECRET_PATTERNS:
+            line = pattern.sub(lambda m: m.group(1) + REDACTED, line)
         line = EMAIL_PATTERN.sub("[EMAIL]", line)
         for start, end in reversed(find_phone_spans(line)):
             line = line[:start] + "[PHONE]" + line[end:]

@@ -49,6 +49,18 @@ def test_remembered_texts_emails_and_phones_are_replaced():
     )
 
 
+def test_api_tokens_in_urls_and_headers_are_replaced():
+    redactor = LogRedactor()
+    line = (
+        "GET /conversations/x/tracker?token=s3cr3t-T0ken_value&include_events=ALL 401; "
+        "sent Authorization: Bearer abc.DEF-123_xyz= to http://h/?a=1&TOKEN=zz"
+    )
+    assert redactor.redact(line) == (
+        "GET /conversations/x/tracker?token=[redacted]&include_events=ALL 401; "
+        "sent Authorization: Bearer [redacted] to http://h/?a=1&TOKEN=[redacted]"
+    )
+
+
 def test_short_texts_are_not_remembered_and_old_ones_are_forgotten():
     redactor = LogRedactor(capacity=2)
     for text in ("hi", "first message", "second message", "third message"):
