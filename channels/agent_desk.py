@@ -358,7 +358,7 @@ class AgentDeskInput(InputChannel):
             silent = max(0.0, self._clock() - handoff.agent_active_at)
             reason += (
                 f", who last claimed or answered it {silent:.0f} s ago; another agent may "
-                f"take it over after {after:.0f} s of silence"
+                f"take it over after {after:g} s of silence"
             )
         return reason
 

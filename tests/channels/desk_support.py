@@ -102,12 +102,14 @@ class DeskServer:
     def __init__(
         self,
         url: str,
+        app: Sanic,
         desk: AgentDeskInput,
         agent: Agent,
         sms: twilio.TwilioApi,
         slack: Optional[SlackApi],
     ) -> None:
         self.url = url
+        self.app = app
         self.desk = desk
         self.agent = agent
         self.sms = sms
@@ -263,7 +265,7 @@ def desk_server(
         agent = Agent(domain=DOMAIN, tracker_store=tracker_store, lock_store=InMemoryLockStore())
         with serving(app, agent) as url:
             try:
-                yield DeskServer(url, desk, agent, sms_api, slack)
+                yield DeskServer(url, app, desk, agent, sms_api, slack)
             finally:
 
                 async def close() -> None:

@@ -1,18 +1,22 @@
 """Hand-off to a person, end to end: real `rasa run` with the Telegram channel and the
 agent desk, the real action server (`rasa run actions` in bot/), a fake Telegram Bot API
-that fails any call it did not expect, and an agent using the desk's HTTP API.
+that fails any call it did not expect, and agents (made with `python -m
+channels.desk_agents`, as an operator does) using the desk's HTTP API or Slack.
 
-Round trip: the customer asks for a person; the bot says so and goes quiet; the agent
-answers on the customer's channel; the customer's next message reaches the agent, not
-the bot; the agent hands back; the bot answers again. Then the generative fallback: two
-questions the bot has no answer for hand the customer over.
+Round trip: the customer asks for a person; the bot says so and goes quiet; an agent
+claims the hand-off and answers on the customer's channel; the customer's next message
+reaches the agent, not the bot; the agent hands back; the bot answers again. Then the
+generative fallback: two questions the bot has no answer for hand the customer over.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -22,17 +26,29 @@ from tests.channels.slack_payloads import SECRET as SLACK_SECRET
 from tests.channels.slack_payloads import TOKEN as SLACK_TOKEN
 from tests.channels.slack_payloads import event_request, message_event
 from tests.fake_platform import Call, FakePlatform, Reply
-from tests.rasa_process import DESK_TOKEN, ActionServer, RasaServer, free_port
+from tests.rasa_process import DESK_TOKEN, ActionServer, RasaServer, free_port, rasa_env
 
 pytestmark = pytest.mark.integration
 
 HANDOFF = "Okay, I'm passing you to a member of our customer service team."
 HANDBACK = "You're back with Northwind's virtual assistant."
 ORDER = "Could you give me your 5-digit order number?"
-AUTH = {"Authorization": f"Bearer {DESK_TOKEN}"}
+SERVICE = {"Authorization": f"Bearer {DESK_TOKEN}"}
 AGENTS = "C0AGENTS01"
 AGENT = "U0AGENT001"
 WAIT = 120
+# The desk agents of these tests; their tokens are made when the server's folder is.
+ANNA, BEN = "anna", "ben"
+TOKENS: Dict[str, str] = {}
+
+
+def auth(agent: str) -> Dict[str, str]:
+    return {"Authorization": f"Bearer {TOKENS[agent]}"}
+
+
+def chat_id(chat: int) -> str:
+    """The conversation id of a Telegram chat."""
+    return f"telegram:{chat}"
 
 
 @pytest.fixture(scope="module")
@@ -58,14 +74,14 @@ class SlackApi:
         self.parents[ts] = fields
         return 200, {"ok": True, "channel": fields.get("channel"), "ts": ts}, {}
 
-    def thread_of(self, sender_id: str) -> str:
+    def thread_of(self, handoff_id: str) -> str:
         deadline = time.monotonic() + WAIT
         while time.monotonic() < deadline:
             for ts, fields in list(self.parents.items()):
-                if sender_id in str(fields.get("text")):
+                if handoff_id in str(fields.get("text")):
                     return ts
             time.sleep(0.1)
-        raise AssertionError(f"no hand-off thread for {sender_id}: {self.parents}")
+        raise AssertionError(f"no hand-off thread for {handoff_id}: {self.parents}")
 
     def in_thread(self, thread: str, needle: str) -> List[str]:
         deadline = time.monotonic() + WAIT
@@ -119,9 +135,24 @@ def servers(
         f"    slack_token: {SLACK_TOKEN}\n"
         f"    slack_signing_secret: {SLACK_SECRET}\n"
         f"    agent_channel: {AGENTS}\n"
+        f"    agent_user_ids: [{AGENT}]\n"
         f"    api_url: {slack.fake.url}/api/\n"
-        "rest:\n"
     )
+    # The agents, as an operator makes them: in the server's folder, tokens in files.
+    for name in (ANNA, BEN):
+        token_file = workdir / ".secrets" / f"{name}-token"
+        made = subprocess.run(
+            [sys.executable, "-m", "channels.desk_agents", "ensure", name]
+            + ["--credentials", str(credentials), "--token-file", str(token_file)],
+            cwd=workdir,
+            env=rasa_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert made.returncode == 0, made.stderr[-2000:]
+        assert token_file.stat().st_mode & 0o777 == 0o600
+        TOKENS[name] = token_file.read_text().strip()
     endpoints = workdir / "endpoints.yml"
     endpoints.write_text(
         f'action_endpoint:\n  url: "http://127.0.0.1:{actions_port}/webhook"\n'
@@ -175,7 +206,11 @@ def desk(server: RasaServer, method: str, path: str, **kwargs: Any) -> requests.
 
 
 def tracker_events(server: RasaServer, chat: int) -> List[Dict[str, Any]]:
-    return requests.get(f"{server.url}/conversations/{chat}/tracker", timeout=30).json()["events"]
+    return list(server.tracker(chat_id(chat))["events"])
+
+
+def path_of(chat: int) -> str:
+    return quote(chat_id(chat), safe=":")
 
 
 def test_customer_agent_and_bot_round_trip(servers: RasaServer, telegram: FakePlatform):
@@ -183,23 +218,29 @@ def test_customer_agent_and_bot_round_trip(servers: RasaServer, telegram: FakePl
     say(servers, chat, "I want to talk to a real person please")
     assert texts(telegram, chat, 1)[0].startswith(HANDOFF)
 
-    # The desk lists the hand-off, only for a caller with the token.
+    # The desk lists the hand-off, only for an agent: not without a token, not with an
+    # unknown one, not with the action server's service token.
     assert desk(servers, "GET", "/handoffs").status_code == 401
     assert (
         desk(servers, "GET", "/handoffs", headers={"Authorization": "Bearer wrong"}).status_code
         == 403
     )
-    listed = desk(servers, "GET", "/handoffs", headers=AUTH).json()["handoffs"]
-    mine = [h for h in listed if h["sender_id"] == str(chat)]
+    assert desk(servers, "GET", "/handoffs", headers=SERVICE).status_code == 403
+    listed = desk(servers, "GET", "/handoffs", headers=auth(ANNA)).json()["handoffs"]
+    mine = [h for h in listed if h["sender_id"] == chat_id(chat)]
     assert mine and mine[0]["channel"] == "telegram" and mine[0]["reason"] == "asked_for_person"
+    assert mine[0]["claimed_by"] is None and mine[0]["answered"] is False
+    ref = mine[0]["handoff_id"]
 
-    # The agent answers; it reaches the customer on Telegram.
+    # Anna claims it and answers; it reaches the customer on Telegram. Ben cannot.
+    assert desk(servers, "POST", f"/handoffs/{ref}/claim", headers=auth(ANNA)).status_code == 200
+    text = "Hi, I'm Anna from the team. How can I help?"
+    refused = desk(
+        servers, "POST", f"/handoffs/{ref}/messages", headers=auth(BEN), json={"text": "Ben"}
+    )
+    assert refused.status_code == 409 and "claimed by anna" in refused.json()["error"]
     sent = desk(
-        servers,
-        "POST",
-        f"/handoffs/{chat}/messages",
-        headers=AUTH,
-        json={"text": "Hi, I'm Anna from the team. How can I help?", "agent": "anna"},
+        servers, "POST", f"/handoffs/{ref}/messages", headers=auth(ANNA), json={"text": text}
     )
     assert sent.status_code == 200 and sent.json() == {"delivered": True}
     assert texts(telegram, chat, 2)[1] == "Hi, I'm Anna from the team. How can I help?"
@@ -208,7 +249,9 @@ def test_customer_agent_and_bot_round_trip(servers: RasaServer, telegram: FakePl
     say(servers, chat, "where is my order?")
     deadline = time.monotonic() + WAIT
     while time.monotonic() < deadline:
-        shown = desk(servers, "GET", f"/handoffs/{chat}", headers=AUTH).json()["transcript"]
+        shown = desk(servers, "GET", f"/handoffs/{path_of(chat)}", headers=auth(ANNA)).json()[
+            "transcript"
+        ]
         if any(t["text"] == "where is my order?" for t in shown):
             break
         time.sleep(0.2)
@@ -219,12 +262,13 @@ def test_customer_agent_and_bot_round_trip(servers: RasaServer, telegram: FakePl
     assert len(tg.sent(telegram, chat)) == 2, "the bot answered during the hand-off"
 
     # The agent hands back: the bot says so, then answers the next question itself.
-    back = desk(servers, "POST", f"/handoffs/{chat}/handback", headers=AUTH, json={"agent": "anna"})
+    assert desk(servers, "POST", f"/handoffs/{ref}/handback", headers=auth(BEN)).status_code == 409
+    back = desk(servers, "POST", f"/handoffs/{ref}/handback", headers=auth(ANNA))
     assert back.status_code == 200
     assert texts(telegram, chat, 3)[2].startswith(HANDBACK)
     assert (
         desk(
-            servers, "POST", f"/handoffs/{chat}/messages", headers=AUTH, json={"text": "late"}
+            servers, "POST", f"/handoffs/{ref}/messages", headers=auth(ANNA), json={"text": "late"}
         ).status_code
         == 409
     )
@@ -238,27 +282,32 @@ def test_customer_agent_and_bot_round_trip(servers: RasaServer, telegram: FakePl
 
 
 def test_desk_rejects_bad_requests_without_losing_anything(servers: RasaServer):
+    anna = auth(ANNA)
     assert (
         desk(
-            servers, "POST", "/handoffs/nobody/messages", headers=AUTH, json={"text": "hello"}
+            servers, "POST", "/handoffs/nobody/messages", headers=anna, json={"text": "hello"}
         ).status_code
         == 409
     )
     assert (
         desk(
-            servers, "POST", "/handoffs/nobody/messages", headers=AUTH, json={"text": ""}
+            servers, "POST", "/handoffs/nobody/messages", headers=anna, json={"text": ""}
         ).status_code
         == 400
     )
     assert (
         desk(
-            servers, "POST", "/handoffs", headers={**AUTH, "Content-Type": "text/plain"}, data="x"
+            servers,
+            "POST",
+            "/handoffs",
+            headers={**SERVICE, "Content-Type": "text/plain"},
+            data="x",
         ).status_code
         == 415
     )
     secret_text = "my card is 4111 1111 1111 1111, please call me"
     refused = desk(
-        servers, "POST", "/handoffs/nobody/messages", headers=AUTH, json={"text": secret_text}
+        servers, "POST", "/handoffs/nobody/messages", headers=anna, json={"text": secret_text}
     )
     assert refused.status_code == 409 and secret_text not in refused.text
     log = servers.log()
@@ -275,14 +324,14 @@ def test_two_unanswerable_questions_hand_off(servers: RasaServer, telegram: Fake
     # fairly read as chit-chat (it did after a retrain).
     say(servers, chat, "and can you recommend a good pizza recipe?")
     assert texts(telegram, chat, 2)[1].startswith(HANDOFF)
-    listed = desk(servers, "GET", "/handoffs", headers=AUTH).json()["handoffs"]
-    assert any(h["sender_id"] == str(chat) and h["reason"] == "fallback_turns" for h in listed)
+    listed = desk(servers, "GET", "/handoffs", headers=auth(ANNA)).json()["handoffs"]
+    assert any(h["sender_id"] == chat_id(chat) and h["reason"] == "fallback_turns" for h in listed)
 
 
-def agent_says(server: RasaServer, thread: str, text: str) -> None:
+def agent_says(server: RasaServer, thread: str, text: str, user: str = AGENT) -> None:
     envelope = message_event(
         text,
-        user=AGENT,
+        user=user,
         channel=AGENTS,
         channel_type="channel",
         thread_ts=thread,
@@ -301,8 +350,11 @@ def test_agents_answer_in_a_slack_thread(
     chat = tg.next_id()
     say(servers, chat, "I need to speak with someone from your team")
     assert texts(telegram, chat, 1)[0].startswith(HANDOFF)
-    thread = slack.thread_of(str(chat))
+    listed = desk(servers, "GET", "/handoffs", headers=auth(ANNA)).json()["handoffs"]
+    (ref,) = [h["handoff_id"] for h in listed if h["sender_id"] == chat_id(chat)]
+    thread = slack.thread_of(ref)
     assert slack.parents[thread]["channel"] == AGENTS
+    assert chat_id(chat) not in str(slack.parents[thread]["text"]), "no customer id in Slack"
     slack.in_thread(thread, "I need to speak with someone from your team")  # transcript
 
     # The customer's next message is forwarded into the thread, not answered by the bot.
@@ -310,16 +362,22 @@ def test_agents_answer_in_a_slack_thread(
     slack.in_thread(thread, "my parcel never arrived")
     assert len(tg.sent(telegram, chat)) == 1
 
-    # The agent's reply in the thread reaches the customer on Telegram.
+    # Someone in the channel who is not an agent reaches nobody; a note says so.
+    agent_says(servers, thread, "psst, try a refund", user="U0VISITOR1")
+    slack.in_thread(thread, "not one of the desk's agents")
+
+    # The agent's reply in the thread claims it and reaches the customer on Telegram.
     agent_says(servers, thread, "Hello from the team, I'm looking into your parcel now.")
     assert texts(telegram, chat, 2)[1] == "Hello from the team, I'm looking into your parcel now."
+    slack.in_thread(thread, f"Claimed by <@{AGENT}>")
+    assert len(tg.sent(telegram, chat)) == 2, "the visitor's message reached the customer"
 
     # `!handback` gives the conversation back; the thread gets a note.
     agent_says(servers, thread, "!handback")
     assert texts(telegram, chat, 3)[2].startswith(HANDBACK)
     slack.in_thread(thread, "Handed back to the bot")
-    listed = desk(servers, "GET", "/handoffs", headers=AUTH).json()["handoffs"]
-    assert all(h["sender_id"] != str(chat) for h in listed)
+    listed = desk(servers, "GET", "/handoffs", headers=auth(ANNA)).json()["handoffs"]
+    assert all(h["sender_id"] != chat_id(chat) for h in listed)
 
 
 def test_a_forged_slack_event_changes_nothing(servers: RasaServer):
