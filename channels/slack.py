@@ -12,12 +12,18 @@ content type, UTF-8, Slack's signature (slack_sdk's ``SignatureVerifier``, 5 min
 then the body. The webhook answers at once and the bot runs out of band, because Slack
 re-sends an event it has not seen acknowledged within 3 s; every re-delivery (a retry
 for any reason, a replay) is dropped by its ``event_id``, kept in a SQLite file that
-survives a restart.
+survives a restart. Then each conversation's rate (``rate_limits``) is counted: a
+message over it is acknowledged like any other and dropped, with a log line.
 
 Conversations: by default one per Slack user (the stock channel's ``sender``), so a
 customer keeps their context between a DM and a mention; with ``use_threads`` one per
-user and thread, since each thread is a separate question. Messages of one
-conversation are handled one after the other, in the order they arrived.
+user and thread, since each thread is a separate question. The Rasa conversation id is
+the stock channel's with this channel's prefix (``slack:U0CUSTOMER``,
+``slack:U0CUSTOMER_C0SUPPORT_1700000000.000100``: :mod:`channels.conversation_ids`), so
+no other channel can address it. Messages of one conversation are handled one after
+the other, in the order they arrived. Customers' words and button values reach Rasa as
+text: Rasa reads a value such as ``/affirm`` as an intent only if the bot offered that
+button in the conversation (:mod:`rasa_llm.intent_shortcuts`).
 """
 
 from __future__ import annotations
@@ -36,12 +42,15 @@ from slack_bolt.request.payload_utils import is_block_actions, is_event
 from slack_sdk.web.async_client import AsyncWebClient
 
 from channels.attachments import Attachment, Said, kind_from_mime, user_messages
+from channels.conversation_ids import conversation_id
 from channels.delivery_log import DeliveryLog
+from channels.rate_limits import RateLimiter
 from channels.slack_config import CHANNEL, SlackConfig, SlackRequestVerifier
 from channels.slack_format import objects_in, plain_text
 from channels.slack_output import SlackBot
 from channels.turns import Turns
 from channels.webhook_guard import (
+    DEFAULT_MAX_BODY_BYTES,
     WebhookRejected,
     decode_utf8,
     parse_form,
@@ -55,6 +64,10 @@ logger = logging.getLogger(__name__)
 
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
+# Events are a few KiB; a click carries the clicked message, up to 50 blocks of text.
+MAX_BODY_BYTES = DEFAULT_MAX_BODY_BYTES
+# How long one Web API call may take before it counts as failed (and possibly posted).
+REQUEST_TIMEOUT_SECONDS = 30.0
 # Message subtypes that are a person writing; edits, joins, bot posts are not.
 _USER_SUBTYPES = (None, "file_share", "thread_broadcast")
 OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
@@ -94,6 +107,7 @@ class SlackInput(InputChannel):
             else SlackRequestVerifier(config.slack_signing_secret)
         )
         self.deliveries = DeliveryLog(config.dedup_db, window_seconds=config.dedup_window_seconds)
+        self.per_conversation = RateLimiter(config.conversation_rate)
         self._session: Optional[aiohttp.ClientSession] = None
         self._client: Optional[AsyncWebClient] = None
         self._tasks: Set[asyncio.Task] = set()
@@ -105,7 +119,9 @@ class SlackInput(InputChannel):
     def client(self) -> AsyncWebClient:
         """One Web API client per server, with one connection pool, made in its loop."""
         if self._client is None:
-            self._session = aiohttp.ClientSession()
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS)
+            )
             # retry_handlers=[]: call_with_retry owns retries, so none are doubled.
             self._client = AsyncWebClient(
                 token=self.config.slack_token,
@@ -119,7 +135,11 @@ class SlackInput(InputChannel):
     def get_output_channel(
         self, channel: Optional[str] = None, thread_id: Optional[str] = None
     ) -> OutputChannel:
-        return SlackBot(self.client(), channel or self.config.slack_channel, thread_id)
+        """Replies to ``channel`` (and thread); without one, where the recipient's
+        conversation is (its DM, or the channel and thread its id names), so that a
+        message sent through Rasa's HTTP API reaches that customer and nobody else.
+        """
+        return SlackBot(self.client(), channel, thread_id)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -134,11 +154,11 @@ class SlackInput(InputChannel):
         async def health(_: Request) -> HTTPResponse:
             return response.json({"status": "ok"})
 
-        @slack_webhook.route("/webhook", methods=["POST"])
+        @slack_webhook.route("/webhook", methods=["POST"], ctx_max_body_bytes=MAX_BODY_BYTES)
         async def webhook(request: Request) -> HTTPResponse:
             return await self.handle(request, on_new_message)
 
-        @slack_webhook.route("/interactive", methods=["POST"])
+        @slack_webhook.route("/interactive", methods=["POST"], ctx_max_body_bytes=MAX_BODY_BYTES)
         async def interactive(request: Request) -> HTTPResponse:
             return await self.handle(request, on_new_message)
 
@@ -151,7 +171,7 @@ class SlackInput(InputChannel):
     async def handle(self, request: Request, on_new_message: OnNewMessage) -> HTTPResponse:
         """Verify, parse, de-duplicate and schedule one request; answer within Slack's 3 s."""
         try:
-            body = read_body(request, content_types=(JSON, FORM))
+            body = read_body(request, content_types=(JSON, FORM), max_bytes=MAX_BODY_BYTES)
             self.verifier.verify(decode_utf8(body), request.headers)
             if (request.headers.get("content-type") or "").lower().startswith(JSON):
                 envelope = parse_json_object(body)
@@ -180,6 +200,14 @@ class SlackInput(InputChannel):
                     request.headers.get("x-slack-retry-reason") or "replay",
                 )
                 return response.json({"ok": True, "duplicate": True})
+            if self.per_conversation.take(incoming.sender_id) is not None:
+                # Slack retries a webhook that fails or is slow: acknowledged, dropped.
+                logger.warning(
+                    "%s: dropped a message over the conversation rate limit (%s)",
+                    CHANNEL,
+                    self.config.conversation_rate,
+                )
+                return response.json({"ok": True, "dropped": "rate limit"})
             self._schedule(incoming, on_new_message)
         return response.json({"ok": True})
 
@@ -269,13 +297,15 @@ class SlackInput(InputChannel):
         )
 
     def conversation_id(self, user: str, channel: str, thread: Optional[str]) -> str:
-        """The Rasa sender id, in the stock channel's format, so trackers carry over."""
+        """The Rasa sender id: the stock channel's, after this channel's prefix."""
         granularity = self.config.conversation_granularity
         if granularity == "thread" and thread:
-            return f"{user}_{channel}_{thread}"
-        if granularity in ("thread", "channel"):
-            return f"{user}_{channel}"
-        return user
+            stock = f"{user}_{channel}_{thread}"
+        elif granularity in ("thread", "channel"):
+            stock = f"{user}_{channel}"
+        else:
+            stock = user
+        return conversation_id(CHANNEL, stock)
 
     # -------------------------------------------------------------- processing
     def _schedule(self, incoming: Incoming, on_new_message: OnNewMessage) -> None:
@@ -289,8 +319,17 @@ class SlackInput(InputChannel):
             # One conversation, in arrival order.
             async with self._conversations.turn(incoming.sender_id):
                 await self._deliver(incoming, on_new_message)
-        except Exception:  # noqa: BLE001 - a task's error would otherwise go unseen
-            logger.exception("%s: handling delivery %s failed", CHANNEL, incoming.delivery_id)
+        except Exception as error:  # noqa: BLE001 - a task's error would otherwise go unseen
+            # No traceback at error level: it may quote the customer's words.
+            logger.error(
+                "%s: handling delivery %s failed (%s)",
+                CHANNEL,
+                incoming.delivery_id,
+                type(error).__name__,
+            )
+            logger.debug(
+                "%s: handling delivery %s failed", CHANNEL, incoming.delivery_id, exc_info=True
+            )
 
     async def _deliver(self, incoming: Incoming, on_new_message: OnNewMessage) -> None:
         output = SlackBot(self.client(), incoming.channel, incoming.thread_ts)

@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, Mapping, Optional
 from slack_sdk.signature import Clock, SignatureVerifier
 
 from channels.channel_database import DatabaseLocation, database_location
+from channels.rate_limits import Rate, parse_rate
 from channels.webhook_guard import WebhookRejected
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,10 @@ def get_default_config() -> Dict[str, Any]:
         # servers share), and for how long a re-delivery is recognised.
         "dedup_db": "channel_deliveries.db",
         "dedup_window_seconds": 24 * 60 * 60,
+        # Messages (and clicks) one conversation may send, as COUNT/PERIOD (second,
+        # minute, hour, day) or "off". More are acknowledged to Slack and dropped,
+        # counted after verification and de-duplication, per server process.
+        "rate_limits": {"conversation": "30/minute"},
     }
 
 
@@ -87,6 +92,7 @@ class SlackConfig:
     update_clicked_message: bool
     dedup_db: DatabaseLocation
     dedup_window_seconds: float
+    conversation_rate: Optional[Rate] = None
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Mapping[str, Any]]) -> SlackConfig:
@@ -126,7 +132,26 @@ class SlackConfig:
             update_clicked_message=_flag(values, "update_clicked_message"),
             dedup_db=database_location(_text(values, "dedup_db", required=True) or ""),
             dedup_window_seconds=_seconds(values, "dedup_window_seconds"),
+            conversation_rate=_conversation_rate(values["rate_limits"]),
         )
+
+
+_RATE_HINT = 'Write e.g. `rate_limits: {conversation: "30/minute"}`.'
+
+
+def _conversation_rate(value: Any) -> Optional[Rate]:
+    defaults = get_default_config()["rate_limits"]
+    if not isinstance(value, Mapping):
+        raise SlackConfigError("rate_limits", f"expected a mapping, got {value!r}", _RATE_HINT)
+    for key in value:
+        if key not in defaults:
+            raise SlackConfigError(
+                f"rate_limits.{key}", "unknown key", f"Valid keys: {', '.join(sorted(defaults))}."
+            )
+    try:
+        return parse_rate({**defaults, **value}["conversation"])
+    except ValueError as error:
+        raise SlackConfigError("rate_limits.conversation", str(error), _RATE_HINT) from error
 
 
 def _text(values: Mapping[str, Any], key: str, *, required: bool = False) -> Optional[str]:

@@ -1,23 +1,41 @@
 """What the bot says, posted to Slack with ``chat.postMessage`` through slack_sdk.
 
-Every call goes through :func:`channels.outbound.call_with_retry`: Slack's 429 (with
-its ``Retry-After``) and 5xx are retried with back-off, anything else fails at once; a
-reply that cannot be delivered is logged with Slack's error code, never its text, and
-the conversation goes on.
+The recipient is a conversation id of this channel (``slack:U0CUSTOMER``, or
+``slack:U0CUSTOMER_C0SUPPORT_1700000000.000100`` by granularity): a reply goes to the
+channel and thread the output was made for, or else to where the id says the
+conversation is (the user's DM, or the channel and thread in it). An id of another
+channel is refused: one log line, nothing posted.
+
+Every call goes through :func:`channels.outbound.call_with_retry`, at most once per
+message: Slack's 429 (with its ``Retry-After``), 503 and a connection that could not
+be opened are retried with back-off; a timeout, a dropped connection or another 5xx
+may have posted the message already, and Slack has no way to ask, so it is logged as
+possibly undelivered and not posted again; anything else fails at once. A reply that
+cannot be delivered is logged with Slack's error code, never its text, and the
+conversation goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Awaitable, Callable, Dict, List, Optional
+from dataclasses import replace
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
 
 import aiohttp
 from rasa.core.channels.channel import OutputChannel
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from channels.outbound import Failure, call_with_retry, http_failure
+from channels.outbound import (
+    AT_MOST_ONCE,
+    Failure,
+    RetryPolicy,
+    call_with_retry,
+    connection_failure,
+    http_failure,
+    recipient,
+)
 from channels.slack_format import (
     BLOCKS_PER_MESSAGE,
     button_blocks,
@@ -44,11 +62,23 @@ def classify_slack_error(error: BaseException) -> Failure:
         code = data.get("error") if isinstance(data, dict) else None
         failure = http_failure(status, headers.get("Retry-After"))
         if code:
-            return Failure(failure.retryable, f"{failure.reason} ({code})", failure.retry_after)
+            return replace(failure, reason=f"{failure.reason} ({code})")
         return failure
     if isinstance(error, (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError)):
-        return Failure(retryable=True, reason=f"connection error ({type(error).__name__})")
+        return connection_failure(error)
     return Failure(retryable=False, reason=f"unexpected {type(error).__name__}")
+
+
+def destination(conversation: str) -> Tuple[str, Optional[str]]:
+    """Where a conversation's platform id says to answer: (Slack channel, thread).
+
+    The id is the stock channel's: ``user`` (answered in a DM: Slack opens one for a
+    user id), ``user_channel`` or ``user_channel_thread``. Slack's ids hold no ``_``.
+    """
+    parts = conversation.split("_", 2)
+    if len(parts) == 1:
+        return parts[0], None
+    return parts[1], (parts[2] if len(parts) == 3 and parts[2] else None)
 
 
 class SlackBot(OutputChannel):
@@ -63,19 +93,35 @@ class SlackBot(OutputChannel):
         client: AsyncWebClient,
         slack_channel: Optional[str] = None,
         thread_id: Optional[str] = None,
+        *,
+        policy: RetryPolicy = AT_MOST_ONCE,
     ) -> None:
         super().__init__()
         self.client = client
         self.slack_channel = slack_channel
         self.thread_id = thread_id
+        self.policy = policy
 
     async def _call(self, operation: str, call: Callable[[], Awaitable[Any]]) -> Optional[Any]:
-        return await call_with_retry(CHANNEL, operation, call, classify_slack_error)
+        return await call_with_retry(
+            CHANNEL, operation, call, classify_slack_error, policy=self.policy
+        )
 
-    async def _post(self, recipient_id: str, **message: Any) -> None:
-        channel = message.pop("channel", None) or self.slack_channel or recipient_id
-        if self.thread_id and "thread_ts" not in message:
-            message["thread_ts"] = self.thread_id
+    def _where(self, recipient_id: str) -> Optional[Tuple[str, Optional[str]]]:
+        """(Slack channel, thread) for a reply to ``recipient_id``; None (logged) for a
+        conversation of another channel.
+        """
+        conversation = recipient(CHANNEL, recipient_id)
+        if conversation is None:
+            return None
+        if self.slack_channel:
+            return self.slack_channel, self.thread_id
+        return destination(conversation)
+
+    async def _post(self, where: Tuple[str, Optional[str]], **message: Any) -> None:
+        channel = message.pop("channel", None) or where[0]
+        if where[1] and "thread_ts" not in message:
+            message["thread_ts"] = where[1]
 
         async def post() -> Any:
             return await self.client.chat_postMessage(channel=channel, **message)
@@ -83,8 +129,11 @@ class SlackBot(OutputChannel):
         await self._call("chat.postMessage", post)
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
+        where = self._where(recipient_id)
+        if where is None:
+            return
         for piece in split_mrkdwn(text):
-            await self._post(recipient_id, text=piece)
+            await self._post(where, text=piece)
 
     async def send_text_with_buttons(
         self,
@@ -93,11 +142,14 @@ class SlackBot(OutputChannel):
         buttons: List[Dict[str, Any]],
         **kwargs: Any,
     ) -> None:
+        where = self._where(recipient_id)
+        if where is None:
+            return
         # Long text goes first as plain messages; the buttons ride on its last piece,
         # so they sit right under the question they answer.
         pieces = split_mrkdwn(text or "")
         for piece in pieces[:-1]:
-            await self._post(recipient_id, text=piece)
+            await self._post(where, text=piece)
         last = pieces[-1] if pieces else None
         actions = button_blocks(buttons)
         head = [section_block(last)] if last else []
@@ -109,28 +161,34 @@ class SlackBot(OutputChannel):
                 len(buttons),
             )
         await self._post(
-            recipient_id,
+            where,
             text=last or buttons_fallback(buttons),
             blocks=head + actions[:room],
         )
 
     async def send_image_url(self, recipient_id: str, image: str, **kwargs: Any) -> None:
-        await self._post(recipient_id, text=image, blocks=[image_block(image)])
+        where = self._where(recipient_id)
+        if where is not None:
+            await self._post(where, text=image, blocks=[image_block(image)])
 
     async def send_attachment(  # type: ignore[override]
         self, recipient_id: str, attachment: Any, **kwargs: Any
     ) -> None:
         """A dict is a legacy Slack attachment (as the stock channel sends); text is shown."""
-        if isinstance(attachment, dict):
-            await self._post(recipient_id, attachments=[attachment])
-        else:
+        if not isinstance(attachment, dict):
             await self.send_text_message(recipient_id, str(attachment))
+            return
+        where = self._where(recipient_id)
+        if where is not None:
+            await self._post(where, attachments=[attachment])
 
     async def send_custom_json(
         self, recipient_id: str, json_message: Dict[str, Any], **kwargs: Any
     ) -> None:
         """A ``custom`` response is a ``chat.postMessage`` body, as with the stock channel."""
-        await self._post(recipient_id, **dict(json_message))
+        where = self._where(recipient_id)
+        if where is not None:
+            await self._post(where, **dict(json_message))
 
     async def show_choice(
         self, channel: str, message_ts: str, blocks: List[Dict[str, Any]], text: str, chosen: str

@@ -15,7 +15,9 @@ A webhook is handled in this order:
 4. a ``MessageSid`` seen before is acknowledged and dropped (Twilio retries; and the
    signature has no timestamp, so this is also what stops a replay);
 5. STOP or START recorded, so that the sender's next message finds it on any server;
-6. acknowledged at once with an empty TwiML ``<Response/>`` (``reply_mode: rest``)
+6. the number's rate counted (``rate_limits``): a message over it gets the empty TwiML
+   answer and is dropped, with a log line (no number, no text), and nothing is sent;
+7. acknowledged at once with an empty TwiML ``<Response/>`` (``reply_mode: rest``)
    while the bot runs out of band and replies through the REST API; or, with
    ``reply_mode: twiml``, answered with the replies as ``<Message>`` elements when
    the bot is done within ``twiml_deadline_seconds``, else through REST as well.
@@ -29,6 +31,13 @@ keeps its own record so that it does not even try, and so that the bot does not
 answer a STOP. A reply that is just a number, or the exact title, of the last
 numbered options is read as that button's payload. MMS media become attachments
 (:mod:`channels.attachments`).
+
+The Rasa conversation id is the sender's number after this channel's prefix
+(``sms:+447700900123``, :mod:`channels.conversation_ids`): no other channel can
+address it, and the output channel sends only to ids of this channel. Opt-outs and
+options stay keyed by the number itself. The customer's text reaches Rasa as typed: a
+message such as ``/request_human`` is read by NLU as text, and a button's payload as an
+intent only if the bot offered that button (:mod:`rasa_llm.intent_shortcuts`).
 """
 
 from __future__ import annotations
@@ -46,7 +55,9 @@ from sanic.response import json as json_response
 from twilio.request_validator import RequestValidator
 
 from channels.attachments import Said, user_messages
+from channels.conversation_ids import conversation_id
 from channels.delivery_log import DeliveryLog
+from channels.rate_limits import RateLimiter
 from channels.sms_config import CHANNEL, TWIML, SmsConfig
 from channels.sms_inbound import (
     HELP,
@@ -110,6 +121,7 @@ class TwilioSmsInput(InputChannel):
             api_base_url=config.api_base_url,
             operation_name=CHANNEL,
         )
+        self.per_conversation = RateLimiter(config.conversation_rate)
         self._tasks: Set[asyncio.Task] = set()
         # Per sender: the webhook's part (first_time, _decide), then the bot's turn.
         self._arrivals = Turns()
@@ -126,15 +138,9 @@ class TwilioSmsInput(InputChannel):
         async def health(_: Request) -> HTTPResponse:
             return json_response({"status": "ok"})
 
-        @blueprint.route("/webhook", methods=["POST"])
+        @blueprint.route("/webhook", methods=["POST"], ctx_max_body_bytes=MAX_BODY_BYTES)
         async def webhook(request: Request) -> HTTPResponse:
-            try:
-                inbound = self._verified_message(request)
-            except WebhookRejected as error:
-                return reject(CHANNEL, error)
-            if inbound is None:
-                return _twiml(empty_twiml())
-            return _twiml(await self._accept(inbound, on_new_message))
+            return await self.handle(request, on_new_message)
 
         @blueprint.listener("before_server_stop")
         async def drain(*_: Any) -> None:
@@ -145,6 +151,16 @@ class TwilioSmsInput(InputChannel):
         return blueprint
 
     # ---------------------------------------------------------------- the webhook
+    async def handle(self, request: Request, on_new_message: OnNewMessage) -> HTTPResponse:
+        """Verify, de-duplicate, record a keyword and answer one webhook (TwiML)."""
+        try:
+            inbound = self._verified_message(request)
+        except WebhookRejected as error:
+            return reject(CHANNEL, error)
+        if inbound is None:
+            return _twiml(empty_twiml())
+        return _twiml(await self._accept(inbound, on_new_message))
+
     def _verified_message(self, request: Request) -> Optional[Inbound]:
         """The customer's message, or None for a delivery report; raises WebhookRejected."""
         body = read_body(request, content_types=(FORM,), max_bytes=MAX_BODY_BYTES)
@@ -183,6 +199,8 @@ class TwilioSmsInput(InputChannel):
                 logger.error("%s: reading or recording an opt-out failed", CHANNEL)
                 logger.debug("%s: reading or recording an opt-out failed", CHANNEL, exc_info=True)
                 return empty_twiml()
+            if decision.word not in (STOP, START) and not self._within_rate(inbound):
+                return empty_twiml()
             if self.config.reply_mode != TWIML:
                 output = self.get_output_channel()
                 assert isinstance(output, TwilioSmsOutput)
@@ -192,6 +210,17 @@ class TwilioSmsInput(InputChannel):
             output = TwilioSmsOutput(self.config, self.store, reply)
             task = self._spawn(self._handle(inbound, decision, output, on_new_message))
         return await self._answer_with_twiml(task, reply)
+
+    def _within_rate(self, inbound: Inbound) -> bool:
+        """Count the message against its number's rate; False (logged) when over it."""
+        if self.per_conversation.take(conversation_id(CHANNEL, inbound.sender)) is None:
+            return True
+        logger.warning(
+            "%s: dropped a message over the conversation rate limit (%s)",
+            CHANNEL,
+            self.config.conversation_rate,
+        )
+        return False
 
     async def _decide(self, inbound: Inbound) -> Decision:
         """The message's keyword, if any, and whether its sender had opted out.
@@ -250,7 +279,7 @@ class TwilioSmsInput(InputChannel):
         output: TwilioSmsOutput,
         on_new_message: OnNewMessage,
     ) -> None:
-        sender, word = inbound.sender, decision.word
+        sender, word = conversation_id(CHANNEL, inbound.sender), decision.word
         notices = {
             STOP: self.config.stop_text,
             START: self.config.start_text,
@@ -282,9 +311,7 @@ class TwilioSmsInput(InputChannel):
         chosen = choose_option(inbound.body, options) if options else None
         if chosen is not None and not inbound.attachments:
             return [Said(chosen.payload)]
-        # A customer cannot type an intent: "/request_human" would skip NLU.
-        text = inbound.body.strip().lstrip("/")
-        return user_messages(text, inbound.attachments)
+        return user_messages(inbound.body, inbound.attachments)
 
 
 def _twiml(xml: str) -> HTTPResponse:

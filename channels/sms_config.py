@@ -15,6 +15,7 @@ from typing import Any, Dict, Mapping, Optional
 from urllib.parse import urlsplit
 
 from channels.channel_database import DatabaseLocation, database_location
+from channels.rate_limits import Rate, parse_rate
 from channels.sms_segments import MAX_SEGMENTS
 
 CHANNEL = "twilio"
@@ -77,6 +78,11 @@ def get_default_config() -> Dict[str, Any]:
         # Opt-outs and last numbered options per sender. Absent: sms_senders.db next
         # to dedup_db, or dedup_db's database when that is a URL.
         "state_db": None,
+        # Messages one phone number may send, as COUNT/PERIOD (second, minute, hour,
+        # day) or "off". More get Twilio's empty answer and are dropped (no reply, no
+        # HELP text); STOP and START are recorded whatever the rate. Counted after
+        # verification and de-duplication, per server process.
+        "rate_limits": {"conversation": "30/minute"},
     }
 
 
@@ -110,6 +116,7 @@ class SmsConfig:
     dedup_db: DatabaseLocation
     dedup_window_seconds: float
     state_db: DatabaseLocation
+    conversation_rate: Optional[Rate] = None
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Mapping[str, Any]]) -> SmsConfig:
@@ -150,6 +157,7 @@ class SmsConfig:
             dedup_db=dedup_db,
             dedup_window_seconds=_number(values, "dedup_window_seconds", minimum=1),
             state_db=_state_db(values, dedup_db),
+            conversation_rate=_conversation_rate(values["rate_limits"]),
         )
 
 
@@ -167,6 +175,24 @@ _REQUIRED_HINT = (
     "`twilio` channel; copy them from the Twilio console, e.g. auth_token: ${TWILIO_AUTH_TOKEN}."
 )
 _DEFAULT_HINT = "Correct it, or remove the key to use the default."
+
+
+_RATE_HINT = 'Write e.g. `rate_limits: {conversation: "30/minute"}`.'
+
+
+def _conversation_rate(value: Any) -> Optional[Rate]:
+    defaults = get_default_config()["rate_limits"]
+    if not isinstance(value, Mapping):
+        raise SmsConfigError("rate_limits", f"expected a mapping, got {value!r}", _RATE_HINT)
+    for key in value:
+        if key not in defaults:
+            raise SmsConfigError(
+                f"rate_limits.{key}", "unknown key", f"Valid keys: {', '.join(sorted(defaults))}."
+            )
+    try:
+        return parse_rate({**defaults, **value}["conversation"])
+    except ValueError as error:
+        raise SmsConfigError("rate_limits.conversation", str(error), _RATE_HINT) from error
 
 
 def _account_sid(value: Any) -> str:

@@ -1,7 +1,9 @@
 """The bot's replies as SMS: numbered options for buttons, MMS for images, split to segments.
 
-Every reply passes the same steps: the recipient's opt-out is checked (nothing goes to
-a number that texted STOP, whatever asks to send: a reply, a reminder, the HTTP API),
+Every reply passes the same steps: the recipient must be a conversation of this
+channel (``sms:<number>``; an id of another channel is refused with one log line, and
+nothing is sent), the number's opt-out is checked (nothing goes to a number that
+texted STOP, whatever asks to send: a reply, a reminder, the HTTP API),
 look-alike characters are made GSM-7 (``smart_encoding``), the text is split into
 messages of at most ``max_segments`` segments, and the messages are handed to a
 *delivery*: :class:`RestDelivery` (Twilio's REST API, the default) or
@@ -20,6 +22,7 @@ from typing import Any, Dict, Iterable, List, Optional, Protocol, Sequence, Tupl
 from rasa.core.channels.channel import OutputChannel
 from twilio.twiml.messaging_response import MessagingResponse
 
+from channels.outbound import recipient
 from channels.sms_config import CHANNEL, SmsConfig
 from channels.sms_rest import TwilioMessages
 from channels.sms_segments import gsm_lookalikes, split_sms
@@ -37,7 +40,7 @@ class Delivery(Protocol):
 
 
 class RestDelivery:
-    """Each message through Twilio's REST API, in order, retried on 429/5xx."""
+    """Each message through Twilio's REST API, in order, sent once (channels.sms_rest)."""
 
     def __init__(self, messages: TwilioMessages) -> None:
         self.messages = messages
@@ -109,8 +112,15 @@ class TwilioSmsOutput(OutputChannel):
         self.store = store
         self.delivery = delivery
 
+    @staticmethod
+    def _number(recipient_id: str) -> Optional[str]:
+        """The phone number of a conversation of this channel; None (logged) for another's."""
+        return recipient(CHANNEL, recipient_id)
+
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
-        await self._send(recipient_id, text)
+        number = self._number(recipient_id)
+        if number is not None:
+            await self._send(number, text)
 
     async def send_text_with_buttons(
         self,
@@ -119,20 +129,30 @@ class TwilioSmsOutput(OutputChannel):
         buttons: List[Dict[str, Any]],
         **kwargs: Any,
     ) -> None:
+        number = self._number(recipient_id)
+        if number is None:
+            return
         body, options = self.numbered(text, buttons)
-        if await self._send(recipient_id, body) and options:
-            await self.store.remember_options(recipient_id, options)
+        if await self._send(number, body) and options:
+            await self.store.remember_options(number, options)
 
     async def send_image_url(self, recipient_id: str, image: str, **kwargs: Any) -> None:
-        await self._send(recipient_id, "", media_urls=(image,))
+        number = self._number(recipient_id)
+        if number is not None:
+            await self._send(number, "", media_urls=(image,))
 
     async def send_attachment(self, recipient_id: str, attachment: str, **kwargs: Any) -> None:
-        await self._send(recipient_id, str(attachment))
+        number = self._number(recipient_id)
+        if number is not None:
+            await self._send(number, str(attachment))
 
     async def send_elements(
         self, recipient_id: str, elements: Iterable[Dict[str, Any]], **kwargs: Any
     ) -> None:
         """A carousel as text: each element's title and subtitle, then all its buttons."""
+        number = self._number(recipient_id)
+        if number is None:
+            return
         lines: List[str] = []
         media: List[str] = []
         buttons: List[Dict[str, Any]] = []
@@ -142,27 +162,32 @@ class TwilioSmsOutput(OutputChannel):
                 media.append(str(element["image_url"]))
             buttons.extend(element.get("buttons") or [])
         body, options = self.numbered("\n".join(lines), buttons)
-        if await self._send(recipient_id, body, media_urls=media[:10]) and options:
-            await self.store.remember_options(recipient_id, options)
+        if await self._send(number, body, media_urls=media[:10]) and options:
+            await self.store.remember_options(number, options)
 
     async def send_custom_json(
         self, recipient_id: str, json_message: Dict[str, Any], **kwargs: Any
     ) -> None:
         """``{"body": ..., "media_url": ...}`` (the keys of the stock channel) as one message."""
+        number = self._number(recipient_id)
+        if number is None:
+            return
         body = json_message.get("body") or json_message.get("text") or ""
         media = json_message.get("media_url") or []
         media_urls = [media] if isinstance(media, str) else [str(url) for url in media]
         if not body and not media_urls:
             logger.warning("%s: custom reply without body or media_url not sent", CHANNEL)
             return
-        await self._send(recipient_id, str(body), media_urls=media_urls)
+        await self._send(number, str(body), media_urls=media_urls)
 
     async def send_notice(self, recipient_id: str, text: str) -> None:
         """A compliance answer (HELP, STOP, START): sent even to an opted-out number.
 
         Carriers require HELP to be answered whatever the subscription state.
         """
-        await self._send(recipient_id, text, respect_opt_out=False)
+        number = self._number(recipient_id)
+        if number is not None:
+            await self._send(number, text, respect_opt_out=False)
 
     # ---------------------------------------------------------------- helpers
     def numbered(self, text: str, buttons: Sequence[Dict[str, Any]]) -> Tuple[str, List[Option]]:
@@ -185,14 +210,16 @@ class TwilioSmsOutput(OutputChannel):
 
     async def _send(
         self,
-        recipient_id: str,
+        number: str,
         text: str,
         *,
         media_urls: Sequence[str] = (),
         respect_opt_out: bool = True,
     ) -> bool:
-        """Deliver ``text`` (split to segments) and the media; True if all went out."""
-        if respect_opt_out and await self.store.is_opted_out(recipient_id):
+        """Deliver ``text`` (split to segments) and the media to ``number``; True if all
+        went out.
+        """
+        if respect_opt_out and await self.store.is_opted_out(number):
             logger.info("%s: reply not sent, the recipient opted out (STOP)", CHANNEL)
             return False
         if self.config.smart_encoding:
@@ -204,6 +231,6 @@ class TwilioSmsOutput(OutputChannel):
         delivered = bool(pieces)
         for piece in pieces:
             # An MMS carries its media once, with the first part of the text.
-            delivered &= await self.delivery.deliver(recipient_id, piece, media or ())
+            delivered &= await self.delivery.deliver(number, piece, media or ())
             media = None
         return delivered

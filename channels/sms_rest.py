@@ -1,4 +1,4 @@
-"""Messages out through Twilio's REST API, with twilio's own async client.
+"""Messages out through Twilio's REST API, with twilio's own async client, each sent once.
 
 ``client.messages.create_async`` builds the request (``POST
 /2010-04-01/Accounts/{AccountSid}/Messages.json``, form-encoded, basic auth) exactly
@@ -6,15 +6,25 @@ as Twilio expects. Underneath, :class:`TwilioHttp` is the HTTP client the twilio
 library is given: one aiohttp session, opened lazily inside the event loop, a
 configurable base URL (``api_base_url``, so tests talk to a local fake), a timeout,
 and 429/5xx turned into an exception that keeps ``Retry-After``.
-:func:`channels.outbound.call_with_retry` retries those; a failure is logged with the
-status and Twilio's error code, never the text or a token, and the conversation goes on.
+
+:func:`channels.outbound.call_with_retry` retries a 429, a 503 and a connection that
+could not be opened. A timeout after the request was sent, a dropped connection, or
+another 5xx may mean that Twilio took the message (and will bill it) although the
+answer never came: before sending again, :meth:`TwilioMessages.find` lists the
+messages Twilio has from our number to the recipient sent since the attempt began
+(``To``, ``From``, ``DateSent>=``) and counts the attempt as sent if one has the same
+body. If that look-up fails too, the message is logged as possibly undelivered and
+not sent again. A failure is logged with the status and Twilio's error code, never the
+text, the number or a token, and the conversation goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Dict, Optional, Sequence, Tuple
+from collections import deque
+from datetime import datetime, timedelta, timezone
+from typing import Deque, Dict, Optional, Sequence, Tuple
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import aiohttp
@@ -23,13 +33,28 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http import AsyncHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
+from twilio.rest.api.v2010.account.message import MessageInstance
 
-from channels.outbound import Failure, RetryPolicy, call_with_retry, http_failure
+from channels.outbound import (
+    Failure,
+    RetryPolicy,
+    call_with_retry,
+    connection_failure,
+    http_failure,
+)
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_API_BASE_URL = "https://api.twilio.com"
 REQUEST_TIMEOUT_SECONDS = 15.0
+# How far Twilio's clock may be behind ours when the look-up asks for messages sent
+# since an attempt began (DateSent has whole seconds).
+CLOCK_MARGIN = timedelta(seconds=60)
+# How many of the recipient's latest messages the look-up reads.
+LOOKUP_LIMIT = 20
+# Sids of messages this process sent, so that a look-up does not take an earlier
+# reply with the same words for the one that timed out.
+REMEMBERED_SIDS = 1000
 
 
 class TwilioRetryable(TwilioRestException):
@@ -106,12 +131,14 @@ def classify(error: BaseException) -> Failure:
         code = f", Twilio error {error.code}" if error.code else ""
         return Failure(failure.retryable, f"{failure.reason}{code}")
     if isinstance(error, (aiohttp.ClientError, asyncio.TimeoutError, OSError)):
-        return http_failure(None)
+        return connection_failure(error)
     return Failure(retryable=False, reason=f"unexpected {type(error).__name__}")
 
 
 class TwilioMessages:
-    """Sends SMS and MMS from one Twilio number; every send is retried and never raises."""
+    """Sends SMS and MMS from one Twilio number; every send is retried where that cannot
+    send it twice, and never raises.
+    """
 
     def __init__(
         self,
@@ -122,17 +149,21 @@ class TwilioMessages:
         api_base_url: str = DEFAULT_API_BASE_URL,
         policy: Optional[RetryPolicy] = None,
         operation_name: str = "twilio",
+        timeout: float = REQUEST_TIMEOUT_SECONDS,
     ) -> None:
         self.from_number = from_number
         self.policy = policy or RetryPolicy()
         self.operation_name = operation_name
-        self.http = TwilioHttp(api_base_url)
+        self.http = TwilioHttp(api_base_url, timeout=timeout)
         self.client = Client(account_sid, auth_token, http_client=self.http)
+        self._sent: Deque[str] = deque(maxlen=REMEMBERED_SIDS)
 
     async def send(self, to: str, body: str, media_urls: Sequence[str] = ()) -> bool:
-        """Send one message; True when Twilio accepted it."""
+        """Send one message; True when Twilio accepted it (or already had it)."""
+        started = [datetime.now(timezone.utc)]
 
-        async def create() -> object:
+        async def create() -> MessageInstance:
+            started[0] = datetime.now(timezone.utc)
             return await self.client.messages.create_async(
                 to=to,
                 from_=self.from_number,
@@ -140,11 +171,36 @@ class TwilioMessages:
                 media_url=list(media_urls) if media_urls else values.unset,
             )
 
+        async def confirm() -> Optional[MessageInstance]:
+            return await self.find(to, body, since=started[0])
+
         operation = "send MMS" if media_urls else "send SMS"
         result = await call_with_retry(
-            self.operation_name, operation, create, classify, policy=self.policy
+            self.operation_name, operation, create, classify, policy=self.policy, confirm=confirm
         )
+        if result is not None and result.sid:
+            self._sent.append(result.sid)
         return result is not None
+
+    async def find(self, to: str, body: str, *, since: datetime) -> Optional[MessageInstance]:
+        """A message Twilio has from our number to ``to`` with ``body``, sent since
+        ``since`` (less the clock margin) and not one this process knows it sent; None
+        if there is none. Raises when Twilio cannot be asked.
+        """
+        listed = await self.client.messages.list_async(
+            to=to,
+            from_=self.from_number,
+            date_sent_after=since - CLOCK_MARGIN,
+            limit=LOOKUP_LIMIT,
+        )
+        return next(
+            (
+                message
+                for message in listed
+                if (message.body or "") == body and message.sid not in self._sent
+            ),
+            None,
+        )
 
     async def close(self) -> None:
         await self.http.close()

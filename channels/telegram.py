@@ -17,15 +17,24 @@ this order: the ``X-Telegram-Bot-Api-Secret-Token`` header (constant-time compar
 when missing, 403 when wrong), size and content type, UTF-8 JSON, then the body as a
 ``telegram.Update``. The webhook answers at once and the bot runs out of band, because
 Telegram holds back a chat's next update until the last one is acknowledged; a
-re-delivered ``update_id`` is dropped, also after a restart (a SQLite file).
+re-delivered ``update_id`` is dropped, also after a restart (a SQLite file). Then the
+chat's rate (``rate_limits``) is counted: an update over it is acknowledged and dropped,
+with a log line.
 
 Handled: messages (text, commands, captions, photos, voice notes, audio, video,
 documents; stickers, locations, contacts and the like as unsupported attachments) and
 clicks on inline keyboards (``callback_query``: answered at once, then the button's
 payload is the customer's message). Edited messages are ignored unless
-``answer_edited_messages`` is on. The Rasa sender id is the chat id, as in the stock
-channel, so existing trackers carry over; one chat's messages are handled one after
-the other, in the order they arrived. No polling: updates only come by webhook.
+``answer_edited_messages`` is on. The Rasa sender id is the chat id after this
+channel's prefix (``telegram:4242``, :mod:`channels.conversation_ids`), so no other
+channel can address the chat; one chat's messages are handled one after the other, in
+the order they arrived. No polling: updates only come by webhook.
+
+What the customer types is text for Rasa, whatever it starts with: ``/restart`` or
+``/inform{...}`` is read by NLU, and a button's payload is taken as an intent only if
+the bot offered that button in the conversation (:mod:`rasa_llm.intent_shortcuts`).
+Only a command the operator mapped in ``commands`` to an intent (``/start`` to
+``/greet`` by default) reaches Rasa as that intent, parsed by the channel.
 """
 
 from __future__ import annotations
@@ -33,7 +42,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Set
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Set, Union
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from sanic import Blueprint, response
@@ -43,18 +52,28 @@ from telegram import Bot, CallbackQuery, Message, MessageEntity, Update
 from telegram.constants import ParseMode
 from telegram.request import HTTPXRequest
 
-from channels.attachments import Attachment, Said, kind_from_mime, user_messages
+from channels.attachments import Attachment, Said, channel_intent, kind_from_mime, user_messages
+from channels.conversation_ids import conversation_id
 from channels.delivery_log import DeliveryLog
+from channels.rate_limits import RateLimiter
 from channels.telegram_buttons import ButtonPayloads
 from channels.telegram_config import CHANNEL, SecretTokenVerifier, TelegramConfig
 from channels.telegram_format import MESSAGE_LIMIT, escape, utf16_length
-from channels.telegram_output import TelegramBot
+from channels.telegram_output import TelegramBot, TelegramHttp
 from channels.turns import Turns
-from channels.webhook_guard import WebhookRejected, parse_json_object, read_body, reject
+from channels.webhook_guard import (
+    DEFAULT_MAX_BODY_BYTES,
+    WebhookRejected,
+    parse_json_object,
+    read_body,
+    reject,
+)
 
 logger = logging.getLogger(__name__)
 
 JSON = "application/json"
+# Updates are a few KiB (a message with its entities, a click with its message).
+MAX_BODY_BYTES = DEFAULT_MAX_BODY_BYTES
 EXPIRED_BUTTON = "This button is no longer available. Please type your answer instead."
 OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
 
@@ -101,6 +120,7 @@ class TelegramInput(InputChannel):
         self.deliveries = DeliveryLog(config.dedup_db, window_seconds=config.dedup_window_seconds)
         self.payloads = ButtonPayloads(config.dedup_db)
         self.commands = config.command_map()
+        self.per_conversation = RateLimiter(config.conversation_rate)
         self._request: Optional[HTTPXRequest] = None
         self._bot: Optional[Bot] = None
         self._tasks: Set[asyncio.Task] = set()
@@ -119,7 +139,7 @@ class TelegramInput(InputChannel):
         Not ``initialize()``d: that would call getMe, which the replies do not need.
         """
         if self._bot is None:
-            self._request = HTTPXRequest(connection_pool_size=64)
+            self._request = TelegramHttp(connection_pool_size=64)
             self._bot = Bot(
                 self.config.access_token, base_url=self.config.base_url, request=self._request
             )
@@ -141,7 +161,7 @@ class TelegramInput(InputChannel):
         async def health(_: Request) -> HTTPResponse:
             return response.json({"status": "ok"})
 
-        @telegram_webhook.route("/webhook", methods=["POST"])
+        @telegram_webhook.route("/webhook", methods=["POST"], ctx_max_body_bytes=MAX_BODY_BYTES)
         async def webhook(request: Request) -> HTTPResponse:
             return await self.handle(request, on_new_message)
 
@@ -155,7 +175,8 @@ class TelegramInput(InputChannel):
         """Verify, parse, de-duplicate and schedule one update; answer at once."""
         try:
             self.verifier.verify(request.headers)
-            update = parse_update(parse_json_object(read_body(request, content_types=(JSON,))))
+            body = read_body(request, content_types=(JSON,), max_bytes=MAX_BODY_BYTES)
+            update = parse_update(parse_json_object(body))
             incoming = self.incoming(update)
         except WebhookRejected as error:
             return reject(CHANNEL, error)
@@ -167,6 +188,14 @@ class TelegramInput(InputChannel):
             if not await self.deliveries.first_time(CHANNEL, incoming.delivery_id):
                 logger.info("%s: dropped re-delivery of update %s", CHANNEL, incoming.delivery_id)
                 return response.json({"ok": True, "duplicate": True})
+            if self.per_conversation.take(incoming.chat_id) is not None:
+                # Telegram re-sends an update that is not acknowledged: acknowledged, dropped.
+                logger.warning(
+                    "%s: dropped an update over the conversation rate limit (%s)",
+                    CHANNEL,
+                    self.config.conversation_rate,
+                )
+                return response.json({"ok": True, "dropped": "rate limit"})
             if incoming.click is not None:
                 await self._resolve_click(incoming)
                 self._spawn(self._answer_click(incoming))
@@ -193,11 +222,13 @@ class TelegramInput(InputChannel):
     def _message(self, update: Update, message: Message) -> Optional[Incoming]:
         if message.from_user is not None and message.from_user.is_bot:
             return None
-        text = self._text(message)
-        if text is None:
+        words = self._words(message)
+        if words is None:
             return None  # a command for another bot in a group
-        attachments = message_attachments(message)
-        messages = user_messages(text, attachments)
+        if isinstance(words, Said):
+            messages = [words]
+        else:
+            messages = user_messages(words, message_attachments(message))
         if not messages:
             return None  # a service message: someone joined, a pin, a new title
         metadata = self._metadata(update, message.chat.id, message.message_id, message.from_user)
@@ -207,8 +238,12 @@ class TelegramInput(InputChannel):
             messages=[said.with_metadata({"telegram": metadata}) for said in messages],
         )
 
-    def _text(self, message: Message) -> Optional[str]:
-        """The customer's words; a command is mapped by ``commands`` or passed on bare."""
+    def _words(self, message: Message) -> Union[Said, str, None]:
+        """What the customer said: their text (or caption), or for a command the
+        operator mapped, what ``commands`` makes of it; None for a command addressed to
+        another bot in a group. Any other command stays the customer's text, without
+        an ``@bot`` naming this bot ("/help@northwind_help_bot now" is "/help now").
+        """
         text = message.text or message.caption or ""
         entities = message.entities or ()
         command = next(
@@ -219,11 +254,10 @@ class TelegramInput(InputChannel):
         name, _, addressee = text[1 : command.length].partition("@")
         if addressee and self.config.verify and addressee.lower() != self.config.verify.lower():
             return None
-        rest = text[command.length :].strip()
         mapped = self.commands.get(name.lower())
         if mapped is not None:
-            return mapped
-        return f"/{name}" + (f" {rest}" if rest else "")
+            return _command_said(mapped)
+        return f"/{name}{text[command.length :]}"
 
     def _click(self, update: Update, query: CallbackQuery) -> Optional[Incoming]:
         chat = query.message.chat.id if query.message is not None else query.from_user.id
@@ -316,15 +350,36 @@ class TelegramInput(InputChannel):
                 message = UserMessage(
                     said.text,
                     output,
-                    incoming.chat_id,
+                    conversation_id(CHANNEL, incoming.chat_id),
                     parse_data=said.parse_data,
                     input_channel=CHANNEL,
                     metadata=said.metadata,
                 )
                 try:
                     await on_new_message(message)
-                except Exception:  # noqa: BLE001 - one bad message must not stop the next
-                    logger.exception("%s: handling update %s failed", CHANNEL, incoming.delivery_id)
+                except Exception as error:  # noqa: BLE001 - one bad message must not stop the next
+                    # No traceback at error level: it may quote the customer's words.
+                    logger.error(
+                        "%s: handling update %s failed (%s)",
+                        CHANNEL,
+                        incoming.delivery_id,
+                        type(error).__name__,
+                    )
+                    logger.debug(
+                        "%s: handling update %s failed",
+                        CHANNEL,
+                        incoming.delivery_id,
+                        exc_info=True,
+                    )
+
+
+def _command_said(text: str) -> Said:
+    """What an operator's ``commands`` entry makes: an intent, parsed by the channel,
+    or words for NLU.
+    """
+    if text.startswith("/"):
+        return Said(text, {}, channel_intent(text))
+    return Said(text)
 
 
 def message_attachments(message: Message) -> List[Attachment]:

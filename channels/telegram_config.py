@@ -16,13 +16,18 @@ import re
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Tuple
 
+from channels.attachments import channel_intent
 from channels.channel_database import DatabaseLocation, database_location
+from channels.rate_limits import Rate, parse_rate
 from channels.webhook_guard import WebhookRejected
 
 CHANNEL = "telegram"
 CLASS_PATH = "channels.telegram.TelegramInput"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-# Telegram's rule for secret_token: 1 to 256 of these characters.
+# Telegram's rule for secret_token: 1 to 256 of these characters. Anyone who knows it
+# can post updates as Telegram, so this channel asks for at least MIN_SECRET_CHARS
+# (secrets.token_urlsafe(32) makes 43).
+MIN_SECRET_CHARS = 32
 _SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 # Telegram's rule for command names.
 _COMMAND_PATTERN = re.compile(r"[a-z0-9_]{1,32}")
@@ -45,13 +50,14 @@ def get_default_config() -> Dict[str, Any]:
         "verify": None,
         # The public HTTPS URL of /webhooks/telegram/webhook, for `set-webhook`.
         "webhook_url": None,
-        # Required: 1-256 characters A-Z a-z 0-9 _ -, sent by Telegram in every request.
+        # Required: 32-256 characters A-Z a-z 0-9 _ -, sent by Telegram in every request.
         "secret_token": None,
         # Telegram's Bot API; the token is appended (or replaces {token}). Tests point
         # it at a local fake; a self-hosted Bot API server goes here too.
         "base_url": "https://api.telegram.org/bot",
-        # What a Telegram command becomes for Rasa. Commands not listed are passed on
-        # as typed ("/restart" restarts the conversation, as in Rasa's shell).
+        # What a Telegram command becomes for Rasa: an intent ("/greet", or with
+        # entities '/inform{"topic": "returns"}'), which Rasa takes as said, or words
+        # for NLU. Commands not listed reach Rasa as the customer's text, read by NLU.
         "commands": {"start": "/greet"},
         # An edited message is ignored (the bot already answered the original, and a
         # second answer to a typo fix confuses); true answers it like a new message.
@@ -65,6 +71,10 @@ def get_default_config() -> Dict[str, Any]:
         # is recognised.
         "dedup_db": "channel_deliveries.db",
         "dedup_window_seconds": 24 * 60 * 60,
+        # Messages (and clicks) one chat may send, as COUNT/PERIOD (second, minute,
+        # hour, day) or "off". More are acknowledged to Telegram and dropped, counted
+        # after verification and de-duplication, per server process.
+        "rate_limits": {"conversation": "30/minute"},
     }
 
 
@@ -90,6 +100,7 @@ class TelegramConfig:
     update_clicked_message: bool
     dedup_db: DatabaseLocation
     dedup_window_seconds: float
+    conversation_rate: Optional[Rate] = None
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Mapping[str, Any]]) -> TelegramConfig:
@@ -102,10 +113,16 @@ class TelegramConfig:
                 )
         values = {**defaults, **{k: v for k, v in given.items() if v is not None}}
         secret = _text(values, "secret_token", fix=_MAKE_SECRET)
-        if not secret or not _SECRET_PATTERN.fullmatch(secret):
+        if not secret:
+            raise TelegramConfigError("secret_token", "missing", _MAKE_SECRET)
+        if not _SECRET_PATTERN.fullmatch(secret):
+            raise TelegramConfigError(
+                "secret_token", "Telegram accepts only 1-256 of A-Z a-z 0-9 _ -", _MAKE_SECRET
+            )
+        if len(secret) < MIN_SECRET_CHARS:
             raise TelegramConfigError(
                 "secret_token",
-                "missing" if not secret else "Telegram accepts only 1-256 of A-Z a-z 0-9 _ -",
+                f"{len(secret)} characters are guessable; use at least {MIN_SECRET_CHARS}",
                 _MAKE_SECRET,
             )
         verify = _text(values, "verify")
@@ -122,10 +139,29 @@ class TelegramConfig:
                 _required(values, "dedup_db", "a file name or a database URL")
             ),
             dedup_window_seconds=_seconds(values, "dedup_window_seconds"),
+            conversation_rate=_conversation_rate(values["rate_limits"]),
         )
 
     def command_map(self) -> Dict[str, str]:
         return dict(self.commands)
+
+
+_RATE_HINT = 'Write e.g. `rate_limits: {conversation: "30/minute"}`.'
+
+
+def _conversation_rate(value: Any) -> Optional[Rate]:
+    defaults = get_default_config()["rate_limits"]
+    if not isinstance(value, Mapping):
+        raise TelegramConfigError("rate_limits", f"expected a mapping, got {value!r}", _RATE_HINT)
+    for key in value:
+        if key not in defaults:
+            raise TelegramConfigError(
+                f"rate_limits.{key}", "unknown key", f"Valid keys: {', '.join(sorted(defaults))}."
+            )
+    try:
+        return parse_rate({**defaults, **value}["conversation"])
+    except ValueError as error:
+        raise TelegramConfigError("rate_limits.conversation", str(error), _RATE_HINT) from error
 
 
 def _text(values: Mapping[str, Any], key: str, *, fix: str = "Quote it.") -> Optional[str]:
@@ -179,6 +215,16 @@ def _commands(value: Any) -> Tuple[Tuple[str, str], ...]:
             )
         if not isinstance(text, str) or not text.strip():
             raise TelegramConfigError("commands", f"/{name} maps to {text!r}, not to text", fix)
+        if text.strip().startswith("/"):
+            try:
+                channel_intent(text.strip())
+            except ValueError as error:
+                raise TelegramConfigError(
+                    "commands",
+                    f"/{name} maps to {text.strip()!r}, which is not an intent ({error})",
+                    'Write an intent of the domain as /intent or /intent{"entity": "value"}, '
+                    "or words without a leading /.",
+                ) from error
         pairs.append((name, text.strip()))
     return tuple(pairs)
 

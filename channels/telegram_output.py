@@ -1,10 +1,16 @@
 """What the bot says, sent through python-telegram-bot's ``Bot`` to Telegram's Bot API.
 
-Every call goes through :func:`channels.outbound.call_with_retry`: flood control
-(``RetryAfter``, honouring Telegram's ``retry_after``), 5xx and network errors are
-retried with back-off; a ``BadRequest`` or ``Forbidden`` (the customer blocked the bot)
-fails at once. A reply that cannot be delivered is logged with Telegram's reason, never
-the text or the token, and the conversation goes on.
+The recipient is a conversation id of this channel (``telegram:4242``); the chat is the
+part after the prefix. An id of another channel is refused: one log line, nothing sent.
+
+Every call goes through :func:`channels.outbound.call_with_retry`, at most once per
+message: flood control (``RetryAfter``, honouring Telegram's ``retry_after``), a 503
+and a connection that could not be opened are retried with back-off; a timeout
+waiting for the answer, a dropped connection or another 5xx may have sent the message
+already, and the Bot API cannot be asked, so it is logged as possibly undelivered and
+not sent again; a ``BadRequest`` or ``Forbidden`` (the customer blocked the bot) fails
+at once. A reply that cannot be delivered is logged with Telegram's reason, never the
+text or the token, and the conversation goes on.
 """
 
 from __future__ import annotations
@@ -14,8 +20,9 @@ import datetime as dtm
 import logging
 import re
 import warnings
-from typing import Any, Awaitable, Callable, Dict, Iterable, List, Optional
+from typing import Any, Awaitable, Callable, Dict, Iterable, List, Optional, Tuple
 
+import httpx
 from rasa.core.channels.channel import OutputChannel
 from telegram import Bot, InlineKeyboardMarkup
 from telegram.constants import ParseMode
@@ -29,9 +36,17 @@ from telegram.error import (
     TelegramError,
     TimedOut,
 )
+from telegram.request import HTTPXRequest, RequestData
 from telegram.warnings import PTBDeprecationWarning
 
-from channels.outbound import Failure, call_with_retry
+from channels.outbound import (
+    AT_MOST_ONCE,
+    Failure,
+    RetryPolicy,
+    call_with_retry,
+    http_failure,
+    recipient,
+)
 from channels.telegram_buttons import ButtonPayloads, inline_keyboard
 from channels.telegram_format import caption_fits, html_pieces, to_html
 
@@ -78,6 +93,54 @@ _CUSTOM_BY_KEY = (
 )
 
 
+class TelegramServerError(NetworkError):
+    """The Bot API answered with a 5xx; ``status`` says which."""
+
+    def __init__(self, status: int, description: str) -> None:
+        super().__init__(description)
+        self.status = status
+
+
+class TelegramHttp(HTTPXRequest):
+    """python-telegram-bot's HTTP client, keeping the status of a 5xx answer.
+
+    python-telegram-bot reports every 5xx as a ``NetworkError`` whose message is
+    Telegram's description; whether the message may have been sent depends on the
+    status (a 503 was not acted on, a 500 or 502 may have been).
+    """
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: Optional[RequestData] = None,
+        read_timeout: Any = HTTPXRequest.DEFAULT_NONE,
+        write_timeout: Any = HTTPXRequest.DEFAULT_NONE,
+        connect_timeout: Any = HTTPXRequest.DEFAULT_NONE,
+        pool_timeout: Any = HTTPXRequest.DEFAULT_NONE,
+    ) -> Tuple[int, bytes]:
+        status, payload = await super().do_request(
+            url,
+            method,
+            request_data,
+            read_timeout=read_timeout,
+            write_timeout=write_timeout,
+            connect_timeout=connect_timeout,
+            pool_timeout=pool_timeout,
+        )
+        if status >= 500:
+            try:
+                description = str(self.parse_json_payload(payload).get("description") or "")
+            except TelegramError:
+                description = ""
+            raise TelegramServerError(status, description or f"HTTP {status}")
+        return status, payload
+
+
+# httpx errors raised before a request left this server: retrying cannot duplicate it.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
 def classify_telegram_error(error: BaseException, *, token: str = "") -> Failure:
     """python-telegram-bot's exceptions as retryable or not, with a reason safe to log."""
 
@@ -87,12 +150,16 @@ def classify_telegram_error(error: BaseException, *, token: str = "") -> Failure
 
     if isinstance(error, RetryAfter):
         return Failure(True, "HTTP 429 (flood control)", _retry_after_seconds(error))
+    if isinstance(error, TelegramServerError):
+        return http_failure_with(error.status, said(error))
+    if isinstance(error, (TimedOut, NetworkError)) and isinstance(error.__cause__, _NOT_SENT):
+        return Failure(True, f"could not connect ({type(error.__cause__).__name__})")
     if isinstance(error, TimedOut):
-        return Failure(True, "timed out")
+        return Failure(True, "timed out waiting for the answer", ambiguous=True)
     if isinstance(error, BadRequest):  # a NetworkError subclass: test it first
         return Failure(False, f"bad request ({said(error)})")
     if isinstance(error, NetworkError):
-        return Failure(True, f"network error or 5xx ({said(error)})")
+        return Failure(True, f"network error ({said(error)})", ambiguous=True)
     if isinstance(error, Forbidden):
         return Failure(False, f"forbidden: the customer blocked the bot or left ({said(error)})")
     if isinstance(error, InvalidToken):
@@ -102,6 +169,14 @@ def classify_telegram_error(error: BaseException, *, token: str = "") -> Failure
     if isinstance(error, TelegramError):
         return Failure(False, f"{type(error).__name__} ({said(error)})")
     return Failure(False, f"unexpected {type(error).__name__}")
+
+
+def http_failure_with(status: int, description: str) -> Failure:
+    """A 5xx from the Bot API: :func:`channels.outbound.http_failure` with Telegram's words."""
+    failure = http_failure(status)
+    return Failure(
+        failure.retryable, f"{failure.reason} ({description})", ambiguous=failure.ambiguous
+    )
 
 
 def _retry_after_seconds(error: RetryAfter) -> float:
@@ -117,7 +192,7 @@ def _snake_case(name: str) -> str:
 
 
 class TelegramBot(OutputChannel):
-    """Replies to Telegram chats; the recipient id is the chat id."""
+    """Replies to Telegram chats; the recipient is a conversation id (``telegram:<chat>``)."""
 
     @classmethod
     def name(cls) -> str:
@@ -129,10 +204,12 @@ class TelegramBot(OutputChannel):
         payloads: ButtonPayloads,
         *,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        policy: RetryPolicy = AT_MOST_ONCE,
     ) -> None:
         super().__init__()
         self.bot = bot
         self.payloads = payloads
+        self.policy = policy
         self._sleep = sleep  # tests pass one that records the back-off instead
 
     async def call(self, operation: str, call: Callable[[], Awaitable[Any]]) -> Optional[Any]:
@@ -143,8 +220,14 @@ class TelegramBot(OutputChannel):
             operation,
             call,
             lambda error: classify_telegram_error(error, token=token),
+            policy=self.policy,
             sleep=self._sleep,
         )
+
+    @staticmethod
+    def _chat(recipient_id: str) -> Optional[str]:
+        """The chat of a conversation of this channel; None (logged) for another's."""
+        return recipient(CHANNEL, recipient_id)
 
     async def _send_html(
         self,
@@ -166,6 +249,28 @@ class TelegramBot(OutputChannel):
 
             await self.call("sendMessage", send)
 
+    async def _send_keyboard(
+        self,
+        chat_id: str,
+        text: str,
+        buttons: List[Dict[str, Any]],
+        button_type: Optional[str] = None,
+    ) -> None:
+        keyboard = await inline_keyboard(buttons, self.payloads, button_type)
+        pieces = html_pieces(text or "") or [_KEYBOARD_ONLY_TEXT]
+        await self._send_html(chat_id, pieces, keyboard)
+
+    async def _send_photo(self, chat_id: str, image: str, caption: Optional[str] = None) -> None:
+        async def send() -> Any:
+            return await self.bot.send_photo(
+                chat_id,
+                image,
+                caption=to_html(caption) if caption else None,
+                parse_mode=ParseMode.HTML if caption else None,
+            )
+
+        await self.call("sendPhoto", send)
+
     # ------------------------------------------------------------ Rasa's methods
     async def send_response(self, recipient_id: str, message: Dict[str, Any]) -> None:
         """As Rasa's, except that a short text with an image becomes the photo's caption."""
@@ -177,7 +282,9 @@ class TelegramBot(OutputChannel):
         await super().send_response(recipient_id, message)
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
-        await self._send_html(recipient_id, html_pieces(text))
+        chat = self._chat(recipient_id)
+        if chat is not None:
+            await self._send_html(chat, html_pieces(text))
 
     async def send_text_with_buttons(
         self,
@@ -188,9 +295,9 @@ class TelegramBot(OutputChannel):
         **kwargs: Any,
     ) -> None:
         """The text, with the buttons as an inline keyboard under its last piece."""
-        keyboard = await inline_keyboard(buttons, self.payloads, button_type)
-        pieces = html_pieces(text or "") or [_KEYBOARD_ONLY_TEXT]
-        await self._send_html(recipient_id, pieces, keyboard)
+        chat = self._chat(recipient_id)
+        if chat is not None:
+            await self._send_keyboard(chat, text, buttons, button_type)
 
     async def send_quick_replies(
         self, recipient_id: str, text: str, quick_replies: List[Dict[str, Any]], **kwargs: Any
@@ -202,18 +309,15 @@ class TelegramBot(OutputChannel):
     async def send_image_url(
         self, recipient_id: str, image: str, caption: Optional[str] = None, **kwargs: Any
     ) -> None:
-        async def send() -> Any:
-            return await self.bot.send_photo(
-                recipient_id,
-                image,
-                caption=to_html(caption) if caption else None,
-                parse_mode=ParseMode.HTML if caption else None,
-            )
-
-        await self.call("sendPhoto", send)
+        chat = self._chat(recipient_id)
+        if chat is not None:
+            await self._send_photo(chat, image, caption)
 
     async def send_attachment(self, recipient_id: str, attachment: Any, **kwargs: Any) -> None:
         """A file by URL (a string, or Rasa's ``{"payload": {"src"|"url": …}}``)."""
+        chat = self._chat(recipient_id)
+        if chat is None:
+            return
         url: Any = attachment
         if isinstance(attachment, dict):
             payload = attachment.get("payload")
@@ -224,7 +328,7 @@ class TelegramBot(OutputChannel):
             return
 
         async def send() -> Any:
-            return await self.bot.send_document(recipient_id, url)
+            return await self.bot.send_document(chat, url)
 
         await self.call("sendDocument", send)
 
@@ -232,12 +336,15 @@ class TelegramBot(OutputChannel):
         self, recipient_id: str, elements: Iterable[Dict[str, Any]], **kwargs: Any
     ) -> None:
         """Each element (a card) as its image, then its title, subtitle and buttons."""
+        chat = self._chat(recipient_id)
+        if chat is None:
+            return
         for element in elements:
             if element.get("image_url"):
-                await self.send_image_url(recipient_id, str(element["image_url"]))
+                await self._send_photo(chat, str(element["image_url"]))
             title, subtitle = element.get("title") or "", element.get("subtitle") or ""
             text = "\n".join(part for part in (f"**{title}**" if title else "", subtitle) if part)
-            await self.send_text_with_buttons(recipient_id, text, element.get("buttons") or [])
+            await self._send_keyboard(chat, text, element.get("buttons") or [])
 
     async def send_custom_json(
         self, recipient_id: str, json_message: Dict[str, Any], **kwargs: Any
@@ -250,6 +357,9 @@ class TelegramBot(OutputChannel):
         (contact) decides, as in Rasa's stock channel. ``chat_id`` defaults to the
         customer's chat.
         """
+        chat = self._chat(recipient_id)
+        if chat is None:
+            return
         params = dict(json_message)
         method = params.pop("method", None)
         if method is None:
@@ -263,7 +373,7 @@ class TelegramBot(OutputChannel):
                 ", ".join(_CUSTOM_METHODS),
             )
             return
-        params.setdefault("chat_id", recipient_id)
+        params.setdefault("chat_id", chat)
         function = getattr(self.bot, name)
 
         async def send() -> Any:

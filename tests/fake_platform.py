@@ -4,15 +4,24 @@ It answers only the calls a test declared with :meth:`FakePlatform.expect`, reco
 every call, and answers anything else with HTTP 500 while recording it as unexpected:
 :meth:`FakePlatform.assert_no_unexpected_calls` (run by the fixtures after each test)
 turns those into a failure. Replies can be canned or computed, and a reply can be a
-failure (429, 5xx) to test retries.
+failure (429, 5xx) to test retries, or come late (``delay``): the call is taken and
+recorded at once, as the platform would act on it, and answered only after the
+client's timeout, as over a network that lost the answer.
+
+:class:`TwilioMessageLog` is Twilio's Messages resource: it creates messages (201,
+Twilio's JSON) and lists them with Twilio's filters (``To``, ``From``, ``DateSent>``),
+so a client can look up a message whose answer it never got.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 from urllib.parse import parse_qs, urlsplit
@@ -54,6 +63,7 @@ class _Expectation:
     path: str
     reply: Union[Reply, Callable[[Call], Reply]]
     times: Optional[int]
+    delay: float = 0.0
     used: int = 0
 
 
@@ -83,7 +93,9 @@ class FakePlatform:
                     headers={k.lower(): v for k, v in self.headers.items()},
                     body=body,
                 )
-                status, payload, headers = fake._answer(call)
+                (status, payload, headers), delay = fake._answer(call)
+                if delay:
+                    time.sleep(delay)  # taken and recorded already: the answer comes late
                 data = (
                     payload
                     if isinstance(payload, bytes)
@@ -135,18 +147,20 @@ class FakePlatform:
         reply: Union[Reply, Callable[[Call], Reply], Dict[str, Any]],
         *,
         times: Optional[int] = None,
+        delay: float = 0.0,
     ) -> None:
         """Answer ``method path`` with ``reply`` (a dict means 200 with that JSON).
 
         ``times`` limits how often; a later call beyond it is unexpected. Earlier
-        expectations for the same route win until they are used up.
+        expectations for the same route win until they are used up. ``delay``: the
+        reply is made (a computed one acts) at once, and sent that many seconds later.
         """
         if isinstance(reply, dict):
             reply = (200, reply, {})
         with self._lock:
-            self._expectations.append(_Expectation(method.upper(), path, reply, times))
+            self._expectations.append(_Expectation(method.upper(), path, reply, times, delay))
 
-    def _answer(self, call: Call) -> Reply:
+    def _answer(self, call: Call) -> Tuple[Reply, float]:
         with self._lock:
             self.calls.append(call)
             for expectation in self._expectations:
@@ -155,12 +169,12 @@ class FakePlatform:
                 if expectation.times is not None and expectation.used >= expectation.times:
                     continue
                 expectation.used += 1
-                reply = expectation.reply
+                reply, delay = expectation.reply, expectation.delay
                 break
             else:
                 self.unexpected.append(call)
-                return 500, {"error": f"unexpected call {call.method} {call.path}"}, {}
-        return reply(call) if callable(reply) else reply
+                return (500, {"error": f"unexpected call {call.method} {call.path}"}, {}), 0.0
+        return (reply(call) if callable(reply) else reply), delay
 
     def calls_to(self, path: str) -> List[Call]:
         with self._lock:
@@ -183,3 +197,85 @@ class FakePlatform:
         if self.unexpected:
             listed = ", ".join(f"{c.method} {c.path}" for c in self.unexpected)
             raise AssertionError(f"{self.name} received calls nobody expected: {listed}")
+
+
+class TwilioMessageLog:
+    """Twilio's Messages resource: messages created (answered 201 with Twilio's JSON)
+    and listed as ``GET .../Messages.json`` lists them, newest first.
+
+    A created message counts as sent at once (its ``date_sent`` is its creation time).
+    """
+
+    def __init__(self, account_sid: str) -> None:
+        self.account_sid = account_sid
+        self.path = f"/2010-04-01/Accounts/{account_sid}/Messages.json"
+        self.created: List[Dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._sids = itertools.count(1)
+
+    def create(self, call: Call) -> Reply:
+        """``POST Messages.json``: the message, as Twilio answers a created one."""
+        form = call.form
+        media = parse_qs(call.body.decode("utf-8")).get("MediaUrl", [])
+        now = datetime.now(timezone.utc)
+        with self._lock:
+            sid = f"SM{next(self._sids):032x}"
+            message = {
+                "sid": sid,
+                "account_sid": self.account_sid,
+                "to": form.get("To"),
+                "from": form.get("From"),
+                "body": form.get("Body", ""),
+                "num_media": str(len(media)),
+                "status": "queued",
+                "direction": "outbound-api",
+                "date_created": format_datetime(now, usegmt=True),
+                "date_updated": format_datetime(now, usegmt=True),
+                "date_sent": format_datetime(now, usegmt=True),
+                "uri": f"{self.path[: -len('.json')]}/{sid}.json",
+            }
+            self.created.append({**message, "_at": now})
+        return 201, message, {}
+
+    def list(self, call: Call) -> Reply:
+        """``GET Messages.json`` with Twilio's filters ``To``, ``From`` and ``DateSent>``
+        (sent at or after: a date, or a date and time), one page, newest first."""
+
+        def first(name: str) -> Optional[str]:
+            values = call.query.get(name)
+            return values[0] if values else None
+
+        to, sender, since = first("To"), first("From"), first("DateSent>")
+        after = _twilio_time(since) if since else None
+        size = int(first("PageSize") or 50)
+        with self._lock:
+            found = [
+                {k: v for k, v in message.items() if k != "_at"}
+                for message in reversed(self.created)
+                if (to is None or message["to"] == to)
+                and (sender is None or message["from"] == sender)
+                and (after is None or message["_at"].replace(microsecond=0) >= after)
+            ][:size]
+        page = {
+            "messages": found,
+            "page": 0,
+            "page_size": size,
+            "first_page_uri": self.path,
+            "next_page_uri": None,
+            "previous_page_uri": None,
+            "start": 0,
+            "end": max(len(found) - 1, 0),
+            "uri": self.path,
+        }
+        return 200, page, {}
+
+    def sent_to(self, number: str) -> List[Dict[str, Any]]:
+        """The messages created for ``number``, oldest first."""
+        with self._lock:
+            return [m for m in self.created if m["to"] == number]
+
+
+def _twilio_time(value: str) -> datetime:
+    """A ``DateSent`` filter's value: ``YYYY-MM-DD`` or ``YYYY-MM-DDTHH:MM:SSZ`` (GMT)."""
+    layout = "%Y-%m-%dT%H:%M:%SZ" if "T" in value else "%Y-%m-%d"
+    return datetime.strptime(value, layout).replace(tzinfo=timezone.utc)

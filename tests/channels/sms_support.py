@@ -9,11 +9,12 @@ from __future__ import annotations
 import itertools
 import time
 from typing import Any, Dict, List, Optional, Tuple
+from urllib.parse import urlencode
 
 import requests
 from twilio.request_validator import RequestValidator
 
-from tests.fake_platform import Call, FakePlatform
+from tests.fake_platform import Call, FakePlatform, Reply, TwilioMessageLog
 from tests.rasa_process import RasaServer
 
 ACCOUNT_SID = "AC" + "5e1f" * 8
@@ -30,17 +31,21 @@ _sids = itertools.count(1)
 
 
 class TwilioApi:
-    """The fake's Messages resource: 201 for each message, after any failures queued."""
+    """The fake's Messages resource: 201 for each message, after any failures queued;
+    and the list of the messages created, which the channel reads after a send that
+    may or may not have gone through."""
 
     def __init__(self) -> None:
         self.fake = FakePlatform("twilio").start()
         self.failures: List[Tuple[int, Dict[str, Any], Dict[str, str]]] = []
+        self.messages = TwilioMessageLog(ACCOUNT_SID)
         self.fake.expect("POST", MESSAGES_PATH, self._answer)
+        self.fake.expect("GET", MESSAGES_PATH, self.messages.list)
 
-    def _answer(self, call: Call) -> Tuple[int, Dict[str, Any], Dict[str, str]]:
+    def _answer(self, call: Call) -> Reply:
         if self.failures:
             return self.failures.pop(0)
-        return 201, {"sid": "SM" + "a" * 32, "status": "queued", "to": call.form["To"]}, {}
+        return self.messages.create(call)
 
     def sent_to(self, number: str) -> List[Call]:
         return [call for call in self.fake.calls_to(MESSAGES_PATH) if call.form["To"] == number]
@@ -91,6 +96,18 @@ def form(sender: str, body: str, sid: Optional[str] = None, **extra: str) -> Dic
         "ApiVersion": "2010-04-01",
         **extra,
     }
+
+
+def signed_request(
+    fields: Dict[str, str], *, signed_url: str = PUBLIC_URL, token: str = AUTH_TOKEN
+) -> Tuple[bytes, Dict[str, str]]:
+    """A webhook's body and headers as Twilio posts it to ``signed_url``."""
+    body = urlencode(fields).encode()
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
+        "X-Twilio-Signature": RequestValidator(token).compute_signature(signed_url, fields),
+    }
+    return body, headers
 
 
 def post(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import threading
 import time
 from typing import Any, Dict, List, Optional, Tuple
@@ -70,10 +71,16 @@ def message(chat_id: int, *, update_id: Optional[int] = None, **fields: Any) -> 
     }
 
 
+# What Telegram marks as a command at the start of a message: "/" and a name, with an
+# optional "@bot" (so in '/inform{"a": 1}' only "/inform" is the command).
+_COMMAND = re.compile(r"/[A-Za-z0-9_]+(?:@[A-Za-z0-9_]+)?")
+
+
 def text_message(chat_id: int, text: str, **kw: Any) -> Dict[str, Any]:
     fields: Dict[str, Any] = {"text": text}
-    if text.startswith("/"):
-        length = len(text.split()[0])
+    command = _COMMAND.match(text)
+    if command:
+        length = command.end()
         fields["entities"] = [{"offset": 0, "length": length, "type": "bot_command"}]
     return message(chat_id, **fields, **kw)
 

@@ -122,6 +122,18 @@ def test_unknown_keys_and_wrong_types_stop_the_server():
         config(conversation_granularity="team")
     with pytest.raises(SlackConfigError, match="dedup_window_seconds"):
         config(dedup_window_seconds=0)
+    with pytest.raises(SlackConfigError, match="rate_limits.conversations`: unknown key"):
+        config(rate_limits={"conversations": "5/minute"})
+    with pytest.raises(SlackConfigError, match="rate_limits.conversation`.*30/minute"):
+        config(rate_limits={"conversation": "lots"})
+    with pytest.raises(SlackConfigError, match="rate_limits`: expected a mapping"):
+        config(rate_limits="30/minute")
+
+
+def test_the_conversation_rate_defaults_to_30_a_minute_and_can_be_off():
+    assert str(config().conversation_rate) == "30/minute"
+    assert str(config(rate_limits={"conversation": "5/second"}).conversation_rate) == "5/second"
+    assert config(rate_limits={"conversation": "off"}).conversation_rate is None
 
 
 def test_defaults_and_the_stock_channels_keys(caplog: pytest.LogCaptureFixture):
@@ -207,12 +219,12 @@ def test_a_direct_message_is_one_message_for_the_sender(tmp_path: Path):
     envelope = message_event(f"<@{BOT_USER}> hello", event_id="Ev1")
     incoming = channel(tmp_path).event_message(envelope)
     assert incoming is not None
-    assert incoming.sender_id == "U0CUSTOMER"
+    assert incoming.sender_id == "slack:U0CUSTOMER"
     assert incoming.channel == "D0DIRECT01" and incoming.thread_ts is None
     assert incoming.delivery_id == "Ev1"
-    [(text, metadata)] = incoming.messages
-    assert text == "hello"
-    assert metadata == {"out_channel": "D0DIRECT01", "thread_id": None, "users": [BOT_USER]}
+    [said] = incoming.messages
+    assert said.text == "hello" and said.parse_data is None
+    assert said.metadata == {"out_channel": "D0DIRECT01", "thread_id": None, "users": [BOT_USER]}
 
 
 @pytest.mark.parametrize(
@@ -244,7 +256,7 @@ def test_channel_messages_are_answered_only_when_meant_for_the_bot(tmp_path: Pat
     assert slack.event_message(as_message) is None
     as_mention = message_event(mention_text, channel="C0GENERAL", event_type="app_mention")
     incoming = slack.event_message(as_mention)
-    assert incoming is not None and incoming.messages[0][0] == "hello"
+    assert incoming is not None and incoming.messages[0].text == "hello"
 
 
 def test_threads_answer_in_the_thread_and_keep_a_conversation_per_thread(tmp_path: Path):
@@ -253,19 +265,19 @@ def test_threads_answer_in_the_thread_and_keep_a_conversation_per_thread(tmp_pat
     incoming = plain.event_message(in_thread)
     assert incoming is not None
     assert incoming.thread_ts == "1.5", "a customer in a thread is answered there"
-    assert incoming.sender_id == "U0CUSTOMER", "granularity 'sender' by default"
+    assert incoming.sender_id == "slack:U0CUSTOMER", "granularity 'sender' by default"
 
     threads = channel(tmp_path, use_threads=True)
     top = message_event("hello", channel="C0X", event_type="app_mention", ts="2.5")
     incoming = threads.event_message(top)
     assert incoming is not None and incoming.thread_ts == "2.5", "starts a thread"
-    assert incoming.sender_id == "U0CUSTOMER_C0X_2.5"
+    assert incoming.sender_id == "slack:U0CUSTOMER_C0X_2.5"
     # The click on a button posted in that thread belongs to the same conversation.
     click = threads.click_message(block_actions("/affirm", "Yes", channel="C0X", thread_ts="2.5"))
-    assert click is not None and click.sender_id == "U0CUSTOMER_C0X_2.5"
+    assert click is not None and click.sender_id == "slack:U0CUSTOMER_C0X_2.5"
     direct = threads.event_message(message_event("hello"))
     assert direct is not None and direct.thread_ts is None, "DMs stay unthreaded"
-    assert direct.sender_id == "U0CUSTOMER_D0DIRECT01"
+    assert direct.sender_id == "slack:U0CUSTOMER_D0DIRECT01"
 
 
 def test_files_become_attachment_messages_then_the_caption(tmp_path: Path):
@@ -280,9 +292,12 @@ def test_files_become_attachment_messages_then_the_caption(tmp_path: Path):
     ]
     incoming = channel(tmp_path).event_message(message_event("it arrived broken", files=files))
     assert incoming is not None
-    (first, metadata), (caption, _) = incoming.messages
-    assert first.startswith(f"/{INTENT}") and '"attachment_kind": "photo"' in first
-    assert caption == "it arrived broken"
+    notice, caption = incoming.messages
+    metadata = notice.metadata
+    assert notice.text.startswith(f"/{INTENT}") and '"attachment_kind": "photo"' in notice.text
+    assert notice.parse_data is not None, "the channel's own notice reaches Rasa parsed"
+    assert notice.parse_data["intent"]["name"] == INTENT
+    assert caption.text == "it arrived broken" and caption.parse_data is None
     [attachment] = metadata["attachments"]
     assert attachment["kind"] == "image" and attachment["file_id"] == "F0PHOTO01"
     assert attachment["url"].endswith("broken.jpg") and attachment["size"] == 48213
@@ -309,8 +324,8 @@ def test_fields_of_the_wrong_type_are_ignored_not_a_crash(
     envelope = {**message_event("it arrived broken"), **envelope_fields}
     envelope["event"].update(event_fields)
     incoming = channel(tmp_path).event_message(envelope)
-    assert incoming is not None and incoming.messages[-1][0] == "it arrived broken"
-    for attachment in incoming.messages[0][1].get("attachments", []):
+    assert incoming is not None and incoming.messages[-1].text == "it arrived broken"
+    for attachment in incoming.messages[0].metadata.get("attachments", []):
         # Only values of the types Slack documents reach the tracker.
         assert attachment["kind"] == "other" and attachment["mime_type"] is None
         assert all(attachment[key] is None or isinstance(attachment[key], str)
@@ -322,7 +337,8 @@ def test_a_click_is_the_buttons_payload(tmp_path: Path):
     payload = block_actions("/affirm", "Yes, connect me")
     incoming = channel(tmp_path).click_message(payload)
     assert incoming is not None
-    assert incoming.messages[0][0] == "/affirm" and incoming.chosen == "Yes, connect me"
+    assert incoming.messages[0].text == "/affirm" and incoming.chosen == "Yes, connect me"
+    assert incoming.messages[0].parse_data is None, "a button's value is text for Rasa"
     assert incoming.clicked is not None and incoming.delivery_id.startswith("action:U0CUSTOMER:")
     link = block_actions("/x", "Docs")
     del link["actions"][0]["value"]
@@ -410,9 +426,15 @@ def test_one_conversation_is_handled_in_order_and_failures_are_contained(
 
     with caplog.at_level(logging.ERROR):
         asyncio.run(asyncio.wait_for(run(), 30))
-    assert [s for s in seen if s.startswith("U0A")] == [f"U0A:m{i}" for i in range(4)]
-    assert [s for s in seen if s.startswith("U0B")] == ["U0B:m0", "U0B:boom", "U0B:m2", "U0B:m3"]
+    assert [s for s in seen if s.startswith("slack:U0A")] == [f"slack:U0A:m{i}" for i in range(4)]
+    assert [s.removeprefix("slack:") for s in seen if s.startswith("slack:U0B")] == [
+        "U0B:m0",
+        "U0B:boom",
+        "U0B:m2",
+        "U0B:m3",
+    ]
     assert "handling delivery" in caplog.text and not slack._conversations
+    assert "model crashed" not in caplog.text, "no traceback (it may quote the customer)"
 
 
 def test_one_conversations_events_reach_the_bot_in_arrival_order(
@@ -449,7 +471,7 @@ def posted(fake: FakePlatform) -> List[Dict[str, Any]]:
 def test_long_replies_are_posted_in_pieces_in_order(slack_api: FakePlatform):
     slack_api.expect("POST", "/api/chat.postMessage", OK)
     text = " ".join(f"word{i}" for i in range(2000))  # about 15,000 characters
-    send(slack_api, lambda bot: bot.send_text_message("U0CUSTOMER", text))
+    send(slack_api, lambda bot: bot.send_text_message("slack:U0CUSTOMER", text))
     messages = posted(slack_api)
     assert len(messages) == 6
     assert all(len(m["text"]) <= TEXT_LIMIT and m["channel"] == "D0DIRECT01" for m in messages)
@@ -466,8 +488,8 @@ def test_buttons_image_and_thread_in_block_kit(slack_api: FakePlatform):
     ]
 
     async def replies(bot: SlackBot) -> None:
-        await bot.send_text_with_buttons("U0CUSTOMER", "Connect you <now>?", buttons)
-        await bot.send_image_url("U0CUSTOMER", "https://example.com/label.png")
+        await bot.send_text_with_buttons("slack:U0CUSTOMER", "Connect you <now>?", buttons)
+        await bot.send_image_url("slack:U0CUSTOMER", "https://example.com/label.png")
 
     send(slack_api, replies, thread="1700000000.000100")
     question, image = posted(slack_api)
@@ -488,7 +510,7 @@ def test_buttons_image_and_thread_in_block_kit(slack_api: FakePlatform):
     ]
 
 
-def test_429_and_5xx_are_retried_until_slack_takes_the_message(slack_api: FakePlatform):
+def test_429_and_503_are_retried_until_slack_takes_the_message(slack_api: FakePlatform):
     slack_api.expect(
         "POST",
         "/api/chat.postMessage",
@@ -498,11 +520,38 @@ def test_429_and_5xx_are_retried_until_slack_takes_the_message(slack_api: FakePl
     slack_api.expect(
         "POST", "/api/chat.postMessage", (503, "<html>upstream busy</html>", {}), times=1
     )
-    slack_api.expect("POST", "/api/chat.postMessage", (500, {"ok": False}, {}), times=1)
     slack_api.expect("POST", "/api/chat.postMessage", OK, times=1)
-    send(slack_api, lambda bot: bot.send_text_message("U0CUSTOMER", "hello"))
+    send(slack_api, lambda bot: bot.send_text_message("slack:U0CUSTOMER", "hello"))
     calls = slack_api.calls_to("/api/chat.postMessage")
-    assert len(calls) == 4 and all(c.fields()["text"] == "hello" for c in calls)
+    assert len(calls) == 3 and all(c.fields()["text"] == "hello" for c in calls)
+
+
+def test_a_500_may_have_posted_and_is_not_posted_again(
+    slack_api: FakePlatform, caplog: pytest.LogCaptureFixture
+):
+    slack_api.expect("POST", "/api/chat.postMessage", (500, {"ok": False}, {}), times=1)
+    with caplog.at_level(logging.ERROR):
+        send(slack_api, lambda bot: bot.send_text_message("slack:U0CUSTOMER", "order 42"))
+    assert len(slack_api.calls_to("/api/chat.postMessage")) == 1
+    assert "possibly undelivered: HTTP 500" in caplog.text and "order 42" not in caplog.text
+
+
+def test_without_a_channel_a_reply_goes_where_the_conversation_is(slack_api: FakePlatform):
+    slack_api.expect("POST", "/api/chat.postMessage", OK)
+
+    async def run() -> None:
+        client = AsyncWebClient(token=TOKEN, base_url=f"{slack_api.url}/api/", retry_handlers=[])
+        bot = SlackBot(client)
+        await bot.send_text_message("slack:U0CUSTOMER", "in the DM")
+        await bot.send_text_message("slack:U0CUSTOMER_C0SUPPORT", "in the channel")
+        await bot.send_text_message("slack:U0CUSTOMER_C0SUPPORT_1700.5", "in the thread")
+
+    asyncio.run(asyncio.wait_for(run(), 60))
+    assert [(m["channel"], m.get("thread_ts"), m["text"]) for m in posted(slack_api)] == [
+        ("U0CUSTOMER", None, "in the DM"),
+        ("C0SUPPORT", None, "in the channel"),
+        ("C0SUPPORT", "1700.5", "in the thread"),
+    ]
 
 
 def test_a_failed_reply_is_logged_without_text_and_does_not_raise(
@@ -513,7 +562,7 @@ def test_a_failed_reply_is_logged_without_text_and_does_not_raise(
     )
     slack_api.expect("POST", "/api/chat.postMessage", OK)
     with caplog.at_level(logging.ERROR):
-        send(slack_api, lambda bot: bot.send_text_message("U0CUSTOMER", "secret order 42"))
+        send(slack_api, lambda bot: bot.send_text_message("slack:U0CUSTOMER", "secret order 42"))
     assert len(slack_api.calls_to("/api/chat.postMessage")) == 1, "a 4xx-like error is final"
     assert "channel_not_found" in caplog.text and "secret order" not in caplog.text
 
@@ -527,7 +576,7 @@ def test_an_unreachable_slack_is_retried_then_given_up(caplog: pytest.LogCapture
         client = AsyncWebClient(
             token=TOKEN, base_url=f"http://127.0.0.1:{port}/api/", retry_handlers=[]
         )
-        await SlackBot(client, "D0DIRECT01").send_text_message("U0CUSTOMER", "hi")
+        await SlackBot(client, "D0DIRECT01").send_text_message("slack:U0CUSTOMER", "hi")
 
     with caplog.at_level(logging.WARNING):
         asyncio.run(asyncio.wait_for(run(), 60))
@@ -550,6 +599,6 @@ def test_the_clicked_message_is_updated(slack_api: FakePlatform):
 def test_a_custom_response_is_a_post_message_body(slack_api: FakePlatform):
     slack_api.expect("POST", "/api/chat.postMessage", OK)
     custom = {"text": "fallback", "blocks": [{"type": "divider"}]}
-    send(slack_api, lambda bot: bot.send_custom_json("U0CUSTOMER", custom))
+    send(slack_api, lambda bot: bot.send_custom_json("slack:U0CUSTOMER", custom))
     [message] = posted(slack_api)
     assert message["blocks"] == [{"type": "divider"}] and message["channel"] == "D0DIRECT01"

@@ -39,12 +39,13 @@ from channels.sms_segments import (
 from channels.sms_state import Option, SenderStore, choose_option
 from channels.webhook_guard import WebhookRejected
 from tests.channels.webhook_calls import Bot, settle, slow_first_call
-from tests.fake_platform import Call, FakePlatform
+from tests.fake_platform import Call, FakePlatform, TwilioMessageLog
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "unit-test-auth-token"
 NUMBER = "+15005550006"
 CUSTOMER = "+15551230000"
+CONVERSATION = f"sms:{CUSTOMER}"
 MESSAGES_PATH = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
 
 
@@ -157,6 +158,9 @@ def test_a_missing_key_names_the_key_and_the_channel(missing: str):
         ({"webhook_url": "sms.example.com/hook"}, "webhook_url", "http"),
         ({"trust_proxy_headers": "yes"}, "trust_proxy_headers", "true or false"),
         ({"dedup_window_seconds": 0}, "dedup_window_seconds", "at least 1"),
+        ({"rate_limits": {"sender": "1/minute"}}, "rate_limits.sender", "unknown key"),
+        ({"rate_limits": {"conversation": "fast"}}, "rate_limits.conversation", "COUNT/PERIOD"),
+        ({"rate_limits": "30/minute"}, "rate_limits", "expected a mapping"),
     ],
 )
 def test_bad_values_say_which_key_and_how_to_fix(extra: Dict[str, Any], key: str, hint: str):
@@ -388,7 +392,7 @@ def test_buttons_become_numbered_options_that_are_remembered(tmp_path: Path):
         {"title": "No thanks", "payload": "/deny"},
         {"title": "Our FAQ", "url": "https://northwind.example/faq", "type": "web_url"},
     ]
-    asyncio.run(output.send_text_with_buttons(CUSTOMER, "Shall I connect you?", buttons))
+    asyncio.run(output.send_text_with_buttons(CONVERSATION, "Shall I connect you?", buttons))
     assert recorder.sent == [
         (
             CUSTOMER,
@@ -405,10 +409,10 @@ def test_images_go_as_mms_and_long_text_is_split(tmp_path: Path):
     output = make_output(tmp_path, recorder, max_segments=1)
 
     async def scenario() -> None:
-        await output.send_image_url(CUSTOMER, "https://cdn.example/label.png")
-        await output.send_text_message(CUSTOMER, "word " * 100)
+        await output.send_image_url(CONVERSATION, "https://cdn.example/label.png")
+        await output.send_text_message(CONVERSATION, "word " * 100)
         await output.send_custom_json(
-            CUSTOMER, {"body": "Your label", "media_url": "https://cdn.example/l.pdf"}
+            CONVERSATION, {"body": "Your label", "media_url": "https://cdn.example/l.pdf"}
         )
 
     asyncio.run(scenario())
@@ -424,10 +428,10 @@ def test_nothing_goes_to_an_opted_out_number_except_a_notice(tmp_path: Path):
     output.store.set_opted_out_sync(CUSTOMER, True)
 
     async def scenario() -> None:
-        await output.send_text_message(CUSTOMER, "hi")
-        await output.send_text_with_buttons(CUSTOMER, "pick", [{"title": "A", "payload": "/a"}])
-        await output.send_image_url(CUSTOMER, "https://cdn.example/x.png")
-        await output.send_notice(CUSTOMER, "Reply START to opt back in.")
+        await output.send_text_message(CONVERSATION, "hi")
+        await output.send_text_with_buttons(CONVERSATION, "pick", [{"title": "A", "payload": "/a"}])
+        await output.send_image_url(CONVERSATION, "https://cdn.example/x.png")
+        await output.send_notice(CONVERSATION, "Reply START to opt back in.")
 
     asyncio.run(scenario())
     assert recorder.sent == [(CUSTOMER, "Reply START to opt back in.", ())]
@@ -436,10 +440,10 @@ def test_nothing_goes_to_an_opted_out_number_except_a_notice(tmp_path: Path):
 
 def test_smart_encoding_can_be_switched_off(tmp_path: Path):
     on, off = Recorder(), Recorder()
-    asyncio.run(make_output(tmp_path / "a", on).send_text_message(CUSTOMER, "We’re here"))
+    asyncio.run(make_output(tmp_path / "a", on).send_text_message(CONVERSATION, "We’re here"))
     asyncio.run(
         make_output(tmp_path / "b", off, smart_encoding=False).send_text_message(
-            CUSTOMER, "We’re here"
+            CONVERSATION, "We’re here"
         )
     )
     assert on.sent[0][1] == "We're here" and off.sent[0][1] == "We’re here"
@@ -599,6 +603,9 @@ def test_an_unreadable_opt_out_drops_the_message_and_logs_no_number(
 @pytest.fixture
 def twilio_api() -> Any:
     fake = FakePlatform("twilio").start()
+    # What Twilio lists after a send that may have gone through: what was created.
+    fake.log = TwilioMessageLog(ACCOUNT_SID)  # type: ignore[attr-defined]
+    fake.expect("GET", MESSAGES_PATH, fake.log.list)  # type: ignore[attr-defined]
     yield fake
     try:
         fake.assert_no_unexpected_calls()
@@ -638,13 +645,17 @@ def test_the_rest_client_posts_twilios_form_with_basic_auth(twilio_api: FakePlat
     assert call.headers["authorization"] == f"Basic {expected}"
 
 
-@pytest.mark.parametrize("status", [429, 500, 503])
-def test_429_and_5xx_are_retried(twilio_api: FakePlatform, status: int):
+@pytest.mark.parametrize("status, lookups", [(429, 0), (503, 0), (500, 2), (502, 2)])
+def test_429_and_5xx_are_retried(twilio_api: FakePlatform, status: int, lookups: int):
+    """429 and 503 are retried at once; after a 500 or 502 Twilio is asked first whether
+    it has the message (it has not: the fake created nothing)."""
     failure = (status, {"code": 20429, "message": "Too Many Requests"}, {"Retry-After": "0"})
     twilio_api.expect("POST", MESSAGES_PATH, failure, times=2)
     twilio_api.expect("POST", MESSAGES_PATH, created, times=1)
     assert send(twilio_api, CUSTOMER, "Hello")
-    assert len(twilio_api.calls_to(MESSAGES_PATH)) == 3
+    calls = twilio_api.calls_to(MESSAGES_PATH)
+    assert [c.method for c in calls].count("POST") == 3
+    assert [c.method for c in calls].count("GET") == lookups
 
 
 def test_a_4xx_is_not_retried_and_is_logged_without_text_or_token(
@@ -678,4 +689,4 @@ def test_an_unreachable_api_is_a_logged_failure(caplog: pytest.LogCaptureFixture
             await messages.close()
 
     assert not asyncio.run(scenario())
-    assert "connection error" in caplog.text
+    assert "could not connect" in caplog.text

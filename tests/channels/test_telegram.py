@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
+import httpx
 import pytest
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 
@@ -32,7 +33,7 @@ from channels.telegram_config import (
     TelegramConfigError,
 )
 from channels.telegram_format import MESSAGE_LIMIT, escape, html_pieces, to_html, utf16_length
-from channels.telegram_output import TelegramBot, classify_telegram_error
+from channels.telegram_output import TelegramBot, TelegramServerError, classify_telegram_error
 from channels.webhook_guard import WebhookRejected
 from tests.channels import telegram_payloads as tg
 from tests.channels.webhook_calls import posted_together, slow_first_call, webhook_request
@@ -65,7 +66,7 @@ def test_the_stock_keys_plus_the_secret_are_enough(tmp_path: Path):
     assert not config.answer_edited_messages and config.update_clicked_message
 
 
-@pytest.mark.parametrize("secret", [None, "", "has spaces", "x" * 257, "ünï"])
+@pytest.mark.parametrize("secret", [None, "", "has spaces", "x" * 257, "ünï", "x" * 31])
 def test_without_a_valid_secret_token_the_channel_refuses_to_start(tmp_path: Path, secret: Any):
     given = credentials(tmp_path)
     given["secret_token"] = secret
@@ -91,6 +92,14 @@ def test_a_missing_token_or_a_typo_names_the_key(tmp_path: Path):
         TelegramConfig.from_credentials(credentials(tmp_path, commands={"Start!": "/greet"}))
     with pytest.raises(TelegramConfigError, match="dedup_window_seconds"):
         TelegramConfig.from_credentials(credentials(tmp_path, dedup_window_seconds=0))
+    with pytest.raises(TelegramConfigError, match="rate_limits.chat`: unknown key"):
+        TelegramConfig.from_credentials(credentials(tmp_path, rate_limits={"chat": "1/second"}))
+    with pytest.raises(TelegramConfigError, match="rate_limits.conversation"):
+        TelegramConfig.from_credentials(credentials(tmp_path, rate_limits={"conversation": 5}))
+    with pytest.raises(TelegramConfigError, match="/restart.*not an intent"):
+        TelegramConfig.from_credentials(credentials(tmp_path, commands={"restart": "/"}))
+    defaults = TelegramConfig.from_credentials(credentials(tmp_path))
+    assert str(defaults.conversation_rate) == "30/minute"
 
 
 # ------------------------------------------------------------- secret token
@@ -117,10 +126,10 @@ def test_a_text_message_is_the_chats_message(tmp_path: Path):
     incoming = parsed(tmp_path, tg.text_message(4242, "where is my order?", update_id=77))
     assert incoming is not None
     assert incoming.chat_id == "4242" and incoming.delivery_id == "77"
-    [(text, metadata)] = incoming.messages
-    assert text == "where is my order?"
-    assert metadata["telegram"]["chat_id"] == 4242
-    assert metadata["telegram"]["language_code"] == "en"
+    [said] = incoming.messages
+    assert said.text == "where is my order?" and said.parse_data is None
+    assert said.metadata["telegram"]["chat_id"] == 4242
+    assert said.metadata["telegram"]["language_code"] == "en"
 
 
 def test_one_chats_updates_reach_the_bot_in_arrival_order(
@@ -135,29 +144,38 @@ def test_one_chats_updates_reach_the_bot_in_arrival_order(
 
 
 @pytest.mark.parametrize(
-    "typed, expected",
+    "typed, expected, intent",
     [
-        ("/start", "/greet"),
-        ("/start@northwind_help_bot", "/greet"),
-        ("/restart@Northwind_Help_Bot", "/restart"),
-        ("/order_status now", "/order_status now"),
-        ("/start@some_other_bot", None),
+        ("/start", "/greet", "greet"),
+        ("/start@northwind_help_bot", "/greet", "greet"),
+        ("/restart@Northwind_Help_Bot", "/restart", None),
+        ("/order_status now", "/order_status now", None),
+        ('/inform@northwind_help_bot{"a": 1}', '/inform{"a": 1}', None),
+        ("/start@some_other_bot", None, None),
     ],
 )
 def test_commands_are_mapped_and_other_bots_commands_ignored(
-    tmp_path: Path, typed: str, expected: Optional[str]
+    tmp_path: Path, typed: str, expected: Optional[str], intent: Optional[str]
 ):
     incoming = parsed(tmp_path, tg.text_message(1, typed))
-    assert (incoming.messages[0][0] if incoming else None) == expected
+    said = incoming.messages[0] if incoming else None
+    assert (said.text if said else None) == expected
+    # Only the operator's mapping is an intent; any other command is the customer's text.
+    parse = said.parse_data if said else None
+    assert (parse["intent"]["name"] if parse else None) == intent
 
 
 def test_a_photo_with_a_caption_is_an_attachment_then_the_words(tmp_path: Path):
     update = tg.message(5, photo=tg.photo("PHOTO"), caption="the box arrived crushed")
     incoming = parsed(tmp_path, update)
     assert incoming is not None
-    (first, meta), (second, meta2) = incoming.messages
-    assert first == '/send_attachment{"attachment_kind": "photo", "attachment_supported": true}'
-    assert second == "the box arrived crushed"
+    notice, caption = incoming.messages
+    meta, meta2 = notice.metadata, caption.metadata
+    assert notice.text == (
+        '/send_attachment{"attachment_kind": "photo", "attachment_supported": true}'
+    )
+    assert notice.parse_data is not None and caption.parse_data is None
+    assert caption.text == "the box arrived crushed"
     [attachment] = meta["attachments"]
     assert attachment["file_id"] == "PHOTO_1280", "the largest size"
     assert attachment["mime_type"] == "image/jpeg" and attachment["size"] == 1280 * 12
@@ -244,8 +262,9 @@ def test_attachments_reach_the_bot_with_kind_and_file_id(
 ):
     incoming = parsed(tmp_path, tg.message(6, **fields))
     assert incoming is not None
-    [(text, metadata)] = incoming.messages
-    assert json.loads(text.removeprefix("/send_attachment")) == {
+    [said] = incoming.messages
+    metadata = said.metadata
+    assert json.loads(said.text.removeprefix("/send_attachment")) == {
         "attachment_kind": kind,
         "attachment_supported": supported,
     }
@@ -268,7 +287,7 @@ def test_edited_messages_are_ignored_unless_configured(tmp_path: Path):
     update["edited_message"] = {**update.pop("message"), "edit_date": 1700000100}
     assert parsed(tmp_path, update) is None
     incoming = parsed(tmp_path / "on", update, answer_edited_messages=True)
-    assert incoming is not None and incoming.messages[0][0] == "where is my order 123?"
+    assert incoming is not None and incoming.messages[0].text == "where is my order 123?"
 
 
 def test_service_messages_and_bots_are_ignored(tmp_path: Path):
@@ -284,7 +303,8 @@ def test_a_button_click_is_the_buttons_payload(tmp_path: Path):
     incoming = parsed(tmp_path, tg.callback_query(11, "/affirm", update_id=90))
     assert incoming is not None and incoming.click is not None
     assert incoming.chat_id == "11" and incoming.delivery_id == "90"
-    assert incoming.messages[0][0] == "/affirm"
+    assert incoming.messages[0].text == "/affirm"
+    assert incoming.messages[0].parse_data is None, "a button's payload is text for Rasa"
 
 
 @pytest.mark.parametrize(
@@ -408,7 +428,7 @@ def test_buttons_become_an_inline_keyboard_under_the_last_piece(bot_api: Any, tm
         {"title": "Yes", "payload": "/affirm"},
         {"title": "Details", "payload": long_payload},
     ]
-    asyncio.run(output(bot_api, tmp_path).send_text_with_buttons("321", text, buttons))
+    asyncio.run(output(bot_api, tmp_path).send_text_with_buttons("telegram:321", text, buttons))
     messages = tg.sent(bot_api, 321)
     assert len(messages) == 3, "9,800 characters once escaped"
     assert all(m["parse_mode"] == "HTML" for m in messages)
@@ -425,13 +445,17 @@ def test_buttons_become_an_inline_keyboard_under_the_last_piece(bot_api: Any, tm
 def test_an_image_with_a_short_text_is_one_photo_with_a_caption(bot_api: Any, tmp_path: Path):
     bot = output(bot_api, tmp_path)
     asyncio.run(
-        bot.send_response("55", {"text": "Your <parcel>", "image": "https://i.example/p.jpg"})
+        bot.send_response(
+            "telegram:55", {"text": "Your <parcel>", "image": "https://i.example/p.jpg"}
+        )
     )
     [photo] = tg.sent(bot_api, 55, "sendPhoto")
     assert photo["photo"] == "https://i.example/p.jpg"
     assert photo["caption"] == "Your &lt;parcel&gt;" and photo["parse_mode"] == "HTML"
     assert tg.sent(bot_api, 55) == []
-    asyncio.run(bot.send_custom_json("55", {"text": "custom hi", "disable_notification": True}))
+    asyncio.run(
+        bot.send_custom_json("telegram:55", {"text": "custom hi", "disable_notification": True})
+    )
     [custom] = tg.sent(bot_api, 55)
     assert custom["text"] == "custom hi" and custom["disable_notification"] == "true"
 
@@ -441,33 +465,48 @@ def test_quick_replies_cards_files_and_custom_calls(
 ):
     bot = output(bot_api, tmp_path)
     quick = [{"title": "Track", "payload": "/order_status"}]
-    asyncio.run(bot.send_response("56", {"text": "Pick", "quick_replies": quick}))
+    asyncio.run(bot.send_response("telegram:56", {"text": "Pick", "quick_replies": quick}))
     [pick] = tg.sent(bot_api, 56)
     assert json.loads(pick["reply_markup"]) == {
         "inline_keyboard": [[{"text": "Track", "callback_data": "/order_status"}]]
     }
     card = {"title": "Order <42>", "subtitle": "shipped", "buttons": quick}
-    asyncio.run(bot.send_elements("57", [card]))
+    asyncio.run(bot.send_elements("telegram:57", [card]))
     [element] = tg.sent(bot_api, 57)
     assert element["text"] == "<b>Order &lt;42&gt;</b>\nshipped" and "reply_markup" in element
     asyncio.run(
-        bot.send_attachment("58", {"type": "file", "payload": {"src": "https://f.example/a.pdf"}})
+        bot.send_attachment(
+            "telegram:58", {"type": "file", "payload": {"src": "https://f.example/a.pdf"}}
+        )
     )
     assert tg.sent(bot_api, 58, "sendDocument")[0]["document"] == "https://f.example/a.pdf"
     with caplog.at_level(logging.ERROR):
-        asyncio.run(bot.send_custom_json("59", {"method": "banChatMember", "user_id": 1}))
-        asyncio.run(bot.send_attachment("59", "not a url"))
+        asyncio.run(bot.send_custom_json("telegram:59", {"method": "banChatMember", "user_id": 1}))
+        asyncio.run(bot.send_attachment("telegram:59", "not a url"))
     assert "banChatMember" in caplog.text and "attachment without a URL" in caplog.text
     assert tg.sent(bot_api, 59) == [] and tg.sent(bot_api, 59, "sendDocument") == []
 
 
-def test_flood_control_and_server_errors_are_retried(bot_api: Any, tmp_path: Path):
+def test_flood_control_and_unavailable_are_retried(bot_api: Any, tmp_path: Path):
     slept: List[float] = []
-    bot_api.api.fail_next(77, tg.flood(7), tg.server_error(502), tg.server_error(500))
-    asyncio.run(output(bot_api, tmp_path, slept).send_text_message("77", "hello there"))
+    bot_api.api.fail_next(77, tg.flood(7), tg.server_error(503), tg.server_error(503))
+    asyncio.run(output(bot_api, tmp_path, slept).send_text_message("telegram:77", "hello there"))
     attempts = tg.sent(bot_api, 77)
     assert len(attempts) == 4 and attempts[-1]["text"] == "hello there"
     assert slept[0] == 7, "Telegram's retry_after is honoured"
+
+
+@pytest.mark.parametrize("status", [500, 502, 504])
+def test_a_server_error_that_may_have_sent_is_not_sent_again(
+    bot_api: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture, status: int
+):
+    slept: List[float] = []
+    bot_api.api.fail_next(76, tg.server_error(status))
+    with caplog.at_level(logging.ERROR):
+        asyncio.run(output(bot_api, tmp_path, slept).send_text_message("telegram:76", "secret"))
+    assert len(tg.sent(bot_api, 76)) == 1 and slept == []
+    assert f"possibly undelivered: HTTP {status} (Bad Gateway)" in caplog.text
+    assert "secret" not in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -487,7 +526,7 @@ def test_a_refused_reply_is_logged_once_without_text_or_token(
     bot_api.api.fail_next(78, failure)
     with caplog.at_level(logging.INFO):
         bot = output(bot_api, tmp_path, slept)
-        asyncio.run(bot.send_text_message("78", "my secret order details"))
+        asyncio.run(bot.send_text_message("telegram:78", "my secret order details"))
     assert len(tg.sent(bot_api, 78)) == 1 and slept == []
     assert "sendMessage failed after 1 attempt" in caplog.text
     said = failure[1]["description"].split(": ", 1)[1]  # Telegram's reason, without the prefix
@@ -501,8 +540,18 @@ def test_the_error_classification():
         warnings.simplefilter("error")  # reading retry_after must not warn
         flood = classify_telegram_error(error)
     assert flood.retryable and flood.retry_after == 3
-    assert classify_telegram_error(TimedOut()).retryable
-    assert classify_telegram_error(NetworkError("Bad Gateway")).retryable
+    timed_out = classify_telegram_error(TimedOut())
+    assert timed_out.retryable and timed_out.ambiguous, "the message may have been sent"
+    dropped = classify_telegram_error(NetworkError("httpx.RemoteProtocolError: disconnected"))
+    assert dropped.retryable and dropped.ambiguous
+    for cause in (httpx.ConnectError("refused"), httpx.ConnectTimeout("slow")):
+        error = NetworkError("not sent") if isinstance(cause, httpx.ConnectError) else TimedOut()
+        error.__cause__ = cause
+        failure = classify_telegram_error(error)
+        assert failure.retryable and not failure.ambiguous, "nothing left this server"
+    unavailable = classify_telegram_error(TelegramServerError(503, "Service Unavailable"))
+    assert unavailable.retryable and not unavailable.ambiguous
+    assert classify_telegram_error(TelegramServerError(502, "Bad Gateway")).ambiguous
     assert not classify_telegram_error(BadRequest("Message is too long")).retryable
     assert not classify_telegram_error(Forbidden("bot was blocked")).retryable
     leak = classify_telegram_error(NetworkError(f"boom at /bot{tg.TOKEN}/x"), token=tg.TOKEN)

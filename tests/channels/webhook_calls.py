@@ -9,24 +9,33 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from typing import Any, Iterable, List, Mapping, Sequence, cast
+from typing import Any, Iterable, List, Mapping, Optional, Sequence, cast
+from urllib.parse import urlsplit
 
 import pytest
+from rasa.core.channels.channel import UserMessage
 from sanic.compat import Header
 from sanic.request import Request
 
 
 class _Posted:
-    """What a channel's ``handle`` reads of a Sanic request: the raw body and headers."""
+    """What a channel's ``handle`` reads of a Sanic request: the raw body and headers,
+    and the URL it was posted to."""
 
-    def __init__(self, body: bytes, headers: Mapping[str, str]) -> None:
+    def __init__(self, body: bytes, headers: Mapping[str, str], url: str) -> None:
+        parts = urlsplit(url)
         self.body = body
-        self.headers = Header(headers)  # Sanic's own case-insensitive headers
+        self.headers = Header({"host": parts.netloc, **headers})  # case-insensitive
+        self.scheme = parts.scheme
+        self.path = parts.path
+        self.query_string = parts.query
 
 
-def webhook_request(body: bytes, headers: Mapping[str, str]) -> Request:
+def webhook_request(
+    body: bytes, headers: Mapping[str, str], *, url: str = "http://127.0.0.1/webhook"
+) -> Request:
     """A request as ``handle`` sees it, without a server."""
-    return cast(Request, _Posted(body, headers))
+    return cast(Request, _Posted(body, headers, url))
 
 
 class Bot:
@@ -37,6 +46,20 @@ class Bot:
 
     async def __call__(self, message: Any) -> None:
         self.reached.append(message.text)
+
+
+class MessageBot:
+    """``on_new_message``: keeps each ``UserMessage`` (text, parse_data, sender id) and,
+    given ``reply``, answers it through the message's output channel."""
+
+    def __init__(self, reply: Optional[str] = None) -> None:
+        self.messages: List[UserMessage] = []
+        self.reply = reply
+
+    async def __call__(self, message: UserMessage) -> None:
+        self.messages.append(message)
+        if self.reply is not None:
+            await message.output_channel.send_text_message(message.sender_id, self.reply)
 
 
 def slow_first_call(
