@@ -1,12 +1,13 @@
 """Slot validation for the bot's forms: one ``validate_<form>`` action per form.
 
 All forms share the same validators; two class flags add the checks a form needs:
-``checks_owner`` (the email must be the one the order was placed with: only that
-customer may change the order, while a status lookup reveals no personal data) and
-``needs_account`` (the email must belong to an account and the name must match it).
-The password reset form checks neither: the chat never reveals whether an account
-exists. A validator returns ``{slot: value}`` to accept and ``{slot: None}`` to ask
-again, after uttering why.
+``about_an_order`` (nothing about the order is said until the customer proves it is
+theirs: the email it was placed with, or an SMS conversation from its phone; a wrong
+email and an unknown number get the same answer, and repeated misses pause the form,
+see lookup_limits.py) and ``needs_account`` (the email must belong to an account and
+the name must match it). The password reset form checks neither: the chat never
+reveals whether an account exists. A validator returns ``{slot: value}`` to accept
+and ``{slot: None}`` to ask again, after uttering why.
 
 When the store cannot be reached, a value that looks right is accepted: the action
 after the form asks the store again and tells the customer it is unavailable, so the
@@ -18,16 +19,18 @@ from __future__ import annotations
 import logging
 import re
 from abc import ABC, abstractmethod
-from typing import Any, Callable, Dict, Optional, Tuple, TypeVar
+from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
 
 from rasa_sdk import FormValidationAction, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from . import store_schema as t
+from .lookup_limits import Claimant
 from .order_policy import can_redirect
-from .order_store import OrderStore, StoreUnavailable, same_email, store_from_env
-from .store_action import in_thread, text_slot
+from .order_store import OrderStore, StoreUnavailable, store_from_env
+from .store_action import claimant, in_thread, text_slot
+from .store_records import Access, Order
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +126,7 @@ async def ask_store(name: str, call: Callable[[OrderStore], T]) -> Tuple[bool, O
         store = store_from_env()
         return True, await in_thread(call, store)
     except StoreUnavailable as e:
-        logger.warning("%s: %s; accepted the value unchecked", name, e)
+        logger.warning("%s: %s; carried on unchecked", name, e)
         return False, None
 
 
@@ -135,17 +138,44 @@ def validated_this_turn(tracker: Tracker, slot: str) -> bool:
 class StoreFormValidation(FormValidationAction, ABC):
     """The validators every form shares."""
 
-    #: The email must be the one on the order (cancel, change address, return).
-    checks_owner = False
+    #: The form is about one order: nothing about it is said until the customer has
+    #: proved it is theirs, with its email or an SMS conversation from its phone
+    #: (bot/actions/lookup_limits.py). Its email slot is then not asked for.
+    about_an_order = False
     #: The email must belong to an account, and a given full name must match it.
     needs_account = False
     #: Said, with the order's status, when the task is only possible before dispatch
-    #: (cancel, change address): the customer hears why at once, not after confirming.
+    #: (cancel, change address): the owner hears why at once, not after confirming.
     refusal_after_dispatch: Optional[str] = None
 
     @abstractmethod
     def name(self) -> str:
         """validate_<form name>."""
+
+    async def required_slots(
+        self,
+        domain_slots: List[str],
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> List[str]:
+        """The domain's slots, but none once look-ups are paused and no email for the
+        order's own phone over SMS.
+
+        With none the form stops, and the action after it says why.
+        """
+        if not self.about_an_order:
+            return domain_slots
+        number = normalise_order_number(tracker.get_slot("order_number"))
+        who = Claimant(tracker.sender_id)  # no email: this check never counts a miss
+        reached, answer = await ask_store(self.name(), lambda s: s.order_access(number, who))
+        if not reached or answer is None:
+            return domain_slots
+        if answer.access is Access.PAUSED:
+            return []
+        if answer.access is Access.GRANTED:
+            return [slot for slot in domain_slots if slot != "email"]
+        return domain_slots
 
     async def validate_order_number(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -154,32 +184,20 @@ class StoreFormValidation(FormValidationAction, ABC):
         if number is None:
             dispatcher.utter_message(response="utter_invalid_order_number")
             return {"order_number": None}
-        reached, order = await ask_store(self.name(), lambda store: store.get_order(number))
-        if not reached:
+        if not self.about_an_order:
             return {"order_number": number}
-        if order is None:
-            dispatcher.utter_message(response="utter_order_not_found", order_number=number)
-            return {"order_number": None}
-        if self.refusal_after_dispatch and order.status not in t.NOT_DISPATCHED:
-            dispatcher.utter_message(
-                response=self.refusal_after_dispatch, order_number=number, status=order.status
-            )
-            if self.refusal_after_dispatch == "utter_address_change_refused" and can_redirect(
-                order.status, order.carrier
-            ):
-                dispatcher.utter_message(response="utter_address_redirect_dpd")
-            # The form asks again: another order number, or "no" stops it.
-            return {"order_number": None}
-        email = text_slot(tracker, "email")
         # An email checked in this same run is compared by validate_email instead.
-        if (
-            self.checks_owner
-            and email
-            and not validated_this_turn(tracker, "email")
-            and not same_email(email, order.email)
-        ):
-            dispatcher.utter_message(response="utter_email_mismatch", order_number=number)
-            return {"order_number": number, "email": None}
+        email = None if validated_this_turn(tracker, "email") else text_slot(tracker, "email")
+        who = claimant(tracker, email=email or "")
+        reached, answer = await ask_store(self.name(), lambda s: s.order_access(number, who))
+        if not reached or answer is None:
+            return {"order_number": number}
+        if answer.access is Access.NOT_MATCHED:
+            return self._not_matched(dispatcher, number)
+        if answer.access is Access.GRANTED and answer.order is not None:
+            return self._owned(dispatcher, answer.order)
+        # No proof yet (the form asks for the email next), or paused (the form stops):
+        # either way nothing is said about the number, known or not.
         return {"order_number": number}
 
     async def validate_email(
@@ -189,13 +207,15 @@ class StoreFormValidation(FormValidationAction, ABC):
         if email is None:
             dispatcher.utter_message(response="utter_invalid_email")
             return {"email": None}
-        if self.checks_owner:
+        if self.about_an_order:
             number = normalise_order_number(tracker.get_slot("order_number"))
             if number is not None:
-                _, order = await ask_store(self.name(), lambda store: store.get_order(number))
-                if order is not None and not same_email(email, order.email):
-                    dispatcher.utter_message(response="utter_email_mismatch", order_number=number)
-                    return {"email": None}
+                who = claimant(tracker, email=email)
+                _, answer = await ask_store(self.name(), lambda s: s.order_access(number, who))
+                if answer is not None and answer.access is Access.NOT_MATCHED:
+                    return self._not_matched(dispatcher, number)
+                if answer is not None and answer.access is Access.GRANTED and answer.order:
+                    return {"email": email, **self._owned(dispatcher, answer.order)}
         if self.needs_account:
             reached, account = await ask_store(self.name(), lambda store: store.get_account(email))
             if reached and account is None:
@@ -206,6 +226,27 @@ class StoreFormValidation(FormValidationAction, ABC):
                 dispatcher.utter_message(response="utter_name_mismatch")
                 return {"email": email, "full_name": None}
         return {"email": email}
+
+    @staticmethod
+    def _not_matched(dispatcher: CollectingDispatcher, number: str) -> Slots:
+        """No such order, or not with that email: one answer, and both are asked again."""
+        dispatcher.utter_message(response="utter_order_not_matched", order_number=number)
+        return {"order_number": None, "email": None}
+
+    def _owned(self, dispatcher: CollectingDispatcher, order: Order) -> Slots:
+        """The customer's own order: accepted, unless the task is too late for it."""
+        number = order.order_number
+        if self.refusal_after_dispatch and order.status not in t.NOT_DISPATCHED:
+            dispatcher.utter_message(
+                response=self.refusal_after_dispatch, order_number=number, status=order.status
+            )
+            if self.refusal_after_dispatch == "utter_address_change_refused" and can_redirect(
+                order.status, order.carrier
+            ):
+                dispatcher.utter_message(response="utter_address_redirect_dpd")
+            # The form asks again: another order number, or "no" stops it.
+            return {"order_number": None}
+        return {"order_number": number}
 
     async def validate_full_name(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -251,12 +292,14 @@ class StoreFormValidation(FormValidationAction, ABC):
 
 
 class ValidateOrderStatusForm(StoreFormValidation):
+    about_an_order = True
+
     def name(self) -> str:
         return "validate_order_status_form"
 
 
 class ValidateCancelOrderForm(StoreFormValidation):
-    checks_owner = True
+    about_an_order = True
     refusal_after_dispatch = "utter_cancel_refused"
 
     def name(self) -> str:
@@ -264,7 +307,7 @@ class ValidateCancelOrderForm(StoreFormValidation):
 
 
 class ValidateChangeAddressForm(StoreFormValidation):
-    checks_owner = True
+    about_an_order = True
     refusal_after_dispatch = "utter_address_change_refused"
 
     def name(self) -> str:
@@ -272,28 +315,36 @@ class ValidateChangeAddressForm(StoreFormValidation):
 
 
 class ValidateDeliveryProblemForm(StoreFormValidation):
+    about_an_order = True
+
     def name(self) -> str:
         return "validate_delivery_problem_form"
 
 
 class ValidateReturnForm(StoreFormValidation):
-    checks_owner = True
+    about_an_order = True
 
     def name(self) -> str:
         return "validate_return_form"
 
 
 class ValidateRefundStatusForm(StoreFormValidation):
+    about_an_order = True
+
     def name(self) -> str:
         return "validate_refund_status_form"
 
 
 class ValidatePaymentProblemForm(StoreFormValidation):
+    about_an_order = True
+
     def name(self) -> str:
         return "validate_payment_problem_form"
 
 
 class ValidateInvoiceForm(StoreFormValidation):
+    about_an_order = True
+
     def name(self) -> str:
         return "validate_invoice_form"
 

@@ -1,12 +1,14 @@
 """The bot's order actions: status, cancel, address change and delivery problems.
 
-Each runs after its form has filled and validated the slots, asks the store, and
-answers with a response from domain.yml; the values in the reply come from the store.
+Each runs after its form has filled and validated the slots, checks again that the
+conversation may see the order (:func:`owned_order`), asks the store, and answers with
+a response from domain.yml; the values in the reply come from the store.
 Returns, refunds, payments and invoices are in ``return_and_payment_actions.py``.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 from rasa_sdk import Tracker
@@ -23,18 +25,19 @@ from .order_policy import (
     refund_timing,
 )
 from .order_store import OrderStore
-from .store_action import StoreAction, in_thread, text_slot
-from .store_records import Change, Order, Outcome
+from .store_action import LookupsPaused, StoreAction, claimant, in_thread, text_slot
+from .store_records import Access, Change, Order, Outcome
 
 
 def utter_order_problem(
     dispatcher: CollectingDispatcher, order_number: str, change: Change
 ) -> bool:
-    """Answer the outcomes every order write shares; True if one was answered."""
-    if change.outcome is Outcome.NOT_FOUND:
-        dispatcher.utter_message(response="utter_order_not_found", order_number=order_number)
-    elif change.outcome is Outcome.NOT_OWNER:
-        dispatcher.utter_message(response="utter_email_mismatch", order_number=order_number)
+    """Answer the outcomes every order write shares; True if one was answered.
+
+    No such order and someone else's order get the same answer.
+    """
+    if change.outcome in (Outcome.NOT_FOUND, Outcome.NOT_OWNER):
+        dispatcher.utter_message(response="utter_order_not_matched", order_number=order_number)
     elif change.order is not None and change.order.status == t.CANCELLED:
         utter_cancelled(dispatcher, change.order)
     else:
@@ -50,18 +53,26 @@ def utter_cancelled(dispatcher: CollectingDispatcher, order: Order) -> None:
     )
 
 
-async def order_or_not_found(
+async def owned_order(
     store: OrderStore, dispatcher: CollectingDispatcher, tracker: Tracker
 ) -> Optional[Order]:
-    """The order in the order_number slot, or None once the customer has been told why."""
+    """The order in the order_number slot if this conversation may see it; otherwise
+    None once the customer has been told, the same way whether or not it exists.
+
+    The form checked the same already; this check is the one that counts, whatever
+    the tracker holds. Raises :class:`LookupsPaused` after too many misses.
+    """
     order_number = text_slot(tracker, "order_number")
+    answer = await in_thread(store.order_access, order_number, claimant(tracker))
+    if answer.access is Access.PAUSED:
+        raise LookupsPaused()
     if order_number is None:
         dispatcher.utter_message(response="utter_ask_order_number")
         return None
-    order = await in_thread(store.get_order, order_number)
-    if order is None:
-        dispatcher.utter_message(response="utter_order_not_found", order_number=order_number)
-    return order
+    if answer.access is not Access.GRANTED or answer.order is None:
+        dispatcher.utter_message(response="utter_order_not_matched", order_number=order_number)
+        return None
+    return answer.order
 
 
 class ActionOrderStatus(StoreAction):
@@ -71,7 +82,7 @@ class ActionOrderStatus(StoreAction):
     async def answer(
         self, store: OrderStore, dispatcher: CollectingDispatcher, tracker: Tracker
     ) -> None:
-        order = await order_or_not_found(store, dispatcher, tracker)
+        order = await owned_order(store, dispatcher, tracker)
         if order is None:
             return
         today = store.today()
@@ -116,6 +127,32 @@ class ActionOrderStatus(StoreAction):
             utter_cancelled(dispatcher, order)
 
 
+class ActionConfirmCancel(StoreAction):
+    """Asks the owner to confirm a cancellation the order's status still allows."""
+
+    def name(self) -> str:
+        return "action_confirm_cancel"
+
+    async def answer(
+        self, store: OrderStore, dispatcher: CollectingDispatcher, tracker: Tracker
+    ) -> None:
+        order = await owned_order(store, dispatcher, tracker)
+        if order is None:
+            return
+        if order.status in t.NOT_DISPATCHED:
+            dispatcher.utter_message(
+                response="utter_confirm_cancel", order_number=order.order_number
+            )
+        elif order.status == t.CANCELLED:
+            utter_cancelled(dispatcher, order)
+        else:
+            dispatcher.utter_message(
+                response="utter_cancel_refused",
+                order_number=order.order_number,
+                status=order.status,
+            )
+
+
 class ActionCancelOrder(StoreAction):
     def name(self) -> str:
         return "action_cancel_order"
@@ -123,8 +160,13 @@ class ActionCancelOrder(StoreAction):
     async def answer(
         self, store: OrderStore, dispatcher: CollectingDispatcher, tracker: Tracker
     ) -> None:
+        if await owned_order(store, dispatcher, tracker) is None:
+            return
         number = text_slot(tracker, "order_number") or ""
-        change = await in_thread(store.cancel_order, number, text_slot(tracker, "email") or "")
+        who = claimant(tracker)
+        change = await in_thread(
+            functools.partial(store.cancel_order, number, who.email, phone=who.phone)
+        )
         order = change.order
         if change.outcome is Outcome.DONE and order is not None:
             dispatcher.utter_message(
@@ -154,8 +196,12 @@ class ActionChangeAddress(StoreAction):
         if address is None:
             dispatcher.utter_message(response="utter_ask_new_address")
             return
-        email = text_slot(tracker, "email") or ""
-        change = await in_thread(store.change_address, number, email, address)
+        if await owned_order(store, dispatcher, tracker) is None:
+            return
+        who = claimant(tracker)
+        change = await in_thread(
+            functools.partial(store.change_address, number, who.email, address, phone=who.phone)
+        )
         order = change.order
         if change.outcome is Outcome.DONE:
             dispatcher.utter_message(
@@ -184,7 +230,7 @@ class ActionReportDeliveryProblem(StoreAction):
         if problem not in ("late", "lost", "damaged", "wrong_item"):
             dispatcher.utter_message(response="utter_ask_problem_type")
             return
-        order = await order_or_not_found(store, dispatcher, tracker)
+        order = await owned_order(store, dispatcher, tracker)
         if order is None:
             return
         number, today = order.order_number, store.today()

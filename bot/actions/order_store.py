@@ -18,13 +18,24 @@ from pathlib import Path
 from typing import Callable, Iterator, List, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine, func, inspect, select, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.sql.elements import ColumnElement
 
 from . import store_schema as t
+from .lookup_limits import DEFAULT_LIMITS, Claimant, LookupLimits, same_phone
 from .order_policy import return_deadline
-from .store_records import Account, Change, Order, Outcome, Payment, ReturnRecord
+from .store_records import (
+    Access,
+    Account,
+    Change,
+    Order,
+    OrderAccess,
+    Outcome,
+    Payment,
+    ReturnRecord,
+)
 from .store_seed import SAMPLE_DATA, SeedDataError, load_sample_data
 
 logger = logging.getLogger(__name__)
@@ -55,6 +66,15 @@ def same_email(a: Optional[str], b: Optional[str]) -> bool:
     return a.strip().casefold() == b.strip().casefold()
 
 
+def owns(order: Order, email: Optional[str], phone: Optional[str]) -> bool:
+    """The order's email, or (over SMS) the phone number the order was placed with."""
+    return same_email(order.email, email) or same_phone(order.phone, phone)
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
 def return_reference(row_id: int) -> str:
     return f"RET-{30000 + row_id}"
 
@@ -72,6 +92,8 @@ class OrderStore:
         *,
         today: Callable[[], date] = uk_today,
         sample_data: Path = SAMPLE_DATA,
+        limits: LookupLimits = DEFAULT_LIMITS,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         try:
             self._url = make_url(url)
@@ -84,6 +106,8 @@ class OrderStore:
             ) from e
         self._today = today
         self._sample_data = sample_data
+        self.limits = limits
+        self._clock = clock
         self._ready = False
         self._lock = threading.Lock()
 
@@ -103,6 +127,7 @@ class OrderStore:
             if self._ready:
                 return
             t.metadata.create_all(self._engine, checkfirst=True)
+            self._add_missing_columns()
             with self._engine.connect() as conn:
                 empty = not conn.execute(select(func.count()).select_from(t.orders)).scalar()
             if empty:
@@ -115,6 +140,23 @@ class OrderStore:
                     # Another action server seeded the same store a moment earlier.
                     logger.info("order store already seeded by another process")
             self._ready = True
+
+    def _add_missing_columns(self) -> None:
+        """Add the columns a store made by an earlier release lacks (the order's phone)."""
+        for table, columns in t.ADDED_COLUMNS.items():
+            present = {c["name"] for c in inspect(self._engine).get_columns(table)}
+            for name, sql_type in columns.items():
+                if name in present:
+                    continue
+                try:
+                    with self._engine.begin() as conn:
+                        conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}"))
+                    logger.info("order store: added the column %s.%s", table, name)
+                except SQLAlchemyError:
+                    # Another action server added it a moment earlier; anything else fails
+                    # on the next query, as StoreUnavailable.
+                    if name not in {c["name"] for c in inspect(self._engine).get_columns(table)}:
+                        raise
 
     @contextmanager
     def _begin(self) -> Iterator[Connection]:
@@ -139,6 +181,63 @@ class OrderStore:
         row = conn.execute(select(t.accounts).where(t.accounts.c.email == email.strip().lower()))
         found = row.mappings().first()
         return Account(**found) if found else None
+
+    def _now(self) -> datetime:
+        """UTC now without a time zone, as lookup_misses stores it."""
+        return self._clock().astimezone(timezone.utc).replace(tzinfo=None)
+
+    @staticmethod
+    def _misses(conn: Connection, which: ColumnElement[bool], since: datetime) -> int:
+        query = (
+            select(func.count())
+            .select_from(t.lookup_misses)
+            .where(which)
+            .where(t.lookup_misses.c.missed_at > since)
+        )
+        return int(conn.execute(query).scalar() or 0)
+
+    # ------------------------------------------------------------ who may look
+    def order_access(self, order_number: Optional[str], claimant: Claimant) -> OrderAccess:
+        """May ``claimant`` see order ``order_number``? See bot/actions/lookup_limits.py.
+
+        Checked in this order: the conversation's misses; the SMS phone the order was
+        placed with (granted without an email, whatever the order's misses); the
+        order's misses; the email. A wrong email and an unknown number are one answer,
+        NOT_MATCHED, and one more miss; without an email the answer is NO_PROOF and
+        nothing is counted. Every miss is recorded here, in the same transaction.
+        """
+        limits, now = self.limits, self._now()
+        misses = t.lookup_misses.c
+        key = claimant.conversation_key
+        with self._begin() as conn:
+            recent = self._misses(
+                conn, misses.conversation == key, now - limits.conversation_window
+            )
+            if recent >= limits.per_conversation:
+                return OrderAccess(Access.PAUSED)
+            if order_number is None:
+                return OrderAccess(Access.NO_PROOF)
+            order = self._order(conn, order_number)
+            if order is not None and same_phone(order.phone, claimant.phone):
+                return OrderAccess(Access.GRANTED, order)
+            on_order = self._misses(
+                conn, misses.order_number == order_number, now - limits.order_window
+            )
+            if on_order >= limits.per_order:
+                return OrderAccess(Access.PAUSED)
+            if not claimant.email:
+                return OrderAccess(Access.NO_PROOF)
+            if order is not None and same_email(order.email, claimant.email):
+                return OrderAccess(Access.GRANTED, order)
+            conn.execute(
+                t.lookup_misses.insert().values(
+                    conversation=key, order_number=order_number, missed_at=now
+                )
+            )
+            conn.execute(
+                t.lookup_misses.delete().where(misses.missed_at <= now - limits.longest_window)
+            )
+            return OrderAccess(Access.NOT_MATCHED)
 
     # -------------------------------------------------------------------- reads
     def get_order(self, order_number: str) -> Optional[Order]:
@@ -171,13 +270,18 @@ class OrderStore:
             ]
 
     # ------------------------------------------------------------- order writes
-    def cancel_order(self, order_number: str, email: str) -> Change:
-        """Cancel while Received or Processing and refund the total to the payment method."""
+    def cancel_order(
+        self, order_number: str, email: Optional[str], *, phone: Optional[str] = None
+    ) -> Change:
+        """Cancel while Received or Processing and refund the total to the payment method.
+
+        Only for the order's owner: its email, or the SMS ``phone`` it was placed with.
+        """
         with self._begin() as conn:
             order = self._order(conn, order_number)
             if order is None:
                 return Change(Outcome.NOT_FOUND)
-            if not same_email(order.email, email):
+            if not owns(order, email, phone):
                 return Change(Outcome.NOT_OWNER)
             if order.status == t.CANCELLED:
                 return Change(Outcome.ALREADY_DONE, order)
@@ -204,13 +308,20 @@ class OrderStore:
             outcome = Outcome.DONE if cancelled else Outcome.NOT_ALLOWED
             return Change(outcome, self._order(conn, order_number))
 
-    def change_address(self, order_number: str, email: str, address: str) -> Change:
+    def change_address(
+        self,
+        order_number: str,
+        email: Optional[str],
+        address: str,
+        *,
+        phone: Optional[str] = None,
+    ) -> Change:
         """Change the delivery address while the order is Received or Processing."""
         with self._begin() as conn:
             order = self._order(conn, order_number)
             if order is None:
                 return Change(Outcome.NOT_FOUND)
-            if not same_email(order.email, email):
+            if not owns(order, email, phone):
                 return Change(Outcome.NOT_OWNER)
             changed = conn.execute(
                 t.orders.update()
@@ -221,13 +332,20 @@ class OrderStore:
             outcome = Outcome.DONE if changed else Outcome.NOT_ALLOWED
             return Change(outcome, self._order(conn, order_number))
 
-    def start_return(self, order_number: str, email: str, reason: str) -> Change:
+    def start_return(
+        self,
+        order_number: str,
+        email: Optional[str],
+        reason: str,
+        *,
+        phone: Optional[str] = None,
+    ) -> Change:
         """Start a return of a delivered order inside its return window."""
         with self._begin() as conn:
             order = self._order(conn, order_number)
             if order is None:
                 return Change(Outcome.NOT_FOUND)
-            if not same_email(order.email, email):
+            if not owns(order, email, phone):
                 return Change(Outcome.NOT_OWNER)
             existing = conn.execute(
                 select(t.returns.c.id)

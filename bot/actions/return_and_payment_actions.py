@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from . import store_schema as t
-from .order_actions import order_or_not_found, utter_order_problem
+from .order_actions import owned_order, utter_order_problem
 from .order_policy import (
     format_day,
     format_money,
@@ -17,7 +18,7 @@ from .order_policy import (
     return_deadline,
 )
 from .order_store import OrderStore
-from .store_action import StoreAction, in_thread, text_slot
+from .store_action import StoreAction, claimant, in_thread, text_slot
 from .store_records import Outcome
 
 # A started return must be dropped off within 14 days (returns_and_refunds.md).
@@ -34,19 +35,24 @@ class ActionStartReturn(StoreAction):
         self, store: OrderStore, dispatcher: CollectingDispatcher, tracker: Tracker
     ) -> None:
         number = text_slot(tracker, "order_number") or ""
-        email = text_slot(tracker, "email") or ""
         reason = text_slot(tracker, "return_reason")
         if reason is None:
             dispatcher.utter_message(response="utter_ask_return_reason")
             return
-        change = await in_thread(store.start_return, number, email, reason)
+        if await owned_order(store, dispatcher, tracker) is None:
+            return
+        who = claimant(tracker)
+        change = await in_thread(
+            functools.partial(store.start_return, number, who.email, reason, phone=who.phone)
+        )
         order = change.order
         if change.outcome is Outcome.DONE:
             dispatcher.utter_message(
                 response="utter_return_started",
                 order_number=number,
                 return_reference=change.reference,
-                email=email,
+                # The label goes to the order's email, also when SMS proved the owner.
+                email=order.email if order is not None else who.email,
                 drop_off_by=format_day(store.today() + timedelta(days=DROP_OFF_DAYS)),
             )
         elif change.outcome is Outcome.ALREADY_DONE:
@@ -77,7 +83,7 @@ class ActionRefundStatus(StoreAction):
     async def answer(
         self, store: OrderStore, dispatcher: CollectingDispatcher, tracker: Tracker
     ) -> None:
-        order = await order_or_not_found(store, dispatcher, tracker)
+        order = await owned_order(store, dispatcher, tracker)
         if order is None:
             return
         number = order.order_number
@@ -121,7 +127,7 @@ class ActionCheckPayment(StoreAction):
     async def answer(
         self, store: OrderStore, dispatcher: CollectingDispatcher, tracker: Tracker
     ) -> None:
-        order = await order_or_not_found(store, dispatcher, tracker)
+        order = await owned_order(store, dispatcher, tracker)
         if order is None:
             return
         number = order.order_number
@@ -162,7 +168,7 @@ class ActionInvoice(StoreAction):
     async def answer(
         self, store: OrderStore, dispatcher: CollectingDispatcher, tracker: Tracker
     ) -> None:
-        order = await order_or_not_found(store, dispatcher, tracker)
+        order = await owned_order(store, dispatcher, tracker)
         if order is None:
             return
         number = order.order_number

@@ -12,16 +12,28 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from .lookup_limits import Claimant
 from .order_store import OrderStore, StoreUnavailable, store_from_env
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+# Cleared when look-ups are paused: a paused form leaves its answers unchecked.
+ORDER_SLOTS = ("order_number", "email")
+
+
+class LookupsPaused(Exception):
+    """The conversation, or the order it asks about, has missed too often for now."""
 
 
 async def in_thread(call: Callable[..., T], *args: Any) -> T:
     """Run a blocking store call off the event loop."""
     return await asyncio.to_thread(call, *args)
+
+
+def claimant(tracker: Tracker, *, email: Optional[str] = None) -> Claimant:
+    """The conversation asking, with ``email`` or else the email slot as its proof."""
+    return Claimant(tracker.sender_id, email if email is not None else text_slot(tracker, "email"))
 
 
 def text_slot(tracker: Tracker, name: str) -> Optional[str]:
@@ -55,6 +67,12 @@ class StoreAction(Action, ABC):
         try:
             store = store_from_env()
             await self.answer(store, dispatcher, tracker)
+        except LookupsPaused:
+            # The log names the action only: the conversation id may be a phone number.
+            logger.warning("%s: order look-ups paused after repeated misses", self.name())
+            dispatcher.utter_message(response="utter_lookups_paused")
+            cleared = (*ORDER_SLOTS, *self.consumed_slots)
+            return [SlotSet(slot, None) for slot in dict.fromkeys(cleared)]
         except StoreUnavailable as e:
             # The message names the store and the error type only, never customer data.
             logger.error("%s: %s; sent utter_store_unavailable", self.name(), e)

@@ -37,6 +37,28 @@ class Order:
     payment_method: str
     total_pence: int
     currency: str
+    phone: Optional[str] = None
+
+
+class Access(enum.Enum):
+    """Whether a claimant may see an order (bot/actions/lookup_limits.py)."""
+
+    # The email is the order's, or the SMS conversation comes from the order's phone.
+    GRANTED = "granted"
+    # No email given yet and no channel identity: ask for the email.
+    NO_PROOF = "no_proof"
+    # The email is not the order's, or there is no such order (the same to the customer).
+    NOT_MATCHED = "not_matched"
+    # Too many misses in this conversation, or on this order: no look-up for a while.
+    PAUSED = "paused"
+
+
+@dataclass(frozen=True)
+class OrderAccess:
+    """The answer to a look-up: the access, and the order only when it is granted."""
+
+    access: Access
+    order: Optional[Order] = None
 
 
 @dataclass(frozen=True)

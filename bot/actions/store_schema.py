@@ -63,7 +63,14 @@ orders = Table(
     Column("payment_method", String(64), nullable=False),
     Column("total_pence", Integer, nullable=False),
     Column("currency", String(3), nullable=False, default="GBP"),
+    # The phone number the order was placed with (E.164, e.g. +447700900123), if any:
+    # an SMS conversation from it may look the order up without the email.
+    Column("phone", String(20)),
 )
+
+# Columns added to a table after its first release, with their SQL type: a store made
+# before them gets them added when it is opened (OrderStore._prepare).
+ADDED_COLUMNS = {"orders": {"phone": "VARCHAR(20)"}}
 
 payments = Table(
     "payments",
@@ -107,4 +114,19 @@ password_resets = Table(
     # Whether a link went out: only the store knows; the customer is never told.
     Column("sent", Boolean, nullable=False),
     Column("requested_at", DateTime(timezone=True), nullable=False),
+)
+
+# Look-ups that missed: an email that is not the order's, or an order that does not
+# exist. Counted per conversation and per order number to pause guessing
+# (bot/actions/lookup_limits.py); rows older than the longest window are deleted.
+lookup_misses = Table(
+    "lookup_misses",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # SHA-256 of the conversation id, never the id itself (an SMS id is a phone number).
+    Column("conversation", String(64), nullable=False, index=True),
+    # Not a foreign key: numbers that do not exist are counted too.
+    Column("order_number", String(5), nullable=False, index=True),
+    # UTC, without a time zone (SQLite and PostgreSQL compare these alike).
+    Column("missed_at", DateTime, nullable=False, index=True),
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Dict, List, Mapping
+from typing import Any, Dict, List, Mapping, Optional
 
 import yaml
 
@@ -46,6 +46,19 @@ def to_pence(amount: Any, *, where: str) -> int:
         raise SeedDataError(f"{where}: {amount!r} is not an amount in pounds") from e
 
 
+def _phone(value: Any, *, where: str) -> Optional[str]:
+    """An E.164 number ('+447700900123'), or None; unquoted in YAML it is an integer."""
+    if value is None:
+        return None
+    phone = str(value).replace(" ", "")
+    if not phone.startswith("+") or not phone[1:].isdigit():
+        raise SeedDataError(
+            f"{where}: phone {value!r} is not an E.164 number; write it in quotes with "
+            "the country code, like '+447700900123'"
+        )
+    return phone
+
+
 def load_sample_data(today: date, path: Path = SAMPLE_DATA) -> Dict[str, List[Dict[str, Any]]]:
     """Rows for the accounts, orders and payments tables, dated relative to ``today``."""
     try:
@@ -75,6 +88,7 @@ def _rows(raw: Mapping[str, Any], today: date, path: Path) -> Dict[str, List[Dic
     for o in raw.get("orders", []):
         where = f"{path}: order {o.get('order_number')}"
         row = {key: o.get(key) for key in ("carrier", "tracking_url")}
+        row["phone"] = _phone(o.get("phone"), where=where)
         row.update(
             order_number=str(o["order_number"]),
             email=str(o["email"]).lower(),

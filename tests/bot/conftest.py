@@ -22,22 +22,43 @@ from bot.actions.order_store import STORE_TODAY_ENV, STORE_URL_ENV, OrderStore, 
 
 BOT = Path(__file__).resolve().parents[2] / "bot"
 TODAY = date(2025, 6, 11)  # a Wednesday in June: no bank holiday, no Christmas rule
+JANE, SAM = "jane.doe@example.com", "sam.lee@example.com"
+# The phone numbers the sample orders were placed with (bot/store/sample_data.yml).
+JANES_PHONE, SAMS_PHONE = "+447700900123", "+447700900456"
+# Who placed each sample order: a look-up needs the order's email (or its SMS phone).
+OWNERS = {
+    **dict.fromkeys(("10023", "10024", "10027", "10028", "10030", "48213"), JANE),
+    **dict.fromkeys(("10025", "10026", "10029"), SAM),
+}
 
 
-@pytest.fixture(scope="session")
-def domain() -> Dict[str, Any]:
+def owned(number: str, **slots: Any) -> Dict[str, Any]:
+    """The slots of a look-up of ``number`` by its owner: the number and its email."""
+    return {"order_number": number, "email": OWNERS.get(number, JANE), **slots}
+
+
+def bot_domain() -> Dict[str, Any]:
     """The real bot's domain: the forms' required slots come from it."""
-    return yaml.safe_load((BOT / "domain.yml").read_text())
+    return dict(yaml.safe_load((BOT / "domain.yml").read_text()))
 
 
-@pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[OrderStore]:
+def actions_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[OrderStore]:
     """The store the actions will find: seeded sample data in tmp_path, on TODAY."""
     monkeypatch.setenv(STORE_URL_ENV, f"sqlite:///{tmp_path / 'northwind.db'}")
     monkeypatch.setenv(STORE_TODAY_ENV, TODAY.isoformat())
     store = store_from_env()
     yield store
     store.dispose()
+
+
+@pytest.fixture(scope="session")
+def domain() -> Dict[str, Any]:
+    return bot_domain()
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[OrderStore]:
+    yield from actions_store(tmp_path, monkeypatch)
 
 
 def tracker(
@@ -47,9 +68,11 @@ def tracker(
     intent: str = "inform",
     active_loop: Optional[str] = None,
     validating: Tuple[str, ...] = (),
+    sender_id: str = "webchat:customer-1",
 ) -> Tracker:
     """A tracker as Rasa sends it; ``validating`` names the slot candidates a form
-    appended at the end of the events, which is what a validation action checks."""
+    appended at the end of the events, which is what a validation action checks.
+    ``sender_id`` is the conversation id, which names its channel (``sms:+44...``)."""
     events: List[Dict[str, Any]] = [
         {"event": "action", "name": "action_listen"},
         {
@@ -64,7 +87,7 @@ def tracker(
     events += [{"event": "slot", "name": s, "value": slots[s]} for s in validating]
     return Tracker.from_dict(
         {
-            "sender_id": "customer-1",
+            "sender_id": sender_id,
             "slots": dict(slots),
             "latest_message": events[1]["parse_data"] | {"text": text},
             "events": events,

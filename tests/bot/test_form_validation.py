@@ -9,7 +9,7 @@ import pytest
 from bot.actions import form_validation as fv
 from bot.actions.order_store import STORE_URL_ENV
 
-from .conftest import responses, run_action
+from .conftest import JANE, JANES_PHONE, SAM, SAMS_PHONE, responses, run_action
 
 FORMS = [
     "order_status_form",
@@ -32,8 +32,11 @@ def validate(
     domain: Dict[str, Any],
     candidates: Dict[str, Any],
     known: Dict[str, Any] | None = None,
+    *,
+    sender: str = "webchat:customer-1",
 ) -> Tuple[List[str], Dict[str, Any], List[Dict[str, Any]]]:
-    """Validate this turn's slot ``candidates`` with ``known`` slots already filled.
+    """Validate this turn's slot ``candidates`` with ``known`` slots already filled, in
+    the conversation ``sender``.
 
     Returns the responses uttered, the slots set, and the raw messages.
     """
@@ -44,6 +47,7 @@ def validate(
         domain,
         active_loop=form,
         validating=tuple(candidates),
+        sender_id=sender,
     )
     set_slots = {e["name"]: e["value"] for e in events if e["event"] == "slot"}
     return responses(messages), set_slots, messages
@@ -68,62 +72,121 @@ def test_an_order_number_that_is_not_5_digits_is_asked_again(store, domain, type
     assert said == ["utter_invalid_order_number"] and slots == {"order_number": None}
 
 
-def test_an_unknown_order_number_is_named_and_asked_again(store, domain):
-    said, slots, messages = validate("refund_status_form", domain, {"order_number": "99999"})
-    assert said == ["utter_order_not_found"] and messages[0]["order_number"] == "99999"
-    assert slots == {"order_number": None}
+def test_an_order_number_is_taken_without_saying_whether_it_exists(store, domain):
+    # The email is asked next either way: only then is anything said about the order.
+    for number in ("10023", "99999"):
+        said, slots, _ = validate("refund_status_form", domain, {"order_number": number})
+        assert said == [] and slots == {"order_number": number}
 
 
-def test_a_dispatched_order_is_refused_before_any_confirmation(store, domain):
-    # 10023 left the warehouse with DPD: too late to cancel or readdress, said at once.
-    said, slots, messages = validate("cancel_order_form", domain, {"order_number": "10023"})
-    assert said == ["utter_cancel_refused"] and slots == {"order_number": None}
+def test_an_unknown_number_and_a_wrong_email_are_one_answer_and_both_are_asked_again(store, domain):
+    unknown = validate("refund_status_form", domain, {"email": JANE}, {"order_number": "99999"})
+    not_hers = validate("refund_status_form", domain, {"email": JANE}, {"order_number": "10025"})
+    assert unknown[0] == not_hers[0] == ["utter_order_not_matched"]
+    assert unknown[1] == not_hers[1] == {"order_number": None, "email": None}
+    assert unknown[2][0]["order_number"] == "99999"
+
+
+def test_a_dispatched_order_is_refused_to_its_owner_before_any_confirmation(store, domain):
+    # 10023 left the warehouse with DPD: too late to cancel or readdress, said as soon
+    # as the email shows it is the customer's own order.
+    said, slots, messages = validate(
+        "cancel_order_form", domain, {"email": JANE}, {"order_number": "10023"}
+    )
+    assert said == ["utter_cancel_refused"] and slots == {"email": JANE, "order_number": None}
     assert messages[0]["status"] == "Dispatched"
-    said, slots, _ = validate("change_address_form", domain, {"order_number": "10023"})
+    said, slots, _ = validate(
+        "change_address_form", domain, {"order_number": "10023"}, {"email": JANE}
+    )
     assert said == ["utter_address_change_refused", "utter_address_redirect_dpd"]
     assert slots == {"order_number": None}
-    # Still processing: accepted; and a lookup of a dispatched order is never refused.
-    said, slots, _ = validate("cancel_order_form", domain, {"order_number": "10024"})
-    assert said == [] and slots == {"order_number": "10024"}
-    said, slots, _ = validate("order_status_form", domain, {"order_number": "10023"})
+    # Before the email nothing is said about it; still processing: accepted.
+    said, slots, _ = validate("cancel_order_form", domain, {"order_number": "10023"})
     assert said == [] and slots == {"order_number": "10023"}
+    said, slots, _ = validate(
+        "cancel_order_form", domain, {"email": JANE}, {"order_number": "10024"}
+    )
+    assert said == [] and slots == {"email": JANE, "order_number": "10024"}
+    # A look-up of a dispatched order is never refused.
+    said, slots, _ = validate(
+        "order_status_form", domain, {"email": JANE}, {"order_number": "10023"}
+    )
+    assert said == [] and slots == {"email": JANE, "order_number": "10023"}
 
 
 def test_cancelling_needs_the_email_the_order_was_placed_with(store, domain):
     said, slots, messages = validate(
-        "cancel_order_form", domain, {"email": "sam.lee@example.com"}, {"order_number": "10024"}
+        "cancel_order_form", domain, {"email": SAM}, {"order_number": "10024"}
     )
-    assert said == ["utter_email_mismatch"] and messages[0]["order_number"] == "10024"
-    assert slots["email"] is None
+    assert said == ["utter_order_not_matched"] and messages[0]["order_number"] == "10024"
+    assert slots == {"order_number": None, "email": None}
 
     said, slots, _ = validate(
         "cancel_order_form", domain, {"email": " Jane.Doe@Example.com"}, {"order_number": "10024"}
     )
-    assert said == [] and slots["email"] == "jane.doe@example.com"
+    assert said == [] and slots["email"] == JANE
 
 
 def test_an_email_known_before_the_order_number_is_checked_against_it(store, domain):
     # "Change the address of 10028" after Sam's email was taken for another task.
     said, slots, _ = validate(
-        "change_address_form", domain, {"order_number": "10028"}, {"email": "sam.lee@example.com"}
+        "change_address_form", domain, {"order_number": "10028"}, {"email": SAM}
     )
-    assert said == ["utter_email_mismatch"]
-    assert slots["order_number"] == "10028" and slots["email"] is None
+    assert said == ["utter_order_not_matched"]
+    assert slots == {"order_number": None, "email": None}
 
 
-def test_both_given_at_once_are_checked_and_the_mismatch_said_once(store, domain):
+def test_both_given_at_once_are_checked_and_the_miss_said_once(store, domain):
+    said, slots, _ = validate("return_form", domain, {"order_number": "10025", "email": JANE})
+    assert said == ["utter_order_not_matched"]
+    assert slots == {"order_number": None, "email": None}
+
+
+def test_every_look_up_checks_the_email(store, domain):
+    for form in ("order_status_form", "invoice_form", "payment_problem_form"):
+        said, slots, _ = validate(form, domain, {"order_number": "10025"}, {"email": JANE})
+        assert said == ["utter_order_not_matched"] and slots["order_number"] is None, form
+
+
+def test_an_sms_from_the_orders_phone_is_not_asked_for_the_email(store, domain):
     said, slots, _ = validate(
-        "return_form", domain, {"order_number": "10025", "email": "jane.doe@example.com"}
+        "delivery_problem_form", domain, {"order_number": "10025"}, sender=f"sms:{SAMS_PHONE}"
     )
-    assert said == ["utter_email_mismatch"]
-    assert slots["order_number"] == "10025" and slots["email"] is None
-
-
-def test_a_status_lookup_does_not_check_the_email(store, domain):
+    # The form goes on to the problem, skipping the email.
+    assert said == [] and slots == {"order_number": "10025", "requested_slot": "problem_type"}
     said, slots, _ = validate(
-        "order_status_form", domain, {"order_number": "10025"}, {"email": "jane.doe@example.com"}
+        "delivery_problem_form", domain, {"order_number": "10025"}, sender=f"sms:{JANES_PHONE}"
     )
-    assert said == [] and slots == {"order_number": "10025"}
+    assert said == [] and slots == {"order_number": "10025"}  # Rasa asks for the email
+    # An SMS conversation still proves ownership with the email of an order placed
+    # without a phone, and a refusal after dispatch is said as soon as it is proved.
+    said, slots, _ = validate(
+        "change_address_form", domain, {"order_number": "10023"}, sender=f"sms:{JANES_PHONE}"
+    )
+    assert said == ["utter_address_change_refused", "utter_address_redirect_dpd"]
+    assert slots == {"order_number": None}
+
+
+def test_a_paused_conversation_stops_the_form_without_a_word(store, domain):
+    guesser = "webchat:guesser"
+    limit = store.limits.per_conversation
+    for attempt in range(limit):
+        said, slots, _ = validate(
+            "order_status_form",
+            domain,
+            {"email": SAM},
+            {"order_number": f"2000{attempt}"},
+            sender=guesser,
+        )
+        assert said == ["utter_order_not_matched"]
+        assert ("requested_slot" in slots) == (attempt == limit - 1), attempt
+    assert slots["requested_slot"] is None
+    # The miss that reached the limit already stops the form (requested_slot None); the
+    # action after it says why. So does the next run, whatever it is given.
+    said, slots, _ = validate(
+        "order_status_form", domain, {"order_number": "10023"}, sender=guesser
+    )
+    assert said == [] and slots == {"requested_slot": None}
 
 
 @pytest.mark.parametrize(

@@ -9,15 +9,14 @@ import pytest
 from bot.actions.order_actions import (
     ActionCancelOrder,
     ActionChangeAddress,
+    ActionConfirmCancel,
     ActionOrderStatus,
     ActionReportDeliveryProblem,
 )
 from bot.actions.order_policy import add_working_days, format_day
 from bot.actions.order_store import STORE_TODAY_ENV
 
-from .conftest import TODAY, responses, run_action
-
-JANE = "jane.doe@example.com"
+from .conftest import JANE, SAM, TODAY, owned, responses, run_action
 
 
 def only(messages):
@@ -26,7 +25,7 @@ def only(messages):
 
 
 def test_where_is_order_10023_gives_the_carrier_dates_and_tracking_link(store, domain):
-    messages, events = run_action(ActionOrderStatus(), {"order_number": "10023"}, domain)
+    messages, events = run_action(ActionOrderStatus(), owned("10023"), domain)
     said = only(messages)
     assert said["response"] == "utter_order_status_dispatched"
     assert said["order_number"] == "10023" and said["carrier"] == "DPD"
@@ -47,7 +46,7 @@ def test_where_is_order_10023_gives_the_carrier_dates_and_tracking_link(store, d
     ],
 )
 def test_each_status_has_its_answer(store, domain, number, response, values):
-    said = only(run_action(ActionOrderStatus(), {"order_number": number}, domain)[0])
+    said = only(run_action(ActionOrderStatus(), owned(number), domain)[0])
     assert said["response"] == response and said["order_number"] == number
     assert values.items() <= said.items()
 
@@ -56,14 +55,19 @@ def test_a_parcel_past_its_expected_day_is_delayed_before_it_is_late(store, doma
     store.get_order("10023")  # seeds with TODAY's dates
     friday = TODAY + timedelta(days=2)
     monkeypatch.setenv(STORE_TODAY_ENV, friday.isoformat())
-    said = only(run_action(ActionOrderStatus(), {"order_number": "10023"}, domain)[0])
+    said = only(run_action(ActionOrderStatus(), owned("10023"), domain)[0])
     assert said["response"] == "utter_order_status_delayed"
     assert said["expected_on"] == "Thursday 12 June" and said["late_after"] == "Monday 16 June"
 
 
-def test_an_unknown_order_is_named(store, domain):
-    said = only(run_action(ActionOrderStatus(), {"order_number": "12345"}, domain)[0])
-    assert said["response"] == "utter_order_not_found" and said["order_number"] == "12345"
+def test_an_unknown_order_and_someone_elses_are_answered_alike(store, domain):
+    unknown = only(run_action(ActionOrderStatus(), owned("12345"), domain)[0])
+    assert unknown["response"] == "utter_order_not_matched" and unknown["order_number"] == "12345"
+    not_yours = only(run_action(ActionOrderStatus(), owned("10025", email=JANE), domain)[0])
+    assert {**not_yours, "order_number": "12345"} == unknown
+    # Without an email (a forged tracker: the form asks for one) nothing is said either.
+    bare = only(run_action(ActionOrderStatus(), {"order_number": "10025"}, domain)[0])
+    assert bare["response"] == "utter_order_not_matched"
 
 
 def test_cancel_10024_refunds_it_and_its_status_then_shows_cancelled(store, domain):
@@ -88,10 +92,31 @@ def test_a_dispatched_order_cannot_be_cancelled(store, domain):
 
 
 def test_only_the_customer_who_ordered_can_cancel(store, domain):
-    slots = {"order_number": "10024", "email": "sam.lee@example.com"}
+    slots = {"order_number": "10024", "email": SAM}
     said = only(run_action(ActionCancelOrder(), slots, domain)[0])
-    assert said["response"] == "utter_email_mismatch" and said["order_number"] == "10024"
+    assert said["response"] == "utter_order_not_matched" and said["order_number"] == "10024"
     assert store.get_order("10024").status == "Processing"
+
+
+def test_the_cancellation_is_confirmed_only_with_the_owner_and_while_it_is_possible(store, domain):
+    said = only(run_action(ActionConfirmCancel(), owned("10024"), domain)[0])
+    assert said["response"] == "utter_confirm_cancel" and said["order_number"] == "10024"
+    refused = only(run_action(ActionConfirmCancel(), owned("10023"), domain)[0])
+    assert refused["response"] == "utter_cancel_refused" and refused["status"] == "Dispatched"
+    cancelled = only(run_action(ActionConfirmCancel(), owned("10027"), domain)[0])
+    assert cancelled["response"] == "utter_order_status_cancelled"
+    stranger = only(run_action(ActionConfirmCancel(), owned("10024", email=SAM), domain)[0])
+    assert stranger["response"] == "utter_order_not_matched"
+
+
+def test_an_sms_from_the_orders_phone_may_cancel_it_without_an_email(store, domain):
+    slots = {"order_number": "10024"}
+    said = only(run_action(ActionCancelOrder(), slots, domain, sender_id="sms:+447700900123")[0])
+    assert said["response"] == "utter_order_cancelled"
+    assert store.get_order("10024").status == "Cancelled"
+    other = only(run_action(ActionCancelOrder(), {"order_number": "10028"}, domain)[0])
+    assert other["response"] == "utter_order_not_matched"
+    assert store.get_order("10028").status == "Received"
 
 
 def test_the_address_of_an_undispatched_order_changes_and_the_slot_is_cleared(store, domain):
@@ -111,7 +136,7 @@ def test_a_dispatched_dpd_parcel_can_only_be_redirected_by_dpd(store, domain):
 
 
 def test_a_late_parcel_gets_one_investigation(store, domain):
-    slots = {"order_number": "10030", "problem_type": "late"}
+    slots = owned("10030", problem_type="late")
     messages, events = run_action(ActionReportDeliveryProblem(), slots, domain)
     said = only(messages)
     assert said["response"] == "utter_late_case_opened"
@@ -123,7 +148,7 @@ def test_a_late_parcel_gets_one_investigation(store, domain):
 
 
 def test_a_parcel_is_not_late_before_5_working_days(store, domain):
-    slots = {"order_number": "10023", "problem_type": "lost"}
+    slots = owned("10023", problem_type="lost")
     said = only(run_action(ActionReportDeliveryProblem(), slots, domain)[0])
     assert said["response"] == "utter_parcel_not_late_yet"
     assert said["late_after"] == "Monday 16 June" and said["carrier"] == "DPD"
@@ -142,7 +167,7 @@ def test_a_parcel_is_not_late_before_5_working_days(store, domain):
     ],
 )
 def test_each_delivery_problem_has_its_answer(store, domain, number, problem, response):
-    slots = {"order_number": number, "problem_type": problem}
+    slots = owned(number, problem_type=problem)
     said = only(run_action(ActionReportDeliveryProblem(), slots, domain)[0])
     assert said["response"] == response and said["order_number"] == number
 
@@ -150,7 +175,7 @@ def test_each_delivery_problem_has_its_answer(store, domain, number, problem, re
 def test_a_parcel_just_marked_delivered_is_looked_for_first(store, domain, monkeypatch):
     delivered = store.get_order("48213").delivered_on
     monkeypatch.setenv(STORE_TODAY_ENV, delivered.isoformat())
-    slots = {"order_number": "48213", "problem_type": "lost"}
+    slots = owned("48213", problem_type="lost")
     said = only(run_action(ActionReportDeliveryProblem(), slots, domain)[0])
     assert said["response"] == "utter_delivered_check_first"
     assert said["wait_until"] == format_day(add_working_days(delivered, 1))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
 
@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from bot.actions import store_schema as t
+from bot.actions.lookup_limits import Claimant, LookupLimits
 from bot.actions.order_policy import add_working_days
 from bot.actions.order_store import (
     STORE_TODAY_ENV,
@@ -19,10 +20,10 @@ from bot.actions.order_store import (
     StoreUnavailable,
     store_from_env,
 )
-from bot.actions.store_records import Outcome
+from bot.actions.store_records import Access, OrderAccess, Outcome
 from tests.postgres_server import PostgresServer
 
-from .conftest import TODAY
+from .conftest import JANE, SAM, TODAY
 
 
 @pytest.fixture(scope="module")
@@ -236,3 +237,141 @@ def test_the_default_store_lives_in_bot_store(monkeypatch):
         "OrderStore('sqlite"
     )
     assert abs(store_from_env().today() - date.today()) <= timedelta(days=1)
+
+
+# ------------------------------------------------------------- who may look up an order
+class Clock:
+    """A settable UTC clock for the look-up windows."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2025, 6, 11, 9, 0, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def guarded(url: str, clock: Clock) -> Iterator[OrderStore]:
+    """A store with small limits: 3 misses per conversation in 10 minutes, 4 per order
+    in 30 minutes."""
+    limits = LookupLimits(
+        per_conversation=3,
+        conversation_window=timedelta(minutes=10),
+        per_order=4,
+        order_window=timedelta(minutes=30),
+    )
+    store = OrderStore(url, today=lambda: TODAY, limits=limits, clock=clock)
+    yield store
+    store.dispose()
+
+
+def test_an_order_is_shown_to_its_email_or_its_sms_phone_only(guarded):
+    jane = Claimant("webchat:1", "Jane.Doe@example.com ")
+    granted = guarded.order_access("10023", jane)
+    assert granted.access is Access.GRANTED and granted.order.order_number == "10023"
+    assert granted.order.phone == "+447700900123"
+    sms = guarded.order_access("10023", Claimant("sms:+447700900123"))
+    assert sms.access is Access.GRANTED
+    # No email and no SMS identity: asked for the email, and nothing is counted.
+    for nobody in (Claimant("webchat:2"), Claimant("rest:+447700900123"), Claimant("sms:+4470")):
+        answer = guarded.order_access("10023", nobody)
+        assert answer == OrderAccess(Access.NO_PROOF)
+    # 48213 was placed without a phone: its email is the only proof.
+    assert guarded.order_access("48213", Claimant("sms:+447700900123")).access is Access.NO_PROOF
+    assert guarded.order_access("48213", Claimant("sms:+447700900123", JANE)).order is not None
+
+
+def test_a_wrong_email_and_an_unknown_order_are_one_answer_and_one_miss_each(url, guarded):
+    wrong = guarded.order_access("10023", Claimant("webchat:1", SAM))
+    unknown = guarded.order_access("99999", Claimant("webchat:1", SAM))
+    assert wrong == unknown == OrderAccess(Access.NOT_MATCHED)
+    misses = rows(url, t.lookup_misses)
+    assert [m["order_number"] for m in misses] == ["10023", "99999"]
+    # The conversation id is kept as its SHA-256 only: no phone number in the table.
+    assert {m["conversation"] for m in misses} == {Claimant("webchat:1").conversation_key}
+    assert all(len(m["conversation"]) == 64 and "webchat" not in m["conversation"] for m in misses)
+
+
+def test_a_conversation_with_too_many_misses_is_paused_until_they_age_out(guarded, clock):
+    guesser = Claimant("webchat:guesser", SAM)
+    for number in ("20001", "20002", "20003"):
+        assert guarded.order_access(number, guesser).access is Access.NOT_MATCHED
+        clock.now += timedelta(minutes=1)
+    right = Claimant("webchat:guesser", JANE)
+    assert guarded.order_access("10023", right) == OrderAccess(Access.PAUSED)
+    assert guarded.order_access(None, right) == OrderAccess(Access.PAUSED)
+    # Paused answers are not misses: the first miss ages out 10 minutes after it was made.
+    clock.now += timedelta(minutes=7, seconds=1)
+    assert guarded.order_access("10023", right).access is Access.GRANTED
+    # Other conversations were never affected.
+    assert guarded.order_access("10024", Claimant("webchat:other", JANE)).access is Access.GRANTED
+
+
+def test_an_order_missed_from_many_conversations_is_paused_but_not_for_its_sms_phone(
+    url, guarded, clock
+):
+    for n in range(4):
+        guess = Claimant(f"webchat:guess-{n}", f"guess{n}@example.com")
+        assert guarded.order_access("10023", guess).access is Access.NOT_MATCHED
+    for email in (JANE, None):
+        assert guarded.order_access("10023", Claimant("webchat:jane", email)).access is (
+            Access.PAUSED
+        )
+    assert guarded.order_access("10024", Claimant("webchat:jane", JANE)).access is Access.GRANTED
+    # The phone it was placed with guesses nothing: still answered over SMS.
+    assert guarded.order_access("10023", Claimant("sms:+447700900123")).access is Access.GRANTED
+    # 30 minutes later the order's misses have aged out, and are deleted by the next miss.
+    clock.now += timedelta(minutes=30, seconds=1)
+    assert guarded.order_access("10023", Claimant("webchat:jane", JANE)).access is Access.GRANTED
+    guarded.order_access("99999", Claimant("webchat:late", SAM))
+    assert [m["order_number"] for m in rows(url, t.lookup_misses)] == ["99999"]
+
+
+def test_an_sms_owner_may_change_the_order_without_the_email(store):
+    phone = "+44 7700 900123"
+    assert store.cancel_order("10024", None, phone="+447700900456").outcome is Outcome.NOT_OWNER
+    assert store.cancel_order("10024", None, phone=phone).outcome is Outcome.DONE
+    new = "7 Station Road, Salford M5 4WT"
+    changed = store.change_address("10028", None, new, phone="+447700900123")
+    assert changed.outcome is Outcome.DONE
+    assert store.start_return("10025", None, "Too small", phone="+447700900456").outcome is (
+        Outcome.DONE
+    )
+
+
+def test_a_store_made_before_the_phone_column_gets_it_when_opened(url):
+    old = OrderStore(url, today=lambda: TODAY)
+    old.get_order("10023")
+    old.dispose()
+    engine = sa.create_engine(url, future=True)
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE orders DROP COLUMN phone"))
+    engine.dispose()
+    upgraded = OrderStore(url, today=lambda: TODAY)
+    try:
+        order = upgraded.get_order("10023")
+        # Orders seeded before keep working; their phone is unknown until set.
+        assert order is not None and order.phone is None and order.status == "Dispatched"
+        assert upgraded.order_access("10023", Claimant("webchat:1", JANE)).access is (
+            Access.GRANTED
+        )
+    finally:
+        upgraded.dispose()
+
+
+def test_a_phone_in_the_sample_data_must_be_an_e164_number_in_quotes(tmp_path):
+    sample = tmp_path / "sample.yml"
+    sample.write_text(
+        "orders:\n  - order_number: '10001'\n    email: a@example.com\n    status: Received\n"
+        "    placed_on: {days_ago: 0}\n    delivery_address: 1 A Road\n"
+        "    payment_method: PayPal\n    total: '1.00'\n    phone: 447700900123\n"
+    )
+    store = OrderStore(f"sqlite:///{tmp_path / 'db.sqlite'}", sample_data=sample)
+    with pytest.raises(StoreUnavailable, match="E.164"):
+        store.get_order("10001")
+    store.dispose()

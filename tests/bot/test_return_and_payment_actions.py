@@ -14,9 +14,7 @@ from bot.actions.return_and_payment_actions import (
     ActionStartReturn,
 )
 
-from .conftest import TODAY, run_action
-
-SAM = "sam.lee@example.com"
+from .conftest import SAM, TODAY, owned, run_action
 
 
 def only(messages):
@@ -51,8 +49,8 @@ def test_a_return_after_30_days_is_refused_with_the_dates(store, domain):
     [
         ("10024", "jane.doe@example.com", "utter_return_not_delivered"),
         ("10027", "jane.doe@example.com", "utter_order_status_cancelled"),
-        ("10025", "jane.doe@example.com", "utter_email_mismatch"),
-        ("12345", SAM, "utter_order_not_found"),
+        ("10025", "jane.doe@example.com", "utter_order_not_matched"),
+        ("12345", SAM, "utter_order_not_matched"),
     ],
 )
 def test_returns_that_cannot_start_say_why(store, domain, number, email, response):
@@ -62,7 +60,7 @@ def test_returns_that_cannot_start_say_why(store, domain, number, email, respons
 
 
 def test_the_refund_of_cancelled_10027_shows_when_and_how_it_was_issued(store, domain):
-    said = only(run_action(ActionRefundStatus(), {"order_number": "10027"}, domain)[0])
+    said = only(run_action(ActionRefundStatus(), owned("10027"), domain)[0])
     assert said["response"] == "utter_refund_issued"
     assert said["amount"] == "£45.00" and said["payment_method"] == "debit card"
     assert said["issued_on"] == "Monday 9 June"
@@ -72,31 +70,31 @@ def test_the_refund_of_cancelled_10027_shows_when_and_how_it_was_issued(store, d
 def test_a_refund_not_arrived_after_10_business_days_is_traced(store, domain, monkeypatch):
     store.get_order("10027")
     monkeypatch.setenv(STORE_TODAY_ENV, (TODAY + timedelta(days=21)).isoformat())
-    said = only(run_action(ActionRefundStatus(), {"order_number": "10027"}, domain)[0])
+    said = only(run_action(ActionRefundStatus(), owned("10027"), domain)[0])
     assert said["response"] == "utter_refund_overdue" and said["issued_on"] == "Monday 9 June"
 
 
 def test_a_refund_waits_for_the_returned_parcel(store, domain):
     store.start_return("10025", SAM, "Too small")
-    said = only(run_action(ActionRefundStatus(), {"order_number": "10025"}, domain)[0])
+    said = only(run_action(ActionRefundStatus(), owned("10025"), domain)[0])
     assert said["response"] == "utter_refund_after_return"
     assert said["return_reference"].startswith("RET-")
-    nothing = only(run_action(ActionRefundStatus(), {"order_number": "10023"}, domain)[0])
+    nothing = only(run_action(ActionRefundStatus(), owned("10023"), domain)[0])
     assert nothing["response"] == "utter_no_refund" and nothing["status"] == "Dispatched"
 
 
 def test_two_completed_payments_are_passed_on_as_a_duplicate_once(store, domain):
-    said = only(run_action(ActionCheckPayment(), {"order_number": "10029"}, domain)[0])
+    said = only(run_action(ActionCheckPayment(), owned("10029"), domain)[0])
     assert said["response"] == "utter_duplicate_payment_found"
     assert said["amount"] == "£56.40" and said["payment_count"] == 2
     assert said["case_reference"].startswith("CASE-")
-    again = only(run_action(ActionCheckPayment(), {"order_number": "10029"}, domain)[0])
+    again = only(run_action(ActionCheckPayment(), owned("10029"), domain)[0])
     assert again["response"] == "utter_case_already_open"
     assert again["case_reference"] == said["case_reference"]
 
 
 def test_one_payment_is_shown_with_its_amount_and_method(store, domain):
-    said = only(run_action(ActionCheckPayment(), {"order_number": "10028"}, domain)[0])
+    said = only(run_action(ActionCheckPayment(), owned("10028"), domain)[0])
     assert said["response"] == "utter_payment_single"
     assert said["amount"] == "£18.75" and said["payment_method"] == "PayPal"
     assert said["paid_on"] == "Wednesday 11 June"
@@ -109,9 +107,9 @@ def test_one_payment_is_shown_with_its_amount_and_method(store, domain):
         ("48213", "utter_invoice_available"),
         ("10024", "utter_invoice_not_ready"),
         ("10027", "utter_invoice_order_cancelled"),
-        ("12345", "utter_order_not_found"),
+        ("12345", "utter_order_not_matched"),
     ],
 )
 def test_an_invoice_is_there_once_the_order_is_dispatched(store, domain, number, response):
-    said = only(run_action(ActionInvoice(), {"order_number": number}, domain)[0])
+    said = only(run_action(ActionInvoice(), owned(number), domain)[0])
     assert said["response"] == response and said["order_number"] == number
