@@ -1,6 +1,6 @@
 """A health endpoint and Prometheus metrics for operators, as a Rasa input channel.
 
-``channels.monitoring.MonitoringInput:`` (no keys) in ``credentials.yml`` serves
+``channels.monitoring.MonitoringInput:`` in ``credentials.yml`` serves
 
 - ``GET /webhooks/monitoring/health``: 200 ``{"status": "ok"}`` when the model is loaded
   and the tracker store and lock store answer; 503 ``{"status": "unavailable"}`` when
@@ -11,7 +11,14 @@
 - ``GET /webhooks/monitoring/metrics``: the Prometheus text format of
   :class:`rasa_llm.serving_metrics.ServingMetrics`, which
   ``rasa_llm.metrics_event_broker.MetricsEventBroker`` (endpoints.yml ``event_broker``)
-  feeds. Neither holds customer data; put them behind your network's own access rules.
+  feeds, for a caller with ``Authorization: Bearer <metrics_token>`` (401/403
+  otherwise; 404 with the fix when no ``metrics_token`` is set).
+
+Health stays open: load balancers ask it without credentials, and it says only
+whether the parts answer. The metrics count the business's traffic (messages,
+hand-offs, fallbacks, sentiment), which is nobody else's business, so they need a token
+(``metrics_token: ${RASA_LLM_API_TOKEN}`` in bot/credentials.yml; Prometheus sends it
+with ``authorization: {credentials_file: ...}``). Neither holds customer data.
 
 A channel because Rasa mounts channels' routes in its own server: no second port.
 """
@@ -19,6 +26,7 @@ A channel because Rasa mounts channels' routes in its own server: no second port
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 from typing import Any, Awaitable, Callable, Dict, Optional
 
@@ -37,8 +45,11 @@ CHECK_TIMEOUT_SECONDS = 3.0
 OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
 
 
+MIN_TOKEN_CHARS = 16
+
+
 class MonitoringError(ValueError):
-    """The channel's section in credentials.yml has keys it does not read."""
+    """The channel's section in credentials.yml has a key it does not read or a weak token."""
 
 
 class MonitoringInput(InputChannel):
@@ -50,12 +61,24 @@ class MonitoringInput(InputChannel):
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[str, Any]]) -> InputChannel:
-        if credentials:
+        given = dict(credentials or {})
+        unknown = sorted(str(key) for key in given if key != "metrics_token")
+        if unknown:
             raise MonitoringError(
-                f"channels.monitoring.MonitoringInput takes no settings, got "
-                f"{sorted(credentials)}: leave its section in credentials.yml empty."
+                "credentials.yml, channel `monitoring` (channels.monitoring.MonitoringInput): "
+                f"unknown key(s) {unknown}. Valid keys: metrics_token."
             )
-        return cls()
+        token = given.get("metrics_token")
+        if token is not None and (not isinstance(token, str) or len(token) < MIN_TOKEN_CHARS):
+            raise MonitoringError(
+                "credentials.yml, channel `monitoring` (channels.monitoring.MonitoringInput), "
+                f"key `metrics_token`: must be a secret of at least {MIN_TOKEN_CHARS} "
+                "characters. Write metrics_token: ${RASA_LLM_API_TOKEN} (or a token of its own)."
+            )
+        return cls(metrics_token=token)
+
+    def __init__(self, metrics_token: Optional[str] = None) -> None:
+        self.metrics_token = metrics_token
 
     def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
         monitoring = Blueprint("rasa_llm_monitoring", __name__)
@@ -73,10 +96,34 @@ class MonitoringInput(InputChannel):
             return response.json({"status": status, "checks": checks}, status=code)
 
         @monitoring.get("/metrics")
-        async def metrics(_: Request) -> HTTPResponse:
+        async def metrics(request: Request) -> HTTPResponse:
+            refused = self._refuse_metrics(request)
+            if refused is not None:
+                return refused
             return response.raw(serving_metrics().exposition(), content_type=CONTENT_TYPE_LATEST)
 
         return monitoring
+
+    def _refuse_metrics(self, request: Request) -> Optional[HTTPResponse]:
+        """A 4xx for a caller without the metrics token; None lets the scrape through."""
+        if self.metrics_token is None:
+            reason, status = (
+                (
+                    "metrics are off: set metrics_token for channels.monitoring.MonitoringInput "
+                    "in credentials.yml"
+                ),
+                404,
+            )
+        else:
+            scheme, _, given = (request.headers.get("authorization") or "").partition(" ")
+            if scheme.lower() != "bearer" or not given.strip():
+                reason, status = "missing bearer token", 401
+            elif not hmac.compare_digest(given.strip().encode(), self.metrics_token.encode()):
+                reason, status = "wrong bearer token", 403
+            else:
+                return None
+        logger.warning("monitoring: metrics refused with %d: %s", status, reason)
+        return response.json({"error": reason}, status=status)
 
     async def checks(self, agent: Any) -> Dict[str, str]:
         """Each part's state: ``ok``, or a short reason without any customer data."""

@@ -78,6 +78,24 @@ def run_rasa(args: List[str], cwd: Path, timeout: int = 1200) -> subprocess.Comp
     return result
 
 
+def run_rasa_expecting_failure(
+    args: List[str], cwd: Path, env: Optional[Dict[str, str]] = None, timeout: int = 300
+) -> str:
+    """Run Rasa's CLI, which must fail (exit, not keep serving); its output."""
+    try:
+        result = subprocess.run(
+            [RASA, *args], cwd=cwd, env=rasa_env(env), capture_output=True, text=True,
+            timeout=timeout,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired as expired:
+        output = (expired.stdout or b"").decode(errors="replace")
+        pytest.fail(f"rasa {' '.join(args)} kept running for {timeout} s:\n{output[-4000:]}")
+    output = result.stdout + result.stderr
+    if result.returncode == 0:
+        pytest.fail(f"rasa {' '.join(args)} should have failed:\n{output[-4000:]}")
+    return output
+
+
 def bot_inputs() -> List[Path]:
     return [
         BOT / "config.yml",
