@@ -1,4 +1,5 @@
-"""The real bot through Rasa's CLI and server: `rasa test nlu`, `rasa test`, REST."""
+"""The real bot through Rasa's CLI and server: `rasa test nlu`, `rasa test`, the REST
+channel (with its token, conversations `rest:<sender>`) and the HTTP API (with its token)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.rasa_process import BOT, ROOT, run_rasa
+from tests.rasa_process import BOT, ROOT, RasaServer, rest_id, run_rasa
 
 pytestmark = pytest.mark.integration
 
@@ -54,39 +55,37 @@ def test_rasa_test_conversations_all_pass(bot_model: Path, tmp_path: Path):
     assert report["conversation_accuracy"]["accuracy"] == 1.0
 
 
-def _talk(url: str, sender: str, text: str) -> tuple[list, dict]:
-    import requests
-
-    replies = requests.post(
-        f"{url}/webhooks/rest/webhook", json={"sender": sender, "message": text}, timeout=60
-    )
+def _talk(server: RasaServer, text: str) -> tuple[list, dict]:
+    """Send ``text`` as a new REST customer: the replies, and how Rasa parsed it."""
+    sender = f"customer-{uuid.uuid4()}"
+    replies = server.rest(sender, text)
     replies.raise_for_status()
-    tracker = requests.get(f"{url}/conversations/{sender}/tracker", timeout=30).json()
+    tracker = server.tracker(rest_id(sender))
     return replies.json(), tracker["latest_message"]
 
 
-def test_rest_channel_answers_an_order_question(rasa_server: str):
-    replies, parsed = _talk(rasa_server, f"customer-{uuid.uuid4()}", "where is my order")
+def test_rest_channel_answers_an_order_question(rasa_server: RasaServer):
+    replies, parsed = _talk(rasa_server, "where is my order")
     assert parsed["intent"]["name"] == "order_status"
     assert parsed["sentiment"]["label"] != "negative"
     assert replies and all(r.get("text") or r.get("buttons") for r in replies)
 
 
-def test_rest_channel_notices_an_angry_customer(rasa_server: str):
+def test_rest_channel_notices_an_angry_customer(rasa_server: RasaServer):
     text = "this is the worst service I have ever had"
-    replies, parsed = _talk(rasa_server, f"customer-{uuid.uuid4()}", text)
+    replies, parsed = _talk(rasa_server, text)
     assert parsed["sentiment"]["label"] == "negative"
     assert parsed["sentiment"]["score"] > 0.5
     assert {"entity": "sentiment", "value": "negative"}.items() <= parsed["entities"][0].items()
     assert replies, "an upset customer must get an answer"
 
 
-def test_parse_endpoint_has_calibrated_intent_ranking(rasa_server: str):
-    import requests
-
-    parsed = requests.post(
-        f"{rasa_server}/model/parse", json={"text": "I was charged twice for my order"}, timeout=30
-    ).json()
+def test_parse_endpoint_has_calibrated_intent_ranking(rasa_server: RasaServer):
+    answer = rasa_server.api(
+        "POST", "/model/parse", json={"text": "I was charged twice for my order"}
+    )
+    answer.raise_for_status()
+    parsed = answer.json()
     ranking = parsed["intent_ranking"]
     assert ranking[0]["name"] == parsed["intent"]["name"]
     assert all(
