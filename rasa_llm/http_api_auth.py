@@ -13,7 +13,11 @@ serves them to anyone. In a Rasa server with the API on, :func:`protect_http_api
   ``GET /`` (hello) and ``GET /version``, CORS preflights, and the channels' routes
   under ``/webhooks/``, which each authenticate their own callers;
 * with neither, refuses to start (:class:`OpenHttpApiError`, naming the fix), unless
-  the operator opts in with ``RASA_LLM_ALLOW_OPEN_API=true`` (a warning at start).
+  the operator opts in with ``RASA_LLM_ALLOW_OPEN_API=true`` (a warning at start). When
+  rasa-llm is first imported while the server is already starting (loading a model
+  with rasa-llm's components, when no rasa-llm channel was imported earlier), it is
+  too late to stop the start: the API is then locked instead, every route answering
+  503 with the fix, and the error is logged.
 
 The token is read from the environment, not the command line, where any user of the
 machine could read it in the process list.
@@ -93,8 +97,12 @@ def _has_api(app: Sanic) -> bool:
     return False
 
 
-def protect_http_api(app: Sanic) -> None:
-    """Require the API token on ``app``'s API routes, or refuse an open API. Idempotent."""
+def protect_http_api(app: Sanic, *, can_refuse_to_start: bool = True) -> None:
+    """Require the API token on ``app``'s API routes, or refuse an open API. Idempotent.
+
+    ``can_refuse_to_start=False`` (the server is already starting) locks an API that
+    would be open instead of raising.
+    """
     if getattr(app.ctx, _INSTALLED, False):
         return
     if not _has_api(app) or rasa_auth_configured(app):
@@ -116,22 +124,42 @@ def protect_http_api(app: Sanic) -> None:
             )
             setattr(app.ctx, _INSTALLED, True)
             return
-        raise OpenHttpApiError(
+        _refuse(app, OpenHttpApiError(
             "Rasa's HTTP API (--enable-api) would answer anyone who reaches this port: "
             "it reads and rewrites every conversation and replaces the model. Fix: set "
             f"{API_TOKEN_ENV} to a secret of {MIN_TOKEN_CHARS}+ characters (e.g. "
             "python -c 'import secrets; print(secrets.token_urlsafe(32))') and send it as "
             "'Authorization: Bearer <token>'; or start Rasa with --auth-token/--jwt-secret; "
             f"or leave out --enable-api. To run it open on purpose, set {OPEN_API_ENV}=true."
-        )
+        ), can_refuse_to_start)  # fmt: skip
+        return
     if len(token) < MIN_TOKEN_CHARS:
-        raise OpenHttpApiError(
+        _refuse(app, OpenHttpApiError(
             f"{API_TOKEN_ENV} has {len(token)} characters; a token guessable in reasonable "
             f"time is no protection. Fix: use {MIN_TOKEN_CHARS} or more, e.g. "
             "python -c 'import secrets; print(secrets.token_urlsafe(32))'."
-        )
+        ), can_refuse_to_start)  # fmt: skip
+        return
     app.register_middleware(functools.partial(_require_token, token.encode()), "request")
     setattr(app.ctx, _INSTALLED, True)
+
+
+def _refuse(app: Sanic, error: OpenHttpApiError, can_refuse_to_start: bool) -> None:
+    """Raise ``error``, or, when the server is already starting, lock the API with it."""
+    if can_refuse_to_start:
+        raise error
+    logger.error("%s The HTTP API is locked until then: every route answers 503.", error)
+    app.register_middleware(functools.partial(_locked, str(error)), "request")
+    setattr(app.ctx, _INSTALLED, True)
+
+
+async def _locked(reason: str, request: Request) -> Optional[HTTPResponse]:
+    if request.method == "OPTIONS" or request.route is None:
+        return None
+    path = "/" + request.route.uri.lstrip("/")
+    if (request.method, path) in PUBLIC_ROUTES or path.startswith(CHANNEL_PREFIX):
+        return None
+    return json_response({"status": "failure", "reason": "Locked", "message": reason}, 503)
 
 
 def presented_token(request: Request) -> Optional[str]:

@@ -47,8 +47,12 @@ _process_lock = threading.Lock()
 _process_guarded = {"rasa": False, "actions": False}
 
 
-def _guard_rasa_process() -> None:
-    """What a process that serves Rasa needs once (raises if telemetry is on)."""
+def _guard_rasa_process(*, can_refuse_to_start: bool = True) -> None:
+    """What a process that serves Rasa needs once (raises if telemetry is on).
+
+    ``can_refuse_to_start=False``: the server is already starting; telemetry that is on
+    is turned off for the rest of the process instead, with an error logged.
+    """
     from rasa_llm.action_failure_reply import install_action_failure_reply
     from rasa_llm.action_server_auth import send_action_token
     from rasa_llm.intent_shortcuts import install_intent_shortcut_guard
@@ -57,7 +61,8 @@ def _guard_rasa_process() -> None:
     from rasa_llm.telemetry_check import refuse_telemetry
 
     with _process_lock:
-        refuse_telemetry()  # every time a server is made: the setting may have changed
+        # Every time a server is made: the setting may have changed.
+        refuse_telemetry(can_refuse_to_start=can_refuse_to_start)
         if _process_guarded["rasa"]:
             return
         install_log_redaction()
@@ -68,7 +73,7 @@ def _guard_rasa_process() -> None:
         _process_guarded["rasa"] = True
 
 
-def _guard_rasa_routes(app: Sanic) -> None:
+def _guard_rasa_routes(app: Sanic, *, can_refuse_to_start: bool = True) -> None:
     """What needs the app's routes: API token, body limits, body checks."""
     from rasa_llm.http_api_auth import protect_http_api
     from rasa_llm.http_api_guard import guard_app
@@ -76,7 +81,7 @@ def _guard_rasa_routes(app: Sanic) -> None:
 
     if getattr(app.ctx, _GUARDED, False):
         return
-    protect_http_api(app)
+    protect_http_api(app, can_refuse_to_start=can_refuse_to_start)
     limit_request_sizes(app)
     guard_app(app)
     setattr(app.ctx, _GUARDED, True)
@@ -95,10 +100,12 @@ def _guard_action_server(app: Sanic) -> None:
 
 def _on_app(app: Sanic, *, made_before_import: bool) -> None:
     if app.name in RASA_SERVER_APPS:
-        _guard_rasa_process()
-        if made_before_import and app.state.is_started:
-            # Imported while the server starts (loading its model): the routes are there.
-            _guard_rasa_routes(app)
+        starting = made_before_import and bool(app.state.is_started)
+        _guard_rasa_process(can_refuse_to_start=not starting)
+        if starting:
+            # Imported while the server starts (loading its model): the routes are there,
+            # and it is too late to stop the start, so what is wrong is locked instead.
+            _guard_rasa_routes(app, can_refuse_to_start=False)
         else:
             # Routes may still be added: guard them before the server starts, which is
             # also before Rasa loads the model.

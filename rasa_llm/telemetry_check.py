@@ -28,8 +28,13 @@ class TelemetryEnabledError(RasaLLMError):
     """Rasa's telemetry is on and the operator did not say that it may be."""
 
 
-def refuse_telemetry() -> None:
-    """Raise :class:`TelemetryEnabledError` when Rasa's telemetry is on, unless allowed."""
+def refuse_telemetry(*, can_refuse_to_start: bool = True) -> None:
+    """Raise :class:`TelemetryEnabledError` when Rasa's telemetry is on, unless allowed.
+
+    ``can_refuse_to_start=False`` (the server is already starting): turn telemetry off
+    for the rest of this process instead (Rasa reads the variable before each event),
+    with the error logged.
+    """
     from rasa import telemetry
 
     if not telemetry.is_telemetry_enabled():
@@ -40,9 +45,13 @@ def refuse_telemetry() -> None:
             ALLOW_TELEMETRY_ENV,
         )
         return
-    raise TelemetryEnabledError(
+    error = TelemetryEnabledError(
         "Rasa's telemetry is on for this user, so Rasa would send usage data and error "
         "reports to outside hosts. Fix: run `rasa telemetry disable` as the user that runs "
         "the server (make setup does it for you), or export RASA_TELEMETRY_ENABLED=false "
         f"(the Makefile does). To send them on purpose, set {ALLOW_TELEMETRY_ENV}=true."
     )
+    if can_refuse_to_start:
+        raise error
+    os.environ[telemetry.TELEMETRY_ENABLED_ENVIRONMENT_VARIABLE] = "false"
+    logger.error("%s Telemetry is turned off for this run.", error)

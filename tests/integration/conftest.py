@@ -7,7 +7,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.rasa_process import ActionServer, RasaServer, free_port
+from tests.rasa_process import REST_CREDENTIALS, ActionServer, RasaServer, free_port
 
 
 @pytest.fixture(scope="session")
@@ -22,7 +22,7 @@ def rasa_server(bot_model: Path, tmp_path_factory: pytest.TempPathFactory) -> It
         "tracker_store:\n  type: SQL\n  dialect: sqlite\n  db: rasa.db\n"
     )
     credentials = workdir / "credentials.yml"
-    credentials.write_text("rest:\n")
+    credentials.write_text(REST_CREDENTIALS)
     # No agent desk here: a hand-off says utter_handoff_unavailable. The fallback's
     # language model is not warmed up; the conversations here do not need it.
     actions = ActionServer(workdir, port=actions_port, env={"RASA_LLM_FALLBACK_WARM_UP": "0"})

@@ -23,7 +23,7 @@ import yaml
 from tests.channels.sms_support import ACCOUNT_SID, AUTH_TOKEN, NUMBER, PUBLIC_URL, TwilioApi
 from tests.fake_platform import Call, FakePlatform, Reply
 from tests.postgres_server import PostgresServer
-from tests.rasa_process import BOT, ActionServer, RasaServer, free_port
+from tests.rasa_process import BOT, REST_CREDENTIALS, ActionServer, RasaServer, free_port
 from tests.redis_server import RedisServer
 
 PRODUCTION_ENDPOINTS = BOT / "endpoints.production.yml"
@@ -129,7 +129,8 @@ def production(
     # PostgreSQL database, as README.md's production set-up says for several hosts;
     # each server also runs in a folder of its own, as on another machine.
     credentials.write_text(
-        "rest:\nchannels.monitoring.MonitoringInput:\n"
+        f"{REST_CREDENTIALS}"
+        "channels.monitoring.MonitoringInput:\n  metrics_token: ${RASA_LLM_API_TOKEN}\n"
         f'channels.webchat.WebChatInput:\n  session_secret: "{WEBCHAT_SECRET}"\n'
         "channels.sms.TwilioSmsInput:\n"
         f'  account_sid: "{ACCOUNT_SID}"\n  auth_token: "{AUTH_TOKEN}"\n'

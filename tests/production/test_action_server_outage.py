@@ -18,7 +18,7 @@ import yaml
 
 from tests.production.conftest import FALLBACK_DEADLINE_S, Production
 from tests.production.test_scale_out import assert_conversation, say
-from tests.rasa_process import BOT
+from tests.rasa_process import BOT, api_headers
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +34,9 @@ def texts(replies: List[Dict[str, Any]]) -> List[str]:
 
 
 def failures_counted(url: str) -> float:
-    metrics = requests.get(f"{url}/webhooks/monitoring/metrics", timeout=30).text
+    metrics = requests.get(
+        f"{url}/webhooks/monitoring/metrics", headers=api_headers(), timeout=30
+    ).text
     found = re.findall(r'^rasa_llm_action_failures_total\{action="[^"]+"\} (\S+)$', metrics, re.M)
     return sum(float(value) for value in found)
 

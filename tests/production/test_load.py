@@ -23,6 +23,7 @@ import websockets
 
 from tests.production.conftest import Production
 from tests.production.test_scale_out import assert_handled_in_turn
+from tests.rasa_process import api_headers, rest_headers, rest_id
 
 pytestmark = [pytest.mark.integration, pytest.mark.load]
 
@@ -38,8 +39,9 @@ TEXTS = [
 DEADLINE = 900.0
 
 
-async def tracker(http: aiohttp.ClientSession, url: str, sender: str) -> Dict[str, Any]:
-    async with http.get(f"{url}/conversations/{sender}/tracker") as response:
+async def tracker(http: aiohttp.ClientSession, url: str, conversation: str) -> Dict[str, Any]:
+    path = f"{url}/conversations/{conversation}/tracker"
+    async with http.get(path, headers=api_headers()) as response:
         response.raise_for_status()
         return dict(await response.json())
 
@@ -47,22 +49,24 @@ async def tracker(http: aiohttp.ClientSession, url: str, sender: str) -> Dict[st
 async def rest_conversation(
     http: aiohttp.ClientSession, urls: List[str], index: int
 ) -> Tuple[str, List[str]]:
-    """Send the texts one after another; return the sender and every reply text received."""
+    """Send the texts one after another; return the conversation and every reply received."""
     sender = f"load-rest-{index}-{uuid.uuid4()}"
     received: List[str] = []
     for number, text in enumerate(TEXTS):
         url = urls[(index + number) % len(urls)]
         payload = {"sender": sender, "message": text}
-        async with http.post(f"{url}/webhooks/rest/webhook", json=payload) as response:
+        async with http.post(
+            f"{url}/webhooks/rest/webhook", json=payload, headers=rest_headers()
+        ) as response:
             assert response.status == 200, f"{sender} message {number}: HTTP {response.status}"
             received += [reply.get("text", "") for reply in await response.json()]
-    return sender, received
+    return rest_id(sender), received
 
 
 async def web_conversation(
     http: aiohttp.ClientSession, url: str, index: int
 ) -> Tuple[str, List[str]]:
-    """Send all texts at once over one socket; return the sender and the bot replies shown.
+    """Send all texts at once over one socket; return the conversation and the replies shown.
 
     As the page does, a socket that closes is opened again with the session's token,
     the history replaces what was shown, and every message not yet acknowledged is sent
@@ -90,9 +94,8 @@ async def web_conversation(
                         await ws.send(
                             json.dumps({"type": "message", "id": message_id, "text": text})
                         )
-                await receive_until_answered(
-                    http, url, session["session_id"], ws, acked, shown, attempt
-                )
+                conversation = f"webchat:{session['session_id']}"
+                await receive_until_answered(http, url, conversation, ws, acked, shown, attempt)
                 break
         except websockets.ConnectionClosed as closed:
             print(f"web conversation {index}: socket closed ({closed}), opening it again")
@@ -100,13 +103,13 @@ async def web_conversation(
         pytest.fail(f"web conversation {index}: the socket kept closing")
     # In the order sent, unless a reconnection sent some again.
     assert acked == ids if attempt == 0 else sorted(acked) == ids, acked
-    return session["session_id"], shown
+    return f"webchat:{session['session_id']}", shown
 
 
 async def receive_until_answered(
     http: aiohttp.ClientSession,
     url: str,
-    sender: str,
+    conversation: str,
     ws: Any,
     acked: List[str],
     shown: List[str],
@@ -120,7 +123,7 @@ async def receive_until_answered(
         except asyncio.TimeoutError:
             # Quiet for a moment: once the tracker has every turn, every reply has
             # been sent, and the count of bot events says how many to wait for.
-            state = await tracker(http, url, sender)
+            state = await tracker(http, url, conversation)
             users = [e for e in state["events"] if e["event"] == "user"]
             done = state["events"] and state["events"][-1].get("name") == "action_listen"
             if len(users) == len(TEXTS) and done:

@@ -10,7 +10,7 @@ import pytest
 
 from tests.production.conftest import Production
 from tests.production.test_scale_out import say
-from tests.rasa_process import RasaServer
+from tests.rasa_process import REST_CREDENTIALS, RasaServer
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +28,7 @@ def debug_server(
         "tracker_store:\n  type: SQL\n  dialect: sqlite\n  db: rasa.db\n"
     )
     credentials = workdir / "credentials.yml"
-    credentials.write_text("rest:\n")
+    credentials.write_text(REST_CREDENTIALS)
     server = RasaServer(
         bot_model, workdir, credentials=credentials, endpoints=endpoints, extra_args=["--debug"]
     )

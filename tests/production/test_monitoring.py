@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.production.conftest import Production
 from tests.production.test_scale_out import say
+from tests.rasa_process import api_headers
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +22,9 @@ def health(url: str) -> requests.Response:
 
 def samples(url: str) -> Dict[str, float]:
     """Every sample of a scrape, keyed ``name{label=value,...}``."""
-    text = requests.get(f"{url}/webhooks/monitoring/metrics", timeout=30).text
+    text = requests.get(
+        f"{url}/webhooks/monitoring/metrics", headers=api_headers(), timeout=30
+    ).text
     result: Dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:

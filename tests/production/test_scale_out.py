@@ -18,6 +18,7 @@ import requests
 import yaml
 
 from tests.production.conftest import PRODUCTION_ENDPOINTS, Production
+from tests.rasa_process import api_headers, rest_headers, rest_id
 
 pytestmark = pytest.mark.integration
 
@@ -26,14 +27,20 @@ CONVERSATION = ["hello", "where is order 10023?", "thank you", "are you a bot?",
 
 def say(url: str, sender: str, text: str) -> List[Dict[str, Any]]:
     response = requests.post(
-        f"{url}/webhooks/rest/webhook", json={"sender": sender, "message": text}, timeout=180
+        f"{url}/webhooks/rest/webhook",
+        json={"sender": sender, "message": text},
+        headers=rest_headers(),
+        timeout=180,
     )
     response.raise_for_status()
     return list(response.json())
 
 
 def tracker_events(url: str, sender: str) -> List[Dict[str, Any]]:
-    response = requests.get(f"{url}/conversations/{sender}/tracker", timeout=60)
+    """The events of REST ``sender``'s conversation."""
+    response = requests.get(
+        f"{url}/conversations/{rest_id(sender)}/tracker", headers=api_headers(), timeout=60
+    )
     response.raise_for_status()
     return list(response.json()["events"])
 

@@ -1,0 +1,1 @@
+"""An actions package without actions, for action-server tests."""
