@@ -191,12 +191,12 @@ class ActionChangeAddress(StoreAction):
     async def answer(
         self, store: OrderStore, dispatcher: CollectingDispatcher, tracker: Tracker
     ) -> None:
+        if await owned_order(store, dispatcher, tracker) is None:
+            return
         number = text_slot(tracker, "order_number") or ""
         address = text_slot(tracker, "new_address")
         if address is None:
             dispatcher.utter_message(response="utter_ask_new_address")
-            return
-        if await owned_order(store, dispatcher, tracker) is None:
             return
         who = claimant(tracker)
         change = await in_thread(
@@ -226,12 +226,12 @@ class ActionReportDeliveryProblem(StoreAction):
     async def answer(
         self, store: OrderStore, dispatcher: CollectingDispatcher, tracker: Tracker
     ) -> None:
+        order = await owned_order(store, dispatcher, tracker)
+        if order is None:
+            return
         problem = text_slot(tracker, "problem_type")
         if problem not in ("late", "lost", "damaged", "wrong_item"):
             dispatcher.utter_message(response="utter_ask_problem_type")
-            return
-        order = await owned_order(store, dispatcher, tracker)
-        if order is None:
             return
         number, today = order.order_number, store.today()
         if order.status == t.CANCELLED:

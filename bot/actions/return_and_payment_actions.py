@@ -34,12 +34,12 @@ class ActionStartReturn(StoreAction):
     async def answer(
         self, store: OrderStore, dispatcher: CollectingDispatcher, tracker: Tracker
     ) -> None:
+        if await owned_order(store, dispatcher, tracker) is None:
+            return
         number = text_slot(tracker, "order_number") or ""
         reason = text_slot(tracker, "return_reason")
         if reason is None:
             dispatcher.utter_message(response="utter_ask_return_reason")
-            return
-        if await owned_order(store, dispatcher, tracker) is None:
             return
         who = claimant(tracker)
         change = await in_thread(

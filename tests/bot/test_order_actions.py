@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 
+from bot.actions.lookup_limits import Claimant
 from bot.actions.order_actions import (
     ActionCancelOrder,
     ActionChangeAddress,
@@ -15,6 +16,7 @@ from bot.actions.order_actions import (
 )
 from bot.actions.order_policy import add_working_days, format_day
 from bot.actions.order_store import STORE_TODAY_ENV
+from bot.actions.return_and_payment_actions import ActionStartReturn
 
 from .conftest import JANE, SAM, TODAY, owned, responses, run_action
 
@@ -179,3 +181,27 @@ def test_a_parcel_just_marked_delivered_is_looked_for_first(store, domain, monke
     said = only(run_action(ActionReportDeliveryProblem(), slots, domain)[0])
     assert said["response"] == "utter_delivered_check_first"
     assert said["wait_until"] == format_day(add_working_days(delivered, 1))
+
+
+@pytest.mark.parametrize(
+    "action, slots",
+    [
+        (ActionOrderStatus, {}),
+        (ActionConfirmCancel, {}),
+        (ActionChangeAddress, {}),  # the paused form never asked for the address
+        (ActionReportDeliveryProblem, {}),
+        (ActionStartReturn, {}),
+    ],
+    ids=lambda a: getattr(a, "__name__", ""),
+)
+def test_a_paused_conversation_hears_why_and_its_order_slots_are_cleared(
+    store, domain, action, slots
+):
+    guesser = "webchat:guesser"
+    for attempt in range(store.limits.per_conversation):
+        store.order_access(f"2000{attempt}", Claimant(guesser, SAM))
+    messages, events = run_action(action(), {**owned("10024"), **slots}, domain, sender_id=guesser)
+    assert responses(messages) == ["utter_lookups_paused"]
+    cleared = {e["name"] for e in events if e["value"] is None}
+    assert {"order_number", "email"} <= cleared
+    assert store.get_order("10024").status == "Processing"
