@@ -1,8 +1,16 @@
 """The desk's hand-off table: openings, references, claims, and an earlier version's file."""
 
+import itertools
 import sqlite3
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
+import pytest
+import sqlalchemy as sa
+
+from channels.channel_database import ChannelDatabase
 from channels.handoff_store import Claim, HandoffStore, is_reference
 
 
@@ -131,3 +139,52 @@ def test_a_database_of_the_earlier_version_keeps_working(tmp_path: Path):
     assert closed.ref != handoff.ref
     assert stores[0].claim_sync("telegram:42", "anna")[0] is Claim.CLAIMED
     assert HandoffStore(path).get_sync("telegram:42").ref == handoff.ref  # type: ignore[union-attr]
+
+
+_databases = itertools.count(1)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    if request.param == "sqlite":
+        return tmp_path / "desk.db"
+    server = request.getfixturevalue("postgres_server")
+    return server.create_database(f"desk_{next(_databases)}")
+
+
+def test_one_of_many_agents_racing_wins_the_claim(location: Any):
+    stores = [HandoffStore(location), HandoffStore(location)]  # two servers
+    stores[0].open_sync("c1", "sms", "asked_for_person", 0.0)
+    start = threading.Barrier(8)
+
+    def claim(i: int) -> Claim:
+        start.wait()
+        return stores[i % 2].claim_sync("c1", f"agent{i}")[0]
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(claim, range(8)))
+    assert outcomes.count(Claim.CLAIMED) == 1
+    assert outcomes.count(Claim.CLAIMED_BY_OTHER) == 7
+    winner = f"agent{outcomes.index(Claim.CLAIMED)}"
+    assert stores[1].get_sync("c1").claimed_by == winner  # type: ignore[union-attr]
+
+
+def test_an_earlier_versions_table_is_upgraded_on_either_database(location: Any):
+    database = ChannelDatabase(location, setting="db")
+    with database.transaction() as connection:
+        connection.execute(
+            sa.text(
+                "CREATE TABLE handoffs (sender_id TEXT PRIMARY KEY, channel TEXT NOT NULL,"
+                " reason TEXT NOT NULL, opened_at DOUBLE PRECISION NOT NULL,"
+                " closed_at DOUBLE PRECISION, thread_ts TEXT,"
+                " forwarded_until DOUBLE PRECISION NOT NULL DEFAULT 0)"
+            )
+        )
+        connection.execute(
+            sa.text("INSERT INTO handoffs VALUES ('c1', 'sms', 'r', 1.0, NULL, NULL, 0)")
+        )
+    with ThreadPoolExecutor(4) as pool:  # servers starting at once
+        stores = list(pool.map(lambda _: HandoffStore(location), range(4)))
+    handoff = stores[0].get_sync("c1")
+    assert handoff is not None and is_reference(handoff.ref)
+    assert stores[3].claim_sync("c1", "anna")[0] is Claim.CLAIMED
