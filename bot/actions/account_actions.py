@@ -26,7 +26,7 @@ class ActionSendPasswordReset(StoreAction):
     ) -> None:
         email = text_slot(tracker, "email")
         if email is None:
-            dispatcher.utter_message(response="utter_ask_email")
+            dispatcher.utter_message(response="utter_ask_reset_password_form_email")
             return
         await in_thread(store.record_password_reset, email)
         # The same reply whether or not the account exists: the chat must not tell
@@ -43,7 +43,7 @@ class ActionCloseAccount(StoreAction):
     ) -> None:
         email = text_slot(tracker, "email")
         if email is None:
-            dispatcher.utter_message(response="utter_ask_email")
+            dispatcher.utter_message(response="utter_ask_close_account_form_email")
             return
         change = await in_thread(store.request_account_closure, email)
         if change.outcome is Outcome.NOT_FOUND:
@@ -72,7 +72,9 @@ class ActionBlockCard(StoreAction):
         full_name = text_slot(tracker, "full_name")
         if email is None or full_name is None:
             dispatcher.utter_message(
-                response="utter_ask_email" if email is None else "utter_ask_full_name"
+                response="utter_ask_lost_card_form_email"
+                if email is None
+                else "utter_ask_full_name"
             )
             return
         change = await in_thread(store.block_card, email, full_name)
