@@ -224,7 +224,6 @@ class AgentDeskInput(InputChannel):
         """The service or the agent whose bearer token this is; 401/403 otherwise."""
         given = request.headers.get("authorization") or ""
         scheme, _, token = given.partition(" ")
-        token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise WebhookRejected(401, "missing bearer token")
         if hmac.compare_digest(token.encode(), self.config.token.encode()):
@@ -429,7 +428,9 @@ class AgentDeskInput(InputChannel):
             # so rules match it as they would anywhere else.
             tracker.update(ActionExecuted("action_listen"))
             await agent.tracker_store.save(tracker)
-            await self.store.close(sender_id, agent_name)
+            # The claim was checked under this lock: the bot now has the conversation
+            # back, so the hand-off closes whatever happened to the claim since.
+            await self.store.close(sender_id)
         await self.audit.record(agent_name, audit.HANDBACK, handoff.ref, sender_id)
         await self._note(handoff, f"Handed back to the bot by {shown(agent_name)}.")
 
