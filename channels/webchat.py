@@ -10,7 +10,9 @@ The page opens the socket and says ``hello``, with the session id and token it k
 in ``localStorage`` or with none; the server verifies the token (or issues a new
 session), answers with a fresh token and the conversation so far, replayed from the
 tracker store, so a reloaded page, or one reconnecting after a server restart, shows
-the conversation and goes on as the same sender. Each customer message carries a
+the conversation and goes on as the same sender. The session's conversation in Rasa
+is ``webchat:<session id>`` (:mod:`channels.conversation_ids`); the output channel
+answers no other channel's conversation. Each customer message carries a
 client id; a retried id is acknowledged and dropped (:class:`DeliveryLog`, so also
 across a restart). Messages of one session reach the bot in the order they came.
 Replies go to every open page of the session in this server process. With several
@@ -21,10 +23,19 @@ Frames, page to server: ``{"type": "hello", "session_id"?, "token"?}`` first, th
 ``{"type": "message", "id", "text", "display"?}`` (``display``: a button's title for
 its payload). Server to page: ``session`` (id, fresh token), ``history``, ``ack`` (id,
 duplicate), ``user`` (a message from this session, for its other pages), ``bot``
-(text, buttons, image, link or custom) and ``error`` (code, reason). Close codes: 4401
-token refused, 1008 no or bad hello or too many bad frames, 1007 a text frame that is
-not UTF-8, 1009 a frame over Sanic's ``WEBSOCKET_MAX_SIZE``, 1013 a page too slow to
-take a reply.
+(text, buttons, image, link or custom) and ``error`` (code, reason, and the message's
+id when it is about one). Close codes: 4401 token refused, 1008 no or bad hello or too
+many bad or refused frames, 1007 a text frame that is not UTF-8, 1009 a frame over
+``max_frame_bytes``, 1013 a page too slow to take a reply, or a hello over a rate limit.
+
+Limits (:mod:`channels.webchat_limits`, :mod:`channels.webchat_storage`): a message
+over its session's or its address's rate gets ``{"type": "error", "code":
+"rate_limited", "retry_after": N, "id": ...}`` and is not taken (no ack), so the page
+sends it again after N seconds; a hello over a limit gets that frame without an id and
+a close with 1013; an upload over a limit or over the session's daily quota gets 429
+with ``Retry-After``. Sizes are refused before they are read: a WebSocket frame from
+its header (the protocol's ``max_size`` is ``max_frame_bytes``), an upload from the
+route's ``ctx_max_body_bytes`` and its ``Content-Length``, and while it streams.
 """
 
 from __future__ import annotations
@@ -32,7 +43,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, Awaitable, Callable, Dict, List, Optional
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
@@ -44,7 +57,9 @@ from sanic.response import json as json_response
 from websockets.exceptions import ConnectionClosed
 
 from channels.attachments import Said, user_messages
+from channels.conversation_ids import conversation_id
 from channels.delivery_log import DeliveryLog
+from channels.rate_limits import RateLimited, client_address
 from channels.webchat_config import CHANNEL, WebChatConfig, load_or_create_secret
 from channels.webchat_frames import (
     MESSAGE_ID,
@@ -54,9 +69,11 @@ from channels.webchat_frames import (
     history_from_events,
     parse_client_frame,
 )
+from channels.webchat_limits import WebChatLimits
 from channels.webchat_output import SessionHub, WebChatOutput, dumps
 from channels.webchat_page import Page
 from channels.webchat_session import OriginPolicy, SessionRejected, SessionSigner
+from channels.webchat_storage import RetentionTask, UploadQuota
 from channels.webchat_uploads import clean_file_name, describe, store
 from channels.webhook_guard import WebhookRejected, reject
 
@@ -72,6 +89,10 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_POLICY = 1008
 CLOSE_BAD_UTF8 = 1007
 CLOSE_INTERNAL_ERROR = 1011
+CLOSE_TRY_AGAIN_LATER = 1013
+# Messages refused in a row (over a rate limit) before the socket is closed: a page
+# waits as told after the first, so only the ones it already sent follow it.
+MAX_REFUSED_MESSAGES = 200
 # Messages read from one socket and not yet taken; past this the socket waits (a page
 # sends as fast as a person types, so only a misbehaving client gets here).
 MAX_PENDING_MESSAGES = 32
@@ -100,6 +121,13 @@ class WebChatInput(InputChannel):
         self.deliveries = DeliveryLog(config.dedup_db, window_seconds=config.dedup_window_seconds)
         self.hub = SessionHub()
         self.page = Page(config)
+        self.limits = WebChatLimits(config, clock=None)
+        self.quota = UploadQuota(config.max_attachments_per_session, config.attachment_quota_bytes)
+        self.retention = (
+            RetentionTask(config.attachment_dir, config.attachment_retention_seconds)
+            if config.attachment_dir is not None
+            else None
+        )
         # The last queued task of each session: the next one waits for it (order), and
         # holding it keeps it from being garbage-collected while it runs.
         self._tails: Dict[str, asyncio.Task] = {}
@@ -119,6 +147,25 @@ class WebChatInput(InputChannel):
                 return reject(CHANNEL, WebhookRejected(403, "origin not allowed"))
             return None
 
+        @webchat.listener("main_process_start")
+        def limit_frames(app: Any, _: Any) -> None:
+            # Sanic reads its WebSocket limit into each server before any listener of
+            # a worker runs; the main process's value reaches the workers it forks.
+            # Each socket's limit is also set when it opens (_limit_frames).
+            app.config.WEBSOCKET_MAX_SIZE = min(
+                app.config.WEBSOCKET_MAX_SIZE, self.config.max_frame_bytes
+            )
+
+        @webchat.listener("after_server_start")
+        async def start_clean_up(_: Any, __: Any) -> None:
+            if self.retention is not None:
+                self.retention.start()
+
+        @webchat.listener("before_server_stop")
+        async def stop_clean_up(_: Any, __: Any) -> None:
+            if self.retention is not None:
+                await self.retention.stop()
+
         @webchat.get("/")
         async def page(request: Request) -> HTTPResponse:
             return self.page.html(base=request.path.rstrip("/") + "/")
@@ -135,7 +182,7 @@ class WebChatInput(InputChannel):
         async def socket(request: Request, ws: Any) -> None:
             await self._serve_socket(request, ws, on_new_message)
 
-        @webchat.post("/upload", stream=True)
+        @webchat.post("/upload", stream=True, ctx_max_body_bytes=self.config.max_attachment_bytes)
         async def upload(request: Request) -> HTTPResponse:
             try:
                 return await self._upload(request, on_new_message)
@@ -147,19 +194,33 @@ class WebChatInput(InputChannel):
     # ------------------------------------------------------------ socket
     async def _serve_socket(self, request: Request, ws: Any, on_new_message: OnNewMessage) -> None:
         _close_on_bad_utf8(ws)
+        self._limit_frames(ws)
+        address = client_address(request)
         try:
-            session_id = await self._greet(request, ws)
+            session_id = await self._greet(request, ws, address)
             if session_id is None:
                 return
             self.hub.add(session_id, ws)
             try:
-                await self._listen(ws, session_id, on_new_message)
+                await self._listen(ws, session_id, address, on_new_message)
             finally:
                 self.hub.discard(session_id, ws)
         except (ConnectionClosed, WebsocketClosed):
             return
 
-    async def _greet(self, request: Request, ws: Any) -> Optional[str]:
+    def _limit_frames(self, ws: Any) -> None:
+        """Refuse a frame over ``max_frame_bytes`` from its header (close 1009).
+
+        The protocol reads its limit before each frame, so this socket's limit holds
+        whatever the app's ``WEBSOCKET_MAX_SIZE`` (Sanic's default buffers up to 1 MiB).
+        """
+        connection = getattr(ws, "connection", None)
+        if connection is not None and hasattr(connection, "max_size"):
+            current = connection.max_size
+            limit = self.config.max_frame_bytes
+            connection.max_size = limit if current is None else min(current, limit)
+
+    async def _greet(self, request: Request, ws: Any, address: str) -> Optional[str]:
         raw = await ws.recv(timeout=HELLO_TIMEOUT_SECONDS)
         if raw is None:
             return await _refuse(ws, CLOSE_POLICY, f"no hello within {HELLO_TIMEOUT_SECONDS} s")
@@ -169,6 +230,16 @@ class WebChatInput(InputChannel):
             return await _refuse(ws, CLOSE_POLICY, error.reason)
         if not isinstance(hello, Hello):
             return await _refuse(ws, CLOSE_POLICY, "the first frame must be a hello")
+        try:
+            self.limits.check_hello(address, new_session=hello.session_id is None)
+        except RateLimited as error:
+            return await _refuse(
+                ws,
+                CLOSE_TRY_AGAIN_LATER,
+                error.reason,
+                code="rate_limited",
+                retry_after=error.retry_after,
+            )
         if hello.session_id is None:
             session_id, token = self.signer.new_session()
         else:
@@ -182,7 +253,9 @@ class WebChatInput(InputChannel):
         await ws.send(dumps({"type": "history", "messages": history}))
         return session_id
 
-    async def _listen(self, ws: Any, session_id: str, on_new_message: OnNewMessage) -> None:
+    async def _listen(
+        self, ws: Any, session_id: str, address: str, on_new_message: OnNewMessage
+    ) -> None:
         # Frames are read as they come and taken in order by a task of their own. Sanic
         # stops reading a socket (pongs included) while a complete frame waits for the
         # handler; a handler that read, then took the message (a SQLite write on a
@@ -193,14 +266,20 @@ class WebChatInput(InputChannel):
             self._take_in_order(ws, session_id, pending, on_new_message)
         )
         try:
-            await self._read(ws, pending)
+            await self._read(ws, session_id, address, pending)
         finally:
             # Everything read is still taken (and acknowledged while the page is there).
             await pending.put(None)
             await taker
 
-    async def _read(self, ws: Any, pending: asyncio.Queue[Optional[ChatMessage]]) -> None:
-        rejected = 0
+    async def _read(
+        self,
+        ws: Any,
+        session_id: str,
+        address: str,
+        pending: asyncio.Queue[Optional[ChatMessage]],
+    ) -> None:
+        rejected = refused = 0
         while True:
             raw = await ws.recv()
             if raw is None:
@@ -217,6 +296,19 @@ class WebChatInput(InputChannel):
                     await ws.close(CLOSE_POLICY, "too many malformed frames")
                     return
                 continue
+            try:
+                self.limits.check_message(address, session_id)
+            except RateLimited as error:
+                # Not taken and not acknowledged: the page sends it again when told.
+                refused += 1
+                logger.warning("webchat socket: message refused: %s", error.reason)
+                refusal = _error_frame("rate_limited", error.reason, frame.id)
+                await ws.send(dumps({**refusal, "retry_after": error.retry_after}))
+                if refused >= MAX_REFUSED_MESSAGES:
+                    await ws.close(CLOSE_POLICY, "too many messages over the rate limit")
+                    return
+                continue
+            refused = 0
             await pending.put(frame)
 
     async def _take_in_order(
@@ -269,6 +361,8 @@ class WebChatInput(InputChannel):
     # ------------------------------------------------------------ upload
     async def _upload(self, request: Request, on_new_message: OnNewMessage) -> HTTPResponse:
         headers = request.headers
+        address = client_address(request)
+        self.limits.per_address.check(address, "requests from your address")
         try:
             session_id = self.signer.verify(
                 headers.get("x-webchat-session"), headers.get("x-webchat-token")
@@ -278,6 +372,20 @@ class WebChatInput(InputChannel):
         message_id = headers.get("x-webchat-message-id") or ""
         if not MESSAGE_ID.fullmatch(message_id):
             raise WebhookRejected(400, "X-Webchat-Message-Id must be 8 to 64 letters or digits")
+        self.limits.per_session.check(session_id, "messages in this chat")
+        folder = (
+            self.config.attachment_dir / session_id
+            if self.config.attachment_dir is not None
+            else None
+        )
+        if folder is not None:
+            declared = headers.get("content-length") or ""
+            await asyncio.to_thread(
+                self.quota.check,
+                folder,
+                int(declared) if declared.isdigit() else 1,
+                now=time.time(),
+            )
         data = await self._read_capped(request)
         if not await self.deliveries.first_time(CHANNEL, f"{session_id}/{message_id}"):
             logger.info("webchat upload: duplicate message id dropped")
@@ -291,6 +399,8 @@ class WebChatInput(InputChannel):
         )
         if attachment.supported and self.config.attachment_dir is not None:
             file_id = await store(self.config.attachment_dir, session_id, attachment, data)
+            # Two uploads at once (on two workers) may both have passed the check above.
+            await asyncio.to_thread(self.quota.admit, Path(file_id), now=time.time())
             attachment = replace(attachment, file_id=file_id)
         shown = f"\N{PAPERCLIP} {name or attachment.word}"
         messages = [
@@ -336,11 +446,12 @@ class WebChatInput(InputChannel):
     ) -> None:
         """Hand messages to the bot after the session's earlier ones, out of band."""
         output = self.get_output_channel()
+        sender_id = conversation_id(CHANNEL, session_id)
         user_messages_ = [
             UserMessage(
                 said.text,
                 output,
-                session_id,
+                sender_id,
                 parse_data=said.parse_data,
                 input_channel=CHANNEL,
                 metadata=said.metadata,
@@ -365,7 +476,7 @@ class WebChatInput(InputChannel):
         if store_ is None or not self.config.history_limit:
             return []
         try:
-            tracker = await store_.retrieve(session_id)
+            tracker = await store_.retrieve(conversation_id(CHANNEL, session_id))
         except Exception as error:  # a tracker store outage must not break the chat
             logger.warning("webchat: history unavailable (%s)", type(error).__name__)
             return []
@@ -394,11 +505,19 @@ async def _run_after(
 
 
 async def _refuse(
-    ws: Any, close_code: int, reason: str, *, code: str = "bad_frame"
+    ws: Any,
+    close_code: int,
+    reason: str,
+    *,
+    code: str = "bad_frame",
+    retry_after: Optional[int] = None,
 ) -> Optional[str]:
-    """Tell the page why, close, and give no session."""
+    """Tell the page why (and when to come back), close, and give no session."""
     logger.warning("webchat socket: closed with %d: %s", close_code, reason)
-    await ws.send(dumps(_error_frame(code, reason)))
+    frame = _error_frame(code, reason)
+    if retry_after is not None:
+        frame["retry_after"] = retry_after
+    await ws.send(dumps(frame))
     await ws.close(close_code, reason[:120])
     return None
 

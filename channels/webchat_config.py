@@ -4,6 +4,33 @@
 own host. Every key is optional; an unknown key, a wrong type or a weak secret stops
 the server with a message that names the key and says what to write instead, because
 Rasa itself would silently ignore a typo such as ``alowed_origins``.
+
+What one caller may cost, and why the defaults are what they are:
+
+- ``rate_limits.conversation`` (``30/minute``): messages and uploads of one session. A
+  person types a message every few seconds at most; a burst of 30 covers a page that
+  sends everything it queued while offline at once (and the load test's ten at once),
+  and one every 2 s after that is still faster than anyone types, while one session can
+  no longer ask for more than 1,800 bot turns an hour.
+- ``rate_limits.address`` (``1200/minute``): everything one client address sends
+  (hellos, messages, uploads). An address can be a whole office or a mobile carrier's
+  shared address, so it is generous: a hundred customers behind it can open the chat
+  and send ten messages each at once (tests/production/test_load.py does exactly that
+  from one loopback address), then 20 requests a second; one machine cannot make one
+  worker take more than that.
+- ``rate_limits.new_sessions`` (``200/hour``): sessions one address may start. A session
+  survives reloads, reconnections and restarts for ``session_ttl_seconds``; only a new
+  browser or cleared storage starts another, so 200 at once, then one every 18 s.
+- ``max_attachments_per_session`` (20) and ``attachment_quota_bytes`` (50 MiB): files
+  one session may store in any 24 hours, counted from the files on disk. A customer
+  showing a damaged parcel sends a few photos; ten files of the largest size fit.
+- ``attachment_retention_days`` (30): stored files are deleted this long after they
+  were stored (checked when the server starts and hourly), long enough for an agent to
+  look at a claim; set it to your data-retention policy.
+
+Rate limits are token buckets in each server process (:mod:`channels.rate_limits`): N
+workers let N times the rate through. Behind a reverse proxy, configure Sanic's proxy
+settings, or every customer shares the proxy's address and its limits.
 """
 
 from __future__ import annotations
@@ -16,6 +43,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 from channels.channel_database import DatabaseLocation, database_location
+from channels.rate_limits import Rate, parse_rate
 
 CHANNEL = "webchat"
 MIN_SECRET_CHARS = 32
@@ -71,6 +99,21 @@ def get_default_config() -> Dict[str, Any]:
         "attachment_dir": "webchat_uploads",
         "max_attachment_bytes": 5 * 1024 * 1024,
         "attachment_types": list(DEFAULT_ATTACHMENT_TYPES),
+        # Files (and bytes) one session may store in any 24 hours; more gets a 429.
+        "max_attachments_per_session": 20,
+        "attachment_quota_bytes": 50 * 1024 * 1024,
+        # Stored files are deleted this many days after they were stored.
+        "attachment_retention_days": 30,
+        # Requests allowed, as "COUNT/PERIOD" (second, minute, hour, day) or "off"; a
+        # burst of COUNT, then COUNT per PERIOD. See the module docstring for why.
+        "rate_limits": {
+            # Messages and uploads of one session.
+            "conversation": "30/minute",
+            # Hellos, messages and uploads from one client address.
+            "address": "1200/minute",
+            # New sessions started from one client address.
+            "new_sessions": "200/hour",
+        },
         # Duplicate message ids (a client retrying after a reconnect) are dropped; kept
         # in a SQLite file, or in a database URL (postgresql://...) several servers share.
         "dedup_db": "channel_deliveries.db",
@@ -103,6 +146,12 @@ class WebChatConfig:
     attachment_dir: Optional[Path]
     max_attachment_bytes: int
     attachment_types: Tuple[str, ...]
+    max_attachments_per_session: int
+    attachment_quota_bytes: int
+    attachment_retention_seconds: float
+    conversation_rate: Optional[Rate]
+    address_rate: Optional[Rate]
+    new_session_rate: Optional[Rate]
     dedup_db: DatabaseLocation
     dedup_window_seconds: float
 
@@ -125,6 +174,8 @@ class WebChatConfig:
         values = {**defaults, **{k: v for k, v in given.items() if v is not None}}
         if "attachment_dir" in given and given["attachment_dir"] is None:
             values["attachment_dir"] = None
+        rates = _rates(values["rate_limits"], defaults["rate_limits"])
+        max_attachment_bytes = int(_number(values, "max_attachment_bytes", minimum=1))
         return cls(
             session_secret=_secret(values["session_secret"]),
             session_secret_file=Path(_text(values, "session_secret_file")),
@@ -140,8 +191,18 @@ class WebChatConfig:
                 if values["attachment_dir"] is not None
                 else None
             ),
-            max_attachment_bytes=int(_number(values, "max_attachment_bytes", minimum=1)),
+            max_attachment_bytes=max_attachment_bytes,
             attachment_types=_mime_types(values["attachment_types"]),
+            max_attachments_per_session=int(
+                _number(values, "max_attachments_per_session", minimum=1)
+            ),
+            attachment_quota_bytes=_quota_bytes(values, max_attachment_bytes),
+            attachment_retention_seconds=(
+                _number(values, "attachment_retention_days", minimum=1) * 24 * 60 * 60
+            ),
+            conversation_rate=rates["conversation"],
+            address_rate=rates["address"],
+            new_session_rate=rates["new_sessions"],
             dedup_db=database_location(_text(values, "dedup_db")),
             dedup_window_seconds=_number(values, "dedup_window_seconds", minimum=1),
         )
@@ -150,23 +211,39 @@ class WebChatConfig:
 def load_or_create_secret(path: Path) -> str:
     """The secret in ``path``, created (mode 0600) with 256 random bits if missing.
 
-    ``O_EXCL`` makes two workers starting at once agree on one secret: the loser reads
-    the winner's file.
+    Workers starting at once must agree on one secret, and none may read a file another
+    has created but not yet written. So the secret is written whole to a temporary file
+    beside ``path`` and published with ``os.link``, which fails if ``path`` exists: the
+    first worker's file appears complete, and every other worker reads that one.
     """
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        secret = path.read_text(encoding="utf-8").strip()
-        if len(secret) < MIN_SECRET_CHARS:
+    if not path.exists():
+        candidate = secrets.token_urlsafe(32)
+        temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+                file.write(candidate + "\n")
+                file.flush()
+                os.fsync(file.fileno())
+            os.link(temporary, path)
+        except FileExistsError:
+            pass  # another worker published first: use its secret
+        except OSError as error:  # a file system without hard links
             raise WebChatConfigError(
                 "session_secret_file",
-                f"{path} holds fewer than {MIN_SECRET_CHARS} characters",
-                "Delete the file to have a new secret generated (open chats start over).",
-            ) from None
-        return secret
-    secret = secrets.token_urlsafe(32)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-        file.write(secret + "\n")
+                f"cannot publish a generated secret in {path.parent} ({error.strerror})",
+                "Set `session_secret` (e.g. ${WEBCHAT_SESSION_SECRET}), or point "
+                "`session_secret_file` at a local file system.",
+            ) from error
+        finally:
+            temporary.unlink(missing_ok=True)
+    secret = path.read_text(encoding="utf-8").strip()
+    if len(secret) < MIN_SECRET_CHARS:
+        raise WebChatConfigError(
+            "session_secret_file",
+            f"{path} holds fewer than {MIN_SECRET_CHARS} characters",
+            "Delete the file to have a new secret generated (open chats start over).",
+        )
     return secret
 
 
@@ -200,6 +277,41 @@ def _number(values: Dict[str, Any], key: str, *, minimum: float) -> float:
             key, f"expected a number of at least {minimum:g}, got {value!r}", _DEFAULT_HINT
         )
     return float(value)
+
+
+_RATE_HINT = (
+    'Write e.g. rate_limits: {conversation: "30/minute", address: "1200/minute", '
+    'new_sessions: "200/hour"}; "off" for no limit.'
+)
+
+
+def _rates(value: Any, defaults: Mapping[str, Any]) -> Dict[str, Optional[Rate]]:
+    if not isinstance(value, Mapping):
+        raise WebChatConfigError("rate_limits", f"expected a mapping, got {value!r}", _RATE_HINT)
+    for key in value:
+        if key not in defaults:
+            raise WebChatConfigError(
+                f"rate_limits.{key}", "unknown key", f"Valid keys: {', '.join(sorted(defaults))}."
+            )
+    rates: Dict[str, Optional[Rate]] = {}
+    for key, rate in {**defaults, **value}.items():
+        try:
+            rates[key] = parse_rate(rate)
+        except ValueError as error:
+            raise WebChatConfigError(f"rate_limits.{key}", str(error), _RATE_HINT) from error
+    return rates
+
+
+def _quota_bytes(values: Dict[str, Any], max_attachment_bytes: int) -> int:
+    quota = int(_number(values, "attachment_quota_bytes", minimum=1))
+    if quota < max_attachment_bytes:
+        raise WebChatConfigError(
+            "attachment_quota_bytes",
+            f"{quota} is less than max_attachment_bytes ({max_attachment_bytes}), so no file "
+            "of the largest size could ever be stored",
+            "Raise it to at least max_attachment_bytes, or lower max_attachment_bytes.",
+        )
+    return quota
 
 
 def _origins(value: Any) -> Tuple[str, ...]:

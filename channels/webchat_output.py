@@ -5,20 +5,28 @@ bubble fields (:func:`channels.webchat_frames.render_bot_message`) and sends eac
 ``{"type": "bot", "message": {...}}`` frame to the session's pages in
 :class:`SessionHub`. A page that is closed or stalls is dropped from the hub; it sees
 the reply in the history it gets when it comes back.
+
+Rasa names the recipient by its conversation id, ``webchat:<session id>``; a reply for
+any other id (another channel's conversation, or a bare id) is refused with one log
+line that names the channels, not the id, and reaches no page.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any, Dict, Iterable, List, Set
 
 from rasa.core.channels.channel import OutputChannel
 from sanic.exceptions import WebsocketClosed
 from websockets.exceptions import ConnectionClosed
 
+from channels.conversation_ids import ForeignConversation, platform_id
 from channels.webchat_config import CHANNEL
 from channels.webchat_frames import render_bot_message
+
+logger = logging.getLogger(__name__)
 
 SEND_TIMEOUT_SECONDS = 10
 CLOSE_TOO_SLOW = 1013  # "try again later"
@@ -80,8 +88,13 @@ class WebChatOutput(OutputChannel):
         self.max_reply_chars = max_reply_chars
 
     async def send_response(self, recipient_id: str, message: Dict[str, Any]) -> None:
+        try:
+            session_id = platform_id(CHANNEL, recipient_id)
+        except ForeignConversation as error:
+            logger.warning("webchat: reply refused: %s", error)
+            return
         for bubble in render_bot_message(message, max_chars=self.max_reply_chars):
-            await self.hub.send(recipient_id, {"type": "bot", "message": bubble})
+            await self.hub.send(session_id, {"type": "bot", "message": bubble})
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
         await self.send_response(recipient_id, {"text": text})

@@ -55,6 +55,7 @@ class Page:
             "max_attachment_bytes": str(config.max_attachment_bytes),
             "attachment_types": ",".join(config.attachment_types),
             "max_message_chars": str(config.max_message_chars),
+            "max_frame_bytes": str(config.max_frame_bytes),
         }
 
     def html(self, *, base: str) -> HTTPResponse:

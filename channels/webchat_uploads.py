@@ -5,7 +5,8 @@ file is stored only when they show one of the configured types. Anything else is
 stored and reaches the bot as an unsupported kind, so it answers politely instead of
 keeping a file it cannot use. Stored files go under the configured directory in the
 server's working directory, one folder per session, with random names; no route
-serves them back.
+serves them back. How many a session may store, and for how long, is
+:mod:`channels.webchat_storage`'s part.
 """
 
 from __future__ import annotations
@@ -79,7 +80,14 @@ async def store(directory: Path, session_id: str, attachment: Attachment, data: 
 
 
 def _write_private(folder: Path, path: Path, data: bytes) -> None:
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    for attempt in range(2):
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            break
+        except FileNotFoundError:
+            # The clean-up removed the session's empty folder in between: make it again.
+            if attempt:
+                raise
     with os.fdopen(descriptor, "wb") as file:
         file.write(data)

@@ -1,6 +1,8 @@
 // The web chat page: one WebSocket to the assistant, a session kept in localStorage.
 // Bot text is only ever set with textContent (never innerHTML), links and images only
 // with http(s) or same-site URLs, so nothing the bot says can run as code here.
+// A message the server refuses as too fast ("rate_limited") stays queued: the page
+// waits the seconds the server names, says so, and sends it again.
 (function () {
   "use strict";
 
@@ -14,6 +16,7 @@
 
   var base = root.dataset.base;
   var maxAttachmentBytes = Number(root.dataset.maxAttachmentBytes);
+  var maxFrameBytes = Number(root.dataset.maxFrameBytes);
   var attachmentTypes = root.dataset.attachmentTypes;
   fileInput.accept = attachmentTypes;
 
@@ -24,6 +27,10 @@
   var socket = null;
   var ready = false; // the server accepted our hello
   var retryDelay = 500;
+  var reconnectAfter = 0; // ms the server asked us to wait before connecting again
+  var holdUntil = 0; // no message is sent before this time (ms), as the server asked
+  var resumeTimer = null;
+  var MAX_UPLOAD_WAIT_SECONDS = 120; // a longer Retry-After (a daily quota) is a failure
   var shown = {}; // ids of customer messages already on the page
 
   // ------------------------------------------------------------ storage
@@ -215,6 +222,12 @@
           /* nothing stored */
         }
       }
+      if (reconnectAfter) {
+        // Too many chats or requests from this network: come back when told.
+        window.setTimeout(connect, reconnectAfter);
+        reconnectAfter = 0;
+        return;
+      }
       setStatus("Reconnecting…");
       window.setTimeout(connect, retryDelay);
       retryDelay = Math.min(retryDelay * 2, 10000);
@@ -230,7 +243,7 @@
         showHistory(frame.messages || []);
         ready = true;
         retryDelay = 500;
-        setStatus("Connected");
+        if (!resumeTimer) setStatus("Connected");
         pending().forEach(transmit); // sent before a reload or a lost connection
         break;
       case "ack":
@@ -244,6 +257,10 @@
         showBot(frame.message || {}, false);
         break;
       case "error":
+        if (frame.code === "rate_limited") {
+          slowDown(frame.retry_after, Boolean(frame.id));
+          break;
+        }
         setStatus("The message could not be sent: " + frame.reason);
         if (frame.id) {
           save(PENDING_KEY, pending().filter(function (m) { return m.id !== frame.id; }));
@@ -254,10 +271,49 @@
   }
 
   function transmit(message) {
-    if (!ready) return;
+    if (!ready || Date.now() < holdUntil) return;
     var frame = { type: "message", id: message.id, text: message.text };
     if (message.display) frame.display = message.display;
-    socket.send(JSON.stringify(frame));
+    var data = JSON.stringify(frame);
+    if (new TextEncoder().encode(data).length > maxFrameBytes) {
+      // The server would close the connection on it, again after every reconnection.
+      save(PENDING_KEY, pending().filter(function (m) { return m.id !== message.id; }));
+      if (shown[message.id]) shown[message.id].dataset.state = "failed";
+      setStatus("That message is too long to send; please shorten it.");
+      return;
+    }
+    socket.send(data);
+  }
+
+  function inSeconds(seconds) {
+    var count = Math.max(1, Math.round(Number(seconds) || 1));
+    return count === 1 ? "1 second" : count + " seconds";
+  }
+
+  function slowDown(seconds, aboutAMessage) {
+    var wait = Math.max(1, Number(seconds) || 1) * 1000;
+    if (!aboutAMessage) {
+      // Said before the server closes the connection (too many chats from this network).
+      reconnectAfter = wait;
+      setStatus("The chat is busy right now; trying again in " + inSeconds(seconds) + ".");
+      return;
+    }
+    // The message was not taken and is still queued: send it (and any typed meanwhile)
+    // once the wait is over.
+    holdUntil = Math.max(holdUntil, Date.now() + wait);
+    setStatus(
+      "You're sending messages quickly, so I'll send yours in " + inSeconds(seconds) + "."
+    );
+    window.clearTimeout(resumeTimer);
+    resumeTimer = window.setTimeout(resume, holdUntil - Date.now());
+  }
+
+  function resume() {
+    resumeTimer = null;
+    holdUntil = 0;
+    if (!ready) return; // the next hello's history sends them
+    setStatus("Connected");
+    pending().forEach(transmit);
   }
 
   function send(text, display) {
@@ -280,6 +336,11 @@
     }
     var id = newId();
     var item = showUser(id, "\uD83D\uDCCE " + file.name, "sending");
+    sendFile(file, id, item, 0);
+  }
+
+  function sendFile(file, id, item, attempt) {
+    var session = load(SESSION_KEY, null);
     fetch(base + "upload", {
       method: "POST",
       body: file,
@@ -293,6 +354,15 @@
     }).then(function (response) {
       if (response.ok) {
         delete item.dataset.state;
+        if (attempt && ready) setStatus("Connected");
+        return;
+      }
+      var wait = Number(response.headers.get("Retry-After"));
+      if (response.status === 429 && wait > 0 && wait <= MAX_UPLOAD_WAIT_SECONDS && attempt < 5) {
+        setStatus("You're sending files quickly, so I'll send yours in " + inSeconds(wait) + ".");
+        window.setTimeout(function () {
+          sendFile(file, id, item, attempt + 1);
+        }, wait * 1000);
         return;
       }
       item.dataset.state = "failed";

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 import stat
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from rasa.core.channels.channel import UserMessage
 
 from channels.attachments import Said
+from channels.rate_limits import Rate, RateLimited
 from channels.webchat import WebChatInput, WebChatOutput
 from channels.webchat_config import (
     DEFAULT_ATTACHMENT_TYPES,
@@ -32,9 +34,11 @@ from channels.webchat_frames import (
     render_bot_message,
     safe_url,
 )
+from channels.webchat_limits import WebChatLimits
 from channels.webchat_output import SessionHub
 from channels.webchat_page import STATIC
 from channels.webchat_session import OriginPolicy, SessionRejected, SessionSigner
+from channels.webchat_storage import QuotaExceeded, RetentionTask, UploadQuota, remove_expired
 from channels.webchat_uploads import clean_file_name, describe, sniff_type, store
 
 SECRET = "s" * 40
@@ -435,7 +439,7 @@ def test_replies_reach_every_open_page_of_the_session_only():
         hub.add("s2", stranger)
         output = WebChatOutput(hub, max_reply_chars=1000)
         await output.send_response(
-            "s1",
+            "webchat:s1",
             {
                 "text": "Connect you?",
                 "buttons": [{"title": "Yes, connect me", "payload": "/affirm"}],
@@ -455,7 +459,7 @@ def test_replies_reach_every_open_page_of_the_session_only():
         assert first.sent == expected and second.sent == expected
         assert stranger.sent == []
         assert hub.count("s1") == 2, "a closed page is dropped"
-        await output.send_text_message("s2", "a <b>bold</b> claim")
+        await output.send_text_message("webchat:s2", "a <b>bold</b> claim")
         assert stranger.sent == [{"type": "bot", "message": {"text": "a <b>bold</b> claim"}}]
 
     asyncio.run(scenario())
@@ -474,7 +478,7 @@ def test_messages_of_one_session_reach_the_bot_in_order_and_a_failure_does_not_s
             raise RuntimeError("the bot failed on boom 2")
         handled.append(message.text)
         assert message.input_channel == "webchat"
-        assert message.sender_id == "s1"
+        assert message.sender_id == "webchat:s1"
 
     async def scenario() -> None:
         for index in range(1, 4):
@@ -550,7 +554,7 @@ def test_a_silent_or_rude_page_is_closed_and_a_store_outage_still_greets(tmp_pat
     request = Request(BrokenTrackerStore())
 
     async def greet(socket: ScriptedSocket) -> Any:
-        return await channel._greet(request, socket)  # type: ignore[arg-type]
+        return await channel._greet(request, socket, "127.0.0.1")  # type: ignore[arg-type]
 
     silent = ScriptedSocket(None)
     assert asyncio.run(greet(silent)) is None and silent.close_code == 1008
@@ -600,3 +604,224 @@ def test_a_stalled_page_is_closed_so_it_reconnects_and_gets_the_history(
         assert fine.sent == [{"type": "bot", "message": {"text": "hi"}}]
 
     asyncio.run(scenario())
+
+
+# ---------------------------------------------------------------- limits
+def test_limits_and_quotas_have_defaults_and_strict_keys():
+    loaded = WebChatConfig.from_credentials(None)
+    assert (loaded.conversation_rate, loaded.address_rate, loaded.new_session_rate) == (
+        Rate(30, 60.0),
+        Rate(1200, 60.0),
+        Rate(200, 3600.0),
+    )
+    assert loaded.max_attachments_per_session == 20
+    assert loaded.attachment_quota_bytes == 50 * 1024 * 1024
+    assert loaded.attachment_retention_seconds == 30 * 86400
+    tuned = WebChatConfig.from_credentials(
+        {"rate_limits": {"conversation": "5/second", "address": "off", "new_sessions": None}}
+    )
+    assert tuned.conversation_rate == Rate(5, 1.0)
+    assert tuned.address_rate is None and tuned.new_session_rate is None
+
+
+@pytest.mark.parametrize(
+    "credentials, key, words",
+    [
+        ({"rate_limits": {"conversaton": "1/second"}}, "rate_limits.conversaton", "unknown"),
+        ({"rate_limits": {"address": "lots"}}, "rate_limits.address", "COUNT/PERIOD"),
+        ({"rate_limits": {"new_sessions": "0/hour"}}, "rate_limits.new_sessions", "at least 1"),
+        ({"rate_limits": "30/minute"}, "rate_limits", "mapping"),
+        ({"max_attachments_per_session": 0}, "max_attachments_per_session", "at least 1"),
+        ({"attachment_quota_bytes": 1000}, "attachment_quota_bytes", "max_attachment_bytes"),
+        ({"attachment_retention_days": 0}, "attachment_retention_days", "at least 1"),
+    ],
+)
+def test_bad_limits_fail_naming_the_key_and_the_fix(credentials, key, words):
+    with pytest.raises(WebChatConfigError) as raised:
+        WebChatConfig.from_credentials(credentials)
+    assert raised.value.key == key and words in str(raised.value)
+
+
+def test_the_default_limits_let_a_hundred_customers_behind_one_address_chat_at_once(
+    tmp_path: Path,
+):
+    # tests/production/test_load.py: 100 sessions from one loopback address, each sending
+    # its ten messages at once, all at the same moment.
+    limits = WebChatLimits(config(tmp_path), clock=Clock())
+    for session in range(100):
+        limits.check_hello("127.0.0.1", new_session=True)
+        for _ in range(10):
+            limits.check_message("127.0.0.1", f"{session:032x}")
+
+
+def test_each_limit_refuses_at_its_rate_and_a_refusal_spends_nothing(tmp_path: Path):
+    clock = Clock()
+    limits = WebChatLimits(
+        config(
+            tmp_path,
+            rate_limits={
+                "conversation": "2/minute",
+                "address": "6/minute",  # the 7th request of 10.0.0.1 is refused
+                "new_sessions": "1/hour",
+            },
+        ),
+        clock=clock,
+    )
+    limits.check_hello("10.0.0.1", new_session=True)
+    with pytest.raises(RateLimited, match="new chats from your address") as raised:
+        limits.check_hello("10.0.0.1", new_session=True)
+    assert raised.value.status == 429 and raised.value.retry_after == 3600
+    limits.check_hello("10.0.0.1", new_session=False)  # its existing session still connects
+    limits.check_message("10.0.0.1", "s1")
+    limits.check_message("10.0.0.1", "s1")
+    with pytest.raises(RateLimited, match="messages in this chat") as raised:
+        limits.check_message("10.0.0.1", "s1")
+    assert raised.value.retry_after == 30
+    limits.check_message("10.0.0.2", "s2")  # another session, another address
+    with pytest.raises(RateLimited, match="requests from your address"):
+        limits.check_message("10.0.0.1", "s3")
+    clock.now += 30
+    limits.check_message("10.0.0.1", "s1")
+
+
+# ---------------------------------------------------------------- upload quota
+def stored(folder: Path, name: str, size: int, age_s: float) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_bytes(b"x" * size)
+    when = NOW - age_s
+    os.utime(path, (when, when))
+    return path
+
+
+NOW = 1_800_000_000.0
+HOUR = 3600.0
+
+
+def test_the_quota_counts_the_sessions_files_of_the_last_day_from_disk(tmp_path: Path):
+    folder = tmp_path / ("0" * 32)
+    quota = UploadQuota(max_files=3, max_bytes=1000)
+    quota.check(folder, 1000, now=NOW)  # no folder yet: room for a whole quota
+    stored(folder, "a" * 24 + ".png", 100, age_s=30 * HOUR)  # older than a day: not counted
+    stored(folder, "b" * 24 + ".png", 100, age_s=5 * HOUR)
+    stored(folder, "c" * 24 + ".png", 100, age_s=2 * HOUR)
+    (folder / "notes.txt").write_text("not ours")  # not a stored file: not counted
+    quota.check(folder, 100, now=NOW)
+    stored(folder, "d" * 24 + ".png", 100, age_s=1 * HOUR)
+    with pytest.raises(QuotaExceeded, match="its 3 files for today") as raised:
+        quota.check(folder, 100, now=NOW)
+    # Room again when the oldest counted file ("b", 5 hours old) is a day old.
+    assert raised.value.status == 429 and raised.value.retry_after == 19 * HOUR
+    assert "in about 19 hours" in raised.value.reason
+    big = UploadQuota(max_files=10, max_bytes=500)
+    with pytest.raises(QuotaExceeded, match="500 bytes of files today") as raised:
+        big.check(folder, 250, now=NOW)
+    assert raised.value.retry_after == 19 * HOUR  # "b" leaves: 200 + 250 fit
+
+
+def test_of_two_files_stored_at_once_past_the_quota_the_later_one_is_deleted(tmp_path: Path):
+    folder = tmp_path / ("0" * 32)
+    quota = UploadQuota(max_files=2, max_bytes=10_000)
+    first = stored(folder, "a" * 24 + ".png", 10, age_s=HOUR)
+    # Two uploads both passed the check (on two workers) and were stored.
+    earlier = stored(folder, "f" * 24 + ".png", 10, age_s=2.0)
+    later = stored(folder, "0" * 24 + ".png", 10, age_s=1.0)
+    quota.admit(earlier, now=NOW)
+    with pytest.raises(QuotaExceeded):
+        quota.admit(later, now=NOW)
+    assert sorted(p.name for p in folder.iterdir()) == [first.name, earlier.name]
+
+
+# ---------------------------------------------------------------- retention
+def test_the_clean_up_deletes_old_files_and_empty_folders_and_nothing_else(tmp_path: Path):
+    uploads = tmp_path / "uploads"
+    old = stored(uploads / ("a" * 32), "1" * 24 + ".pdf", 10, age_s=31 * 24 * HOUR)
+    kept = stored(uploads / ("b" * 32), "2" * 24 + ".png", 10, age_s=29 * 24 * HOUR)
+    old_too = stored(uploads / ("b" * 32), "3" * 24 + ".png", 10, age_s=40 * 24 * HOUR)
+    (uploads / ("c" * 32)).mkdir()  # empty
+    foreign = stored(uploads / "not-a-session", "4" * 24 + ".png", 10, age_s=99 * 24 * HOUR)
+    unknown = stored(uploads / ("d" * 32), "keep-me.png", 10, age_s=99 * 24 * HOUR)
+    assert remove_expired(uploads, 30 * 24 * HOUR, now=NOW) == (2, 2)
+    assert not old.exists() and not old.parent.exists() and not old_too.exists()
+    assert kept.exists() and foreign.exists() and unknown.exists()
+    assert not (uploads / ("c" * 32)).exists()
+    assert remove_expired(tmp_path / "missing", 1.0, now=NOW) == (0, 0)
+
+
+def test_the_clean_up_runs_when_started_and_again_after_its_interval(tmp_path: Path):
+    uploads = tmp_path / "uploads"
+    clock = Clock(NOW)
+
+    async def scenario() -> None:
+        task = RetentionTask(uploads, 24 * HOUR, interval_s=0.05, clock=clock)
+        first = stored(uploads / ("a" * 32), "1" * 24 + ".png", 10, age_s=25 * HOUR)
+        task.start()
+        while first.exists():
+            await asyncio.sleep(0.01)
+        second = stored(uploads / ("a" * 32), "2" * 24 + ".png", 10, age_s=23 * HOUR)
+        await asyncio.sleep(0.15)
+        assert second.exists(), "within the retention"
+        clock.now += 2 * HOUR
+        while second.exists():
+            await asyncio.sleep(0.01)
+        await task.stop()
+
+    asyncio.run(asyncio.wait_for(scenario(), 10))
+
+
+def test_an_upload_remakes_a_session_folder_the_clean_up_just_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import channels.webchat_uploads as uploads
+
+    real_open = os.open
+    removed: List[Path] = []
+
+    def open_after_the_clean_up(path: Any, *args: Any) -> int:
+        folder = Path(path).parent
+        if not removed:  # the clean-up removes the empty folder between mkdir and open
+            folder.rmdir()
+            removed.append(folder)
+        return real_open(path, *args)
+
+    monkeypatch.setattr(uploads.os, "open", open_after_the_clean_up)
+    attachment = describe(PNG, declared_type="image/png", name="a.png", allowed_types=["image/png"])
+    file_id = asyncio.run(store(tmp_path / "uploads", "0" * 32, attachment, PNG))
+    assert removed and Path(file_id).read_bytes() == PNG
+
+
+# ---------------------------------------------------------------- frame size
+def test_each_socket_refuses_frames_over_max_frame_bytes_from_their_header(tmp_path: Path):
+    channel = WebChatInput(config(tmp_path, max_frame_bytes=4096))
+
+    class Connection:
+        max_size: Any = 2**20
+
+    socket = type("Socket", (), {"connection": Connection()})()
+    channel._limit_frames(socket)
+    assert socket.connection.max_size == 4096
+    socket.connection.max_size = None  # unlimited
+    channel._limit_frames(socket)
+    assert socket.connection.max_size == 4096
+    socket.connection.max_size = 1024  # an operator's stricter WEBSOCKET_MAX_SIZE stays
+    channel._limit_frames(socket)
+    assert socket.connection.max_size == 1024
+
+
+def test_the_page_knows_the_frame_limit_to_check_long_messages_before_sending(tmp_path: Path):
+    body = WebChatInput(config(tmp_path)).page.html(base="/").body.decode()
+    assert 'data-max-frame-bytes="16384"' in body
+
+
+def test_a_secret_that_cannot_be_published_names_the_key_and_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import channels.webchat_config as webchat_config
+
+    def no_hard_links(source: Any, target: Any) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(webchat_config.os, "link", no_hard_links)
+    with pytest.raises(WebChatConfigError, match="session_secret_file") as raised:
+        load_or_create_secret(tmp_path / "secret")
+    assert "session_secret" in str(raised.value) and list(tmp_path.iterdir()) == []

@@ -12,7 +12,7 @@ import json
 import re
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, List, Tuple
 
 import pytest
 import requests
@@ -21,6 +21,17 @@ from websockets.exceptions import ConnectionClosed, InvalidStatusCode
 
 from channels.webchat_session import SessionSigner
 from tests.channels.webchat_cdp import Browser
+from tests.channels.webchat_client import (
+    bot_text,
+    open_session,
+    recv,
+    run,
+    say,
+    until,
+    upload,
+    webchat_id,
+    ws_url,
+)
 from tests.rasa_process import RasaServer
 
 pytestmark = pytest.mark.integration
@@ -34,7 +45,7 @@ OFFER = "Would you like me to connect you with a member of our team?"
 DECLINED = "Alright. Is there anything else I can help you with?"
 WELCOME = "You're welcome!"
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
-Frame = Dict[str, Any]
+MAX_FRAME_BYTES = 4096
 
 
 @pytest.fixture(scope="module")
@@ -44,68 +55,13 @@ def server(bot_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
     credentials.write_text(
         "channels.webchat.WebChatInput:\n"
         f'  session_secret: "{SECRET}"\n'
-        "  max_frame_bytes: 4096\n"
+        f"  max_frame_bytes: {MAX_FRAME_BYTES}\n"
         "  attachment_dir: uploads\n"
         f"  max_attachment_bytes: {MAX_ATTACHMENT}\n"
-        "rest:\n"
     )
     rasa = RasaServer(bot_model, workdir, credentials=credentials).start()
     yield rasa
     rasa.stop()
-
-
-def ws_url(server: RasaServer) -> str:
-    return server.url.replace("http://", "ws://") + "/webhooks/webchat/webhook"
-
-
-async def recv(ws: Any, timeout: float = 60) -> Frame:
-    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
-
-
-async def until(ws: Any, done: Callable[[Frame], bool], timeout: float = 60) -> List[Frame]:
-    """Frames up to and including the first for which ``done`` holds."""
-    frames: List[Frame] = []
-    deadline = time.monotonic() + timeout
-    while True:
-        frames.append(await recv(ws, max(0.1, deadline - time.monotonic())))
-        if done(frames[-1]):
-            return frames
-
-
-def bot_text(frame: Frame) -> str:
-    return frame.get("message", {}).get("text", "") if frame.get("type") == "bot" else ""
-
-
-async def open_session(
-    server: RasaServer,
-    session: Optional[Tuple[str, str]] = None,
-    *,
-    origin: Optional[str] = "same",
-) -> Tuple[Any, Tuple[str, str], List[Frame]]:
-    """A connected socket, the (session id, token) it was given, and the history."""
-    ws = await websockets.connect(
-        ws_url(server), origin=server.url if origin == "same" else origin, open_timeout=30
-    )
-    hello: Frame = {"type": "hello"}
-    if session:
-        hello.update(session_id=session[0], token=session[1])
-    await ws.send(json.dumps(hello))
-    given = await recv(ws)
-    assert given["type"] == "session", given
-    history = await recv(ws)
-    assert history["type"] == "history", history
-    return ws, (given["session_id"], given["token"]), history["messages"]
-
-
-async def say(ws: Any, text: str, *, message_id: str, display: Optional[str] = None) -> None:
-    frame = {"type": "message", "id": message_id, "text": text}
-    if display:
-        frame["display"] = display
-    await ws.send(json.dumps(frame))
-
-
-def run(scenario: Any) -> None:
-    asyncio.run(asyncio.wait_for(scenario, 240))
 
 
 # ---------------------------------------------------------------- page
@@ -134,7 +90,7 @@ def test_a_new_visitor_gets_a_session_and_the_bots_reply(server: RasaServer):
         assert {"type": "user", "id": "greet-0001", "text": "hello"} in frames
         assert bot_text(frames[-1]).startswith(GREETING)
         await ws.close()
-        assert [e["text"] for e in server.user_events(session_id, 1)] == ["hello"]
+        assert [e["text"] for e in server.user_events(webchat_id(session_id), 1)] == ["hello"]
 
     run(scenario())
 
@@ -194,7 +150,7 @@ def test_forged_missing_stale_and_foreign_sessions_are_refused(server: RasaServe
                     await say(ws, "hello", message_id="forged-001")
                     await recv(ws, 10)
                 assert ws.close_code == 4401, case
-        assert server.user_events(session_id) == []
+        assert server.user_events(webchat_id(session_id)) == []
 
     run(scenario())
     assert "forged-001" not in server.log()
@@ -228,7 +184,8 @@ def test_malformed_frames_get_an_error_and_the_chat_goes_on(server: RasaServer):
         json.dumps({"type": "message", "id": "abcdefgh", "text": marker, "extra": True}),
         json.dumps({"type": "shout", "text": marker}),
         json.dumps({"type": "hello"}),
-        json.dumps({"type": "message", "id": "toolarge1", "text": marker * 300}),
+        # A text over max_message_chars in a frame within max_frame_bytes.
+        json.dumps({"type": "message", "id": "toolong01", "text": marker + "x" * 3990}),
         marker.encode() + b"\xff",
     ]
 
@@ -247,12 +204,13 @@ def test_malformed_frames_get_an_error_and_the_chat_goes_on(server: RasaServer):
         with pytest.raises(ConnectionClosed):
             await recv(ws, 30)
         assert ws.close_code == 1007
-        # Bigger than Sanic's frame limit (1 MiB): the protocol closes with 1009.
-        ws, _, _ = await open_session(server)
-        await ws.send("x" * (2**20 + 10))
-        with pytest.raises(ConnectionClosed):
-            await recv(ws, 30)
-        assert ws.close_code == 1009
+        # Bigger than max_frame_bytes: the protocol closes with 1009 (from the header).
+        for size in (MAX_FRAME_BYTES + 1, 2**20 + 10):
+            ws, _, _ = await open_session(server)
+            await ws.send("x" * size)
+            with pytest.raises(ConnectionClosed):
+                await recv(ws, 30)
+            assert ws.close_code == 1009, size
         # Nothing of that stopped the server.
         ws, _, history = await open_session(server, session)
         assert history[-1]["text"].startswith(WELCOME)
@@ -303,28 +261,15 @@ def test_a_retried_message_id_gets_exactly_one_reply(server: RasaServer):
         assert any(f.get("id") == "marker-0001" and f["type"] == "user" for f in seen)
         await ws.close()
         await other.close()
-        assert [e["text"] for e in server.user_events(session[0], 2)] == ["hello", "/thank"]
+        assert [e["text"] for e in server.user_events(webchat_id(session[0]), 2)] == [
+            "hello",
+            "/thank",
+        ]
 
     run(scenario())
 
 
 # ---------------------------------------------------------------- attachments
-def upload(
-    server: RasaServer, session: Tuple[str, str], data: bytes, **headers: str
-) -> requests.Response:
-    return requests.post(
-        f"{server.url}/webhooks/webchat/upload",
-        data=data,
-        headers={
-            "Origin": server.url,
-            "X-Webchat-Session": session[0],
-            "X-Webchat-Token": session[1],
-            **headers,
-        },
-        timeout=30,
-    )
-
-
 def test_an_attached_photo_is_stored_privately_and_the_bot_says_so(server: RasaServer):
     async def scenario() -> None:
         ws, session, _ = await open_session(server)
@@ -362,7 +307,9 @@ def test_an_attached_photo_is_stored_privately_and_the_bot_says_so(server: RasaS
         await ws.close()
         stored = list((server.workdir / "uploads" / session[0]).iterdir())
         assert len(stored) == 1 and stored[0].read_bytes() == PNG
-        attachments = [e["metadata"]["attachments"][0] for e in server.user_events(session[0], 2)]
+        attachments = [
+            e["metadata"]["attachments"][0] for e in server.user_events(webchat_id(session[0]), 2)
+        ]
         assert attachments[0]["kind"] == "image" and attachments[0]["mime_type"] == "image/png"
         assert attachments[0]["name"] == "broken mug.png"
         assert attachments[0]["file_id"] == stored[0].relative_to(server.workdir).as_posix()
@@ -385,7 +332,7 @@ def test_uploads_without_a_valid_token_or_too_big_are_refused(server: RasaServer
     no_id = upload(server, genuine, PNG, **{"Content-Type": "image/png"})
     assert no_id.status_code == 400
     assert upload(server, genuine, b"", **headers).status_code == 400
-    assert server.user_events(genuine[0]) == []
+    assert server.user_events(webchat_id(genuine[0])) == []
     assert not (server.workdir / "uploads" / genuine[0]).exists()
 
 
@@ -479,7 +426,7 @@ def test_a_customer_chats_in_headless_chromium_and_a_reload_keeps_the_conversati
     run(scenario())
     # The reloaded page went on as the same sender.
     session_id = json.loads(stored_session[0])["id"]
-    texts = [e["text"] for e in server.user_events(session_id, 3)]
+    texts = [e["text"] for e in server.user_events(webchat_id(session_id), 3)]
     assert texts[0] == "hello" and texts[2] == "/deny"
     assert texts[-1].startswith("<img src=x") and texts[-1].endswith("/o/1.")
 
@@ -511,6 +458,9 @@ def test_after_a_restart_the_page_resumes_its_conversation_and_retries_are_still
         frames = await until(ws, lambda f: bot_text(f).startswith(WELCOME))
         assert not any(bot_text(f).startswith(GREETING) for f in frames)
         await ws.close()
-        assert [e["text"] for e in server.user_events(session[0], 2)] == ["hello", "/thank"]
+        assert [e["text"] for e in server.user_events(webchat_id(session[0]), 2)] == [
+            "hello",
+            "/thank",
+        ]
 
     run(after())
