@@ -149,7 +149,7 @@ def location(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     if request.param == "sqlite":
         return tmp_path / "desk.db"
     server = request.getfixturevalue("postgres_server")
-    return server.create_database(f"desk_{next(_databases)}")
+    return server.create_database(f"handoff_store_{next(_databases)}")
 
 
 def test_one_of_many_agents_racing_wins_the_claim(location: Any):
