@@ -11,7 +11,9 @@ from tests.rasa_process import REST_CREDENTIALS, ActionServer, RasaServer, free_
 
 
 @pytest.fixture(scope="session")
-def rasa_server(bot_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def rasa_server(
+    bot_model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RasaServer]:
     """`rasa run` with the REST channel and the HTTP API, and `rasa run actions` (the
     bot's forms validate every answer there) on a fresh sample store, as `make run`."""
     workdir = tmp_path_factory.mktemp("rasa-run")
@@ -29,6 +31,6 @@ def rasa_server(bot_model: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     actions.start()
     try:
         with RasaServer(bot_model, workdir, credentials=credentials, endpoints=endpoints) as server:
-            yield server.url
+            yield server
     finally:
         actions.stop()
