@@ -48,7 +48,12 @@ class TwilioApi:
         return self.messages.create(call)
 
     def sent_to(self, number: str) -> List[Call]:
-        return [call for call in self.fake.calls_to(MESSAGES_PATH) if call.form["To"] == number]
+        """The messages the channel asked Twilio to send to ``number`` (POSTs, not look-ups)."""
+        return [
+            call
+            for call in self.fake.calls_to(MESSAGES_PATH)
+            if call.method == "POST" and call.form.get("To") == number
+        ]
 
     def wait_for(self, number: str, count: int, timeout: float = 90) -> List[Call]:
         deadline = time.monotonic() + timeout

@@ -5,7 +5,7 @@ records every message sent.
 
 One server serves the module (each start costs half a minute or more); the test that
 restarts it runs last. Each test texts from its own phone number, so its replies and
-its tracker are its own.
+its tracker (``sms:<number>``, read through Rasa's HTTP API with its token) are its own.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 import requests
@@ -23,6 +23,7 @@ from channels.sms_segments import segment_count
 from tests.channels.sms_support import (
     ACCOUNT_SID,
     AUTH_TOKEN,
+    MESSAGES_PATH,
     NUMBER,
     PUBLIC_URL,
     TwilioApi,
@@ -84,6 +85,22 @@ def server(
     rasa.stop()
 
 
+def events(server: RasaServer, sender: str, count: int = 0) -> List[Dict[str, Any]]:
+    """The sender's user events (their conversation is ``sms:<number>``)."""
+    return server.user_events(f"sms:{sender}", count)
+
+
+def trigger_greet(server: RasaServer, conversation: str) -> None:
+    """Rasa's HTTP API makes the bot greet ``conversation`` through the SMS channel."""
+    answer = server.api(
+        "POST",
+        f"/conversations/{conversation}/trigger_intent",
+        params={"output_channel": "twilio"},
+        json={"name": "greet"},
+    )
+    assert answer.status_code == 200, answer.text
+
+
 def text(server: RasaServer, sender: str, body: str, **extra: str) -> requests.Response:
     fields = form(sender, body, **extra)
     answer = post(server, fields)
@@ -109,7 +126,7 @@ def test_hello_is_answered_through_the_rest_api_split_into_segments(
     assert "What can I do for you?" in bodies[-1]
     expected_auth = base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
     assert calls[0].headers["authorization"] == f"Basic {expected_auth}"
-    [event] = server.user_events(sender, 1)
+    [event] = events(server, sender, 1)
     assert event["text"] == "hello" and event["input_channel"] == "twilio"
     assert event["parse_data"]["intent"]["name"] == "greet"
 
@@ -122,7 +139,7 @@ def test_buttons_are_numbered_and_a_number_is_the_button(server: RasaServer, twi
     assert options == OPTIONS
     text(server, sender, "2")
     assert twilio.bodies(sender, 3)[2].startswith(DECLINED)
-    assert server.user_events(sender, 2)[-1]["parse_data"]["intent"]["name"] == "deny"
+    assert events(server, sender, 2)[-1]["parse_data"]["intent"]["name"] == "deny"
 
 
 def test_the_button_title_works_too_and_options_answer_one_message(
@@ -134,26 +151,28 @@ def test_the_button_title_works_too_and_options_answer_one_message(
     text(server, sender, "No thanks")
     twilio.wait_for(sender, 3)
     time.sleep(1)  # the rest of the answer to "No thanks", if it has more messages
-    events = server.user_events(sender, 2)
-    assert events[-1]["parse_data"]["intent"]["name"] == "deny"
+    turns = events(server, sender, 2)
+    assert turns[-1]["parse_data"]["intent"]["name"] == "deny"
     # The options were used up: a later "1" is just a number for NLU, not the
     # "Yes, connect me" button. What NLU then makes of a bare "1" is the model's
     # business (nlu_fallback runs on the action server, which this module does not
     # start), so the tracker is read instead of waiting for a reply.
     text(server, sender, "1")
-    last = server.user_events(sender, 3)[-1]
+    last = events(server, sender, 3)[-1]
     assert last["text"] == "1"
     assert last["parse_data"]["intent"]["name"] != "request_human"
 
 
 def test_a_customer_cannot_type_an_intent(server: RasaServer, twilio: TwilioApi):
+    """A typed ``/intent`` is the customer's text, read by NLU: not an intent shortcut."""
     sender = new_number()
-    # (Not /request_human or /order_status: hand-offs and forms run on the action
-    # server, which this module does not start.)
-    text(server, sender, "/goodbye")
-    twilio.wait_for(sender, 1)
-    [event] = server.user_events(sender, 1)
-    assert event["text"] == "goodbye"
+    typed = '/inform{"order_number": "10023"}'
+    text(server, sender, typed)
+    [event] = events(server, sender, 1)
+    assert event["text"] == typed
+    parse = event["parse_data"]
+    assert len(parse["intent_ranking"]) > 1, "ranked by the classifier, not a shortcut's 1.0"
+    assert not any(e.get("extractor") == "RegexMessageHandler" for e in parse["entities"])
 
 
 def test_mms_media_reach_the_tracker_and_the_bot_says_what_it_got(
@@ -171,7 +190,7 @@ def test_mms_media_reach_the_tracker_and_the_bot_says_what_it_got(
     )
     replies = " ".join(twilio.bodies(sender, 1))
     assert "received your photo" in replies
-    [event] = server.user_events(sender, 1)
+    [event] = events(server, sender, 1)
     assert event["parse_data"]["intent"]["name"] == "send_attachment"
     assert event["metadata"]["attachments"] == [
         {
@@ -193,15 +212,9 @@ def test_stop_silences_the_bot_help_still_answers_start_resumes(
     text(server, sender, "STOP")
     text(server, sender, "hello")
     twilio.assert_quiet(sender, 0)
-    assert server.user_events(sender) == [], "neither STOP nor later texts reach the bot"
+    assert events(server, sender) == [], "neither STOP nor later texts reach the bot"
     # Replies the bot would send on its own (Rasa's HTTP API) respect the opt-out too.
-    triggered = requests.post(
-        f"{server.url}/conversations/{sender}/trigger_intent",
-        params={"output_channel": "twilio"},
-        json={"name": "greet"},
-        timeout=60,
-    )
-    assert triggered.status_code == 200, triggered.text
+    trigger_greet(server, f"sms:{sender}")
     text(server, sender, "help")
     assert twilio.bodies(sender, 1) == [HELP_TEXT]
     text(server, sender, "start")
@@ -209,20 +222,24 @@ def test_stop_silences_the_bot_help_still_answers_start_resumes(
     bodies = twilio.bodies(sender, 3)
     assert bodies[1].startswith(GREETING)
     # Two turns reach the bot: the triggered intent ("EXTERNAL: greet") and "hello".
-    texts = [e["text"] for e in server.user_events(sender, 2)]
+    texts = [e["text"] for e in events(server, sender, 2)]
     assert [t for t in texts if not t.startswith("EXTERNAL:")] == ["hello"]
 
 
 def test_out_of_band_replies_use_the_channel(server: RasaServer, twilio: TwilioApi):
     sender = new_number()
-    answer = requests.post(
-        f"{server.url}/conversations/{sender}/trigger_intent",
-        params={"output_channel": "twilio"},
-        json={"name": "greet"},
-        timeout=60,
-    )
-    assert answer.status_code == 200, answer.text
+    trigger_greet(server, f"sms:{sender}")
     assert twilio.bodies(sender, 1)[0].startswith(GREETING)
+
+
+def test_no_sms_reaches_a_number_through_another_channels_conversation(
+    server: RasaServer, twilio: TwilioApi
+):
+    sender = new_number()
+    for conversation in (f"rest:{sender}", sender):  # a REST caller's, a bare id
+        trigger_greet(server, conversation)
+    twilio.assert_quiet(sender, 0)
+    assert "twilio: reply not sent: a conversation of channel 'rest'" in server.log()
 
 
 # ---------------------------------------------------------------- verification
@@ -252,7 +269,7 @@ def test_requests_not_signed_by_twilio_are_403_and_do_nothing(
     assert answer.status_code == 403
     assert "X-Twilio-Signature" in answer.json()["error"]
     twilio.assert_quiet(sender, 0, seconds=1)
-    assert server.user_events(sender) == []
+    assert events(server, sender) == []
     # The same message, properly signed, is still new: a rejected one is not recorded.
     text(server, sender, "hello", sid=fields["MessageSid"])
     twilio.wait_for(sender, 1)
@@ -264,7 +281,7 @@ def test_a_tampered_body_fails_the_signature(server: RasaServer, twilio: TwilioA
     signature = RequestValidator(AUTH_TOKEN).compute_signature(PUBLIC_URL, fields)
     answer = post(server, {**fields, "Body": "/request_human"}, signature=signature)
     assert answer.status_code == 403
-    assert server.user_events(sender) == []
+    assert events(server, sender) == []
 
 
 # ---------------------------------------------------------------- malformed requests
@@ -273,7 +290,6 @@ def test_a_tampered_body_fails_the_signature(server: RasaServer, twilio: TwilioA
     [
         (b'{"Body": "hi"}', "application/json", 415, "content type"),
         (b"", None, 415, "missing"),
-        (b"Body=" + b"a" * (70 * 1024), "application/x-www-form-urlencoded", 413, "larger"),
         (b"Body=caf\xe9&From=%2B1", "application/x-www-form-urlencoded", 400, "UTF-8"),
         (b"Body=hi&&From", "application/x-www-form-urlencoded", 400, "form"),
     ],
@@ -289,6 +305,17 @@ def test_malformed_requests_are_4xx_with_a_reason(
     )
     assert answer.status_code == status
     assert reason in answer.json()["error"]
+    assert requests.get(f"{server.url}/webhooks/twilio/", timeout=10).status_code == 200
+
+
+def test_a_body_over_the_routes_limit_is_refused(server: RasaServer):
+    answer = requests.post(
+        f"{server.url}/webhooks/twilio/webhook",
+        data=b"Body=" + b"a" * (70 * 1024),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        timeout=30,
+    )
+    assert answer.status_code == 413 and "aaaa" not in answer.text
     assert requests.get(f"{server.url}/webhooks/twilio/", timeout=10).status_code == 200
 
 
@@ -313,19 +340,29 @@ def test_delivery_reports_are_acknowledged_and_ignored(server: RasaServer, twili
         "AccountSid": ACCOUNT_SID,
     }
     assert post(server, report).status_code == 200
-    assert server.user_events(NUMBER) == []
+    assert events(server, NUMBER) == []
 
 
 # ---------------------------------------------------------------- outgoing failures
 def test_429_and_5xx_from_twilio_are_retried(server: RasaServer, twilio: TwilioApi):
+    """429 and 503 are sent again at once; after a 500 the channel first asks Twilio
+    whether it has the message (it has not), then sends it again."""
     sender = new_number()
     twilio.failures[:] = [
         (429, {"code": 20429, "message": "Too Many Requests"}, {"Retry-After": "1"}),
         (503, {"message": "Service Unavailable"}, {}),
+        (500, {"message": "Internal Server Error"}, {}),
     ]
     text(server, sender, "thanks")
-    calls = twilio.wait_for(sender, 3)
-    assert calls[0].form == calls[1].form == calls[2].form, "the same message, resent"
+    calls = twilio.wait_for(sender, 4)
+    assert calls[0].form == calls[1].form == calls[2].form == calls[3].form, "the same message"
+    lookups = [
+        call
+        for call in twilio.fake.calls_to(MESSAGES_PATH)
+        if call.method == "GET" and call.query.get("To") == [sender]
+    ]
+    assert len(lookups) == 1
+    twilio.assert_quiet(sender, 4)
 
 
 def test_a_refused_message_is_logged_and_the_conversation_goes_on(
@@ -359,7 +396,7 @@ def test_a_retried_webhook_is_answered_once_also_after_a_restart(
     assert post(server, greeting).status_code == 200
     assert post(server, complaint).status_code == 200
     twilio.assert_quiet(sender, 4)
-    assert [e["text"] for e in server.user_events(sender, 2)] == ["hello", COMPLAINT]
+    assert [e["text"] for e in events(server, sender, 2)] == ["hello", COMPLAINT]
     # The numbered options survived the restart too.
     text(server, sender, "2")
     assert twilio.bodies(sender, 5)[4].startswith(DECLINED)
