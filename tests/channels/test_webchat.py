@@ -825,3 +825,21 @@ def test_a_secret_that_cannot_be_published_names_the_key_and_the_fix(
     with pytest.raises(WebChatConfigError, match="session_secret_file") as raised:
         load_or_create_secret(tmp_path / "secret")
     assert "session_secret" in str(raised.value) and list(tmp_path.iterdir()) == []
+
+
+def test_the_apps_websocket_limit_is_max_frame_bytes_before_the_workers_start(tmp_path: Path):
+    from sanic import Sanic
+
+    app = Sanic(f"webchat_frames_{os.getpid()}")
+    channel = WebChatInput(config(tmp_path, max_frame_bytes=4096))
+
+    async def on_new_message(message: UserMessage) -> None:
+        raise AssertionError("no message in this test")
+
+    app.blueprint(channel.blueprint(on_new_message), url_prefix="/webhooks/webchat")
+    assert app.config.WEBSOCKET_MAX_SIZE == 2**20, "Sanic's default, which buffers 1 MiB"
+    for listener in app.listeners["main_process_start"]:
+        listener(app, None)
+    assert app.config.WEBSOCKET_MAX_SIZE == 4096
+    upload = next(r for r in app.router.routes if r.path.endswith("upload"))
+    assert upload.ctx.max_body_bytes == channel.config.max_attachment_bytes
