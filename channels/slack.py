@@ -253,7 +253,11 @@ class SlackInput(InputChannel):
             return f"event type {event.get('type')!r}"
         if event.get("bot_id") or event.get("subtype") not in _USER_SUBTYPES:
             return "a bot's message or a message change"
-        if not isinstance(event.get("user"), str) or event["user"] in bot_users:
+        if (
+            not isinstance(event.get("user"), str)
+            or not event["user"]
+            or event["user"] in bot_users
+        ):
             return "no user, or the bot itself"
         if event["type"] == "message" and not _is_direct(event):
             text = str(event.get("text") or "")

@@ -236,9 +236,19 @@ def test_a_direct_message_is_one_message_for_the_sender(tmp_path: Path):
         {"subtype": "channel_join"},
         {"user": BOT_USER},
         {"user": None},
+        {"user": ""},
         {"event_type": "reaction_added"},
     ],
-    ids=["bot_id", "bot_message", "edit", "join", "own-user", "no-user", "other-event"],
+    ids=[
+        "bot_id",
+        "bot_message",
+        "edit",
+        "join",
+        "own-user",
+        "no-user",
+        "empty-user",
+        "other-event",
+    ],
 )
 def test_the_bots_own_messages_and_non_messages_are_ignored(tmp_path: Path, extra: Dict):
     assert channel(tmp_path).event_message(message_event("hello", **extra)) is None
