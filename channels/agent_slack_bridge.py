@@ -46,7 +46,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from channels.delivery_log import DEFAULT_PATH as DEFAULT_DEDUP_DB
 from channels.delivery_log import DeliveryLog
-from channels.outbound import Failure, RetryPolicy, call_with_retry
+from channels.outbound import AT_MOST_ONCE, Failure, RetryPolicy, call_with_retry
 from channels.slack_config import SlackRequestVerifier
 from channels.slack_format import (
     TEXT_LIMIT,
@@ -254,7 +254,8 @@ class SlackAgentBridge:
             else SlackRequestVerifier(config.slack_signing_secret)
         )
         self.deliveries = DeliveryLog(config.dedup_db, clock=clock, setting="slack: dedup_db")
-        self._policy = retry_policy or RetryPolicy()
+        # A post that may have reached Slack (a timeout, a 500) is not posted again.
+        self._policy = retry_policy or AT_MOST_ONCE
         self._session: Optional[aiohttp.ClientSession] = None
         self._client: Optional[AsyncWebClient] = None
 
