@@ -7,8 +7,9 @@ type, encoding, clear 4xx), :mod:`channels.delivery_log` (duplicate deliveries),
 :mod:`channels.text_splitting` (platform limits), :mod:`channels.outbound` (retries),
 :mod:`channels.attachments` (what a customer sent), :mod:`channels.conversation_ids`
 (ids that name their channel), :mod:`channels.rate_limits` (what one caller may cost).
-"""
 
-# A server that loads these channels is protected by rasa-llm from the start, before
-# Rasa makes its app: importing rasa_llm installs its server guards.
-import rasa_llm  # noqa: E402,F401
+Each input channel module imports ``rasa_llm``, whose server guards
+(:mod:`rasa_llm.server_guards`) then protect the Rasa server from the moment Rasa makes
+its app; the command-line tools here (``channels.desk_agents``,
+``channels.conversation_id_migration``) do not need them and start without them.
+"""

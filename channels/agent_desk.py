@@ -51,6 +51,7 @@ from sanic import Blueprint, Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+import rasa_llm  # noqa: F401 - installs rasa-llm's server guards before Rasa makes its app
 from channels import desk_audit as audit
 from channels.agent_desk_config import CHANNEL, AgentDeskConfig
 from channels.agent_slack_bridge import AgentSlackConfig, AgentSlackError, SlackAgentBridge

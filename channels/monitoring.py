@@ -36,6 +36,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+import rasa_llm  # noqa: F401 - installs rasa-llm's server guards before Rasa makes its app
 from rasa_llm.serving_metrics import CONTENT_TYPE_LATEST, serving_metrics
 
 logger = logging.getLogger(__name__)

@@ -36,6 +36,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+import rasa_llm  # noqa: F401 - installs rasa-llm's server guards before Rasa makes its app
 from channels.conversation_ids import conversation_id
 from channels.rate_limits import Rate, RateLimiter, client_address, parse_rate
 from channels.webhook_guard import (

@@ -41,6 +41,7 @@ from sanic.response import HTTPResponse
 from slack_bolt.request.payload_utils import is_block_actions, is_event
 from slack_sdk.web.async_client import AsyncWebClient
 
+import rasa_llm  # noqa: F401 - installs rasa-llm's server guards before Rasa makes its app
 from channels.attachments import Attachment, Said, kind_from_mime, user_messages
 from channels.conversation_ids import conversation_id
 from channels.delivery_log import DeliveryLog

@@ -54,6 +54,7 @@ from sanic.response import HTTPResponse
 from sanic.response import json as json_response
 from twilio.request_validator import RequestValidator
 
+import rasa_llm  # noqa: F401 - installs rasa-llm's server guards before Rasa makes its app
 from channels.attachments import Said, user_messages
 from channels.conversation_ids import conversation_id
 from channels.delivery_log import DeliveryLog

@@ -52,6 +52,7 @@ from telegram import Bot, CallbackQuery, Message, MessageEntity, Update
 from telegram.constants import ParseMode
 from telegram.request import HTTPXRequest
 
+import rasa_llm  # noqa: F401 - installs rasa-llm's server guards before Rasa makes its app
 from channels.attachments import Attachment, Said, channel_intent, kind_from_mime, user_messages
 from channels.conversation_ids import conversation_id
 from channels.delivery_log import DeliveryLog
