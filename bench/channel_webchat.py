@@ -106,6 +106,8 @@ def main() -> None:
         credentials.write_text(
             "channels.webchat.WebChatInput:\n"
             "  session_secret: bench-secret-0123456789abcdefghijklmnopqrstuv\n"
+            # This measures serving, not the limits (50 pages from one address at once).
+            "  rate_limits: {address: 'off', new_sessions: 'off', conversation: 'off'}\n"
             "socketio:\n"
             "  user_message_evt: user_uttered\n"
             "  bot_message_evt: bot_uttered\n"

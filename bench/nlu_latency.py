@@ -40,7 +40,10 @@ ENV = {
     "HF_HUB_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",
     "TF_CPP_MIN_LOG_LEVEL": "2",
+    # rasa-llm's server refuses an HTTP API without a token: the requests below send it.
+    "RASA_LLM_API_TOKEN": os.environ.get("RASA_LLM_API_TOKEN", "bench-api-token-0123456789"),
 }
+API = {"Authorization": f"Bearer {ENV['RASA_LLM_API_TOKEN']}"}
 
 
 def stock_config(workdir: Path) -> Path:
@@ -73,7 +76,7 @@ def sentiment_scores(port: int, examples: List[Tuple[str, str]]) -> Dict[str, fl
     gold, predicted = [], []
     for text, label in examples:
         parsed = requests.post(
-            f"http://127.0.0.1:{port}/model/parse", json={"text": text}, timeout=30
+            f"http://127.0.0.1:{port}/model/parse", json={"text": text}, headers=API, timeout=30
         ).json()
         gold.append(label)
         predicted.append(parsed["sentiment"]["label"])
@@ -134,7 +137,7 @@ def start_server(model: Path, port: int, workdir: Path) -> subprocess.Popen:
     deadline = time.monotonic() + 300
     while True:
         try:
-            if requests.get(f"{url}/status", timeout=2).ok:
+            if requests.get(f"{url}/status", headers=API, timeout=2).ok:
                 return process
         except requests.ConnectionError:
             pass
@@ -151,7 +154,9 @@ def measure_side_by_side(
     sessions = {name: requests.Session() for name in servers}
     for text in texts[:20]:  # warm-up
         for name, port in servers.items():
-            sessions[name].post(f"http://127.0.0.1:{port}/model/parse", json={"text": text})
+            sessions[name].post(
+                f"http://127.0.0.1:{port}/model/parse", json={"text": text}, headers=API
+            )
     latencies: Dict[str, List[float]] = {name: [] for name in servers}
     for i in range(requests_n):
         text = texts[i % len(texts)]
@@ -161,7 +166,7 @@ def measure_side_by_side(
         for name, port in order:
             started = time.perf_counter()
             sessions[name].post(
-                f"http://127.0.0.1:{port}/model/parse", json={"text": text}, timeout=30
+                f"http://127.0.0.1:{port}/model/parse", json={"text": text}, headers=API, timeout=30
             ).raise_for_status()
             latencies[name].append((time.perf_counter() - started) * 1000)
     return {

@@ -43,10 +43,12 @@ from bench.nlu_latency import peak_rss_mib, stock_config, train
 from tests.postgres_server import PostgresServer
 from tests.rasa_process import (
     BOT,
+    REST_CREDENTIALS,
     ActionServer,
     RasaServer,
     bot_inputs,
     free_port,
+    rest_headers,
     trained_bot_model,
 )
 from tests.redis_server import RedisServer
@@ -103,7 +105,9 @@ async def conversation(
         payload = {"sender": sender, "message": CONVERSATION[number % len(CONVERSATION)]}
         started = time.perf_counter()
         try:
-            async with http.post(f"{url}/webhooks/rest/webhook", json=payload) as response:
+            async with http.post(
+                f"{url}/webhooks/rest/webhook", json=payload, headers=rest_headers()
+            ) as response:
                 replies = await response.json() if response.status == 200 else None
         except (aiohttp.ClientError, asyncio.TimeoutError):
             replies = None
@@ -149,7 +153,9 @@ def production_servers(models: Dict[str, Path], workdir: Path) -> Iterator[Dict[
     """One `rasa run` per model (one worker each) on README.md's production endpoints,
     with PostgreSQL, Redis and one action server of the run's own."""
     credentials = workdir / "credentials.yml"
-    credentials.write_text("rest:\n")
+    # The REST channel as shipped, without its rate limits: this measures serving.
+    no_limits = "  rate_limits: {conversation: 'off', address: 'off'}\n"
+    credentials.write_text(REST_CREDENTIALS + no_limits)
     (workdir / "redis").mkdir()
     with PostgresServer() as postgres, RedisServer(workdir / "redis") as redis:
         actions_port = free_port()

@@ -32,7 +32,7 @@ from bench.production_load import (
     production_servers,
     write_report,
 )
-from tests.rasa_process import trained_bot_model
+from tests.rasa_process import api_headers, rest_headers, rest_id, trained_bot_model
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_EVERY_S = 30.0
@@ -90,7 +90,9 @@ async def customer(
             started = time.perf_counter()
             try:
                 async with http.post(
-                    f"{url}/webhooks/rest/webhook", json={"sender": sender, "message": text}
+                    f"{url}/webhooks/rest/webhook",
+                    json={"sender": sender, "message": text},
+                    headers=rest_headers(),
                 ) as response:
                     ok = response.status == 200 and bool(await response.json())
             except (aiohttp.ClientError, asyncio.TimeoutError):
@@ -134,7 +136,9 @@ async def soak(url: str, pid: int, minutes: float, conversations: int) -> Dict[s
         for sender, texts in sent.items():
             if sender in errors:
                 continue  # a message that failed may or may not be stored; counted apart
-            async with http.get(f"{url}/conversations/{sender}/tracker") as response:
+            async with http.get(
+                f"{url}/conversations/{rest_id(sender)}/tracker", headers=api_headers()
+            ) as response:
                 events = (await response.json())["events"]
             problem = conversation_problem(events, texts)
             if problem:

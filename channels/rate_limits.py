@@ -28,7 +28,7 @@ import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from sanic.request import Request
 
@@ -38,8 +38,10 @@ __all__ = [
     "Rate",
     "RateLimited",
     "RateLimiter",
+    "RateSettingError",
     "client_address",
     "parse_rate",
+    "read_rates",
 ]
 
 PERIODS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
@@ -75,6 +77,41 @@ def parse_rate(value: Any) -> Optional[Rate]:
             'and a PERIOD of second, minute, hour or day (e.g. "30/minute"), or "off"'
         )
     return Rate(int(match.group(1)), PERIODS[match.group(2)])
+
+
+class RateSettingError(ValueError):
+    """A channel's ``rate_limits`` setting that cannot work: the key, the problem, the fix.
+
+    Each channel turns it into its own config error, which names the channel.
+    """
+
+    def __init__(self, key: str, problem: str, fix: str) -> None:
+        super().__init__(f"{key}: {problem}. {fix}")
+        self.key, self.problem, self.fix = key, problem, fix
+
+
+def read_rates(value: Any, defaults: Mapping[str, Any]) -> Dict[str, Optional[Rate]]:
+    """A channel's ``rate_limits`` mapping over its ``defaults``, every key a rate or None.
+
+    Raises :class:`RateSettingError` for something that is not a mapping, a key the
+    channel does not have, or a value that is not a rate.
+    """
+    example = ", ".join(f'{key}: "{rate}"' for key, rate in defaults.items())
+    fix = f'Write e.g. rate_limits: {{{example}}}; "off" for no limit.'
+    if not isinstance(value, Mapping):
+        raise RateSettingError("rate_limits", f"expected a mapping, got {value!r}", fix)
+    for key in value:
+        if key not in defaults:
+            raise RateSettingError(
+                f"rate_limits.{key}", "unknown key", f"Valid keys: {', '.join(sorted(defaults))}."
+            )
+    rates: Dict[str, Optional[Rate]] = {}
+    for key, rate in {**defaults, **value}.items():
+        try:
+            rates[key] = parse_rate(rate)
+        except ValueError as error:
+            raise RateSettingError(f"rate_limits.{key}", str(error), fix) from error
+    return rates
 
 
 class RateLimited(WebhookRejected):

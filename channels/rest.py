@@ -38,7 +38,13 @@ from sanic.response import HTTPResponse
 
 import rasa_llm  # noqa: F401 - installs rasa-llm's server guards before Rasa makes its app
 from channels.conversation_ids import conversation_id
-from channels.rate_limits import Rate, RateLimiter, client_address, parse_rate
+from channels.rate_limits import (
+    Rate,
+    RateLimiter,
+    RateSettingError,
+    client_address,
+    read_rates,
+)
 from channels.webhook_guard import (
     WebhookRejected,
     parse_json_object,
@@ -116,28 +122,17 @@ class RestConfig:
                 "Generate one (python -c 'import secrets; print(secrets.token_urlsafe(32))'),"
                 " export it as RASA_LLM_REST_TOKEN and write token: ${RASA_LLM_REST_TOKEN}.",
             )
-        limits = values["rate_limits"]
-        if not isinstance(limits, Mapping):
-            raise RestConfigError("rate_limits", f"expected a mapping, got {limits!r}", _RATE_HINT)
-        default_limits = defaults["rate_limits"]
-        for key in limits:
-            if key not in default_limits:
-                raise RestConfigError(
-                    f"rate_limits.{key}",
-                    "unknown key",
-                    f"Valid keys: {', '.join(sorted(default_limits))}.",
-                )
-        rates = {**default_limits, **limits}
+        try:
+            rates = read_rates(values["rate_limits"], defaults["rate_limits"])
+        except RateSettingError as error:
+            raise RestConfigError(error.key, error.problem, error.fix) from error
         return cls(
             token=token,
             max_message_chars=_positive(values, "max_message_chars"),
             max_body_bytes=_positive(values, "max_body_bytes"),
-            conversation_rate=_rate(rates, "conversation"),
-            address_rate=_rate(rates, "address"),
+            conversation_rate=rates["conversation"],
+            address_rate=rates["address"],
         )
-
-
-_RATE_HINT = 'Write e.g. rate_limits: {conversation: "30/minute", address: "600/minute"}.'
 
 
 def _positive(values: Mapping[str, Any], key: str) -> int:
@@ -147,13 +142,6 @@ def _positive(values: Mapping[str, Any], key: str) -> int:
             key, f"expected a whole number of at least 1, got {value!r}", "Correct it."
         )
     return value
-
-
-def _rate(values: Mapping[str, Any], key: str) -> Optional[Rate]:
-    try:
-        return parse_rate(values[key])
-    except ValueError as error:
-        raise RestConfigError(f"rate_limits.{key}", str(error), _RATE_HINT) from error
 
 
 class RestInput(InputChannel):

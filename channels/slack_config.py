@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, Mapping, Optional
 from slack_sdk.signature import Clock, SignatureVerifier
 
 from channels.channel_database import DatabaseLocation, database_location
-from channels.rate_limits import Rate, parse_rate
+from channels.rate_limits import Rate, RateSettingError, read_rates
 from channels.webhook_guard import WebhookRejected
 
 logger = logging.getLogger(__name__)
@@ -136,22 +136,11 @@ class SlackConfig:
         )
 
 
-_RATE_HINT = 'Write e.g. `rate_limits: {conversation: "30/minute"}`.'
-
-
 def _conversation_rate(value: Any) -> Optional[Rate]:
-    defaults = get_default_config()["rate_limits"]
-    if not isinstance(value, Mapping):
-        raise SlackConfigError("rate_limits", f"expected a mapping, got {value!r}", _RATE_HINT)
-    for key in value:
-        if key not in defaults:
-            raise SlackConfigError(
-                f"rate_limits.{key}", "unknown key", f"Valid keys: {', '.join(sorted(defaults))}."
-            )
     try:
-        return parse_rate({**defaults, **value}["conversation"])
-    except ValueError as error:
-        raise SlackConfigError("rate_limits.conversation", str(error), _RATE_HINT) from error
+        return read_rates(value, get_default_config()["rate_limits"])["conversation"]
+    except RateSettingError as error:
+        raise SlackConfigError(error.key, error.problem, error.fix) from error
 
 
 def _text(values: Mapping[str, Any], key: str, *, required: bool = False) -> Optional[str]:

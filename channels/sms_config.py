@@ -15,7 +15,7 @@ from typing import Any, Dict, Mapping, Optional
 from urllib.parse import urlsplit
 
 from channels.channel_database import DatabaseLocation, database_location
-from channels.rate_limits import Rate, parse_rate
+from channels.rate_limits import Rate, RateSettingError, read_rates
 from channels.sms_segments import MAX_SEGMENTS
 
 CHANNEL = "twilio"
@@ -177,22 +177,11 @@ _REQUIRED_HINT = (
 _DEFAULT_HINT = "Correct it, or remove the key to use the default."
 
 
-_RATE_HINT = 'Write e.g. `rate_limits: {conversation: "30/minute"}`.'
-
-
 def _conversation_rate(value: Any) -> Optional[Rate]:
-    defaults = get_default_config()["rate_limits"]
-    if not isinstance(value, Mapping):
-        raise SmsConfigError("rate_limits", f"expected a mapping, got {value!r}", _RATE_HINT)
-    for key in value:
-        if key not in defaults:
-            raise SmsConfigError(
-                f"rate_limits.{key}", "unknown key", f"Valid keys: {', '.join(sorted(defaults))}."
-            )
     try:
-        return parse_rate({**defaults, **value}["conversation"])
-    except ValueError as error:
-        raise SmsConfigError("rate_limits.conversation", str(error), _RATE_HINT) from error
+        return read_rates(value, get_default_config()["rate_limits"])["conversation"]
+    except RateSettingError as error:
+        raise SmsConfigError(error.key, error.problem, error.fix) from error
 
 
 def _account_sid(value: Any) -> str:

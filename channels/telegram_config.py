@@ -18,7 +18,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 from channels.attachments import channel_intent
 from channels.channel_database import DatabaseLocation, database_location
-from channels.rate_limits import Rate, parse_rate
+from channels.rate_limits import Rate, RateSettingError, read_rates
 from channels.webhook_guard import WebhookRejected
 
 CHANNEL = "telegram"
@@ -146,22 +146,11 @@ class TelegramConfig:
         return dict(self.commands)
 
 
-_RATE_HINT = 'Write e.g. `rate_limits: {conversation: "30/minute"}`.'
-
-
 def _conversation_rate(value: Any) -> Optional[Rate]:
-    defaults = get_default_config()["rate_limits"]
-    if not isinstance(value, Mapping):
-        raise TelegramConfigError("rate_limits", f"expected a mapping, got {value!r}", _RATE_HINT)
-    for key in value:
-        if key not in defaults:
-            raise TelegramConfigError(
-                f"rate_limits.{key}", "unknown key", f"Valid keys: {', '.join(sorted(defaults))}."
-            )
     try:
-        return parse_rate({**defaults, **value}["conversation"])
-    except ValueError as error:
-        raise TelegramConfigError("rate_limits.conversation", str(error), _RATE_HINT) from error
+        return read_rates(value, get_default_config()["rate_limits"])["conversation"]
+    except RateSettingError as error:
+        raise TelegramConfigError(error.key, error.problem, error.fix) from error
 
 
 def _text(values: Mapping[str, Any], key: str, *, fix: str = "Quote it.") -> Optional[str]:

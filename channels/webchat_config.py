@@ -43,7 +43,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 from channels.channel_database import DatabaseLocation, database_location
-from channels.rate_limits import Rate, parse_rate
+from channels.rate_limits import Rate, RateSettingError, read_rates
 
 CHANNEL = "webchat"
 MIN_SECRET_CHARS = 32
@@ -279,27 +279,11 @@ def _number(values: Dict[str, Any], key: str, *, minimum: float) -> float:
     return float(value)
 
 
-_RATE_HINT = (
-    'Write e.g. rate_limits: {conversation: "30/minute", address: "1200/minute", '
-    'new_sessions: "200/hour"}; "off" for no limit.'
-)
-
-
 def _rates(value: Any, defaults: Mapping[str, Any]) -> Dict[str, Optional[Rate]]:
-    if not isinstance(value, Mapping):
-        raise WebChatConfigError("rate_limits", f"expected a mapping, got {value!r}", _RATE_HINT)
-    for key in value:
-        if key not in defaults:
-            raise WebChatConfigError(
-                f"rate_limits.{key}", "unknown key", f"Valid keys: {', '.join(sorted(defaults))}."
-            )
-    rates: Dict[str, Optional[Rate]] = {}
-    for key, rate in {**defaults, **value}.items():
-        try:
-            rates[key] = parse_rate(rate)
-        except ValueError as error:
-            raise WebChatConfigError(f"rate_limits.{key}", str(error), _RATE_HINT) from error
-    return rates
+    try:
+        return read_rates(value, defaults)
+    except RateSettingError as error:
+        raise WebChatConfigError(error.key, error.problem, error.fix) from error
 
 
 def _quota_bytes(values: Dict[str, Any], max_attachment_bytes: int) -> int:

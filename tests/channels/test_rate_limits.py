@@ -1,6 +1,13 @@
 import pytest
 
-from channels.rate_limits import Rate, RateLimited, RateLimiter, parse_rate
+from channels.rate_limits import (
+    Rate,
+    RateLimited,
+    RateLimiter,
+    RateSettingError,
+    parse_rate,
+    read_rates,
+)
 
 
 class Clock:
@@ -62,3 +69,24 @@ def test_the_table_forgets_the_least_recently_used_keys():
         limiter.take(key)
     assert len(limiter) == 2
     assert limiter.take("a") is None  # forgotten, so a fresh bucket
+
+
+def test_a_channels_rate_limits_are_read_over_its_defaults():
+    defaults = {"conversation": "30/minute", "address": "600/minute"}
+    rates = read_rates({"address": "off"}, defaults)
+    assert rates == {"conversation": Rate(30, 60.0), "address": None}
+
+
+@pytest.mark.parametrize(
+    ("value", "key"),
+    [
+        ("30/minute", "rate_limits"),
+        ({"conversations": "1/second"}, "rate_limits.conversations"),
+        ({"conversation": "lots"}, "rate_limits.conversation"),
+    ],
+)
+def test_bad_rate_limits_name_the_key_and_show_the_defaults(value, key):
+    with pytest.raises(RateSettingError) as refused:
+        read_rates(value, {"conversation": "30/minute"})
+    assert refused.value.key == key
+    assert 'conversation: "30/minute"' in refused.value.fix or "Valid keys" in refused.value.fix

@@ -14,7 +14,7 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.production import fuzz_payloads as fz
 from tests.production.fuzz_payloads import MARKER
-from tests.rasa_process import RasaServer
+from tests.rasa_process import RasaServer, api_headers, rest_headers
 
 
 def send(
@@ -24,14 +24,22 @@ def send(
     path: str,
     body: Optional[bytes] = None,
     headers: Optional[Dict[str, str]] = None,
+    *,
+    api_token: bool = True,
 ) -> requests.Response:
-    return http.request(method, server.url + path, data=body, headers=headers or {}, timeout=60)
+    """One request; a call to Rasa's HTTP API (any path outside /webhooks/) carries the
+    API token unless ``api_token`` is False or ``headers`` name an Authorization."""
+    sent = dict(headers or {})
+    if api_token and not path.startswith("/webhooks/") and "Authorization" not in sent:
+        sent.update(api_headers())
+    return http.request(method, server.url + path, data=body, headers=sent, timeout=60)
 
 
 def say(http: requests.Session, server: RasaServer, sender: str, text: str) -> requests.Response:
-    """A normal message through Rasa's REST channel, answered in the response."""
+    """A normal message through the REST channel (conversation ``rest:<sender>``)."""
     body = json.dumps({"sender": sender, "message": text}).encode()
-    return send(http, server, "POST", "/webhooks/rest/webhook", body, {"Content-Type": fz.JSON})
+    headers = {"Content-Type": fz.JSON, **rest_headers()}
+    return send(http, server, "POST", "/webhooks/rest/webhook", body, headers)
 
 
 def check(
@@ -101,24 +109,25 @@ def eventually(done: Callable[[], bool], what: str, timeout: float = 90) -> None
 
 
 async def webchat_say(url: str, text: str) -> str:
-    """Say ``text`` in a new web chat session; its id, once the message is acknowledged."""
+    """Say ``text`` in a new web chat session; its conversation id, once acknowledged."""
     async with websockets.connect(url, open_timeout=30) as ws:
         await ws.send(json.dumps({"type": "hello"}))
         session = json.loads(await asyncio.wait_for(ws.recv(), 30))
         await ws.send(json.dumps({"type": "message", "id": fz.unique("fail-"), "text": text}))
         while json.loads(await asyncio.wait_for(ws.recv(), 30))["type"] != "ack":
             pass
-        return str(session["session_id"])
+        return f"webchat:{session['session_id']}"
 
 
-def bot_spoke(http: requests.Session, server: RasaServer, sender: str) -> bool:
-    tracker = send(http, server, "GET", f"/conversations/{sender}/tracker").json()
+def bot_spoke(http: requests.Session, server: RasaServer, conversation: str) -> bool:
+    tracker = send(http, server, "GET", f"/conversations/{conversation}/tracker").json()
     return any(event["event"] == "bot" for event in tracker.get("events") or [])
 
 
 # ------------------------------------------------------------------ web chat
-# The close codes of channels/webchat.py, and the protocol's own for oversized frames.
-CLOSE_CODES = {1007, 1008, 1009, 4401}
+# The close codes of channels/webchat.py (1013: a new session over its rate), and the
+# protocol's own for oversized frames.
+CLOSE_CODES = {1007, 1008, 1009, 1013, 4401}
 
 
 async def converse(url: str, hello: Tuple[str, Any], frames: Any) -> None:
