@@ -16,7 +16,7 @@ from rasa_llm.action_server_auth import (
     guard_action_server,
     send_action_token,
 )
-from tests.sanic_serving import serving
+from tests.sanic_serving import serving, without_server_guards
 
 TOKEN = "unit-action-token-0123456789"
 
@@ -40,11 +40,7 @@ def action_app(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sanic]:
     """rasa_sdk's app, made with Sanic's own registration (no automatic guard)."""
     from rasa_sdk.endpoint import create_app
 
-    monkeypatch.setattr(Sanic, "test_mode", True)
-    registration = Sanic.__dict__["register_app"].__func__
-    monkeypatch.setattr(
-        Sanic, "register_app", classmethod(getattr(registration, "__wrapped__", registration))
-    )
+    without_server_guards(monkeypatch)
     monkeypatch.delenv("SANIC_HOST", raising=False)
     yield create_app("tests.rasa_llm.no_actions")
 

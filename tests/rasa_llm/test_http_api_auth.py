@@ -11,7 +11,7 @@ from sanic import Sanic, response
 
 from rasa_llm.http_api_auth import OpenHttpApiError, protect_http_api
 from rasa_llm.request_limits import DEFAULT_LIMIT, limit_for, limit_request_sizes
-from tests.sanic_serving import serving
+from tests.sanic_serving import serving, without_server_guards
 
 TOKEN = "unit-api-token-0123456789"
 
@@ -21,11 +21,7 @@ def rasa_app(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """Makes Rasa's app without rasa_llm's automatic guards, to apply them by hand."""
     import rasa.server
 
-    monkeypatch.setattr(Sanic, "test_mode", True)
-    registration = Sanic.__dict__["register_app"].__func__
-    monkeypatch.setattr(
-        Sanic, "register_app", classmethod(getattr(registration, "__wrapped__", registration))
-    )
+    without_server_guards(monkeypatch)
     monkeypatch.delenv("RASA_LLM_API_TOKEN", raising=False)
     monkeypatch.delenv("RASA_LLM_ALLOW_OPEN_API", raising=False)
     yield rasa.server.create_app

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Dict, Iterator
 
 import pytest
+import requests
 
 from tests.channels import sms_support as sms
 from tests.channels import telegram_payloads as tg
@@ -39,6 +40,16 @@ def shipped_credentials(twilio_url: str, telegram_url: str) -> str:
         f'  verify: "{tg.BOT_USERNAME}"\n'
         f'  secret_token: "{tg.SECRET}"\n'
         f'  base_url: "{telegram_url}/bot"\n'
+    )
+
+
+def post_telegram(stack: Stack, update: Dict[str, Any]) -> requests.Response:
+    """A Telegram update, posted with the webhook's secret token as Telegram does."""
+    return requests.post(
+        f"{stack.rasa.url}/webhooks/telegram/webhook",
+        data=tg.body(update),
+        headers=tg.headers(),
+        timeout=30,
     )
 
 

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import time
 
-import requests
-
 from tests.channels import sms_support as sms
 from tests.channels import telegram_payloads as tg
-from tests.security.conftest import Stack
+from tests.security.conftest import Stack, post_telegram
 
 
 def test_a_rest_post_cannot_continue_an_sms_customers_conversation(stack: Stack):
@@ -51,12 +49,7 @@ def test_a_rest_post_cannot_continue_an_sms_customers_conversation(stack: Stack)
 
 def test_a_rest_post_cannot_reach_a_telegram_chat(stack: Stack):
     chat = tg.next_id()
-    update = tg.text_message(chat, "hello")
-    posted = requests.post(
-        f"{stack.rasa.url}/webhooks/telegram/webhook", data=tg.body(update),
-        headers=tg.headers(), timeout=30,
-    )  # fmt: skip
-    assert posted.status_code == 200
+    assert post_telegram(stack, tg.text_message(chat, "hello")).status_code == 200
     stack.rasa.user_events(f"telegram:{chat}", 1)
     assert stack.rasa.rest(str(chat), "/restart").status_code == 200
     stack.rasa.user_events(f"rest:{chat}", 1)

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
-import requests
-
 from tests.channels import sms_support as sms
 from tests.channels import telegram_payloads as tg
 from tests.rasa_process import RasaServer
-from tests.security.conftest import Stack
+from tests.security.conftest import Stack, post_telegram
 
 
 def last_parse(server: RasaServer, conversation: str, count: int) -> Dict[str, Any]:
@@ -73,11 +71,7 @@ def test_a_payload_the_bot_offered_is_a_button_press_and_a_forged_one_is_text(st
 def test_typed_intents_are_text_on_telegram_and_sms(stack: Stack):
     chat = tg.next_id()
     update = tg.text_message(chat, '/inform{"email": "victim@example.com"}')
-    posted = requests.post(
-        f"{stack.rasa.url}/webhooks/telegram/webhook", data=tg.body(update),
-        headers=tg.headers(), timeout=30,
-    )  # fmt: skip
-    assert posted.status_code == 200
+    assert post_telegram(stack, update).status_code == 200
     parse = last_parse(stack.rasa, f"telegram:{chat}", 1)
     assert parse["text"].startswith("/inform") and read_as_text(parse)
     assert stack.rasa.tracker(f"telegram:{chat}")["slots"].get("email") is None

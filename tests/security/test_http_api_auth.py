@@ -13,7 +13,6 @@ from typing import List, Tuple
 
 import pytest
 import requests
-from sanic import Sanic
 
 from tests.rasa_process import (
     BOT,
@@ -24,6 +23,7 @@ from tests.rasa_process import (
     rasa_env,
     run_rasa_expecting_failure,
 )
+from tests.sanic_serving import without_server_guards
 from tests.security.conftest import Stack
 
 # Rasa 3.6.21's HTTP API (rasa/server.py create_app): (method, path, a body to send).
@@ -54,11 +54,7 @@ def test_the_list_is_every_route_of_rasa_s_http_api(monkeypatch: pytest.MonkeyPa
     """So that a route Rasa adds cannot be left out of the test below."""
     import rasa.server
 
-    monkeypatch.setattr(Sanic, "test_mode", True)
-    # Built with Sanic's own registration: rasa_llm would guard a Rasa app made here.
-    registration = Sanic.__dict__["register_app"].__func__
-    unguarded = getattr(registration, "__wrapped__", registration)
-    monkeypatch.setattr(Sanic, "register_app", classmethod(unguarded))
+    without_server_guards(monkeypatch)  # rasa_llm would guard a Rasa app made here
     app = rasa.server.create_app()
     served = {
         (method, route.uri.replace("<conversation_id:path>", "{id}"))
