@@ -19,11 +19,11 @@ from tests.security.conftest import Stack, post_telegram
 def test_a_rest_post_cannot_continue_an_sms_customers_conversation(stack: Stack):
     number = sms.new_number()
     # The SMS customer gives an order number (the bot then asks for their email).
-    assert sms.post(stack.rasa, sms.form(number, "where is my order 48213")).status_code == 200
+    assert sms.post(stack.rasa, sms.form(number, "where is my order 10024")).status_code == 200
     stack.twilio.wait_for(number, 1)
     customer = f"sms:{number}"
     stack.rasa.user_events(customer, 1)
-    assert stack.rasa.tracker(customer)["slots"]["order_number"] == "48213"
+    assert stack.rasa.tracker(customer)["slots"]["order_number"] == "10024"
     sent_before = len(stack.twilio.sent_to(number))
 
     # Someone else, with the REST token, names that phone number as the sender.
@@ -31,7 +31,7 @@ def test_a_rest_post_cannot_continue_an_sms_customers_conversation(stack: Stack)
     assert answer.status_code == 200
     replies = answer.json()
     assert replies and all(reply["recipient_id"] == number for reply in replies)
-    assert "48213" not in str(replies)  # nothing of the SMS conversation is revealed
+    assert "10024" not in str(replies)  # nothing of the SMS conversation is revealed
 
     # Their message is in the REST channel's own conversation, not the customer's.
     assert [e["text"] for e in stack.rasa.user_events(f"rest:{number}", 1)] == [
@@ -39,7 +39,7 @@ def test_a_rest_post_cannot_continue_an_sms_customers_conversation(stack: Stack)
     ]
     tracker = stack.rasa.tracker(customer)
     assert [e["text"] for e in tracker["events"] if e["event"] == "user"] == [
-        "where is my order 48213"
+        "where is my order 10024"
     ]
     assert tracker["slots"].get("email") is None
     assert tracker["latest_input_channel"] == "twilio"
