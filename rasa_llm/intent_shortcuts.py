@@ -8,8 +8,9 @@ in ``rasa shell``; from a customer's keyboard it is a way around everything the
 assistant checks.
 
 :func:`install_intent_shortcut_guard` wraps ``MessageProcessor.parse_message``: a
-message from a channel (any ``input_channel`` but Rasa's own ``cmdline`` and none,
-which the authenticated HTTP API and ``rasa shell`` use) that starts with ``/`` is
+message from a channel (any ``input_channel`` but none, which the authenticated HTTP
+API and programmatic parses have, and ``cmdline`` in ``rasa shell`` only: Rasa's stock
+REST channel lets its caller name any input channel) that starts with ``/`` is
 read as a shortcut only when it is exactly the payload of a button (or quick reply)
 the bot sent in that conversation's current session, as a click on it would send
 (:func:`offered_payloads`). Any other such message goes through NLU as text, as if it
@@ -27,6 +28,8 @@ from __future__ import annotations
 import copy
 import functools
 import logging
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, FrozenSet, Iterable, List, Optional, Set
 
 if TYPE_CHECKING:
@@ -44,8 +47,11 @@ logger = logging.getLogger(__name__)
 
 PREFIX = "/"
 # Where a message does not come from a customer: Rasa's HTTP API (token-protected)
-# and programmatic parses have no input channel; `rasa shell` is `cmdline`.
-TRUSTED_INPUT_CHANNELS: FrozenSet[Optional[str]] = frozenset({None, "cmdline"})
+# and programmatic parses have no input channel.
+TRUSTED_INPUT_CHANNELS: FrozenSet[Optional[str]] = frozenset({None})
+# `rasa shell` talks as `cmdline`; elsewhere that name proves nothing (Rasa's stock REST
+# channel takes the input channel from the caller's body).
+SHELL_INPUT_CHANNEL = "cmdline"
 # Set on the copy of a message that NLU reads, never on the message that is stored.
 TEXT_ONLY_KEY = "rasa_llm_text_only"
 _INSTALLED = "_rasa_llm_intent_shortcuts"
@@ -80,9 +86,21 @@ def shortcut_allowed(message: UserMessage, tracker: Optional[DialogueStateTracke
         return True  # nothing to decide: it is not a shortcut
     if message.input_channel in TRUSTED_INPUT_CHANNELS:
         return True
+    if message.input_channel == SHELL_INPUT_CHANNEL and in_rasa_shell():
+        return True
     if tracker is None:
         return False
     return text in offered_payloads(tracker.events)
+
+
+def in_rasa_shell(argv: Optional[List[str]] = None) -> bool:
+    """Whether this process is ``rasa shell`` (or ``python -m rasa shell``)."""
+    args = sys.argv if argv is None else argv
+    if args[1:2] != ["shell"]:
+        return False
+    program = Path(args[0])
+    # `rasa shell`, or `python -m rasa shell`, whose program is .../rasa/__main__.py.
+    return program.name == "rasa" or program.parent.name == "rasa"
 
 
 def _text_only(message: UserMessage) -> UserMessage:

@@ -27,15 +27,12 @@ left as it is; each install function can still be called on its own.
 from __future__ import annotations
 
 import functools
-import logging
 import threading
 from typing import Any
 
 from sanic import Sanic
 
 __all__ = ["ACTION_SERVER_APPS", "RASA_SERVER_APPS", "install_server_guards"]
-
-logger = logging.getLogger(__name__)
 
 # rasa/server.py create_app and rasa/core/run.py _create_app_without_api.
 RASA_SERVER_APPS = frozenset({"rasa_server", "rasa_core_no_api"})

@@ -13,6 +13,7 @@ from rasa.shared.nlu.training_data.message import Message
 
 from rasa_llm.intent_shortcuts import (
     TEXT_ONLY_KEY,
+    in_rasa_shell,
     install_intent_shortcut_guard,
     offered_payloads,
     shortcut_allowed,
@@ -48,7 +49,7 @@ def test_offered_payloads_are_the_current_sessions_buttons_and_quick_replies():
         ("  /order_status ", "webchat", True),
         ('/order_status{"order_number": "1"}', "webchat", False),  # not what was offered
         ("/restart", "telegram", False),
-        ("/restart", "cmdline", True),  # rasa shell
+        ("/restart", "cmdline", False),  # not rasa shell: any REST caller can say cmdline
         ("/restart", None, True),  # Rasa's HTTP API, programmatic parses
     ],
 )
@@ -56,6 +57,15 @@ def test_a_shortcut_is_allowed_only_as_an_offered_button_on_a_channel(text, chan
     conversation = tracker(UserUttered("hi"), buttons("/order_status"))
     message = UserMessage(text, sender_id="rest:c", input_channel=channel)
     assert shortcut_allowed(message, conversation) is allowed
+
+
+def test_rasa_shell_may_use_shortcuts(monkeypatch):
+    monkeypatch.setattr("sys.argv", ["/venv/bin/rasa", "shell", "--debug"])
+    message = UserMessage("/restart", sender_id="c", input_channel="cmdline")
+    assert shortcut_allowed(message, tracker())
+    assert in_rasa_shell(["/venv/lib/python3.10/site-packages/rasa/__main__.py", "shell"])
+    assert not in_rasa_shell(["/venv/bin/rasa", "run"])
+    assert not in_rasa_shell(["/usr/bin/my-server", "shell"])
 
 
 def test_without_a_tracker_a_channel_message_is_text():
