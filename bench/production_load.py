@@ -154,7 +154,7 @@ def production_servers(models: Dict[str, Path], workdir: Path) -> Iterator[Dict[
     with PostgreSQL, Redis and one action server of the run's own."""
     credentials = workdir / "credentials.yml"
     # The REST channel as shipped, without its rate limits: this measures serving.
-    no_limits = "  rate_limits: {conversation: 'off', address: 'off'}\n"
+    no_limits = "  rate_limits: {conversation: 'off'}\n"
     credentials.write_text(REST_CREDENTIALS + no_limits)
     (workdir / "redis").mkdir()
     with PostgresServer() as postgres, RedisServer(workdir / "redis") as redis:

@@ -15,7 +15,9 @@ bot's replies as a JSON list. What changes:
   the body (which the stock channel obeys) is refused: these messages are REST's.
 - Everything is bounded: the body (``max_body_bytes``, refused before it is read),
   the message (``max_message_chars``), the sender id, and the rate per conversation
-  and per client address (``rate_limits``: 429 with ``Retry-After``).
+  per conversation, and the refused attempts per client address (``rate_limits``: 429
+  with ``Retry-After``). A caller with the token is one backend speaking for many
+  customers, so its own address is not limited as a whole: each conversation is.
 - A malformed request gets a 400 that says what to change and quotes nothing; the log
   line holds no customer text.
 
@@ -79,10 +81,11 @@ def get_default_config() -> Dict[str, Any]:
         "max_message_chars": 4000,
         # Largest request body; a larger one is refused before it is read.
         "max_body_bytes": 64 * 1024,
-        # Requests allowed per conversation (`rest:<sender>`) and per client address
-        # (Sanic's view of it: configure its proxy settings behind a reverse proxy);
-        # "COUNT/PERIOD" (second, minute, hour, day) or "off".
-        "rate_limits": {"conversation": "30/minute", "address": "600/minute"},
+        # Messages allowed per conversation (`rest:<sender>`), and requests without a
+        # valid token per client address (Sanic's view of it: configure its proxy
+        # settings behind a reverse proxy); "COUNT/PERIOD" (second, minute, hour, day)
+        # or "off".
+        "rate_limits": {"conversation": "30/minute", "unauthenticated": "60/minute"},
     }
 
 
@@ -102,7 +105,7 @@ class RestConfig:
     max_message_chars: int
     max_body_bytes: int
     conversation_rate: Optional[Rate]
-    address_rate: Optional[Rate]
+    unauthenticated_rate: Optional[Rate]
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Mapping[str, Any]]) -> RestConfig:
@@ -131,7 +134,7 @@ class RestConfig:
             max_message_chars=_positive(values, "max_message_chars"),
             max_body_bytes=_positive(values, "max_body_bytes"),
             conversation_rate=rates["conversation"],
-            address_rate=rates["address"],
+            unauthenticated_rate=rates["unauthenticated"],
         )
 
 
@@ -158,7 +161,7 @@ class RestInput(InputChannel):
     def __init__(self, config: RestConfig) -> None:
         self.config = config
         self.per_conversation = RateLimiter(config.conversation_rate)
-        self.per_address = RateLimiter(config.address_rate)
+        self.refused_per_address = RateLimiter(config.unauthenticated_rate)
 
     def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
         rest = Blueprint("rasa_llm_rest", __name__)
@@ -180,8 +183,13 @@ class RestInput(InputChannel):
     # ------------------------------------------------------------------ checks
     def _accept(self, request: Request) -> tuple[str, UserMessage]:
         """The caller's sender and the message for Rasa; raises WebhookRejected."""
-        self.per_address.check(client_address(request), "requests from this address")
-        self._authenticate(request)
+        try:
+            self._authenticate(request)
+        except WebhookRejected:
+            # Guessing the token costs a 429 after a few tries.
+            address = client_address(request)
+            self.refused_per_address.check(address, "requests without the token from here")
+            raise
         if request.args.get("stream"):
             raise WebhookRejected(400, "?stream is not supported by this REST channel")
         body = parse_json_object(

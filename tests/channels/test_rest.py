@@ -28,7 +28,7 @@ def rest_app(**settings: Any) -> Sanic:
 @pytest.fixture()
 def server() -> Iterator[Tuple[str, MessageRecorder]]:
     recorder = MessageRecorder(reply="hello from the bot")
-    limits = {"conversation": "3/minute", "address": "50/minute"}
+    limits = {"conversation": "3/minute", "unauthenticated": "50/minute"}
     with serving(rest_app(rate_limits=limits), recorder) as url:
         yield url + "/webhooks/rest/webhook", recorder
 
@@ -122,11 +122,14 @@ def test_one_conversation_gets_429_with_retry_after_at_its_rate_others_go_on(
     assert [m.text for m in recorder.messages] == ["m0", "m1", "m2", "hi"]
 
 
-def test_one_address_gets_429_even_without_a_token():
-    with serving(rest_app(rate_limits={"address": "2/hour"})) as url:
+def test_guessing_the_token_gets_429_and_a_caller_with_it_is_not_limited_as_a_whole():
+    with serving(rest_app(rate_limits={"unauthenticated": "2/hour"})) as url:
         url += "/webhooks/rest/webhook"
-        codes = [post(url, {"sender": "me", "message": "hi"}, {}).status_code for _ in range(3)]
-    assert codes == [401, 401, 429]
+        wrong = {"Authorization": "Bearer wrong-token-0123456789"}
+        codes = [post(url, {"sender": "me", "message": "hi"}, wrong).status_code for _ in range(3)]
+        many = [post(url, {"sender": f"c{i}", "message": "hi"}).status_code for i in range(40)]
+    assert codes == [403, 403, 429]
+    assert set(many) == {200}  # one backend, forty customers
 
 
 @pytest.mark.parametrize(
@@ -139,7 +142,11 @@ def test_one_address_gets_429_even_without_a_token():
             {"token": TOKEN, "rate_limits": {"conversations": "1/second"}},
             "rate_limits.conversations",
         ),
-        ({"token": TOKEN, "rate_limits": {"address": "lots"}}, "rate_limits.address"),
+        ({"token": TOKEN, "rate_limits": {"address": "1/second"}}, "rate_limits.address"),
+        (
+            {"token": TOKEN, "rate_limits": {"unauthenticated": "lots"}},
+            "rate_limits.unauthenticated",
+        ),
         ({"token": TOKEN, "rate_limits": "1/second"}, "rate_limits"),
         ({"token": TOKEN, "max_body_bytes": 0}, "max_body_bytes"),
     ],
@@ -152,6 +159,8 @@ def test_bad_settings_stop_the_server_naming_the_key(settings: Dict[str, Any], k
 
 
 def test_limits_can_be_switched_off():
-    config = RestConfig.from_credentials({"token": TOKEN, "rate_limits": {"address": "off"}})
-    assert config.address_rate is None
+    config = RestConfig.from_credentials(
+        {"token": TOKEN, "rate_limits": {"unauthenticated": "off"}}
+    )
+    assert config.unauthenticated_rate is None
     assert config.conversation_rate is not None

@@ -1,9 +1,9 @@
 """Finding 4 (REST): one caller could send without limit.
 
 The REST channel answers 429 with Retry-After at its configured rate, per conversation
-and per client address (the web chat's limits: test_webchat_limits.py; the platforms':
-test_platform_rate_limits.py; order look-ups: test_order_lookups.py; the language
-model's queue: test_fallback_queue.py).
+and, for requests without its token, per client address (the web chat's limits:
+test_webchat_limits.py; the platforms': test_platform_rate_limits.py; order look-ups:
+test_order_lookups.py; the language model's queue: test_fallback_queue.py).
 """
 
 from __future__ import annotations
@@ -42,11 +42,12 @@ def test_a_conversation_over_its_rate_gets_429_and_retry_after():
     assert len(recorder.messages) == 5  # the refused ones never reached the bot
 
 
-def test_one_address_over_its_rate_gets_429_across_conversations():
-    with serving(app_with({"address": "4/minute", "conversation": "off"})) as url:
+def test_an_address_guessing_the_token_gets_429():
+    with serving(app_with({"unauthenticated": "4/minute"})) as url:
         url += "/webhooks/rest/webhook"
+        guess = {"Authorization": "Bearer guessed-token-0123456789"}
         codes = [
-            requests.post(url, json={"sender": f"s{i}", "message": "hi"}, headers=AUTH).status_code
+            requests.post(url, json={"sender": f"s{i}", "message": "hi"}, headers=guess).status_code
             for i in range(6)
         ]
-    assert codes == [200] * 4 + [429] * 2
+    assert codes == [403] * 4 + [429] * 2
