@@ -100,15 +100,17 @@ def test_conversations_moving_between_servers_stay_whole_and_in_order(production
         order_turn = turns(seen[0])[1]
         assert any("10023" in (e.get("text") or "") for e in order_turn if e["event"] == "bot")
 
-    # The events are in PostgreSQL, not in either server's memory.
+    # The events are in PostgreSQL, not in either server's memory, under the REST
+    # channel's conversation ids.
+    conversations = [rest_id(sender) for sender in senders]
     with psycopg2.connect(production.database_url) as connection, connection.cursor() as cursor:
         cursor.execute(
             "SELECT sender_id, COUNT(*) FROM events WHERE type_name = 'user' "
             "AND sender_id = ANY(%s) GROUP BY sender_id",
-            (senders,),
+            (conversations,),
         )
         counts = dict(cursor.fetchall())
-    assert counts == {sender: len(CONVERSATION) for sender in senders}
+    assert counts == {conversation: len(CONVERSATION) for conversation in conversations}
 
 
 def test_one_conversation_hit_through_both_servers_at_once_is_handled_one_message_at_a_time(
