@@ -21,8 +21,10 @@ has the smallest request of each 500):
   a message that prints the event, which Rasa logs at error level, text and all; an
   event nested a few hundred levels deep runs out of stack while printed: a 500.
 
-:func:`install_http_api_guard` gives the Sanic app that ``rasa run`` makes a request
-middleware that checks those bodies first, by Rasa's own rules (its event schemas,
+:func:`guard_app` gives one of Rasa's Sanic apps (every Rasa server with rasa-llm gets
+it from :mod:`rasa_llm.server_guards`; :func:`install_http_api_guard` does it for the
+apps ``rasa.core.run.configure_app`` makes) a request middleware that checks those
+bodies first, by Rasa's own rules (its event schemas,
 ``Event.from_parameters``; the checks are :mod:`rasa_llm.http_api_checks`), and
 answers what Rasa would fail on with a 400 in Rasa's error shape, whose message says
 what to change and quotes nothing from the body; a body nested more than
