@@ -18,10 +18,11 @@ rest       ``rest:``       whatever the REST caller names its conversation
 =========  ==============  =================================================
 
 Input channels make ids with :func:`conversation_id`; output channels take the
-platform's id back with :func:`platform_id`, which refuses an id of another channel
-(:class:`ForeignConversation`), so a reply can never be sent to an SMS number named
-in a REST conversation's id. The agent desk finds the channel to answer on from the
-id itself (:func:`channel_of`), not from whichever channel wrote last.
+platform's id back with :func:`recipient` (:func:`platform_id`, logged), which refuses
+an id of another channel (:class:`ForeignConversation`), so a reply can never be sent
+to an SMS number named in a REST conversation's id. The agent desk finds the channel to
+answer on from the id itself (:func:`channel_of`), not from whichever channel wrote
+last.
 
 Conversations stored before ids carried their channel keep working after
 ``python -m channels.conversation_id_migration`` renames them.
@@ -29,6 +30,7 @@ Conversations stored before ids carried their channel keep working after
 
 from __future__ import annotations
 
+import logging
 from typing import Dict, Optional
 
 __all__ = [
@@ -38,7 +40,10 @@ __all__ = [
     "conversation_id",
     "platform_id",
     "prefix_of",
+    "recipient",
 ]
+
+logger = logging.getLogger(__name__)
 
 SEPARATOR = ":"
 # Rasa channel name -> the prefix its conversation ids carry.
@@ -60,9 +65,7 @@ class ForeignConversation(ValueError):
 
     def __init__(self, channel: str, owner: Optional[str]) -> None:
         owned = f"channel {owner!r}" if owner else "no known channel"
-        super().__init__(
-            f"a conversation of {owned} cannot be answered on channel {channel!r}"
-        )
+        super().__init__(f"a conversation of {owned} cannot be answered on channel {channel!r}")
         self.channel = channel
         self.owner = owner
 
@@ -96,3 +99,15 @@ def platform_id(channel: str, sender_id: str) -> str:
     if owner != channel:
         raise ForeignConversation(channel, owner)
     return sender_id.partition(SEPARATOR)[2]
+
+
+def recipient(channel: str, sender_id: str) -> Optional[str]:
+    """The platform's id an output channel sends to, or None when ``sender_id`` is a
+    conversation of another channel: then one line is logged (naming the channels,
+    never the id: an SMS id is a phone number) and the caller sends nothing.
+    """
+    try:
+        return platform_id(channel, sender_id)
+    except ForeignConversation as error:
+        logger.error("%s: reply not sent: %s", channel, error)
+        return None

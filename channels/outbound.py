@@ -33,8 +33,6 @@ from typing import Awaitable, Callable, Optional, TypeVar
 
 import aiohttp
 
-from channels.conversation_ids import ForeignConversation, platform_id
-
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -179,15 +177,3 @@ def connection_failure(error: BaseException) -> Failure:
     if isinstance(error, (aiohttp.ClientConnectorError, ConnectionRefusedError)):
         return Failure(retryable=True, reason=f"could not connect ({name})")
     return Failure(retryable=True, reason=f"no answer to the request ({name})", ambiguous=True)
-
-
-def recipient(channel: str, conversation: str) -> Optional[str]:
-    """The platform's id in ``conversation`` (a Rasa sender id), or None when the
-    conversation belongs to another channel: then one line is logged (never the id, an
-    SMS id is a phone number) and the caller sends nothing.
-    """
-    try:
-        return platform_id(channel, conversation)
-    except ForeignConversation as error:
-        logger.error("%s: reply not sent: %s", channel, error)
-        return None

@@ -27,6 +27,7 @@ from rasa.core.channels.channel import OutputChannel
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from channels.conversation_ids import recipient
 from channels.outbound import (
     AT_MOST_ONCE,
     Failure,
@@ -34,7 +35,6 @@ from channels.outbound import (
     call_with_retry,
     connection_failure,
     http_failure,
-    recipient,
 )
 from channels.slack_format import (
     BLOCKS_PER_MESSAGE,

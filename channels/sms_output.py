@@ -22,7 +22,7 @@ from typing import Any, Dict, Iterable, List, Optional, Protocol, Sequence, Tupl
 from rasa.core.channels.channel import OutputChannel
 from twilio.twiml.messaging_response import MessagingResponse
 
-from channels.outbound import recipient
+from channels.conversation_ids import recipient
 from channels.sms_config import CHANNEL, SmsConfig
 from channels.sms_rest import TwilioMessages
 from channels.sms_segments import gsm_lookalikes, split_sms

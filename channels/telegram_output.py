@@ -39,13 +39,13 @@ from telegram.error import (
 from telegram.request import HTTPXRequest, RequestData
 from telegram.warnings import PTBDeprecationWarning
 
+from channels.conversation_ids import recipient
 from channels.outbound import (
     AT_MOST_ONCE,
     Failure,
     RetryPolicy,
     call_with_retry,
     http_failure,
-    recipient,
 )
 from channels.telegram_buttons import ButtonPayloads, inline_keyboard
 from channels.telegram_format import caption_fits, html_pieces, to_html

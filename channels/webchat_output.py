@@ -15,18 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from typing import Any, Dict, Iterable, List, Set
 
 from rasa.core.channels.channel import OutputChannel
 from sanic.exceptions import WebsocketClosed
 from websockets.exceptions import ConnectionClosed
 
-from channels.conversation_ids import ForeignConversation, platform_id
+from channels.conversation_ids import recipient
 from channels.webchat_config import CHANNEL
 from channels.webchat_frames import render_bot_message
-
-logger = logging.getLogger(__name__)
 
 SEND_TIMEOUT_SECONDS = 10
 CLOSE_TOO_SLOW = 1013  # "try again later"
@@ -88,10 +85,8 @@ class WebChatOutput(OutputChannel):
         self.max_reply_chars = max_reply_chars
 
     async def send_response(self, recipient_id: str, message: Dict[str, Any]) -> None:
-        try:
-            session_id = platform_id(CHANNEL, recipient_id)
-        except ForeignConversation as error:
-            logger.warning("webchat: reply refused: %s", error)
+        session_id = recipient(CHANNEL, recipient_id)
+        if session_id is None:
             return
         for bubble in render_bot_message(message, max_chars=self.max_reply_chars):
             await self.hub.send(session_id, {"type": "bot", "message": bubble})

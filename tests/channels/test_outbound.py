@@ -15,6 +15,7 @@ from typing import Any, List, Optional
 import aiohttp
 import pytest
 
+from channels.conversation_ids import recipient
 from channels.outbound import (
     AT_MOST_ONCE,
     Failure,
@@ -22,7 +23,6 @@ from channels.outbound import (
     call_with_retry,
     connection_failure,
     http_failure,
-    recipient,
 )
 
 NO_WAIT = RetryPolicy(attempts=4, base_delay=0.0, max_delay=0.0)
