@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import quote
 
 import pytest
@@ -28,6 +28,27 @@ REST_TOKEN = "test-rest-token-0123456789abcdef"
 ACTION_TOKEN = "test-action-token-0123456789abcdef"
 
 
+# Rasa 3.6.21's HTTP API (rasa/server.py create_app), as (method, path) with `{id}` for a
+# conversation id; tests/security/test_http_api_auth.py checks it against Rasa's app.
+RASA_API_ROUTES: List[Tuple[str, str]] = [
+    ("GET", "/status"),
+    ("GET", "/domain"),
+    ("POST", "/model/parse"),
+    ("POST", "/model/predict"),
+    ("POST", "/model/train"),
+    ("POST", "/model/test/intents"),
+    ("POST", "/model/test/stories"),
+    ("PUT", "/model"),
+    ("DELETE", "/model"),
+    ("GET", "/conversations/{id}/tracker"),
+    ("GET", "/conversations/{id}/story"),
+    ("POST", "/conversations/{id}/messages"),
+    ("POST", "/conversations/{id}/tracker/events"),
+    ("PUT", "/conversations/{id}/tracker/events"),
+    ("POST", "/conversations/{id}/trigger_intent"),
+    ("POST", "/conversations/{id}/predict"),
+    ("POST", "/conversations/{id}/execute"),
+]
 # The REST channel as a test's own credentials.yml enables it (as bot/credentials.yml).
 REST_CREDENTIALS = "channels.rest.RestInput:\n  token: ${RASA_LLM_REST_TOKEN}\n"
 

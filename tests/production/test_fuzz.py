@@ -73,7 +73,14 @@ from tests.production.fuzz_support import (
     webchat_say,
 )
 from tests.production.rasa_known_bugs import EXAMPLES, SANIC_BAD_ACCEPT
-from tests.rasa_process import REST_CREDENTIALS, RasaServer, free_port, rest_headers, rest_id
+from tests.rasa_process import (
+    RASA_API_ROUTES,
+    REST_CREDENTIALS,
+    RasaServer,
+    free_port,
+    rest_headers,
+    rest_id,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -685,15 +692,7 @@ def test_rasa_http_api(http, server, log):
     run()
 
 
-API_ROUTES = st.sampled_from([
-    ("GET", "/status"), ("GET", "/domain"), ("POST", "/model/parse"),
-    ("POST", "/model/predict"), ("POST", "/model/train"), ("POST", "/model/test/intents"),
-    ("POST", "/model/test/stories"), ("PUT", "/model"), ("DELETE", "/model"),
-    ("GET", "/conversations/{id}/tracker"), ("GET", "/conversations/{id}/story"),
-    ("POST", "/conversations/{id}/messages"), ("POST", "/conversations/{id}/tracker/events"),
-    ("PUT", "/conversations/{id}/tracker/events"), ("POST", "/conversations/{id}/trigger_intent"),
-    ("POST", "/conversations/{id}/predict"), ("POST", "/conversations/{id}/execute"),
-])  # fmt: skip
+API_ROUTES = st.sampled_from(RASA_API_ROUTES)
 
 
 def test_rasa_http_api_refuses_every_caller_without_the_token(http, server, log):

@@ -9,13 +9,13 @@ token (finding 10's "decide which").
 from __future__ import annotations
 
 import subprocess
-from typing import List, Tuple
 
 import pytest
 import requests
 
 from tests.rasa_process import (
     BOT,
+    RASA_API_ROUTES,
     REST_CREDENTIALS,
     ROOT,
     api_headers,
@@ -26,26 +26,6 @@ from tests.rasa_process import (
 from tests.sanic_serving import without_server_guards
 from tests.security.conftest import Stack
 
-# Rasa 3.6.21's HTTP API (rasa/server.py create_app): (method, path, a body to send).
-API_ROUTES: List[Tuple[str, str]] = [
-    ("GET", "/status"),
-    ("GET", "/domain"),
-    ("POST", "/model/parse"),
-    ("POST", "/model/predict"),
-    ("POST", "/model/train"),
-    ("POST", "/model/test/intents"),
-    ("POST", "/model/test/stories"),
-    ("PUT", "/model"),
-    ("DELETE", "/model"),
-    ("GET", "/conversations/{id}/tracker"),
-    ("GET", "/conversations/{id}/story"),
-    ("POST", "/conversations/{id}/messages"),
-    ("POST", "/conversations/{id}/tracker/events"),
-    ("PUT", "/conversations/{id}/tracker/events"),
-    ("POST", "/conversations/{id}/trigger_intent"),
-    ("POST", "/conversations/{id}/predict"),
-    ("POST", "/conversations/{id}/execute"),
-]
 PUBLIC_ROUTES = [("GET", "/"), ("GET", "/version")]
 VICTIM = "sms:+447700900123"
 
@@ -61,10 +41,10 @@ def test_the_list_is_every_route_of_rasa_s_http_api(monkeypatch: pytest.MonkeyPa
         for route in app.router.routes
         for method in route.methods
     }
-    assert served == set(API_ROUTES) | set(PUBLIC_ROUTES)
+    assert served == set(RASA_API_ROUTES) | set(PUBLIC_ROUTES)
 
 
-@pytest.mark.parametrize(("method", "path"), API_ROUTES)
+@pytest.mark.parametrize(("method", "path"), RASA_API_ROUTES)
 @pytest.mark.parametrize("credentials", ["none", "wrong bearer", "wrong query token"])
 def test_every_api_route_refuses_a_caller_without_the_token(
     stack: Stack, method: str, path: str, credentials: str
