@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import functools
 import hmac
-import inspect
 import logging
 import os
 from typing import Optional
@@ -38,6 +37,7 @@ from sanic.response import HTTPResponse
 from sanic.response import json as json_response
 
 from rasa_llm.errors import RasaLLMError
+from rasa_llm.http_api_guard import rasa_route_token
 
 __all__ = [
     "API_TOKEN_ENV",
@@ -72,20 +72,7 @@ def rasa_auth_configured(app: Sanic) -> bool:
     """Whether Rasa itself checks a token or a JWT on the app's API routes."""
     if app.config.get("USE_JWT"):
         return True
-    from rasa.server import requires_auth
-
-    rasa_check = requires_auth(app, None)(_nothing).__code__
-    for route in app.router.routes:
-        handler = route.handler
-        if getattr(handler, "__code__", None) is rasa_check:
-            closure = inspect.getclosurevars(handler).nonlocals
-            if closure.get("token") is not None:
-                return True
-    return False
-
-
-async def _nothing(request: Request) -> None:  # a handler for requires_auth to wrap
-    return None
+    return any(rasa_route_token(app, route)[1] is not None for route in app.router.routes)
 
 
 def _has_api(app: Sanic) -> bool:

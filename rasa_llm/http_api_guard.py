@@ -46,7 +46,7 @@ import functools
 import inspect
 import logging
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple
 
 from sanic import Sanic
 from sanic.exceptions import SanicException
@@ -126,12 +126,12 @@ ROUTES: Dict[str, _Route] = {
 }
 
 
-def _auth_token(app: Sanic, route: Any) -> Optional[str]:
-    """The --auth-token Rasa checks before ``route``'s handler (None when none is set).
+def rasa_route_token(app: Sanic, route: Any) -> Tuple[bool, Optional[str]]:
+    """Whether Rasa's ``requires_auth`` wraps ``route``'s handler, and the --auth-token
+    it checks (None when none is set).
 
-    rasa/server.py keeps it only in the closure of ``requires_auth`` around each route;
-    :func:`_guard` hands it back to ``requires_auth``, to run Rasa's own check (token,
-    or JWT and its scopes) before the guard's.
+    rasa/server.py keeps the token only in the closure of ``requires_auth`` around each
+    route.
     """
     from rasa.server import requires_auth
 
@@ -141,7 +141,19 @@ def _auth_token(app: Sanic, route: Any) -> Optional[str]:
     if getattr(handler, "__code__", None) is rasa_check:
         closure = inspect.getclosurevars(handler).nonlocals
         if "token" in closure:
-            return closure["token"]  # type: ignore[no-any-return]
+            return True, closure["token"]
+    return False, None
+
+
+def _auth_token(app: Sanic, route: Any) -> Optional[str]:
+    """The --auth-token Rasa checks before ``route``'s handler (None when none is set).
+
+    :func:`_guard` hands it back to ``requires_auth``, to run Rasa's own check (token,
+    or JWT and its scopes) before the guard's.
+    """
+    wrapped, token = rasa_route_token(app, route)
+    if wrapped:
+        return token
     raise HttpApiGuardError(
         f"rasa_llm's HTTP API guard did not find Rasa's token check on the route "
         f"{route.name!r}; it knows the HTTP API of rasa==3.6.21, which rasa-llm pins. "
