@@ -66,6 +66,7 @@ from channels.webhook_guard import (
     read_body,
     reject,
 )
+from rasa_llm.bearer_tokens import bearer_token
 
 logger = logging.getLogger(__name__)
 
@@ -223,9 +224,8 @@ class AgentDeskInput(InputChannel):
 
     async def _caller(self, request: Request) -> Caller:
         """The service or the agent whose bearer token this is; 401/403 otherwise."""
-        given = request.headers.get("authorization") or ""
-        scheme, _, token = given.partition(" ")
-        if scheme.lower() != "bearer" or not token:
+        token = bearer_token(request.headers)
+        if token is None:
             raise WebhookRejected(401, "missing bearer token")
         if hmac.compare_digest(token.encode(), self.config.token.encode()):
             return Caller(SERVICE)

@@ -26,7 +26,6 @@ A channel because Rasa mounts channels' routes in its own server: no second port
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 from typing import Any, Awaitable, Callable, Dict, Optional
 
@@ -37,6 +36,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 import rasa_llm  # noqa: F401 - installs rasa-llm's server guards before Rasa makes its app
+from rasa_llm.bearer_tokens import refusal
 from rasa_llm.serving_metrics import CONTENT_TYPE_LATEST, serving_metrics
 
 logger = logging.getLogger(__name__)
@@ -116,13 +116,10 @@ class MonitoringInput(InputChannel):
                 404,
             )
         else:
-            scheme, _, given = (request.headers.get("authorization") or "").partition(" ")
-            if scheme.lower() != "bearer" or not given.strip():
-                reason, status = "missing bearer token", 401
-            elif not hmac.compare_digest(given.strip().encode(), self.metrics_token.encode()):
-                reason, status = "wrong bearer token", 403
-            else:
+            refused = refusal(request.headers, self.metrics_token)
+            if refused is None:
                 return None
+            status, reason = refused
         logger.warning("monitoring: metrics refused with %d: %s", status, reason)
         return response.json({"error": reason}, status=status)
 

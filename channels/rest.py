@@ -27,7 +27,6 @@ Not supported: the stock channel's ``?stream=true`` (a 400 says so).
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import re
 from dataclasses import dataclass
@@ -53,6 +52,7 @@ from channels.webhook_guard import (
     read_body,
     reject,
 )
+from rasa_llm.bearer_tokens import refusal
 
 __all__ = ["RestConfig", "RestConfigError", "RestInput"]
 
@@ -231,13 +231,10 @@ class RestInput(InputChannel):
         return sender, message
 
     def _authenticate(self, request: Request) -> None:
-        scheme, _, given = (request.headers.get("authorization") or "").partition(" ")
-        if scheme.lower() != "bearer" or not given.strip():
-            raise WebhookRejected(
-                401, "missing bearer token (send Authorization: Bearer <the REST token>)"
-            )
-        if not hmac.compare_digest(given.strip().encode(), self.config.token.encode()):
-            raise WebhookRejected(403, "wrong bearer token")
+        refused = refusal(request.headers, self.config.token)
+        if refused is not None:
+            status, reason = refused
+            raise WebhookRejected(status, f"{reason} (send Authorization: Bearer <REST token>)")
 
     # ------------------------------------------------------------------ the turn
     @staticmethod

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import hmac
 import logging
 import os
 from typing import Any, Optional
@@ -33,6 +32,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from sanic.response import json as json_response
 
+from rasa_llm.bearer_tokens import refusal
 from rasa_llm.errors import RasaLLMError
 
 __all__ = [
@@ -128,7 +128,7 @@ def guard_action_server(app: Sanic) -> Sanic:
             OPEN_ACTION_SERVER_ENV,
         )
     else:
-        app.register_middleware(functools.partial(_require_token, token.encode()), "request")
+        app.register_middleware(functools.partial(_require_token, token), "request")
     app.config.REQUEST_MAX_SIZE = min(app.config.REQUEST_MAX_SIZE, MAX_BODY_BYTES)
     if HOST_ENV not in os.environ:
         # rasa_sdk reads it after making the app; its own default is every interface.
@@ -142,16 +142,11 @@ def guard_action_server(app: Sanic) -> Sanic:
     return app
 
 
-async def _require_token(expected: bytes, request: Request) -> Optional[HTTPResponse]:
+async def _require_token(expected: str, request: Request) -> Optional[HTTPResponse]:
     if request.method == "OPTIONS" or request.path in PUBLIC_PATHS:
         return None
-    scheme, _, given = (request.headers.get("authorization") or "").partition(" ")
-    given = given.strip()
-    if scheme.lower() != "bearer" or not given:
-        return _refuse(401, "missing bearer token", request)
-    if not hmac.compare_digest(given.encode(), expected):
-        return _refuse(403, "wrong bearer token", request)
-    return None
+    refused = refusal(request.headers, expected)
+    return None if refused is None else _refuse(*refused, request)
 
 
 def _refuse(status: int, reason: str, request: Request) -> HTTPResponse:

@@ -36,6 +36,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from sanic.response import json as json_response
 
+from rasa_llm.bearer_tokens import bearer_token
 from rasa_llm.errors import RasaLLMError
 from rasa_llm.http_api_guard import rasa_route_token
 
@@ -151,9 +152,9 @@ async def _locked(reason: str, request: Request) -> Optional[HTTPResponse]:
 
 def presented_token(request: Request) -> Optional[str]:
     """The token a request carries: ``Authorization: Bearer`` first, then ``?token=``."""
-    scheme, _, value = (request.headers.get("authorization") or "").partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
+    token = bearer_token(request.headers)
+    if token is not None:
+        return token
     try:
         given = request.args.get("token")
     except Exception:  # noqa: BLE001 - a query string Sanic cannot read carries no token
