@@ -141,11 +141,18 @@ def _refuse(app: Sanic, error: OpenHttpApiError, can_refuse_to_start: bool) -> N
     setattr(app.ctx, _INSTALLED, True)
 
 
-async def _locked(reason: str, request: Request) -> Optional[HTTPResponse]:
+def _is_api_request(request: Request) -> bool:
+    """A request for an HTTP API route: not a CORS preflight, not an unknown route (Sanic's
+    404), not Rasa's hello or version, not a channel's (channels check their callers).
+    """
     if request.method == "OPTIONS" or request.route is None:
-        return None
+        return False
     path = "/" + request.route.uri.lstrip("/")
-    if (request.method, path) in PUBLIC_ROUTES or path.startswith(CHANNEL_PREFIX):
+    return (request.method, path) not in PUBLIC_ROUTES and not path.startswith(CHANNEL_PREFIX)
+
+
+async def _locked(reason: str, request: Request) -> Optional[HTTPResponse]:
+    if not _is_api_request(request):
         return None
     return json_response({"status": "failure", "reason": "Locked", "message": reason}, 503)
 
@@ -163,11 +170,8 @@ def presented_token(request: Request) -> Optional[str]:
 
 
 async def _require_token(expected: bytes, request: Request) -> Optional[HTTPResponse]:
-    if request.method == "OPTIONS" or request.route is None:
-        return None  # CORS preflights; unknown routes are Sanic's 404
-    path = "/" + request.route.uri.lstrip("/")
-    if (request.method, path) in PUBLIC_ROUTES or path.startswith(CHANNEL_PREFIX):
-        return None  # Rasa's hello and version; channels authenticate their own callers
+    if not _is_api_request(request):
+        return None
     given = presented_token(request)
     if given is not None and hmac.compare_digest(given.encode(), expected):
         return None
