@@ -176,7 +176,7 @@ async def _require_token(expected: bytes, request: Request) -> Optional[HTTPResp
     if given is not None and hmac.compare_digest(given.encode(), expected):
         return None
     reason = "no API token" if given is None else "wrong API token"
-    logger.warning("HTTP API: refused %s %s (%s)", request.method, request.route.name, reason)
+    logger.warning("HTTP API: refused %s %s (%s)", request.method, request.name, reason)
     return _unauthenticated(reason)
 
 
