@@ -24,7 +24,9 @@ with a log line.
 Handled: messages (text, commands, captions, photos, voice notes, audio, video,
 documents; stickers, locations, contacts and the like as unsupported attachments) and
 clicks on inline keyboards (``callback_query``: answered at once, then the button's
-payload is the customer's message). Edited messages are ignored unless
+payload is the customer's message). While the bot's turn on a message runs, the chat
+shows "typing…" (``sendChatAction``, :mod:`channels.telegram_typing`) until the first
+reply or the turn's end. Edited messages are ignored unless
 ``answer_edited_messages`` is on. The Rasa sender id is the chat id after this
 channel's prefix (``telegram:4242``, :mod:`channels.conversation_ids`), so no other
 channel can address the chat; one chat's messages are handled one after the other, in
@@ -60,7 +62,8 @@ from channels.rate_limits import RateLimiter
 from channels.telegram_buttons import ButtonPayloads
 from channels.telegram_config import CHANNEL, SecretTokenVerifier, TelegramConfig
 from channels.telegram_format import MESSAGE_LIMIT, escape, utf16_length
-from channels.telegram_output import TelegramBot, TelegramHttp
+from channels.telegram_output import TelegramBot, TelegramHttp, classify_telegram_error
+from channels.telegram_typing import ChatTyping, typing_action
 from channels.turns import Turns
 from channels.webhook_guard import (
     DEFAULT_MAX_BODY_BYTES,
@@ -341,6 +344,15 @@ class TelegramInput(InputChannel):
             lambda: output.bot.edit_message_reply_markup(chat_id=chat_id, message_id=message_id),
         )
 
+    def _typing(self, chat_id: str) -> ChatTyping:
+        """The chat's typing indicator for one turn (:mod:`channels.telegram_typing`)."""
+        bot = self.bot()
+        token = bot.token
+        return ChatTyping(
+            typing_action(bot, chat_id),
+            describe=lambda error: classify_telegram_error(error, token=token).reason,
+        )
+
     async def _process(self, incoming: Incoming, on_new_message: OnNewMessage) -> None:
         async with self._chats.turn(incoming.chat_id):  # one chat, in arrival order
             output = TelegramBot(self.bot(), self.payloads)
@@ -348,6 +360,8 @@ class TelegramInput(InputChannel):
                 if self.config.update_clicked_message:
                     await self._show_choice(output, incoming.click, incoming.messages[0].text)
             for said in incoming.messages:
+                # "typing…" from before the turn until its first reply or its end.
+                typing = output.typing = self._typing(incoming.chat_id)
                 message = UserMessage(
                     said.text,
                     output,
@@ -357,6 +371,7 @@ class TelegramInput(InputChannel):
                     metadata=said.metadata,
                 )
                 try:
+                    await typing.start()
                     await on_new_message(message)
                 except Exception as error:  # noqa: BLE001 - one bad message must not stop the next
                     # No traceback at error level: it may quote the customer's words.
@@ -372,6 +387,8 @@ class TelegramInput(InputChannel):
                         incoming.delivery_id,
                         exc_info=True,
                     )
+                finally:
+                    await typing.stop()
 
 
 def _command_said(text: str) -> Said:

@@ -49,6 +49,7 @@ from channels.outbound import (
 )
 from channels.telegram_buttons import ButtonPayloads, inline_keyboard
 from channels.telegram_format import caption_fits, html_pieces, to_html
+from channels.telegram_typing import ChatTyping
 
 logger = logging.getLogger(__name__)
 # python-telegram-bot 22 warns about its own coming change each time Telegram answers
@@ -205,15 +206,23 @@ class TelegramBot(OutputChannel):
         *,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         policy: RetryPolicy = AT_MOST_ONCE,
+        typing: Optional[ChatTyping] = None,
     ) -> None:
         super().__init__()
         self.bot = bot
         self.payloads = payloads
         self.policy = policy
         self._sleep = sleep  # tests pass one that records the back-off instead
+        # The chat's "typing…" during this turn, stopped before anything is sent.
+        self.typing = typing
 
     async def call(self, operation: str, call: Callable[[], Awaitable[Any]]) -> Optional[Any]:
-        """One Bot API call with retries; None when it could not be made (already logged)."""
+        """One Bot API call with retries; None when it could not be made (already logged).
+
+        The turn's typing indicator stops first: Telegram gets no action after a reply.
+        """
+        if self.typing is not None:
+            await self.typing.stop()
         token = self.bot.token
         return await call_with_retry(
             CHANNEL,

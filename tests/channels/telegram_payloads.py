@@ -22,7 +22,10 @@ SECRET = "s3cr3t-Token_for_tests-0123456789"
 BOT_ID = 7352614
 BOT_USERNAME = "northwind_help_bot"
 BOT_USER = {"id": BOT_ID, "is_bot": True, "first_name": "Northwind", "username": BOT_USERNAME}
+# The chat action every turn sends first ("typing…"): every fake Bot API answers it.
+CHAT_ACTION = "sendChatAction"
 METHODS = (
+    CHAT_ACTION,
     "sendMessage",
     "sendPhoto",
     "sendDocument",
@@ -150,16 +153,25 @@ class BotApi:
         self.arrivals: Dict[str, List[float]] = {}
         # Seconds to wait before answering a chat's message: a slow Bot API.
         self.slow: Dict[str, float] = {}
+        # The same for chat actions, which have failures of their own.
+        self.action_failures: Dict[str, List[Reply]] = {}
+        self.slow_actions: Dict[str, float] = {}
 
     def fail_next(self, chat_id: Any, *replies: Reply) -> None:
         with self.lock:
             self.failures.setdefault(str(chat_id), []).extend(replies)
+
+    def fail_next_actions(self, chat_id: Any, *replies: Reply) -> None:
+        with self.lock:
+            self.action_failures.setdefault(str(chat_id), []).extend(replies)
 
     def answer(self, call: Call) -> Reply:
         fields = call.fields()
         method = call.path.rsplit("/", 1)[-1]
         if method == "answerCallbackQuery":
             return 200, {"ok": True, "result": True}, {}
+        if method == CHAT_ACTION:
+            return self._chat_action(str(fields.get("chat_id")))
         chat_id = str(fields.get("chat_id"))
         with self.lock:
             queued = self.failures.get(chat_id)
@@ -182,6 +194,16 @@ class BotApi:
         if "reply_markup" in fields:
             sent["reply_markup"] = json.loads(fields["reply_markup"])
         return 200, {"ok": True, "result": sent}, {}
+
+    def _chat_action(self, chat_id: str) -> Reply:
+        with self.lock:
+            queued = self.action_failures.get(chat_id)
+            failure = queued.pop(0) if queued else None
+            delay = self.slow_actions.get(chat_id, 0.0)
+        if failure is not None:
+            return failure
+        time.sleep(delay)
+        return 200, {"ok": True, "result": True}, {}
 
 
 def flood(seconds: int = 1) -> Reply:
@@ -206,12 +228,23 @@ def refused(status: int, description: str) -> Reply:
 
 
 def fake_bot_api(*methods: str) -> Tuple[FakePlatform, BotApi]:
-    """A started fake Bot API that answers ``methods`` (all the channel's by default)."""
+    """A started fake Bot API that answers ``methods`` (all the channel's by default),
+    and always the chat action that starts every turn."""
     fake = FakePlatform("telegram").start()
     api = BotApi()
-    for method in methods or METHODS:
+    for method in dict.fromkeys((CHAT_ACTION, *(methods or METHODS))):
         fake.expect("POST", path(method), api.answer)
     return fake, api
+
+
+def calls_in_order(fake: FakePlatform, chat_id: Any) -> List[str]:
+    """The Bot API methods called for ``chat_id``, in the order they arrived."""
+    calls = list(fake.calls)
+    return [
+        call.path.rsplit("/", 1)[-1]
+        for call in calls
+        if str(call.fields().get("chat_id")) == str(chat_id)
+    ]
 
 
 def sent(fake: FakePlatform, chat_id: Any, method: str = "sendMessage") -> List[Dict[str, Any]]:

@@ -133,14 +133,15 @@ def test_a_text_message_is_the_chats_message(tmp_path: Path):
 
 
 def test_one_chats_updates_reach_the_bot_in_arrival_order(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bot_api: Any
 ):
     """Telegram posts updates over several connections: a slow database for the first
     one (its de-duplication) does not let the second overtake it."""
     slow_first_call(monkeypatch, DeliveryLog, "first_time_sync")
     updates = [tg.text_message(4243, "first"), tg.text_message(4243, "second")]
     requests = [webhook_request(tg.body(update), tg.headers()) for update in updates]
-    assert posted_together(channel(tmp_path), requests) == ["first", "second"]
+    posted = channel(tmp_path, base_url=f"{bot_api.url}/bot")  # each turn says "typing…"
+    assert posted_together(posted, requests) == ["first", "second"]
 
 
 @pytest.mark.parametrize(
