@@ -21,8 +21,13 @@ next reload; run one worker, or sticky sessions, for live delivery everywhere.
 
 Frames, page to server: ``{"type": "hello", "session_id"?, "token"?}`` first, then
 ``{"type": "message", "id", "text", "display"?}`` (``display``: a button's title for
-its payload). Server to page: ``session`` (id, fresh token), ``history``, ``ack`` (id,
-duplicate), ``user`` (a message from this session, for its other pages), ``bot``
+its payload). Server to page: ``session`` (id, fresh token), ``history`` (with a
+``greeting``, text and suggested questions, when the conversation has no message yet:
+the page shows it, the tracker never holds it, so a reload after the first message
+shows no second one), ``ack`` (id, duplicate), ``user`` (a message from this session,
+for its other pages), ``typing`` (``active`` true when the bot's turn on a message
+starts, false when it ends, failed or not: the page shows a typing indicator between
+them, and drops it when the socket closes or after a minute without a word), ``bot``
 (text, buttons, image, link or custom) and ``error`` (code, reason, and the message's
 id when it is about one). Close codes: 4401 token refused, 1008 no or bad hello or too
 many bad or refused frames, 1007 a text frame that is not UTF-8, 1009 a frame over
@@ -46,7 +51,7 @@ import logging
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Dict, List, Optional
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from sanic import Blueprint
@@ -67,8 +72,10 @@ from channels.webchat_frames import (
     ChatMessage,
     FrameRejected,
     Hello,
+    greeting_frame,
     history_from_events,
     parse_client_frame,
+    typing_frame,
 )
 from channels.webchat_limits import WebChatLimits
 from channels.webchat_output import SessionHub, WebChatOutput, dumps
@@ -250,8 +257,16 @@ class WebChatInput(InputChannel):
                 return await _refuse(ws, CLOSE_UNAUTHORIZED, str(error), code="unauthorized")
             token = self.signer.issue(session_id)
         await ws.send(dumps({"type": "session", "session_id": session_id, "token": token}))
-        history = await self._history(request, session_id)
-        await ws.send(dumps({"type": "history", "messages": history}))
+        history, begun = await self._history(request, session_id, new=hello.session_id is None)
+        frame: Dict[str, Any] = {"type": "history", "messages": history}
+        if not begun and self.config.greeting is not None:
+            frame["greeting"] = greeting_frame(
+                self.config.greeting, self.config.suggested_questions
+            )
+        await ws.send(dumps(frame))
+        if session_id in self._tails:
+            # A reply is being written (the page reloaded meanwhile): say so here too.
+            await ws.send(dumps(typing_frame(True)))
         return session_id
 
     async def _listen(
@@ -461,7 +476,7 @@ class WebChatInput(InputChannel):
         ]
         previous = self._tails.get(session_id)
         task = asyncio.get_running_loop().create_task(
-            _run_after(previous, user_messages_, on_new_message)
+            self._run_after(previous, session_id, user_messages_, on_new_message)
         )
         self._tails[session_id] = task
 
@@ -471,38 +486,60 @@ class WebChatInput(InputChannel):
 
         task.add_done_callback(forget)
 
-    async def _history(self, request: Request, session_id: str) -> List[Dict[str, Any]]:
+    async def _run_after(
+        self,
+        previous: Optional[asyncio.Task],
+        session_id: str,
+        messages: List[UserMessage],
+        on_new_message: OnNewMessage,
+    ) -> None:
+        """The bot's turns on ``messages``, after ``previous``, each between a ``typing``
+        frame that shows the indicator and one that hides it (also when the turn fails).
+
+        Both go to the session's open pages through the hub, which never raises and
+        drops a page that does not take a frame in time, so a page cannot hold the turn.
+        """
+        if previous is not None:
+            await asyncio.wait([previous])
+        for message in messages:
+            await self.hub.send(session_id, typing_frame(True))
+            try:
+                await on_new_message(message)
+            except Exception as error:
+                # The type only: Rasa's errors can quote the customer's message.
+                logger.error("webchat: the bot failed on a message (%s)", type(error).__name__)
+                logger.debug("webchat: bot failure details", exc_info=True)
+            finally:
+                await self.hub.send(session_id, typing_frame(False))
+
+    async def _history(
+        self, request: Request, session_id: str, *, new: bool
+    ) -> Tuple[List[Dict[str, Any]], bool]:
+        """The conversation as the page shows it, and whether it has begun.
+
+        A conversation has begun when its tracker holds a message of the customer or
+        the bot (also one older than ``history_limit`` shows); a new session has not,
+        and one whose tracker cannot be read is taken to have begun (no greeting).
+        """
+        if new:
+            return [], False
         agent = getattr(request.app.ctx, "agent", None)
         store_ = getattr(agent, "tracker_store", None)
-        if store_ is None or not self.config.history_limit:
-            return []
+        if store_ is None:
+            return [], False
         try:
             tracker = await store_.retrieve(conversation_id(CHANNEL, session_id))
         except Exception as error:  # a tracker store outage must not break the chat
             logger.warning("webchat: history unavailable (%s)", type(error).__name__)
-            return []
+            return [], True
         if tracker is None:
-            return []
+            return [], False
         events = [event.as_dict() for event in tracker.events]
-        return history_from_events(
+        begun = any(event.get("event") in ("user", "bot") for event in events)
+        history = history_from_events(
             events, max_chars=self.config.max_reply_chars, limit=self.config.history_limit
         )
-
-
-async def _run_after(
-    previous: Optional[asyncio.Task],
-    messages: List[UserMessage],
-    on_new_message: OnNewMessage,
-) -> None:
-    if previous is not None:
-        await asyncio.wait([previous])
-    for message in messages:
-        try:
-            await on_new_message(message)
-        except Exception as error:
-            # The type only: Rasa's errors can quote the customer's message.
-            logger.error("webchat: the bot failed on a message (%s)", type(error).__name__)
-            logger.debug("webchat: bot failure details", exc_info=True)
+        return history, begun
 
 
 async def _refuse(

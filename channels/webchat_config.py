@@ -28,6 +28,13 @@ What one caller may cost, and why the defaults are what they are:
   were stored (checked when the server starts and hourly), long enough for an agent to
   look at a claim; set it to your data-retention policy.
 
+What a new visitor sees: ``greeting`` and ``suggested_questions`` are shown by the page
+when it opens on a conversation without messages (never stored in it, so a reload of a
+conversation that has begun shows no second greeting). A suggestion is a question in
+the customer's words: a click sends it as their text message, so it must not look like
+an intent payload (``/intent``), which the bot does not obey from a customer
+(:mod:`rasa_llm.intent_shortcuts`).
+
 Rate limits are token buckets in each server process (:mod:`channels.rate_limits`): N
 workers let N times the rate through. Behind a reverse proxy, configure Sanic's proxy
 settings, or every customer shares the proxy's address and its limits.
@@ -39,7 +46,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 from channels.channel_database import DatabaseLocation, database_location
@@ -56,6 +63,12 @@ DEFAULT_ATTACHMENT_TYPES = (
     "image/webp",
     "application/pdf",
 )
+
+# The greeting's suggested questions: at most this many, each at most this long (a
+# button's title, channels.webchat_frames.MAX_TITLE_CHARS), and a greeting's length.
+MAX_SUGGESTED_QUESTIONS = 6
+MAX_SUGGESTION_CHARS = 200
+MAX_GREETING_CHARS = 1000
 
 # Keys of Rasa's stock socket.io channel that mean nothing for a plain WebSocket.
 _SOCKETIO_KEYS = {
@@ -86,6 +99,16 @@ def get_default_config() -> Dict[str, Any]:
         "allowed_origins": [],
         # Page heading and <title>.
         "title": "Customer service",
+        # Shown when the page opens on a conversation without messages (not stored in
+        # the conversation). null: no greeting (and no suggested questions).
+        "greeting": "Hi! I'm the virtual assistant. Ask me anything, or pick a question below.",
+        # Buttons under the greeting; a click sends the question as the customer's
+        # message. At most 6 of at most 200 characters; [] for none.
+        "suggested_questions": [
+            "How much does delivery cost?",
+            "What is your returns policy?",
+            "What are your opening hours?",
+        ],
         # Largest WebSocket frame the chat accepts; bigger ones get an error frame.
         "max_frame_bytes": 16 * 1024,
         # Longest customer message, in characters.
@@ -139,6 +162,8 @@ class WebChatConfig:
     session_ttl_seconds: float
     allowed_origins: Tuple[str, ...]
     title: str
+    greeting: Optional[str]
+    suggested_questions: Tuple[str, ...]
     max_frame_bytes: int
     max_message_chars: int
     max_reply_chars: int
@@ -172,18 +197,28 @@ class WebChatConfig:
                     key, "unknown key", f"Valid keys: {', '.join(sorted(defaults))}."
                 )
         values = {**defaults, **{k: v for k, v in given.items() if v is not None}}
-        if "attachment_dir" in given and given["attachment_dir"] is None:
-            values["attachment_dir"] = None
+        for nullable in ("attachment_dir", "greeting"):
+            if nullable in given and given[nullable] is None:
+                values[nullable] = None
         rates = _rates(values["rate_limits"], defaults["rate_limits"])
         max_attachment_bytes = int(_number(values, "max_attachment_bytes", minimum=1))
+        max_message_chars = int(_number(values, "max_message_chars", minimum=1))
+        greeting = _greeting(values["greeting"])
         return cls(
             session_secret=_secret(values["session_secret"]),
             session_secret_file=Path(_text(values, "session_secret_file")),
             session_ttl_seconds=_number(values, "session_ttl_seconds", minimum=60),
             allowed_origins=_origins(values["allowed_origins"]),
             title=_text(values, "title"),
+            greeting=greeting,
+            suggested_questions=_suggestions(
+                values["suggested_questions"],
+                greeting=greeting,
+                given="suggested_questions" in given,
+                max_message_chars=max_message_chars,
+            ),
             max_frame_bytes=int(_number(values, "max_frame_bytes", minimum=1024)),
-            max_message_chars=int(_number(values, "max_message_chars", minimum=1)),
+            max_message_chars=max_message_chars,
             max_reply_chars=int(_number(values, "max_reply_chars", minimum=100)),
             history_limit=int(_number(values, "history_limit", minimum=0)),
             attachment_dir=(
@@ -277,6 +312,77 @@ def _number(values: Dict[str, Any], key: str, *, minimum: float) -> float:
             key, f"expected a number of at least {minimum:g}, got {value!r}", _DEFAULT_HINT
         )
     return float(value)
+
+
+def _greeting(value: Any) -> Optional[str]:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_GREETING_CHARS:
+        raise WebChatConfigError(
+            "greeting",
+            f"expected a non-empty string of at most {MAX_GREETING_CHARS} characters, "
+            f"got {_shown(value)}",
+            "Write the words a new visitor should see, or null for no greeting.",
+        )
+    return value.strip()
+
+
+def _suggestions(
+    value: Any, *, greeting: Optional[str], given: bool, max_message_chars: int
+) -> Tuple[str, ...]:
+    key = "suggested_questions"
+    if greeting is None:
+        if given and value:
+            raise WebChatConfigError(
+                key,
+                "suggested questions are shown under the greeting, and `greeting` is null",
+                "Write a `greeting`, or remove `suggested_questions`.",
+            )
+        return ()
+    if not isinstance(value, list):
+        raise WebChatConfigError(
+            key,
+            f"expected a list of questions, got {_shown(value)}",
+            'Write e.g. ["How much does delivery cost?", "What are your opening hours?"], '
+            "or [] for none.",
+        )
+    if len(value) > MAX_SUGGESTED_QUESTIONS:
+        raise WebChatConfigError(
+            key,
+            f"{len(value)} questions; the greeting offers at most {MAX_SUGGESTED_QUESTIONS}",
+            "Keep the questions customers ask most.",
+        )
+    limit = min(MAX_SUGGESTION_CHARS, max_message_chars)
+    questions: List[str] = []
+    for index, question in enumerate(value):
+        where = f"{key}[{index}]"
+        if not isinstance(question, str) or not question.strip() or len(question) > limit:
+            raise WebChatConfigError(
+                where,
+                f"expected a non-empty string of at most {limit} characters, "
+                f"got {_shown(question)}",
+                "Write the question as a customer would type it.",
+            )
+        question = " ".join(question.split())
+        if question.startswith("/"):
+            raise WebChatConfigError(
+                where,
+                f"{question[:40]!r} looks like an intent payload; a click sends the "
+                "question as the customer's words, and the bot does not obey a `/intent` "
+                "typed by a customer (rasa_llm.intent_shortcuts)",
+                'Write the question as a customer would ask it, e.g. "Where is my order?".',
+            )
+        if question in questions:
+            raise WebChatConfigError(
+                where, f"{question!r} is listed twice", "Remove the repeated question."
+            )
+        questions.append(question)
+    return tuple(questions)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _rates(value: Any, defaults: Mapping[str, Any]) -> Dict[str, Optional[Rate]]:

@@ -202,6 +202,22 @@ def _element(element: Mapping[str, Any], max_chars: int) -> List[Dict[str, Any]]
     return bubbles
 
 
+# ---------------------------------------------------------------- turn and greeting
+def typing_frame(active: bool) -> Dict[str, Any]:
+    """Shows (``active``) or hides the page's typing indicator: sent when the bot's turn
+    on a message starts, and when it ends, however it ends.
+    """
+    return {"type": "typing", "active": active}
+
+
+def greeting_frame(text: str, suggestions: Sequence[str]) -> Dict[str, Any]:
+    """The ``greeting`` of a ``history`` frame: what the page shows a conversation that
+    has not begun. Each suggestion is a question the page sends, when clicked, as the
+    customer's text (never a payload), so it is shown and sent as the same words.
+    """
+    return {"text": text, "suggestions": list(suggestions)}
+
+
 # ---------------------------------------------------------------- history
 def history_from_events(
     events: Sequence[Mapping[str, Any]], *, max_chars: int, limit: int

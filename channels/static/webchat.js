@@ -3,6 +3,11 @@
 // with http(s) or same-site URLs, so nothing the bot says can run as code here.
 // A message the server refuses as too fast ("rate_limited") stays queued: the page
 // waits the seconds the server names, says so, and sends it again.
+// While the bot's turn runs the server says {"type": "typing", "active": true}, and
+// false when it ends: the page shows "Assistant is typing" between the two, and drops
+// it when the connection is lost, when a message fails, or after TYPING_TIMEOUT_MS
+// without a word from the bot. A conversation without messages comes with a greeting
+// and suggested questions (in the history frame); a click sends the question as text.
 (function () {
   "use strict";
 
@@ -32,6 +37,9 @@
   var resumeTimer = null;
   var MAX_UPLOAD_WAIT_SECONDS = 120; // a longer Retry-After (a daily quota) is a failure
   var shown = {}; // ids of customer messages already on the page
+  var TYPING_TIMEOUT_MS = 60000; // a turn that says nothing for this long is over
+  var typingTimer = null;
+  var typing = typingIndicator();
 
   // ------------------------------------------------------------ storage
   function load(key, fallback) {
@@ -69,7 +77,39 @@
     who.textContent = label;
     item.appendChild(who);
     log.appendChild(item);
+    if (typing.isConnected) log.appendChild(typing); // the indicator stays last
     return item;
+  }
+
+  // ------------------------------------------------------------ typing indicator
+  function typingIndicator() {
+    var item = document.createElement("div");
+    item.id = "webchat-typing";
+    item.className = "webchat-typing";
+    var words = document.createElement("span");
+    words.className = "visually-hidden";
+    words.textContent = "Assistant is typing";
+    item.appendChild(words);
+    for (var i = 0; i < 3; i += 1) {
+      var dot = document.createElement("span");
+      dot.className = "webchat-typing-dot";
+      dot.setAttribute("aria-hidden", "true");
+      item.appendChild(dot);
+    }
+    return item;
+  }
+
+  function showTyping() {
+    log.appendChild(typing);
+    window.clearTimeout(typingTimer);
+    typingTimer = window.setTimeout(hideTyping, TYPING_TIMEOUT_MS);
+    scrollDown();
+  }
+
+  function hideTyping() {
+    window.clearTimeout(typingTimer);
+    typingTimer = null;
+    typing.remove();
   }
 
   function appendText(parent, text) {
@@ -156,7 +196,9 @@
           b.disabled = true;
         });
         button.setAttribute("aria-pressed", "true");
-        send(choice.payload, choice.title);
+        // A suggested question is the customer's words; a bot's button sends its payload.
+        if (typeof choice.text === "string") send(choice.text);
+        else send(choice.payload, choice.title);
       });
       group.appendChild(button);
     });
@@ -169,6 +211,25 @@
 
   function setStatus(text) {
     statusLine.textContent = text;
+  }
+
+  function showGreeting(greeting) {
+    // First in the log, above messages still waiting to be sent.
+    var item = bubble("bot", "Assistant: ");
+    item.classList.add("webchat-greeting");
+    if (typeof greeting.text === "string") appendText(item, greeting.text);
+    var suggestions = Array.isArray(greeting.suggestions) ? greeting.suggestions : [];
+    var choices = suggestions.filter(function (question) {
+      return typeof question === "string" && question;
+    }).map(function (question) {
+      return { title: question, text: question };
+    });
+    if (choices.length) {
+      var group = buttonGroup(choices, pending().length > 0);
+      group.setAttribute("aria-label", "Suggested questions");
+      item.appendChild(group);
+    }
+    log.insertBefore(item, log.firstChild);
   }
 
   function showHistory(messages) {
@@ -214,6 +275,7 @@
     };
     socket.onclose = function (event) {
       ready = false;
+      hideTyping(); // no word of the turn's end can come on a closed connection
       if (event.code === 4401) {
         // The server no longer knows this session (new secret, expired): start afresh.
         try {
@@ -240,7 +302,9 @@
         save(SESSION_KEY, { id: frame.session_id, token: frame.token });
         break;
       case "history":
+        hideTyping(); // the server says again if a reply is being written
         showHistory(frame.messages || []);
+        if (frame.greeting) showGreeting(frame.greeting);
         ready = true;
         retryDelay = 500;
         if (!resumeTimer) setStatus("Connected");
@@ -255,6 +319,11 @@
         break;
       case "bot":
         showBot(frame.message || {}, false);
+        if (typing.isConnected) showTyping(); // the turn goes on: the timeout starts again
+        break;
+      case "typing":
+        if (frame.active === true) showTyping();
+        else hideTyping();
         break;
       case "error":
         if (frame.code === "rate_limited") {
@@ -263,6 +332,7 @@
         }
         setStatus("The message could not be sent: " + frame.reason);
         if (frame.id) {
+          hideTyping();
           save(PENDING_KEY, pending().filter(function (m) { return m.id !== frame.id; }));
           if (shown[frame.id]) shown[frame.id].dataset.state = "failed";
         }
