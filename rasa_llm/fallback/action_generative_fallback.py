@@ -26,6 +26,7 @@ from rasa_llm.fallback.generative_fallback import (
     FallbackRequest,
     GenerativeFallback,
 )
+from rasa_llm.fallback.task_offers import offers_path, task_offers
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +111,7 @@ class ActionGenerativeFallback(Action):
         if not ActionGenerativeFallback._warming and os.environ.get(WARM_UP_ENV, "1") != "0":
             ActionGenerativeFallback._warming = True
             SERVICE.warm_up_in_background()
+        task_offers(offers_path(config_path()))  # a broken task_offers.yml fails the start
 
     def name(self) -> str:
         return "action_generative_fallback"
@@ -136,10 +138,24 @@ class ActionGenerativeFallback(Action):
                 dispatcher.utter_message(text=reply.text if reply else _LAST_RESORT)
         else:
             dispatcher.utter_message(text=reply.text)
+            offer_task(dispatcher, tracker, reply)
         return []
 
 
 _LAST_RESORT = "Sorry, I can't answer that right now. Please ask to talk to a person."
+
+
+def offer_task(dispatcher: CollectingDispatcher, tracker: Tracker, reply: FallbackReply) -> None:
+    """After an answer from a passage, offer the task its section is about, with a button.
+
+    The offers are the bot's (``task_offers.yml``, see rasa_llm/fallback/task_offers.py);
+    none while a form is open: the customer is already in the middle of a task.
+    """
+    if not reply.passages or (tracker.active_loop or {}).get("name"):
+        return
+    offer = task_offers(offers_path(config_path())).for_passage(reply.passages[0].passage.id)
+    if offer is not None:
+        dispatcher.utter_message(text=offer.text, buttons=offer.buttons())
 
 
 def conversation(tracker: Tracker, *, turns: int = 8) -> Tuple[str, List[Tuple[str, str]]]:
