@@ -68,13 +68,13 @@ class ChatTyping:
         send_action: SendAction,
         *,
         describe: Describe = lambda error: type(error).__name__,
-        repeat_s: float = REPEAT_SECONDS,
-        settle_s: float = SETTLE_SECONDS,
+        repeat_s: Optional[float] = None,
+        settle_s: Optional[float] = None,
     ) -> None:
         self._send_action = send_action
         self._describe = describe  # a failure as a reason safe to log
-        self.repeat_s = repeat_s
-        self.settle_s = settle_s
+        self.repeat_s = REPEAT_SECONDS if repeat_s is None else repeat_s
+        self.settle_s = SETTLE_SECONDS if settle_s is None else settle_s
         self._task: Optional[asyncio.Task] = None
         self._sending = False
         self._stopping = False

@@ -14,6 +14,7 @@ from typing import Any, Iterator, List
 import pytest
 from rasa.core.channels.channel import UserMessage
 
+from channels import telegram_typing
 from channels.telegram import TelegramInput
 from channels.telegram_typing import ChatTyping
 from tests.channels import telegram_payloads as tg
@@ -95,7 +96,7 @@ def test_a_long_turn_repeats_typing_every_few_seconds_and_never_after_the_reply(
     bot_api: FakePlatform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     # Telegram shows an action for 5 s (repeated every 4 s); here time runs 20 times faster.
-    monkeypatch.setattr(ChatTyping, "__init__", _faster(ChatTyping.__init__, repeat_s=0.2))
+    monkeypatch.setattr(telegram_typing, "REPEAT_SECONDS", 0.2)
     chat = tg.next_id()
     bot = ThinkingBot(0.9, "First part.", "Second part.")
     post(tmp_path, bot_api, bot, "do you ship to Switzerland?", "thanks", chat=chat)
@@ -181,10 +182,3 @@ def test_the_indicator_stops_cleanly_before_it_has_started_and_twice():
 
     asyncio.run(scenario())
     assert sent, "the started one sent"
-
-
-def _faster(init: Any, **changes: Any) -> Any:
-    def faster(self: ChatTyping, *args: Any, **kwargs: Any) -> None:
-        init(self, *args, **{**kwargs, **changes})
-
-    return faster
