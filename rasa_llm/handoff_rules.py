@@ -34,6 +34,9 @@ class HandoffRule:
     person_intents: Sequence[str] = ("request_human",)
     fallback_intents: Sequence[str] = ("nlu_fallback", "out_of_scope")
     fallback_actions: Sequence[str] = ("action_generative_fallback", "action_default_fallback")
+    # Questions the fallback action answers by design (from the knowledge base): a turn
+    # with one of these intents is not a failed turn, whichever action answered it.
+    question_intents: Sequence[str] = ("ask_policy",)
     handoff_action: str = "action_handoff"
     sentiment_entity: str = "sentiment"
     negative_value: str = "negative"
@@ -57,7 +60,10 @@ class HandoffRule:
             n
             and len(turns) >= n
             and latest.intent in self.fallback_intents
-            and all(t.answered_by_fallback for t in turns[-n:-1])
+            and all(
+                t.answered_by_fallback and t.intent not in self.question_intents
+                for t in turns[-n:-1]
+            )
         ):
             return REASON_FALLBACK
         return None

@@ -40,6 +40,7 @@ _TYPES: Dict[str, Any] = {
     "fallback_turns": int,
     "fallback_intents": list,
     "fallback_actions": list,
+    "question_intents": list,
     "sentiment_entity": str,
     "negative_value": str,
 }
@@ -67,6 +68,9 @@ class HumanHandoffPolicy(Policy):
             "fallback_intents": ["nlu_fallback", "out_of_scope"],
             # Actions that answer such a turn.
             "fallback_actions": ["action_generative_fallback", "action_default_fallback"],
+            # Intents those actions answer by design (a question for the knowledge
+            # base): such a turn is not a failed one.
+            "question_intents": ["ask_policy"],
             # The entity rasa_llm.TransformerSentimentAnalyzer adds, and its value.
             "sentiment_entity": "sentiment",
             "negative_value": "negative",
@@ -97,6 +101,8 @@ class HumanHandoffPolicy(Policy):
             person_intents=(),  # asking for a person is a rule in data/rules.yml
             fallback_intents=tuple(config["fallback_intents"]),
             fallback_actions=tuple(config["fallback_actions"]),
+            # A model trained before the key existed has no value for it in its schema.
+            question_intents=tuple(config.get("question_intents", defaults["question_intents"])),
             handoff_action=config["handoff_action"],
             sentiment_entity=config["sentiment_entity"],
             negative_value=config["negative_value"],

@@ -31,6 +31,14 @@ def test_second_fallback_in_a_row_hands_off():
     assert RULE.reason([UserTurn("out_of_scope", False)]) is None
 
 
+def test_an_answered_policy_question_is_not_a_failed_turn():
+    question = UserTurn("ask_policy", False, answered_by_fallback=True)
+    assert RULE.reason([question, UserTurn("nlu_fallback", False)]) is None
+    assert RULE.reason([question, UserTurn("ask_policy", False)]) is None
+    unclear = UserTurn("nlu_fallback", False, answered_by_fallback=True)
+    assert RULE.reason([question, unclear, UserTurn("out_of_scope", False)]) == REASON_FALLBACK
+
+
 def test_zero_turns_off_a_trigger():
     off = HandoffRule(negative_turns=0, fallback_turns=0)
     assert off.reason([UserTurn("a", True), UserTurn("b", True)]) is None
