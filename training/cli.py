@@ -270,7 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every step")
-    sub = parser.add_subparsers(dest="task", required=True, metavar="{intent,sentiment,generate}")
+    sub = parser.add_subparsers(dest="task", required=True, metavar="{intent,sentiment,generate,grounded-data}"
+    )
     defaults = argparse.ArgumentDefaultsHelpFormatter
     intent = sub.add_parser(
         "intent", help="fine-tune an intent classifier", formatter_class=defaults
@@ -290,6 +291,15 @@ def build_parser() -> argparse.ArgumentParser:
     from training.generation import add_generate_arguments
 
     add_generate_arguments(generate)
+    grounded = sub.add_parser(
+        "grounded-data",
+        help="write the grounded-answer examples (fallback prompts and replies) that "
+        "generate --train reads",
+        formatter_class=defaults,
+    )
+    from training.grounded_data import add_grounded_data_arguments
+
+    add_grounded_data_arguments(grounded)
     return parser
 
 
@@ -305,6 +315,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
+        if args.task == "grounded-data":
+            from training.grounded_data import run_grounded_data
+
+            return run_grounded_data(args)
         if args.task == "generate":
             from training.generation import run_generate
 

@@ -6,13 +6,17 @@ attention projections in low-rank adapters (:mod:`training.lora`; ``--lora-rank 
 trains every weight instead), measure the held-out loss, train with the shared loop
 (:func:`rasa_llm.training_loop.train_loop`) on the response tokens only, measure
 again, merge the adapters and save ``OUT/model`` as a plain Hugging Face model that
-the fallback loads with ``local.model: OUT/model``, with ``report.json``,
-``report.md`` and ``curves.png`` beside it.
+the fallback loads with ``local.model: OUT/model`` (or, with ``--save adapter``, only
+the adapters into ``OUT/adapter``, a few MB that the fallback merges into the base model
+at load with ``local.adapter: OUT/adapter``), with ``report.json``, ``report.md`` and
+``curves.png`` beside it. A ``--train`` file whose prompt column holds chat messages
+(:mod:`training.grounded_data` writes them) is trained on those exact messages.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import shutil
 import time
@@ -23,6 +27,7 @@ import torch
 
 from rasa_llm.device import resolve_device
 from rasa_llm.errors import InvalidComponentConfigError, ModelLoadError
+from rasa_llm.fallback.adapter import save_adapter
 from rasa_llm.fallback.model_source import DEFAULT_CACHE_DIR, ModelSource
 from rasa_llm.training_loop import (
     LoopSettings,
@@ -40,7 +45,7 @@ from training.generation_arguments import (
     add_generate_arguments,
 )
 from training.generation_report import write_generation_report
-from training.lora import add_lora, merge_lora
+from training.lora import LoRALinear, add_lora, merge_lora
 
 # cli.py builds the sub-command from here; the flags live in their own module.
 __all__ = ["CHECKPOINT_DIR", "add_generate_arguments", "run_generate"]
@@ -165,8 +170,14 @@ def run_generate(args: argparse.Namespace) -> int:
     # recorded; measuring again would cost another pass over the held-out set.
     loss_after = float(result.best_metrics["val_loss"])
 
-    merge_lora(model)
-    _save_model(model, tokenizer, end_id, out / "model")
+    if args.save == "adapter" and args.lora_rank > 0:
+        _save_adapter(
+            model, args, model_name, out / "adapter", loss_after,
+            _settings(args, learning_rate, targets),
+        )
+    else:
+        merge_lora(model)
+        _save_model(model, tokenizer, end_id, out / "model")
     all_pairs = train_pairs + validation_pairs
     examples = tokenized["train"] + tokenized["validation"]
     report: Dict[str, Any] = {
@@ -278,6 +289,35 @@ def _save_model(model: Any, tokenizer: Any, end_id: int, path: Path) -> None:
         model.generation_config.eos_token_id = ids + [end_id]
     model.save_pretrained(str(path))
     tokenizer.save_pretrained(str(path))
+
+
+def _save_adapter(
+    model: Any,
+    args: argparse.Namespace,
+    model_name: str,
+    path: Path,
+    loss: float,
+    settings: Dict[str, Any],
+) -> None:
+    weights = {
+        name: (module.lora_a, module.lora_b)
+        for name, module in model.named_modules()
+        if isinstance(module, LoRALinear)
+    }
+    train_file = Path(args.train)
+    save_adapter(
+        path,
+        weights,
+        rank=args.lora_rank,
+        alpha=args.lora_alpha,
+        base_model=model_name,
+        extra={
+            "train_file": train_file.name,
+            "train_file_sha256": hashlib.sha256(train_file.read_bytes()).hexdigest(),
+            "held_out_loss": loss,
+            "settings": {k: v for k, v in settings.items() if k not in ("out", "train", "test")},
+        },
+    )
 
 
 def _settings(args: argparse.Namespace, learning_rate: float, targets: List[str]) -> Dict:

@@ -117,6 +117,13 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
         help="rank of the low-rank adapters; 0 trains every weight (full fine-tuning)",
     )
     group.add_argument(
+        "--save",
+        choices=("model", "adapter"),
+        default="model",
+        help="model: the adapters merged into a whole model in OUT/model; adapter: only "
+        "the adapters in OUT/adapter (a few MB; local.adapter loads them)",
+    )
+    group.add_argument(
         "--lora-alpha", metavar="A", type=float, default=16.0, help="adapter scale numerator"
     )
     group.add_argument(

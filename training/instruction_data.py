@@ -33,11 +33,27 @@ SUFFIXES = (".csv", ".json", ".jsonl")
 
 @dataclass(frozen=True)
 class InstructionPair:
-    """One instruction and the response to learn, with where it came from."""
+    """One instruction and the response to learn, with where it came from.
+
+    ``messages``, when set, is the whole chat before the reply (system and user
+    messages, as the fallback's prompt builder writes them: see
+    :mod:`training.grounded_data`); ``prompt`` is then its last user message, and the
+    ``--system-prompt`` flag does not apply.
+    """
 
     prompt: str
     response: str
     where: str  # "row 7", "item 3", "line 12": for error messages
+    messages: Optional[Tuple[Tuple[Tuple[str, str], ...], ...]] = None
+
+    def chat(self, system_prompt: str) -> List[Dict[str, str]]:
+        """The chat messages the model reads before the response."""
+        if self.messages is not None:
+            return [dict(message) for message in self.messages]
+        chat = [{"role": "user", "content": self.prompt}]
+        if system_prompt:
+            chat.insert(0, {"role": "system", "content": system_prompt})
+        return chat
 
 
 @dataclass(frozen=True)
@@ -68,6 +84,9 @@ def read_pairs(path: Path, prompt_column: str, response_column: str) -> List[Ins
         )
     pairs = []
     for where, record in records:
+        if isinstance(record.get(prompt_column), list):
+            pairs.append(_chat_pair(path, where, record[prompt_column], record, response_column))
+            continue
         for column in (prompt_column, response_column):
             value = record.get(column)
             if value is None or not str(value).strip():
@@ -81,6 +100,32 @@ def read_pairs(path: Path, prompt_column: str, response_column: str) -> List[Ins
             InstructionPair(str(record[prompt_column]), str(record[response_column]), where)
         )
     return pairs
+
+
+def _chat_pair(
+    path: Path, where: str, messages: List[Any], record: Dict[str, Any], response_column: str
+) -> InstructionPair:
+    """A pair whose prompt is a list of chat messages (a JSON file's ``messages``)."""
+    valid = all(
+        isinstance(m, dict)
+        and m.get("role") in ("system", "user", "assistant")
+        and isinstance(m.get("content"), str)
+        for m in messages
+    )
+    if not messages or not valid or messages[-1]["role"] != "user":
+        raise TrainingInputError(
+            path,
+            f"{where} has a list of messages that is not a chat ending with the user's",
+            'write [{"role": "system", "content": "..."}, {"role": "user", "content": '
+            '"..."}], as python -m training grounded-data does',
+        )
+    response = record.get(response_column)
+    if response is None or not str(response).strip():
+        raise TrainingInputError(
+            path, f"{where} has an empty {response_column!r}", "fill it in or delete the row"
+        )
+    frozen = tuple(tuple(sorted((k, str(v)) for k, v in m.items())) for m in messages)
+    return InstructionPair(str(messages[-1]["content"]), str(response), where, frozen)
 
 
 def _read_records(path: Path) -> Tuple[List[Tuple[str, Dict[str, Any]]], List[str]]:
@@ -207,11 +252,11 @@ def end_of_turn_id(tokenizer: Any) -> int:
     return int(tokenizer.eos_token_id)
 
 
-def prompt_ids(tokenizer: Any, system_prompt: str, instruction: str) -> List[int]:
-    """The chat-template tokens of system + user message and the assistant's opening."""
-    messages = [{"role": "user", "content": instruction}]
-    if system_prompt:
-        messages.insert(0, {"role": "system", "content": system_prompt})
+def prompt_ids(tokenizer: Any, messages: List[Dict[str, str]]) -> List[int]:
+    """The chat-template tokens of the messages and the assistant's opening.
+
+    The same call, on the same messages, as the fallback's local backend makes.
+    """
     ids = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True)
     if isinstance(ids, dict) or hasattr(ids, "input_ids"):  # a BatchEncoding
         ids = ids["input_ids"]
@@ -232,7 +277,7 @@ def tokenize_pair(
     kept whole, since the model always sees all of it); a prompt that fills
     ``max_length`` by itself leaves nothing to learn and gives None.
     """
-    prompt = prompt_ids(tokenizer, system_prompt, pair.prompt)
+    prompt = prompt_ids(tokenizer, pair.chat(system_prompt))
     response = [int(i) for i in tokenizer(pair.response, add_special_tokens=False)["input_ids"]]
     response.append(end_id)
     room = max_length - len(prompt)

@@ -1,10 +1,14 @@
 """Answer what the bot has no story for: retrieve, generate, guard, or fall back safely.
 
-The order of a reply: mask personal data → retrieve passages → build the prompt →
-generate under a deadline → check the reply. A reply that fails any check, a model
-error and a missed deadline all end the same way: the best passage verbatim when it
-is relevant enough, otherwise a scripted reply that offers a person. The customer
-always gets an answer; logs get the reason code, never the customer's words.
+The order of a reply: mask personal data → retrieve passages → keep the sentences
+closest to the question → build the prompt → generate under a deadline → ground each
+sentence of the reply in the passage sentences and check it. The model's refusal form
+(it was trained to say it does not know when the sentences lack the answer) gets the
+scripted offer of a person. A reply that fails any check, a model error and a missed
+deadline all end the same way: the best passage verbatim when it is relevant enough,
+otherwise the scripted reply. The customer always gets an answer; logs get the reason
+code, never the customer's words. A generated reply carries its grounding: for each of
+its sentences, the passage sentences that support it.
 """
 
 from __future__ import annotations
@@ -31,8 +35,10 @@ from rasa_llm.fallback.language_detector import detect_language
 from rasa_llm.fallback.passage import RetrievedPassage
 from rasa_llm.fallback.passage_retriever import PassageRetriever
 from rasa_llm.fallback.pii_masker import PiiMasker
-from rasa_llm.fallback.prompt_builder import PromptBuilder
+from rasa_llm.fallback.prompt_builder import PromptBuilder, is_refusal
 from rasa_llm.fallback.reply_guard import GuardContext, ReplyGuard
+from rasa_llm.fallback.sentence_grounding import Grounding
+from rasa_llm.fallback.sentence_selector import PromptPassage, SentenceSelector, SourcePassage
 
 logger = logging.getLogger(__name__)
 
@@ -47,9 +53,12 @@ def get_default_config() -> Dict[str, Any]:
         "knowledge_dir": "knowledge",
         # Named in the instructions: "the customer-service assistant of <name>".
         "business_name": "our company",
-        # How many passages go into the prompt. Each adds ~150 tokens the model reads
-        # before it writes: on a CPU, 2 instead of 3 saves about a second.
+        # How many passages the sentences of the prompt are taken from.
         "top_k": 2,
+        # Sentences of those passages that go into the prompt, closest to the question
+        # first (SentenceSelector). Whole passages are ~150 tokens each, and reading the
+        # prompt is most of a reply's time on a CPU.
+        "prompt_sentences": 4,
         # Passages below this cosine similarity are not used; with none left, the
         # scripted reply is sent without asking the model.
         "min_relevance": 0.35,
@@ -75,11 +84,9 @@ def get_default_config() -> Dict[str, Any]:
         "knowledge_language": "en",
         # Mask person names (spaCy NER) besides emails, phones, cards and IBANs.
         "mask_names": True,
-        # Share of a reply's content words that must appear in the passages. Chosen on
-        # bench/data/fallback_eval.yml for the default SmolLM2-135M: at 0.5 and at 0.7
-        # some of its wrong answers passed (docs/benchmarks.md). With a larger model,
-        # run the benchmark and consider the guard's own default, 0.7.
-        "min_support": 0.85,
+        # Share of each reply sentence's content words that must appear in the passage
+        # sentences supporting it (sentence grounding; docs/benchmarks.md).
+        "min_support": 0.75,
         # Sent when nothing better can be; the action sends the domain response
         # `utter_cannot_answer` instead when the domain has one.
         "scripted_reply": (
@@ -99,6 +106,7 @@ _TYPES: Dict[str, Any] = {
     "knowledge_dir": str,
     "business_name": str,
     "top_k": int,
+    "prompt_sentences": int,
     "min_relevance": (int, float),
     "passage_relevance": (int, float),
     "history_turns": int,
@@ -137,6 +145,8 @@ class FallbackReply:
     reason: str
     passages: List[RetrievedPassage] = field(default_factory=list)
     seconds: float = 0.0
+    # For a generated reply: each sentence with the passage sentences that support it.
+    grounding: Optional[Grounding] = None
 
 
 class GenerativeFallback:
@@ -161,6 +171,9 @@ class GenerativeFallback:
         self.prompt = PromptBuilder(
             business_name=str(config["business_name"]),
             max_sentences=int(config["max_sentences"]),
+        )
+        self.selector = SentenceSelector(
+            retriever.embed, max_sentences=int(config["prompt_sentences"])
         )
         # Replies being written or waiting for the model, and how many may be: counted
         # under a thread lock, so a process that answers on several event loops (or
@@ -193,7 +206,12 @@ class GenerativeFallback:
         started = time.monotonic()
         reply = await self._answer(request, started)
         reply = FallbackReply(
-            reply.text, reply.kind, reply.reason, reply.passages, time.monotonic() - started
+            reply.text,
+            reply.kind,
+            reply.reason,
+            reply.passages,
+            time.monotonic() - started,
+            reply.grounding,
         )
         best = reply.passages[0].score if reply.passages else 0.0
         logger.info(
@@ -217,7 +235,8 @@ class GenerativeFallback:
         if not relevant:
             return self._scripted("low_relevance", found)
 
-        messages = self.prompt.build(question, relevant, history)
+        selected = await asyncio.to_thread(self._select, query, relevant)
+        messages = self.prompt.build(question, selected, history)
         if not self._admit():
             return self._fallback("busy", relevant, language)
         remaining = float(config["deadline_s"]) - (time.monotonic() - started)
@@ -236,17 +255,26 @@ class GenerativeFallback:
         finally:
             self._leave()
 
+        if is_refusal(text):
+            # The model found no answer in the sentences it was shown.
+            return self._scripted("model_refused", relevant)
         context = GuardContext(
-            passages=[p.passage.text for p in relevant],
+            passages=[p.text for p in selected],
             customer_text=question,
             max_chars=self.max_chars(request.channel),
             instructions=self.instructions,
             language=language,
+            sentences=selected,
         )
-        failures = self.guard.check(text, context)
+        grounding = self.guard.ground(text, context)
+        failures = self.guard.check(text, context, grounding)
         if failures:
             return self._fallback(f"guard:{failures[0].check}", relevant, language)
-        return FallbackReply(text.strip(), "generated", "generated", relevant)
+        return FallbackReply(text.strip(), "generated", "generated", relevant, 0.0, grounding)
+
+    def _select(self, query: str, relevant: List[RetrievedPassage]) -> List[PromptPassage]:
+        sources = [SourcePassage(p.passage.id, p.passage.title, p.passage.text) for p in relevant]
+        return self.selector.select(query, sources)
 
     @property
     def pending(self) -> int:
@@ -309,7 +337,7 @@ def merged_config(config: Mapping[str, Any]) -> Dict[str, Any]:
             f"is {merged['max_queued']}",
             "use 0 (no reply waits for the model) or more, e.g. 4.",
         )
-    for key in ("top_k", "history_turns", "max_new_tokens", "max_sentences"):
+    for key in ("top_k", "prompt_sentences", "history_turns", "max_new_tokens", "max_sentences"):
         if merged[key] < 0 or (key != "history_turns" and merged[key] == 0):
             raise InvalidComponentConfigError(
                 COMPONENT, key, f"is {merged[key]}", "use a positive whole number."

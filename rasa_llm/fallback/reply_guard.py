@@ -23,7 +23,13 @@ Checks, each with a stable reason code for logs and metrics (:data:`CHECK_CODES`
 * ``wrong_language``: the reply is not in the customer's language (when both are known).
 * ``leaks_instructions``: repeats 8+ consecutive words of the instructions, or dumps
   prompt markers.
-* ``unsupported_content``: fewer than ``min_support`` of the reply's content words
+* ``unsupported_sentence``, ``changed_fact``, ``changed_name``, ``negation``: sentence
+  grounding (:mod:`rasa_llm.fallback.sentence_grounding`), when the context gives the
+  passage sentences the model saw: every reply sentence needs passage sentences that
+  cover ``min_support`` of its content words, state its facts and names, and agree with
+  it on negation. The match is kept as evidence for the operator.
+* ``unsupported_content`` (only without passage sentences): fewer than ``min_support``
+  of the reply's content words
   occur in the passages, or the reply has too few content words to tell (a bare "No,
   no!"). Words the customer used are no evidence: a small model that echoes the
   question ("how many people work for Northwind? The customer wants to know how many
@@ -41,8 +47,13 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from rasa_llm.config_validation import TypeSpec, require, validate_config
+from rasa_llm.fallback.content_words import STOPWORDS as _STOPWORDS
+from rasa_llm.fallback.content_words import stem as _stem
+from rasa_llm.fallback.content_words import words as _words
 from rasa_llm.fallback.language_detector import detect_language
 from rasa_llm.fallback.reply_facts import extract_facts, source_keys
+from rasa_llm.fallback.sentence_grounding import Grounding, ground
+from rasa_llm.fallback.sentence_selector import PromptPassage
 
 __all__ = ["CHECK_CODES", "GuardContext", "GuardFailure", "ReplyGuard"]
 
@@ -59,6 +70,10 @@ CHECK_CODES = (
     "claims_action",
     "wrong_language",
     "leaks_instructions",
+    "unsupported_sentence",
+    "changed_fact",
+    "changed_name",
+    "negation",
     "unsupported_content",
 )
 
@@ -85,6 +100,9 @@ class GuardContext:
     instructions: str
     # The customer's language (ISO 639-1), or None when unknown.
     language: Optional[str]
+    # The passage sentences the model was shown: each reply sentence is grounded in
+    # them. Empty: the older whole-reply content check runs instead.
+    sentences: Sequence[PromptPassage] = ()
 
 
 @dataclass(frozen=True)
@@ -239,41 +257,7 @@ def _claims_action(reply: str, passages: str) -> Optional[str]:
 
 # --- Leaks and lexical support ----------------------------------------------------
 
-_WORDS = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
-_STOPWORDS = frozenset(
-    """a about above after again against all also am an and any are aren't as at be because
-    been before being below between both but by can can't cannot could couldn't did didn't do
-    does doesn't doing don't down during each either else even ever every few for from
-    further get gets getting got had hadn't has hasn't have haven't having he her here hers
-    herself him himself his how however i i'd i'll i'm i've if in into is isn't it it's its
-    itself just let let's like may me might more most must mustn't my myself no nor not now
-    of off on once one only or other ought our ours ourselves out over own per please same
-    shall she should shouldn't so some such than that that's the their theirs them
-    themselves then there there's these they they'd they'll they're they've this those
-    through to too under until up upon us very via was wasn't we we'd we'll we're we've were
-    weren't what what's when where which while who whom why will with within without won't
-    would wouldn't yes yet you you'd you'll you're you've your yours yourself yourselves
-    sorry thanks thank hello hi hey dear welcome glad happy help assist assistance
-    apologise apologize apologies understand unfortunately certainly sure course kindly
-    feel free contact let know question questions anything else today great""".split()
-)
-# Longest first; "e" makes "charge" and "charged" meet at "charg".
-_SUFFIXES = (("ies", "y"), ("ied", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("ly", ""), ("e", ""))
 _LEAK_MARKERS = ["system prompt", "my instructions", "<<<", ">>>", "KNOWLEDGE:", "CUSTOMER MESSAGE"]
-
-
-def _words(text: str) -> List[str]:
-    return [w.replace("’", "'") for w in _WORDS.findall(text.lower())]
-
-
-def _stem(word: str) -> str:
-    """A light suffix stripper: "refunds", "refunded", "refunding" -> "refund"."""
-    for suffix, replacement in _SUFFIXES:
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)] + replacement
-    if word.endswith("s") and not word.endswith("ss") and len(word) > 3:
-        return word[:-1]
-    return word
 
 
 def _ngrams(words: Sequence[str], n: int) -> Set[Tuple[str, ...]]:
@@ -338,8 +322,20 @@ class ReplyGuard:
         self.leak_markers = tuple(leak_markers)
         self.check_language = check_language
 
-    def check(self, reply: str, context: GuardContext) -> List[GuardFailure]:
-        """Every failed check, in the order of CHECK_CODES; an empty list means send it."""
+    def ground(self, reply: str, context: GuardContext) -> Optional[Grounding]:
+        """Each reply sentence with the passage sentences that support it (None when the
+        context has no passage sentences)."""
+        if not context.sentences:
+            return None
+        return ground(reply.replace("’", "'"), context.sentences, min_support=self.min_support)
+
+    def check(
+        self, reply: str, context: GuardContext, grounding: Optional[Grounding] = None
+    ) -> List[GuardFailure]:
+        """Every failed check, in the order of CHECK_CODES; an empty list means send it.
+
+        ``grounding`` is :meth:`ground`'s result when the caller already has it.
+        """
         if not reply.strip():
             return [GuardFailure("empty", "the reply is blank")]
         failures: List[GuardFailure] = []
@@ -365,6 +361,14 @@ class ReplyGuard:
         leak = self._leak(reply, context.instructions, passages)
         if leak:
             failures.append(GuardFailure("leaks_instructions", leak))
+        if context.sentences:
+            grounding = grounding or self.ground(reply, context)
+            assert grounding is not None
+            for sentence in grounding.failures:
+                assert sentence.problem is not None
+                failures.append(GuardFailure(sentence.problem, sentence.detail))
+            order = {code: n for n, code in enumerate(CHECK_CODES)}
+            return sorted(failures, key=lambda f: order[f.check])
         support = self._support(reply, passages)
         if support is None:
             failures.append(GuardFailure("unsupported_content", "too few content words"))

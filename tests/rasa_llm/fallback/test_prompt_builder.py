@@ -1,9 +1,16 @@
-from rasa_llm.fallback.passage import Passage, RetrievedPassage
-from rasa_llm.fallback.prompt_builder import CLOSE, OPEN, PromptBuilder, as_data
+from rasa_llm.fallback.prompt_builder import (
+    CLOSE,
+    OPEN,
+    REFUSAL,
+    PromptBuilder,
+    as_data,
+    is_refusal,
+)
+from rasa_llm.fallback.sentence_selector import PromptPassage
 
 
-def _passage(text: str) -> RetrievedPassage:
-    return RetrievedPassage(Passage("f.md#x", "f.md", "Refunds › Timing", text), 0.8)
+def _passage(text: str) -> PromptPassage:
+    return PromptPassage("f.md#x", "Refunds › Timing", ((0, text),))
 
 
 def test_customer_text_stays_in_the_data_block_and_out_of_the_instructions():
@@ -40,3 +47,16 @@ def test_instructions_name_the_limits():
     instructions = PromptBuilder(business_name="Acme", max_sentences=2).instructions
     assert "at most 2 short sentences" in instructions
     assert "Never ask for a password" in instructions
+
+
+def test_the_instructions_name_the_refusal_form_and_only_it_counts_as_one():
+    assert REFUSAL in PromptBuilder(business_name="Acme").instructions
+    assert is_refusal(REFUSAL) and is_refusal(" sorry, I don't have that information ")
+    assert not is_refusal(REFUSAL + " Refunds take 5-10 business days.")
+    assert not is_refusal("Refunds take 5-10 business days.")
+
+
+def test_only_the_selected_sentences_are_quoted_in_passage_order():
+    selected = PromptPassage("f.md#x", "Refunds", ((2, "Third."), (5, "Sixth.")))
+    system = PromptBuilder(business_name="X").build("q", [selected])[0]["content"]
+    assert "[1] Refunds: Third. Sixth." in system
