@@ -270,7 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every step")
-    sub = parser.add_subparsers(dest="task", required=True, metavar="{intent,sentiment,generate,grounded-data}"
+    sub = parser.add_subparsers(
+        dest="task", required=True, metavar="{intent,sentiment,generate,grounded-data}"
     )
     defaults = argparse.ArgumentDefaultsHelpFormatter
     intent = sub.add_parser(

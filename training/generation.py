@@ -172,7 +172,11 @@ def run_generate(args: argparse.Namespace) -> int:
 
     if args.save == "adapter" and args.lora_rank > 0:
         _save_adapter(
-            model, args, model_name, out / "adapter", loss_after,
+            model,
+            args,
+            model_name,
+            out / "adapter",
+            loss_after,
             _settings(args, learning_rate, targets),
         )
     else:

@@ -56,7 +56,7 @@ _TAG = re.compile(r"<[^>]+>")
 _WORD = re.compile(r"\w+")
 _MAX_ANSWER_WORDS = 45
 # A training question this close to an evaluation text is a copy.
-_COPY_NGRAM = 5
+_COPY_NGRAM = 6
 _COPY_JACCARD = 0.6
 
 
@@ -105,7 +105,7 @@ class Builder:
         return GroundedExample(
             id=id,
             source=source,
-            messages=[dict(m) for m in messages],
+            messages=[{"role": str(m["role"]), "content": str(m["content"])} for m in messages],
             response=reply if reply is not None else REFUSAL,
             answerable=reply is not None,
             question=question,
@@ -117,10 +117,30 @@ class Builder:
 
 
 def squad_examples(
-    path: Path, builder: Builder, *, heldout_titles: Set[str], heldout: bool, rng: random.Random
+    path: Path,
+    builder: Builder,
+    *,
+    heldout_titles: Set[str],
+    heldout: bool,
+    rng: random.Random,
+    answerable: int,
+    unanswerable: int,
 ) -> List[GroundedExample]:
-    """Examples from SQuAD 2.0: articles in ``heldout_titles`` only when ``heldout``."""
+    """Examples from SQuAD 2.0: articles in ``heldout_titles`` only when ``heldout``;
+    ``answerable`` and ``unanswerable`` questions drawn with ``rng`` (before the
+    selector runs, so a refusal made by the selector counts among the answerable).
+    """
     data = json.loads(path.read_text(encoding="utf-8"))["data"]
+    pools: Dict[bool, List[str]] = {True: [], False: []}
+    for article in data:
+        if (article["title"] in heldout_titles) == heldout:
+            for paragraph in article["paragraphs"]:
+                for qa in paragraph["qas"]:
+                    pools[not qa["is_impossible"]].append(qa["id"])
+    wanted = set()
+    for kind, n in ((True, answerable), (False, unanswerable)):
+        rng.shuffle(pools[kind])
+        wanted.update(pools[kind][:n])
     examples = []
     for article in data:
         if (article["title"] in heldout_titles) != heldout:
@@ -134,6 +154,8 @@ def squad_examples(
                 other = rng.choice([i for i in range(len(contexts)) if i != n])
                 passages.append(SourcePassage(f"{title}#{other}", title, contexts[other]))
             for qa in paragraph["qas"]:
+                if qa["id"] not in wanted:
+                    continue
                 spans = [a["text"] for a in qa["answers"]]
                 example = builder.example(
                     qa["id"],
@@ -167,17 +189,26 @@ def _sentence_holding(spans: Sequence[str]) -> Any:
 
 
 def conditionalqa_examples(
-    path: Path, builder: Builder, *, rng: random.Random, near_misses: int
+    path: Path, builder: Builder, *, rng: random.Random, near_misses: int, answerable: int
 ) -> List[GroundedExample]:
-    """Examples from ConditionalQA, with ``near_misses`` mismatched-evidence refusals."""
+    """Examples from ConditionalQA: every not-answerable question, ``answerable`` others
+    drawn with ``rng``, and ``near_misses`` mismatched-evidence refusals.
+    """
     items = json.loads(path.read_text(encoding="utf-8"))
-    examples = []
     by_url: Dict[str, List[Dict[str, Any]]] = {}
     for item in items:
+        if _evidence(item):
+            by_url.setdefault(item["url"], []).append(item)
+    drawn = [i for i in items if _evidence(i) and not i["not_answerable"] and i["answers"]]
+    rng.shuffle(drawn)
+    keep = {i["id"] for i in drawn[:answerable]} | {
+        i["id"] for i in items if i["not_answerable"] or not i["answers"]
+    }
+    examples = []
+    for item in items:
         evidence = _evidence(item)
-        if not evidence:
+        if not evidence or item["id"] not in keep:
             continue
-        by_url.setdefault(item["url"], []).append(item)
         question = _customer_message(item)
         answers = [str(a[0]) for a in item["answers"] if a and a[0]]
         passage = SourcePassage(item["url"], _page_title(item["url"]), evidence)
@@ -331,6 +362,11 @@ def _tokens(text: str) -> List[str]:
     return _WORD.findall(text.lower())
 
 
+def _bigrams(words: List[str]) -> Set[Tuple[str, ...]]:
+    pairs: Set[Tuple[str, ...]] = set(zip(words, words[1:], strict=False))
+    return pairs or {tuple(words)}
+
+
 def copied_from_evaluation(
     questions: Iterable[str], evaluation: Sequence[str]
 ) -> List[Tuple[str, str]]:
@@ -345,7 +381,7 @@ def copied_from_evaluation(
         words = _tokens(text)
         for i in range(len(words) - _COPY_NGRAM + 1):
             index.setdefault(tuple(words[i : i + _COPY_NGRAM]), text)
-        bigrams.append((text, set(zip(words, words[1:])) or {tuple(words)}))
+        bigrams.append((text, _bigrams(words)))
     exact = {tuple(_tokens(t)): t for t in evaluation}
     found = []
     for question in questions:
@@ -354,7 +390,7 @@ def copied_from_evaluation(
         for i in range(len(words) - _COPY_NGRAM + 1):
             hit = hit or index.get(tuple(words[i : i + _COPY_NGRAM]))
         if hit is None:
-            mine = set(zip(words, words[1:])) or {tuple(words)}
+            mine = _bigrams(words)
             for text, theirs in bigrams:
                 if len(mine & theirs) / len(mine | theirs) >= _COPY_JACCARD:
                     hit = text
@@ -392,6 +428,9 @@ def run_grounded_data(args: argparse.Namespace) -> int:
     from rasa_llm.fallback.knowledge_base import KnowledgeBase
     from rasa_llm.fallback.passage_retriever import PassageRetriever
 
+    # First, and cheaply: the bot's own questions must not copy the evaluation set.
+    evaluation = evaluation_texts()
+    _check_no_copies(Path(args.knowledge_answers), evaluation)
     rng = random.Random(args.seed)
     out = Path(args.out)
     data = Path(args.data)
@@ -405,30 +444,29 @@ def run_grounded_data(args: argparse.Namespace) -> int:
     squad_path = data / "squad_v2_dev" / "dev-v2.0.json"
     titles = sorted(a["title"] for a in json.loads(squad_path.read_text())["data"])
     heldout_titles = set(random.Random(args.seed).sample(titles, args.squad_heldout_articles))
-    squad = squad_examples(squad_path, builder, heldout_titles=heldout_titles, heldout=False, rng=rng)
-    squad = _take(squad, True, args.squad_answerable, rng) + _take(
-        squad, False, args.squad_unanswerable, rng
+    squad = squad_examples(
+        squad_path,
+        builder,
+        heldout_titles=heldout_titles,
+        heldout=False,
+        rng=rng,
+        answerable=args.squad_answerable,
+        unanswerable=args.squad_unanswerable,
     )
-    cqa_all = conditionalqa_examples(
+    cqa = conditionalqa_examples(
         data / "conditionalqa" / "train.json",
         builder,
         rng=rng,
         near_misses=args.conditionalqa_near_misses,
+        answerable=args.conditionalqa,
     )
-    cqa = _take(cqa_all, True, args.conditionalqa, rng) + [
-        e for e in cqa_all if not e.answerable
-    ]
     own = knowledge_examples(
         Path(args.knowledge_answers), bot_dir / fallback["knowledge_dir"], builder, retriever, 2
     )
-    copies = copied_from_evaluation([e.question for e in own + squad + cqa], evaluation_texts())
-    if copies:
-        shown = "; ".join(f"{q!r} ~ {t!r}" for q, t in copies[:5])
-        raise TrainingInputError(
-            args.knowledge_answers,
-            f"{len(copies)} training questions copy bench/data evaluation texts: {shown}",
-            "write different questions: the evaluation set must stay unseen",
-        )
+    # Public questions that happen to share a phrase with an evaluation text are left out.
+    copies = {q for q, _ in copied_from_evaluation([e.question for e in squad + cqa], evaluation)}
+    squad = [e for e in squad if e.question not in copies]
+    cqa = [e for e in cqa if e.question not in copies]
     train = squad + cqa + own * args.knowledge_repeats
     rng.shuffle(train)
     n_validation = max(1, round(args.validation_fraction * len(train)))
@@ -437,18 +475,19 @@ def run_grounded_data(args: argparse.Namespace) -> int:
     validation = _unique(e for e in train if e.id in validation_ids)
     train = [e for e in train if e.id not in validation_ids]
 
-    heldout_squad = squad_examples(
-        squad_path, builder, heldout_titles=heldout_titles, heldout=True, rng=rng
-    )
+    n = args.heldout_per_set
     heldout = {
-        "squad_heldout": _take(heldout_squad, True, args.heldout_per_set, rng)
-        + _take(heldout_squad, False, args.heldout_per_set, rng),
-        "conditionalqa_dev": _balanced(
-            conditionalqa_examples(
-                data / "conditionalqa" / "dev.json", builder, rng=rng, near_misses=60
-            ),
-            args.heldout_per_set,
-            rng,
+        "squad_heldout": squad_examples(
+            squad_path,
+            builder,
+            heldout_titles=heldout_titles,
+            heldout=True,
+            rng=rng,
+            answerable=n,
+            unanswerable=n,
+        ),
+        "conditionalqa_dev": conditionalqa_examples(
+            data / "conditionalqa" / "dev.json", builder, rng=rng, near_misses=n, answerable=n
         ),
     }
     out.mkdir(parents=True, exist_ok=True)
@@ -464,7 +503,7 @@ def run_grounded_data(args: argparse.Namespace) -> int:
         "validation": _counts(validation),
         **{name: _counts(examples) for name, examples in heldout.items()},
         "skipped": builder.skipped,
-        "copies_of_evaluation_texts": 0,
+        "public_questions_left_out_as_close_to_evaluation_texts": len(copies),
     }
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(report, indent=2))
@@ -480,10 +519,23 @@ def _cached(embed: Any) -> Any:
     def cached(texts: Sequence[str]) -> Any:
         missing = list(dict.fromkeys(t for t in texts if t not in cache))
         if missing:
-            cache.update(zip(missing, embed(missing)))
+            cache.update(zip(missing, embed(missing), strict=True))
         return torch.stack([cache[t] for t in texts])
 
     return cached
+
+
+def _check_no_copies(path: Path, evaluation: Sequence[str]) -> None:
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    questions = [str(e.get("question", "")) for e in data.get("examples") or []]
+    copies = copied_from_evaluation(questions, evaluation)
+    if copies:
+        shown = "; ".join(f"{q!r} ~ {t!r}" for q, t in copies[:5])
+        raise TrainingInputError(
+            path,
+            f"{len(copies)} training questions copy bench/data evaluation texts: {shown}",
+            "write different questions: the evaluation set must stay unseen",
+        )
 
 
 def _fallback_settings(bot_dir: Path) -> Dict[str, Any]:
@@ -492,20 +544,6 @@ def _fallback_settings(bot_dir: Path) -> Dict[str, Any]:
     path = bot_dir / "fallback.yml"
     config = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else {}
     return merged_config(config or {})
-
-
-def _take(
-    examples: Sequence[GroundedExample], answerable: bool, n: int, rng: random.Random
-) -> List[GroundedExample]:
-    chosen = [e for e in examples if e.answerable == answerable]
-    rng.shuffle(chosen)
-    return chosen[:n]
-
-
-def _balanced(
-    examples: Sequence[GroundedExample], n: int, rng: random.Random
-) -> List[GroundedExample]:
-    return _take(examples, True, n, rng) + _take(examples, False, n, rng)
 
 
 def _unique(examples: Iterable[GroundedExample]) -> List[GroundedExample]:

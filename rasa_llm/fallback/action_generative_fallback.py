@@ -128,21 +128,39 @@ class ActionGenerativeFallback(Action):
         except Exception as e:  # the customer gets the scripted answer whatever broke
             # Our errors say what to fix and hold no customer text; anything else might
             # (an exception can quote its input), so only its type is logged.
-            why = str(e) if isinstance(e, RasaLLMError) else type(e).__name__
-            logger.error("generative fallback failed (%s); sent the scripted reply", why)
+            cause = str(e) if isinstance(e, RasaLLMError) else type(e).__name__
+            logger.error("generative fallback failed (%s); sent the scripted reply", cause)
             reply = None
+        why = {METADATA_KEY: reply_metadata(reply)}
         if reply is None or reply.kind == "scripted":
             if SCRIPTED_RESPONSE in (domain.get("responses") or {}):
-                dispatcher.utter_message(response=SCRIPTED_RESPONSE)
+                dispatcher.utter_message(response=SCRIPTED_RESPONSE, **why)
             else:
-                dispatcher.utter_message(text=reply.text if reply else _LAST_RESORT)
+                dispatcher.utter_message(text=reply.text if reply else _LAST_RESORT, **why)
         else:
-            dispatcher.utter_message(text=reply.text)
+            dispatcher.utter_message(text=reply.text, **why)
             offer_task(dispatcher, tracker, reply)
         return []
 
 
 _LAST_RESORT = "Sorry, I can't answer that right now. Please ask to talk to a person."
+# Key of the bot message's metadata (the BotUttered event's, in any tracker store) that
+# says how the fallback chose the reply and, for a generated one, where each sentence's
+# claim came from.
+METADATA_KEY = "rasa_llm_fallback"
+
+
+def reply_metadata(reply: Optional[FallbackReply]) -> Dict[str, Any]:
+    """What an operator needs to see why this reply was sent (no customer text)."""
+    if reply is None:
+        return {"kind": "scripted", "reason": "error"}
+    return {
+        "kind": reply.kind,
+        "reason": reply.reason,
+        "seconds": round(reply.seconds, 3),
+        "passages": [{"id": p.passage.id, "score": round(p.score, 3)} for p in reply.passages],
+        "grounding": reply.grounding.as_metadata() if reply.grounding else None,
+    }
 
 
 def offer_task(dispatcher: CollectingDispatcher, tracker: Tracker, reply: FallbackReply) -> None:

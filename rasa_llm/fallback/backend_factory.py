@@ -34,6 +34,7 @@ _SECTION_TYPES: Dict[str, Dict[str, TypeSpec]] = {
     "local": {
         "model": (str, _NONE),
         "gguf_file": (str, _NONE),
+        "adapter": (str, _NONE),
         "cache_dir": (str, _NONE),
         "device": str,
         "cpu_threads": (int, _NONE),
@@ -66,6 +67,11 @@ def get_default_config() -> Dict[str, Any]:
             # converted once into cache_dir; null: the package's SmolLM2 file, or a
             # plain checkpoint when model is set.
             "gguf_file": None,
+            # Low-rank adapters merged into the model at load (python -m training
+            # generate --save adapter writes them). "auto": the grounded-answer adapter
+            # shipped with rasa-llm when `model` is null (the packaged SmolLM2), none
+            # otherwise; null: none (the un-tuned model); or an adapter directory.
+            "adapter": "auto",
             # Where converted GGUF models are kept; null is ~/.cache/rasa-llm/models.
             "cache_dir": None,
             # "auto" (cuda when a GPU is usable, else cpu), "cpu", "cuda" or "cuda:N".

@@ -30,6 +30,8 @@ STOPWORDS = frozenset(
 )
 # Longest first; "e" makes "charge" and "charged" meet at "charg".
 _SUFFIXES = (("ies", "y"), ("ied", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("ly", ""), ("e", ""))
+
+
 def words(text: str) -> List[str]:
     return [w.replace("’", "'") for w in _WORD_PATTERN.findall(text.lower())]
 
@@ -44,8 +46,6 @@ def stem(word: str) -> str:
     if word.endswith("s") and not word.endswith("ss") and len(word) > 3:
         return word[:-1]
     return word
-
-
 
 
 def content_words(text: str) -> List[str]:

@@ -28,6 +28,7 @@ from torch import nn
 
 from rasa_llm.device import resolve_device
 from rasa_llm.errors import InvalidComponentConfigError, ModelLoadError
+from rasa_llm.fallback.adapter import PACKAGED_ADAPTER, merge_adapter
 from rasa_llm.fallback.generation_backend import ChatMessage, GenerationError, GenerationTimeout
 from rasa_llm.fallback.model_source import (
     CONVERSION_FORMAT_VERSION,
@@ -78,7 +79,7 @@ class _LoadedModel:
 
 # One loaded model per (source, device, quantize) for the whole process: the action
 # server may build several fallbacks (or rebuild one) but must hold the weights once.
-_SHARED: Dict[Tuple[str, str, str], _LoadedModel] = {}
+_SHARED: Dict[Tuple[str, str, str, str], _LoadedModel] = {}
 _SHARED_LOCK = threading.Lock()
 
 
@@ -102,6 +103,7 @@ class LocalTransformersBackend:
         max_concurrent: int,
         quantize: str,
         repetition_penalty: float,
+        adapter: Optional[str] = None,
     ) -> None:
         """Arguments are the ``local`` section of the generation config (see backend_factory).
 
@@ -120,6 +122,7 @@ class LocalTransformersBackend:
                 "set quantize to 'none', or device to 'cpu'.",
             )
         self._source = ModelSource.resolve(model, gguf_file)
+        self._adapter = _adapter_path(adapter, model)
         self._cache_dir = Path(cache_dir or DEFAULT_CACHE_DIR).expanduser()
         # torch.set_num_threads is process-wide: it also bounds any other torch work in
         # the action server. That is intended: the generation model is the only heavy
@@ -132,7 +135,9 @@ class LocalTransformersBackend:
         self._cpu_threads = max(1, min(wanted, cores))
         self._quantize = quantize
         self._repetition_penalty = float(repetition_penalty)
-        self.name = f"local:{self._source.name}"
+        self.name = f"local:{self._source.name}" + (
+            f"+{self._adapter.name}" if self._adapter else ""
+        )
         # Requests beyond max_concurrent wait in the pool's queue, deadline running.
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=max_concurrent,
@@ -199,7 +204,7 @@ class LocalTransformersBackend:
             try:
                 self._bound_threads()
                 self._loaded = _load_shared(
-                    self._source, self._cache_dir, self._device, self._quantize
+                    self._source, self._cache_dir, self._device, self._quantize, self._adapter
                 )
             except ModelLoadError as e:
                 self._load_error = e
@@ -304,20 +309,37 @@ class LocalTransformersBackend:
         return [int(t) for t in output[0, input_ids.shape[1] :].tolist()]
 
 
+def _adapter_path(adapter: Optional[str], model: Optional[str]) -> Optional[Path]:
+    """The adapter directory ``local.adapter`` names (see backend_factory), or None."""
+    if adapter is None:
+        return None
+    if adapter == "auto":
+        return PACKAGED_ADAPTER if model is None else None
+    return Path(adapter).expanduser()
+
+
 def _load_shared(
-    source: ModelSource, cache_dir: Path, device: torch.device, quantize: str
+    source: ModelSource,
+    cache_dir: Path,
+    device: torch.device,
+    quantize: str,
+    adapter: Optional[Path] = None,
 ) -> _LoadedModel:
-    key = (str(source.path.resolve()), str(device), quantize)
+    key = (str(source.path.resolve()), str(device), quantize, str(adapter))
     with _SHARED_LOCK:
         if key in _SHARED:
             return _SHARED[key]
         began = time.monotonic()
         model, tokenizer = source.load(cache_dir)
+        if adapter is not None:
+            # Before quantizing and moving: the update is added to the float32 weights.
+            merge_adapter(model, adapter, source.name)
         loaded = _prepare(model, tokenizer, device, quantize, source.path)
         _SHARED[key] = loaded
         logger.info(
-            "Loaded generation model %s on %s (quantize=%s) in %.1f s.",
+            "Loaded generation model %s%s on %s (quantize=%s) in %.1f s.",
             source.name,
+            f" with adapter {adapter}" if adapter else "",
             device,
             quantize,
             time.monotonic() - began,

@@ -74,8 +74,7 @@ class PromptBuilder:
 
         """
         knowledge = "\n".join(
-            f"[{n}] {item.title}: {item.text}"
-            for n, item in enumerate(passages, start=1)
+            f"[{n}] {item.title}: {item.text}" for n, item in enumerate(passages, start=1)
         )
         system = f"{self.instructions}\n\nKNOWLEDGE:\n{knowledge or '(nothing relevant)'}"
         lines = [

@@ -324,7 +324,8 @@ class ReplyGuard:
 
     def ground(self, reply: str, context: GuardContext) -> Optional[Grounding]:
         """Each reply sentence with the passage sentences that support it (None when the
-        context has no passage sentences)."""
+        context has no passage sentences).
+        """
         if not context.sentences:
             return None
         return ground(reply.replace("’", "'"), context.sentences, min_support=self.min_support)

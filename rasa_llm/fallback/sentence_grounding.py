@@ -98,13 +98,10 @@ def ground(
     reply: str, passages: Sequence[PromptPassage], *, min_support: float = 0.75
 ) -> Grounding:
     """Check every sentence of ``reply`` against the sentences of ``passages``."""
-    candidates = [
-        Evidence(p.id, index, text) for p in passages for index, text in p.sentences
-    ]
+    candidates = [Evidence(p.id, index, text) for p in passages for index, text in p.sentences]
     stems = [set(content_words(e.text)) for e in candidates]
     checks = [
-        _check(sentence, candidates, stems, min_support)
-        for sentence in split_sentences(reply)
+        _check(sentence, candidates, stems, min_support) for sentence in split_sentences(reply)
     ]
     return Grounding(tuple(checks))
 
@@ -126,7 +123,16 @@ def _check(
     best_single = sorted(options, reverse=True)[:6]
     for (_, (i,)), (_, (j,)) in combinations(best_single, 2):
         options.append((_coverage(mine, stems[i] | stems[j]) - 0.01, (i, j)))
-    options.sort(key=lambda o: (-o[0], len(o[1])))
+    # Equal cover: the evidence that states the claim's facts ("it costs €14.95" is
+    # backed by the sentence with that price, not by its neighbour).
+    facts = [keys for _, _, keys in extract_facts(claim)]
+    keys = [source_keys(e.text) for e in candidates] if facts else []
+
+    def stated(chosen: Tuple[int, ...]) -> int:
+        known = set().union(*(keys[k] for k in chosen)) if facts else set()
+        return sum(1 for fact in facts if fact & known)
+
+    options.sort(key=lambda o: (-o[0], -stated(o[1]), len(o[1])))
     first: Optional[SentenceCheck] = None
     for support, chosen in options:
         evidence = tuple(candidates[k] for k in sorted(chosen))
@@ -154,7 +160,8 @@ def _problem(
     min_support: float,
 ) -> Tuple[Optional[str], str]:
     """What is wrong with ``claim`` backed by ``evidence``; facts and negations are
-    compared with the closest of all ``shown`` sentences, clause by clause."""
+    compared with the closest of all ``shown`` sentences, clause by clause.
+    """
     text = " ".join(e.text for e in evidence)
     if support < min_support:
         return "unsupported_sentence", f"{support:.2f} of content words < {min_support:.2f}"
@@ -206,26 +213,29 @@ def _clauses(text: str) -> List[Tuple[Set[str], bool]]:
 
 
 def _negation_differs(claim: str, shown: Sequence[Evidence]) -> bool:
-    """Whether a clause of ``claim`` is negated where its closest clause is not, or the
-    other way round. Closest: most content words shared with the clause, then with the
-    whole claim (the clause's subject may sit in an earlier clause). So "costs €14.95
-    and is never free" supports "we deliver to Switzerland" but not "delivery to
-    Switzerland is free"."""
+    """Whether ``claim`` denies what the sentences closest to it affirm, or the reverse.
+
+    Closest: the shown sentences sharing most content words with the whole claim. A
+    negated clause of the claim needs a negated clause there about the same thing; an
+    affirmative clause fails when a negated clause there is wholly about it. So "costs
+    €14.95 and is never free" supports "we deliver to Switzerland" but not "delivery to
+    Switzerland is free", and "returns are free" does not support "returns are not free".
+    """
     whole = set(content_words(claim))
-    theirs = [
-        (clause, negated, set(content_words(e.text)))
-        for e in shown
-        for clause, negated in _clauses(e.text)
+    overlaps = [len(whole & set(content_words(e.text))) for e in shown]
+    top = max(overlaps, default=0)
+    if top == 0:
+        return False
+    closest = [
+        c for e, n in zip(shown, overlaps, strict=True) if n == top for c in _clauses(e.text)
     ]
     for words_, negated in _clauses(claim):
         if not words_:
             continue
-        scored = [
-            (len(words_ & clause), len(whole & sentence), their_negation == negated)
-            for clause, their_negation, sentence in theirs
-        ]
-        best = max(scored, default=(0, 0, True))
-        if best[0] > 0 and not best[2]:
+        if negated:
+            if not any(neg and words_ & theirs for theirs, neg in closest):
+                return True
+        elif any(neg and theirs and theirs <= words_ for theirs, neg in closest):
             return True
     return False
 

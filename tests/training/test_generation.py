@@ -164,7 +164,7 @@ def test_long_examples_lose_the_end_of_the_response(tiny_dir: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_dir))
     end = data.end_of_turn_id(tokenizer)
     pair = data.InstructionPair("hello", REPLY, "row 1")
-    prompt_length = len(data.prompt_ids(tokenizer, "", "hello"))
+    prompt_length = len(data.prompt_ids(tokenizer, pair.chat("")))
     cut = data.tokenize_pair(
         tokenizer, pair, system_prompt="", max_length=prompt_length + 2, end_id=end
     )

@@ -105,3 +105,40 @@ def test_an_unexpected_error_is_logged_without_its_text(monkeypatch, caplog):
     assert message["response"] == "utter_cannot_answer"
     logged = " ".join(r.getMessage() for r in caplog.records)
     assert "ValueError" in logged and "4111" not in logged
+
+
+def test_the_evidence_of_a_generated_reply_is_stored_in_the_bot_event_metadata(monkeypatch):
+    from rasa.core.actions.action import create_bot_utterance
+
+    from rasa_llm.fallback.passage import Passage, RetrievedPassage
+    from rasa_llm.fallback.sentence_grounding import ground
+    from rasa_llm.fallback.sentence_selector import PromptPassage
+
+    shown = PromptPassage(
+        "shipping.md#eu",
+        "Delivery to the EU",
+        ((0, "Delivery to the EU costs €9.95."), (1, "Delivery to Switzerland costs €14.95.")),
+    )
+    text = "Yes, we deliver to Switzerland. It costs €14.95."
+    passage = RetrievedPassage(Passage("shipping.md#eu", "shipping.md", "T", "…"), 0.71)
+    reply = FallbackReply(text, "generated", "generated", [passage], 1.5, ground(text, [shown]))
+    [message] = _run(_Answers(reply), {}, monkeypatch)
+    # Rasa turns the action's message into a BotUttered event: the key lands in metadata.
+    event = create_bot_utterance(dict(message))
+    why = event.metadata[module.METADATA_KEY]
+    assert event.text == text
+    assert why["kind"] == "generated" and why["passages"] == [
+        {"id": "shipping.md#eu", "score": 0.71}
+    ]
+    first, second = why["grounding"]
+    assert first["evidence"][0]["sentence"] == 1 and second["evidence"][0]["sentence"] == 1
+    assert second["evidence"][0]["text"] == "Delivery to Switzerland costs €14.95."
+    assert second["evidence"][0]["passage"] == "shipping.md#eu"
+
+
+def test_a_scripted_reply_says_why_in_its_metadata_too(monkeypatch):
+    domain = {"responses": {"utter_cannot_answer": [{"text": "Sorry."}]}}
+    scripted = FallbackReply("config text", "scripted", "model_refused")
+    [message] = _run(_Answers(scripted), domain, monkeypatch)
+    assert message[module.METADATA_KEY]["reason"] == "model_refused"
+    assert message[module.METADATA_KEY]["grounding"] is None

@@ -41,13 +41,19 @@ MESSAGES: List[ChatMessage] = [
 ]
 
 
-def build_tiny_model(path: Path, *, like_smollm2_gguf: bool = False) -> None:
+def build_tiny_model(
+    path: Path,
+    *,
+    like_smollm2_gguf: bool = False,
+    words: Sequence[str] = WORDS,
+    hidden_size: int = 32,
+) -> None:
     """A randomly initialised 2-layer Llama and a word-level ChatML tokenizer, saved.
 
     ``like_smollm2_gguf`` copies the quirks of the tokenizer transformers reads from
     SmolLM2's GGUF file: its EOS is <|im_start|>, and <|im_end|> is a plain token.
     """
-    vocab = {token: i for i, token in enumerate(SPECIALS + WORDS)}
+    vocab = {token: i for i, token in enumerate(SPECIALS + list(words))}
     core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<|unk|>"))
     core.pre_tokenizer = pre_tokenizers.Whitespace()
     eos = "<|im_start|>" if like_smollm2_gguf else "<|im_end|>"
@@ -64,8 +70,8 @@ def build_tiny_model(path: Path, *, like_smollm2_gguf: bool = False) -> None:
     torch.manual_seed(0)
     config = LlamaConfig(
         vocab_size=len(vocab),
-        hidden_size=32,
-        intermediate_size=64,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
