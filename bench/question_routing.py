@@ -79,6 +79,7 @@ class QuestionResult:
     replies: List[str] = field(default_factory=list)
     actions: List[str] = field(default_factory=list)
     seconds: float = 0.0
+    buttons: List[str] = field(default_factory=list)
 
 
 @dataclass
@@ -172,14 +173,23 @@ def reply_texts(replies: Sequence[Mapping[str, Any]]) -> List[str]:
     return [str(r["text"]) for r in replies if r.get("text")]
 
 
-def offered_a_task(replies: Sequence[Mapping[str, Any]]) -> bool:
-    """Whether a reply carries a button whose payload starts something (``/intent``)."""
-    return any(
-        str(button.get("payload", "")).startswith("/")
+def button_payloads(replies: Sequence[Mapping[str, Any]]) -> List[str]:
+    """The payloads of the buttons of ``replies``, in order."""
+    return [
+        str(button.get("payload", ""))
         for reply in replies
         for button in reply.get("buttons") or ()
         if isinstance(button, Mapping)
-    )
+    ]
+
+
+def offered_a_task(replies: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether a message after the answer carries a button that starts a task (``/intent``).
+
+    The offer follows the answer as a message of its own; buttons on the answer itself
+    (the scripted reply's "Talk to a person") are not an offer of the question's task.
+    """
+    return any(payload.startswith("/") for payload in button_payloads(replies[1:]))
 
 
 def score_question(
@@ -197,6 +207,7 @@ def score_question(
     return QuestionResult(
         question.id, question.topic, correct, form, FALLBACK_ACTION in actions,
         offered_a_task(replies) and FALLBACK_ACTION in actions, texts, actions, seconds,
+        button_payloads(replies),
     )  # fmt: skip
 
 

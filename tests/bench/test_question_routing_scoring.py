@@ -87,12 +87,16 @@ def test_a_question_is_correct_with_a_fact_and_no_form():
     assert not score_question(POSTAGE, sneaky, FORM).correct
 
 
-def test_an_offer_is_a_button_with_an_intent_payload():
-    assert offered_a_task([{"text": "x", "buttons": [{"title": "Go", "payload": "/return_item"}]}])
-    assert not offered_a_task(
-        [{"text": "x", "buttons": [{"title": "Site", "payload": "https://x"}]}]
-    )
-    assert not offered_a_task([{"text": "x"}])
+def test_an_offer_is_a_button_with_an_intent_payload_after_the_answer():
+    answer = {"text": "Free in the UK."}
+    offer = {"text": "Start one?", "buttons": [{"title": "Go", "payload": "/return_item"}]}
+    assert offered_a_task([answer, offer])
+    link = {"text": "x", "buttons": [{"title": "Site", "payload": "https://x"}]}
+    assert not offered_a_task([answer, link])
+    assert not offered_a_task([answer])
+    # The scripted reply's own button (a person) is not an offer of the task.
+    scripted = {"text": "Sorry.", "buttons": [{"title": "Person", "payload": "/request_human"}]}
+    assert not offered_a_task([scripted])
 
 
 def test_a_request_starts_its_task_in_its_own_turn():
