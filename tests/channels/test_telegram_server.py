@@ -128,6 +128,27 @@ def test_hello_gets_the_greeting_and_the_webhook_does_not_wait_for_it(
     assert event["metadata"]["telegram"]["chat_id"] == chat
 
 
+def test_typing_is_shown_before_the_reply_and_a_failed_action_loses_nothing(
+    server: RasaServer, telegram: FakePlatform, chat: int
+):
+    say(server, chat, "hello")
+    [reply] = wait_for(telegram, chat, 1)
+    assert reply["text"].startswith(GREETING)
+    time.sleep(0.5)  # anything late would have arrived by now
+    calls = tg.calls_in_order(telegram, chat)
+    assert calls[0] == tg.CHAT_ACTION and calls[-1] == "sendMessage", calls
+    assert set(calls[:-1]) == {tg.CHAT_ACTION}, "no action after the reply"
+    assert tg.sent(telegram, chat, tg.CHAT_ACTION)[0]["action"] == "typing"
+    # Telegram refusing the action: the reply comes all the same, and the log says why.
+    other = tg.next_id()
+    telegram.api.fail_next_actions(other, tg.server_error(502))  # type: ignore[attr-defined]
+    say(server, other, "hello")
+    [reply] = wait_for(telegram, other, 1)
+    assert reply["text"].startswith(GREETING)
+    assert tg.calls_in_order(telegram, other) == [tg.CHAT_ACTION, "sendMessage"]
+    assert "sendChatAction failed (HTTP 502" in server.log()
+
+
 def test_a_complaint_gets_a_keyboard_and_a_click_hands_over(
     server: RasaServer, telegram: FakePlatform, chat: int
 ):

@@ -19,6 +19,7 @@ import requests
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatusCode
 
+from channels.webchat_config import get_default_config
 from channels.webchat_session import SessionSigner
 from tests.channels.webchat_cdp import Browser
 from tests.channels.webchat_client import (
@@ -429,6 +430,59 @@ def test_a_customer_chats_in_headless_chromium_and_a_reload_keeps_the_conversati
     texts = [e["text"] for e in server.user_events(webchat_id(session_id), 3)]
     assert texts[0] == "hello" and texts[2] == "/deny"
     assert texts[-1].startswith("<img src=x") and texts[-1].endswith("/o/1.")
+
+
+def test_a_new_visitor_is_greeted_and_a_suggested_question_is_answered_after_typing(
+    server: RasaServer, tmp_path: Path
+):
+    """The greeting's buttons send their question as text; the page shows the typing
+    indicator before the bot's answer; a reload shows the conversation, no greeting."""
+    question = get_default_config()["suggested_questions"][2]
+    suggestions = "Array.from(document.querySelectorAll('.webchat-greeting button'))"
+    bot_texts = "Array.from(document.querySelectorAll('.webchat-bot')).map(e => e.textContent)"
+    # The order in which the indicator and the bot's bubbles come (moves are not news).
+    watch = (
+        "(() => { window.seen = []; let on = false; const log = "
+        "document.getElementById('webchat-log'); new MutationObserver((records) => {"
+        " for (const r of records) { r.addedNodes.forEach((n) => {"
+        " if (n.id === 'webchat-typing' && !on) { on = true; window.seen.push('+typing'); }"
+        " if (n.classList && n.classList.contains('webchat-bot')) window.seen.push('+bot'); });"
+        " r.removedNodes.forEach((n) => { if (n.id === 'webchat-typing' && !n.isConnected)"
+        " { on = false; window.seen.push('-typing'); } }); } })"
+        ".observe(log, {childList: true}); return true; })()"
+    )
+    stored_session: List[str] = []
+
+    async def scenario() -> None:
+        browser = await Browser(tmp_path / "profile").start()
+        try:
+            await browser.open(f"{server.url}/webhooks/webchat/")
+            await browser.wait_for(f"{suggestions}.length === 3", what="the greeting")
+            await browser.evaluate(watch)
+            await browser.click(f"{suggestions}[2]")
+            await browser.wait_for(f"{bot_texts}.length > 1", what="the answer")
+            await browser.wait_for(
+                "!document.getElementById('webchat-typing')", what="the turn's end"
+            )
+            seen = await browser.evaluate("window.seen")
+            assert seen[:2] == ["+typing", "+bot"] and seen[-1] == "-typing", seen
+            stored_session.append(await browser.evaluate("localStorage.getItem('webchat.session')"))
+            await browser.reload()
+            await browser.wait_for(f"{bot_texts}.length >= 1", what="the conversation")
+            assert (
+                await browser.evaluate("document.querySelectorAll('.webchat-greeting').length") == 0
+            )
+            shown = await browser.evaluate("document.getElementById('webchat-log').innerText")
+            assert question in shown
+            assert browser.errors == []
+        finally:
+            await browser.close()
+
+    run(scenario())
+    session_id = json.loads(stored_session[0])["id"]
+    [event] = server.user_events(webchat_id(session_id), 1)
+    assert event["text"] == question, "the customer's words, not a payload"
+    assert event["metadata"]["webchat"]["display"] is None
 
 
 # ---------------------------------------------------------------- restart (last)
