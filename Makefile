@@ -164,7 +164,7 @@ adapter: $(STAMP)
 	  --test runs/grounded-data/validation.jsonl --prompt-column messages \
 	  --out runs/grounded --save adapter --lora-rank 16 --lora-alpha 32 \
 	  --lora-targets q_proj,k_proj,v_proj,o_proj --epochs 1 --batch-size 8 --lr 4e-4 \
-	  --warmup-ratio 0.06 --max-length 512 --eval-every 40 --patience 0 --seed 42 --no-progress
+	  --warmup-ratio 0.06 --max-length 448 --eval-every 80 --patience 0 --seed 42 --no-progress
 	rm -rf $(ADAPTER) && mkdir -p $(ADAPTER) && cp runs/grounded/adapter/* $(ADAPTER)/
 
 lint: $(STAMP)

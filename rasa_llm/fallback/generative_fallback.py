@@ -3,9 +3,8 @@
 The order of a reply: mask personal data → retrieve passages → keep the sentences
 closest to the question → build the prompt → generate under a deadline → ground each
 sentence of the reply in the passage sentences and check it. The model's refusal form
-(it was trained to say it does not know when the sentences lack the answer) gets the
-scripted offer of a person. A reply that fails any check, a model error and a missed
-deadline all end the same way: the best passage verbatim when it is relevant enough,
+(it was trained to say it does not know when the sentences lack the answer), a reply
+that fails any check, a model error and a missed deadline all end the same way: the best passage verbatim when it is relevant enough,
 otherwise the scripted reply. The customer always gets an answer; logs get the reason
 code, never the customer's words. A generated reply carries its grounding: for each of
 its sentences, the passage sentences that support it.
@@ -256,8 +255,9 @@ class GenerativeFallback:
             self._leave()
 
         if is_refusal(text):
-            # The model found no answer in the sentences it was shown.
-            return self._scripted("model_refused", relevant)
+            # The model found no answer in the sentences it was shown; the whole best
+            # passage may still hold one, so it ends as a failed reply does.
+            return self._fallback("model_refused", relevant, language)
         context = GuardContext(
             passages=[p.text for p in selected],
             customer_text=question,

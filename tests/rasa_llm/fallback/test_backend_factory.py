@@ -49,7 +49,7 @@ def test_every_default_setting_has_a_comment_above_it() -> None:
         if re.match(r'"[a-z_]+": ', line) and line not in ('"local": {', '"openai": {')
     ]
 
-    assert len(settings) == 1 + 8 + 5  # backend, the local keys, the openai keys
+    assert len(settings) == 1 + 9 + 5  # backend, the local keys, the openai keys
     for i in settings:
         assert lines[i - 1].startswith("#"), f"no comment above {lines[i]}"
 
@@ -58,8 +58,12 @@ def test_empty_config_makes_the_packaged_local_model_without_loading_it() -> Non
     backend = create_backend({})
 
     assert isinstance(backend, LocalTransformersBackend)
-    assert backend.name == "local:SmolLM2-135M-Instruct.Q4_1"
+    # With the grounded-answer adapter shipped in the package (local.adapter: auto).
+    assert backend.name == "local:SmolLM2-135M-Instruct.Q4_1+smollm2-grounded"
     assert not backend.loaded
+    asyncio.run(backend.close())
+    untuned = create_backend({"local": {"adapter": None}})
+    assert untuned.name == "local:SmolLM2-135M-Instruct.Q4_1"
     asyncio.run(backend.close())
 
 

@@ -583,7 +583,8 @@ def test_smollm2_from_the_package_answers_a_chatml_prompt(request: pytest.Fixtur
     # ~/.cache is left alone.
     cache = request.config.cache.mkdir("rasa-llm-models")  # type: ignore[union-attr]
     clear_model_cache()
-    backend = LocalTransformersBackend(**local_config(cache_dir=str(cache)))
+    # The un-tuned model: the shipped adapter teaches answering from KNOWLEDGE only.
+    backend = LocalTransformersBackend(**local_config(cache_dir=str(cache), adapter=None))
     backend.warm_up()
     # A question a 135M model answers reliably; a grounded answer is not tested here.
     messages: List[ChatMessage] = [{"role": "user", "content": "What is the capital of France?"}]
