@@ -707,6 +707,10 @@ def summarise(
                 "incorrect": outcomes(answerable, "incorrect"),
                 "refused": outcomes(answerable, "refused"),
                 "correct_rate": _rate(outcomes(answerable, "correct"), len(answerable)),
+                # Correct answers the model wrote (not a passage sent verbatim).
+                "correct_generated": sum(
+                    r["outcome"] == "correct" and r["kind"] == "generated" for r in answerable
+                ),
             },
             "not_answerable": {
                 "total": len(other),
@@ -868,8 +872,9 @@ def markdown(report: Mapping[str, Any]) -> str:
         "",
         "| Set | Items | generated / passage / scripted | Result |",
         "|---|---:|---|---|",
-        f"| Answerable | {ans['total']} | {kinds(ans['by_kind'])} | correct {ans['correct']}, "
-        f"incorrect {ans['incorrect']}, refused {ans['refused']} |",
+        f"| Answerable | {ans['total']} | {kinds(ans['by_kind'])} | correct {ans['correct']} "
+        f"({ans.get('correct_generated', 0)} generated), incorrect {ans['incorrect']}, "
+        f"refused {ans['refused']} |",
         f"| Not answerable | {other['total']} | {kinds(other['by_kind'])} | refused correctly "
         f"{other['refused_correctly']}, answered anyway {other['answered_anyway']}, "
         f"off-topic passage {other['off_topic_passage']} |",

@@ -417,6 +417,7 @@ def test_evaluate_scores_and_summarises_every_item():
     summary = report["summary"]
     assert summary["backend"] == "fake"
     assert summary["questions"]["answerable"]["correct"] == 1
+    assert summary["questions"]["answerable"]["correct_generated"] == 1  # the model wrote it
     assert summary["questions"]["not_answerable"]["answered_anyway"] == 1
     assert summary["questions"]["unsupported_claims"] == 1
     assert summary["adversarial"]["leaks"]["instructions"] == 1

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
@@ -22,46 +21,18 @@ from rasa_llm.fallback.generative_fallback import FallbackRequest, GenerativeFal
 from rasa_llm.fallback.local_transformers_backend import LocalTransformersBackend
 from rasa_llm.fallback.prompt_builder import REFUSAL, PromptBuilder
 from rasa_llm.fallback.sentence_selector import PromptPassage, SentenceSelector, SourcePassage
-from tests.rasa_llm.fallback.test_local_transformers_backend import WORDS, build_tiny_model
+from tests.rasa_llm.fallback.test_local_transformers_backend import build_tiny_model
 from training import grounded_data
 from training import instruction_data as data
 from training.cli import main
 from training.lora import LoRALinear, add_lora
 
-NUMBERS = ["two", "three", "four"]
-FILLER = ["the order ships today .", "the shop is open .", "you can help ."]
-VOCAB = list(
-    dict.fromkeys(
-        [
-            *WORDS,
-            *NUMBERS,
-            *"refund takes days ships today shop open how long does take . , ' [ ] 1 2 :".split(),
-            *"Sorry I don t have that information".split(),
-        ]
-    )
-)
+FILLER = "Our shop opens at 9:00 on weekdays."
 
 
 def _messages(question: str, sentences: Sequence[str]) -> List[Dict[str, str]]:
     passage = PromptPassage("kb.md#x", "kb", tuple(enumerate(sentences)))
     return [dict(m) for m in PromptBuilder(business_name="shop").build(question, [passage])]
-
-
-def _examples(rng: random.Random, n: int) -> List[Dict[str, Any]]:
-    rows = []
-    for _ in range(n):
-        filler = rng.sample(FILLER, 2)
-        if rng.random() < 0.3:
-            rows.append(
-                {"messages": _messages("how long does a refund take", filler), "response": REFUSAL}
-            )
-            continue
-        fact = f"the refund takes {rng.choice(NUMBERS)} days ."
-        sentences = filler[:1] + [fact] + filler[1:] if rng.random() < 0.5 else [fact, *filler]
-        rows.append(
-            {"messages": _messages("how long does a refund take", sentences), "response": fact}
-        )
-    return rows
 
 
 def test_the_training_prompt_is_byte_for_byte_the_prompt_the_fallback_sends(
@@ -106,49 +77,67 @@ def test_the_training_prompt_is_byte_for_byte_the_prompt_the_fallback_sends(
     assert "Switzerland" in example.messages[0]["content"]
 
 
+# A tiny random Llama cannot learn to copy in a test's budget (copying needs induction
+# heads, which form late in training; 240 steps left it guessing the number), so this
+# fine-tunes the packaged SmolLM2-135M, which can copy but was never taught the refusal
+# form or to answer from KNOWLEDGE alone, on a handful of invented facts.
+GADGETS = ["Zorblat", "Quibbix", "Plonkett", "Vexmoor", "Drizzle", "Tamberly"]
+
+
+def _gadget_examples(names: Sequence[str], years: Sequence[int]) -> List[Dict[str, Any]]:
+    rows = []
+    for n, (name, year) in enumerate(zip(names, years, strict=True)):
+        fact = f"The {name} warranty lasts {year} years."
+        other = "Our shop opens at 9:00 on weekdays."
+        question = f"how long is the warranty on the {name}?"
+        if n % 3 == 2:  # no fact about this gadget: refuse
+            rows.append({"messages": _messages(question, [other]), "response": REFUSAL})
+        else:
+            rows.append({"messages": _messages(question, [other, fact]), "response": fact})
+    return rows
+
+
 @pytest.fixture(scope="module")
 def copy_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny Llama fine-tuned on passages whose answer sentence it must copy."""
+    """LoRA on SmolLM2 (converted once into ~/.cache/rasa-llm/models, as `make run` does)."""
     root = tmp_path_factory.mktemp("grounded")
-    build_tiny_model(root / "tiny", words=VOCAB, hidden_size=64)
-    rng = random.Random(5)
-    for name, n in (("train", 160), ("test", 16)):
-        with (root / f"{name}.jsonl").open("w", encoding="utf-8") as f:
-            for row in _examples(rng, n):
-                f.write(json.dumps(row) + "\n")
+    rows = _gadget_examples(GADGETS * 2, [2, 3, 4, 5, 6, 7, 8, 9, 2, 3, 4, 5])
+    with (root / "train.jsonl").open("w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
     argv = [
-        "generate", "--train", str(root / "train.jsonl"), "--test", str(root / "test.jsonl"),
-        "--prompt-column", "messages", "--out", str(root / "run"), "--model", str(root / "tiny"),
-        "--lora-rank", "0", "--epochs", "12", "--batch-size", "8", "--lr", "1e-2",
-        "--warmup-ratio", "0", "--patience", "0", "--seed", "3", "--device", "cpu",
-        "--no-progress", "--max-length", "512",
+        "generate", "--train", str(root / "train.jsonl"), "--prompt-column", "messages",
+        "--out", str(root / "run"), "--save", "adapter", "--lora-rank", "8",
+        "--lora-targets", "q_proj,k_proj,v_proj,o_proj", "--epochs", "3", "--batch-size", "4",
+        "--lr", "1e-3", "--warmup-ratio", "0", "--patience", "0", "--seed", "3",
+        "--device", "cpu", "--no-progress", "--validation-fraction", "0.1",
     ]  # fmt: skip
     assert main(argv) == 0
-    return root / "run" / "model"
+    return root / "run" / "adapter"
 
 
-def _ask(model: Path, sentences: Sequence[str]) -> str:
-    backend = LocalTransformersBackend(
-        **{**get_default_config()["local"], "model": str(model), "device": "cpu"}
-    )
+def _ask(adapter: Path, question: str, sentences: Sequence[str]) -> str:
+    config = get_default_config()["local"]
+    backend = LocalTransformersBackend(**{**config, "adapter": str(adapter), "device": "cpu"})
     try:
-        messages: List[ChatMessage] = _messages("how long does a refund take", sentences)  # type: ignore[assignment]
-        return asyncio.run(backend.generate(messages, max_new_tokens=12, deadline_s=60))
+        messages: List[ChatMessage] = _messages(question, sentences)  # type: ignore[assignment]
+        return asyncio.run(backend.generate(messages, max_new_tokens=24, deadline_s=120))
     finally:
         asyncio.run(backend.close())
 
 
-@pytest.mark.parametrize("number", NUMBERS)
-def test_a_tiny_model_learns_to_copy_the_fact_its_passage_states(
-    copy_model: Path, number: str
-) -> None:
-    fact = f"the refund takes {number} days ."
-    # The question is always the same: only reading the passage tells the number.
-    assert _ask(copy_model, ["the shop is open .", fact]) == fact
+@pytest.mark.integration
+def test_a_small_model_learns_to_copy_the_fact_its_passage_states(copy_model: Path) -> None:
+    # A gadget and a number it never saw with each other in training.
+    fact = "The Brindle warranty lasts 11 years."
+    reply = _ask(copy_model, "how long is the warranty on the Brindle?", [FILLER, fact])
+    assert "11 years" in reply and "Brindle" in reply, reply
 
 
-def test_a_tiny_model_learns_to_refuse_when_the_passage_lacks_the_fact(copy_model: Path) -> None:
-    assert _ask(copy_model, ["the order ships today .", "you can help ."]) == REFUSAL
+@pytest.mark.integration
+def test_a_small_model_learns_to_refuse_when_the_passage_lacks_the_fact(copy_model: Path) -> None:
+    reply = _ask(copy_model, "how long is the warranty on the Brindle?", [FILLER])
+    assert reply == REFUSAL
 
 
 def test_adapters_saved_by_training_and_merged_at_load_give_the_trained_outputs(
