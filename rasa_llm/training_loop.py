@@ -66,6 +66,8 @@ class LoopSettings:
     # times the real tokens at batch 32); grouped, padding is 4 % and a CPU step takes
     # about half the time. 0 or 1 keeps plain random batches.
     length_groups: int = 50
+    # bf16 autocast on the CPU too (see cpu_has_bf16); a GPU always uses it.
+    cpu_bf16: bool = False
 
 
 class LoopTask(Protocol):
@@ -97,11 +99,29 @@ class LoopResult:
     averaged: bool = False
 
 
-def autocast(device: torch.device) -> Any:
-    """bf16 autocast on a GPU; nothing on the CPU, where float32 is faster."""
+def autocast(device: torch.device, cpu_bf16: bool = False) -> Any:
+    """bf16 autocast on a GPU; on the CPU only when asked (``cpu_bf16``), since float32
+    is faster there unless the CPU multiplies bf16 in hardware (see :func:`cpu_has_bf16`).
+    """
     if device.type == "cuda":
         return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    if cpu_bf16:
+        return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has bf16 matrix instructions (Intel AMX-BF16 or AVX512-BF16).
+
+    Measured on such a CPU (2 cores): a LoRA step of SmolLM2-135M on 4 x 300 tokens took
+    5.5 s under bf16 autocast against 16 s in float32.
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return " amx_bf16" in flags or " avx512_bf16" in flags
 
 
 def seed_everything(seed: int) -> None:
@@ -243,7 +263,7 @@ def train_loop(
         epoch_started = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
         for index, batch in enumerate(progress, start=1):
-            with autocast(device):
+            with autocast(device, settings.cpu_bf16):
                 loss = task.loss(batch)
             (loss.float() / accumulation).backward()
             running += float(loss.item()) * len(batch)

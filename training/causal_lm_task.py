@@ -31,8 +31,10 @@ class CausalLMTask:
         pad_id: int,
         batch_size: int,
         device: torch.device,
+        cpu_bf16: bool = False,
     ) -> None:
         self.model = model
+        self.cpu_bf16 = cpu_bf16
         self.train = list(train)
         # Sorted by length, the held-out batches carry little padding; the loss is a
         # sum over tokens, so the order does not change it.
@@ -64,7 +66,7 @@ class CausalLMTask:
         self.model.eval()
         total, count = 0.0, 0
         for start in range(0, len(self.validation), self.batch_size):
-            with autocast(self.device):
+            with autocast(self.device, self.cpu_bf16):
                 part, n = self._loss_sum(self.validation[start : start + self.batch_size])
             total += float(part)
             count += n

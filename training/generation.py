@@ -32,6 +32,7 @@ from rasa_llm.fallback.model_source import DEFAULT_CACHE_DIR, ModelSource
 from rasa_llm.training_loop import (
     LoopSettings,
     adamw,
+    cpu_has_bf16,
     param_groups,
     seed_everything,
     train_loop,
@@ -104,6 +105,9 @@ def run_generate(args: argparse.Namespace) -> int:
 
     seed_everything(args.seed)  # the adapters' initial weights
     model.to(device)
+    cpu_bf16 = device.type == "cpu" and (
+        args.precision == "bf16" or (args.precision == "auto" and cpu_has_bf16())
+    )
     if args.lora_rank > 0:
         try:
             add_lora(model, targets, args.lora_rank, args.lora_alpha, args.lora_dropout)
@@ -127,6 +131,7 @@ def run_generate(args: argparse.Namespace) -> int:
         pad_id=pad_id,
         batch_size=args.batch_size,
         device=device,
+        cpu_bf16=cpu_bf16,
     )
     logger.info(
         "generate: %d training and %d held-out examples, %s of %s parameters trainable, on %s",
@@ -154,6 +159,7 @@ def run_generate(args: argparse.Namespace) -> int:
         eval_every_steps=args.eval_every,
         seed=args.seed,
         show_progress=not args.no_progress,
+        cpu_bf16=cpu_bf16,
     )
     result = train_loop(
         model,
@@ -215,6 +221,7 @@ def run_generate(args: argparse.Namespace) -> int:
         "best_epoch": result.best_epoch,
         "stopped_early": result.stopped_early,
         "device": str(device),
+        "cpu_bf16_autocast": cpu_bf16,
         "settings": _settings(args, learning_rate, targets),
         "history": result.history,
     }

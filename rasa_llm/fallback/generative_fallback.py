@@ -4,8 +4,8 @@ The order of a reply: mask personal data → retrieve passages → keep the sent
 closest to the question → build the prompt → generate under a deadline → ground each
 sentence of the reply in the passage sentences and check it. The model's refusal form
 (it was trained to say it does not know when the sentences lack the answer), a reply
-that fails any check, a model error and a missed deadline all end the same way: the best passage verbatim when it is relevant enough,
-otherwise the scripted reply. The customer always gets an answer; logs get the reason
+that fails any check, a model error and a missed deadline all end the same way: the
+best passage verbatim when it is relevant enough, otherwise the scripted reply. The customer always gets an answer; logs get the reason
 code, never the customer's words. A generated reply carries its grounding: for each of
 its sentences, the passage sentences that support it.
 """
