@@ -231,7 +231,9 @@ def run_generate(args: argparse.Namespace) -> int:
     print(
         f"held-out loss {loss_before:.4f} -> {loss_after:.4f} (perplexity "
         f"{perplexity(loss_before):.2f} -> {perplexity(loss_after):.2f}) after "
-        f"{result.steps} steps in {result.seconds:.0f} s; model in {out / 'model'}, "
+        f"{result.steps} steps in {result.seconds:.0f} s; "
+        f"{'adapter' if args.save == 'adapter' and args.lora_rank > 0 else 'model'} in "
+        f"{out / ('adapter' if args.save == 'adapter' and args.lora_rank > 0 else 'model')}, "
         f"report in {out / 'report.md'}"
     )
     return 0

@@ -92,7 +92,11 @@ def _markdown(report: Mapping[str, Any], out_dir: Path) -> str:
         "generation:",
         "  backend: local",
         "  local:",
-        f"    model: {(out_dir / 'model').resolve()}",
+        (
+            f"    adapter: {(out_dir / 'adapter').resolve()}"
+            if (out_dir / "adapter").is_dir()
+            else f"    model: {(out_dir / 'model').resolve()}"
+        ),
         "```",
         "",
         "## Settings",
