@@ -5,8 +5,10 @@ closest to the question → build the prompt → generate under a deadline → g
 sentence of the reply in the passage sentences and check it. The model's refusal form
 (it was trained to say it does not know when the sentences lack the answer), a reply
 that fails any check, a model error and a missed deadline all end the same way: the
-best passage verbatim when it is relevant enough, otherwise the scripted reply. The customer always gets an answer; logs get the reason
-code, never the customer's words. A generated reply carries its grounding: for each of
+best passage verbatim when it is relevant enough, otherwise the scripted reply. A
+grounded reply that is not about the question (``min_answer_relevance``) ends so too.
+The customer always gets an answer; logs get the reason code, never the customer's
+words. A generated reply carries its grounding: for each of
 its sentences, the passage sentences that support it.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -42,6 +45,7 @@ from rasa_llm.fallback.sentence_selector import PromptPassage, SentenceSelector,
 logger = logging.getLogger(__name__)
 
 COMPONENT = "action_generative_fallback"
+_YES_NO = re.compile(r"^\s*(?:yes|no)\b[\s.,!:;-]*", re.IGNORECASE)
 ReplyKind = Literal["generated", "passage", "scripted"]
 
 
@@ -86,6 +90,10 @@ def get_default_config() -> Dict[str, Any]:
         # Share of each reply sentence's content words that must appear in the passage
         # sentences supporting it (sentence grounding; docs/benchmarks.md).
         "min_support": 0.75,
+        # A generated reply (its opening "Yes"/"No" aside) must be at least this close to
+        # the customer's message (cosine, retrieval encoder): a true sentence about
+        # something else is not an answer. 0.5 chosen on bench/data (docs/benchmarks.md).
+        "min_answer_relevance": 0.5,
         # Sent when nothing better can be; the action sends the domain response
         # `utter_cannot_answer` instead when the domain has one.
         "scripted_reply": (
@@ -117,6 +125,7 @@ _TYPES: Dict[str, Any] = {
     "knowledge_language": str,
     "mask_names": bool,
     "min_support": (int, float),
+    "min_answer_relevance": (int, float),
     "scripted_reply": str,
     "encoder": (str, type(None)),
     "device": str,
@@ -270,7 +279,16 @@ class GenerativeFallback:
         failures = self.guard.check(text, context, grounding)
         if failures:
             return self._fallback(f"guard:{failures[0].check}", relevant, language)
+        relevance = await asyncio.to_thread(self._relevance, question, text)
+        if relevance < float(config["min_answer_relevance"]):
+            return self._fallback("guard:off_topic_reply", relevant, language)
         return FallbackReply(text.strip(), "generated", "generated", relevant, 0.0, grounding)
+
+    def _relevance(self, question: str, reply: str) -> float:
+        """Cosine of the reply (without an opening yes or no) to the customer's message."""
+        claim = _YES_NO.sub("", reply) or reply
+        vectors = self.retriever.embed([question, claim])
+        return float(vectors[0] @ vectors[1])
 
     def _select(self, query: str, relevant: List[RetrievedPassage]) -> List[PromptPassage]:
         sources = [SourcePassage(p.passage.id, p.passage.title, p.passage.text) for p in relevant]
@@ -346,7 +364,7 @@ def merged_config(config: Mapping[str, Any]) -> Dict[str, Any]:
         raise InvalidComponentConfigError(
             COMPONENT, "deadline_s", "must be positive", "give seconds, e.g. 6.0."
         )
-    for key in ("min_relevance", "passage_relevance", "min_support"):
+    for key in ("min_relevance", "passage_relevance", "min_support", "min_answer_relevance"):
         if not -1.0 <= float(merged[key]) <= 1.0:
             raise InvalidComponentConfigError(
                 COMPONENT, key, f"is {merged[key]}", "use a number between 0 and 1."

@@ -108,7 +108,7 @@ def copy_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     argv = [
         "generate", "--train", str(root / "train.jsonl"), "--prompt-column", "messages",
         "--out", str(root / "run"), "--save", "adapter", "--lora-rank", "8",
-        "--lora-targets", "q_proj,k_proj,v_proj,o_proj", "--epochs", "3", "--batch-size", "4",
+        "--lora-targets", "q_proj,k_proj,v_proj,o_proj", "--epochs", "8", "--batch-size", "4",
         "--lr", "1e-3", "--warmup-ratio", "0", "--patience", "0", "--seed", "3",
         "--device", "cpu", "--no-progress", "--validation-fraction", "0.1",
     ]  # fmt: skip

@@ -36,12 +36,12 @@ def test_the_bot_s_fallback_answers_with_the_fine_tuned_model_and_shows_its_evid
     assert fallback.backend.name == "local:SmolLM2-135M-Instruct.Q4_1+smollm2-grounded"
     try:
         reply = asyncio.run(
-            fallback.answer(FallbackRequest("could I get my parcel sent to Switzerland?"))
+            fallback.answer(FallbackRequest("what does standard delivery in the UK cost?"))
         )
     finally:
         asyncio.run(fallback.close())
     assert reply.kind == "generated", reply
-    assert "Switzerland" in reply.text, reply.text
+    assert "£3.95" in reply.text, reply.text
     assert reply.grounding is not None and not reply.grounding.failures
     for sentence in reply.grounding.sentences:
         if sentence.evidence:
