@@ -8,8 +8,8 @@ that fails any check, a model error and a missed deadline all end the same way: 
 best passage verbatim when it is relevant enough, otherwise the scripted reply. A
 grounded reply that is not about the question (``min_answer_relevance``) ends so too.
 The customer always gets an answer; logs get the reason code, never the customer's
-words. A generated reply carries its grounding: for each of
-its sentences, the passage sentences that support it.
+words. A generated reply carries its grounding: for each of its sentences, the passage
+sentences that support it.
 """
 
 from __future__ import annotations
