@@ -77,8 +77,8 @@ class _LoadedModel:
     max_positions: Optional[int]
 
 
-# One loaded model per (source, device, quantize) for the whole process: the action
-# server may build several fallbacks (or rebuild one) but must hold the weights once.
+# One loaded model per (source, device, quantize, adapter) for the whole process: the
+# action server may build several fallbacks (or rebuild one) but holds the weights once.
 _SHARED: Dict[Tuple[str, str, str, str], _LoadedModel] = {}
 _SHARED_LOCK = threading.Lock()
 
