@@ -13,12 +13,13 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from rasa_llm.errors import InvalidComponentConfigError
 from rasa_llm.fallback import action_generative_fallback as module
-from rasa_llm.fallback.action_generative_fallback import ActionGenerativeFallback, FallbackService
+from rasa_llm.fallback.action_generative_fallback import ActionGenerativeFallback
 from rasa_llm.fallback.generative_fallback import FallbackReply
 from rasa_llm.fallback.knowledge_base import KnowledgeBase
 from rasa_llm.fallback.passage import Passage, RetrievedPassage
 from rasa_llm.fallback.task_offers import OFFERS_ENV, TaskOffers, offers_path
 from rasa_llm.intent_shortcuts import offered_payloads
+from tests.rasa_llm.fallback.test_action_generative_fallback import _Answers
 
 ROOT = Path(__file__).resolve().parents[3]
 BOT = ROOT / "bot"
@@ -98,21 +99,6 @@ def test_the_bots_offers_name_real_sections_and_intents_of_its_domain():
     assert offers.for_passage("payments.md#invoices-and-vat-receipts").payload == (
         "/request_invoice"
     )
-
-
-class _Answers(FallbackService):
-    def __init__(self, reply: FallbackReply) -> None:
-        super().__init__()
-        self.reply = reply
-
-    def get(self):  # type: ignore[override]
-        reply = self.reply
-
-        class _Fallback:
-            async def answer(self, request: Any) -> FallbackReply:
-                return reply
-
-        return _Fallback()
 
 
 def _tracker(active_loop: Optional[str] = None) -> Tracker:
