@@ -298,18 +298,12 @@ def run(
     model: Path, questions: Sequence[RoutingQuestion], requests: Sequence[TaskRequest]
 ) -> Tuple[List[QuestionResult], List[RequestResult]]:
     """Start the bot, send every message once, score each turn."""
-    from tests.rasa_process import REST_CREDENTIALS, ActionServer, RasaServer, free_port
+    from tests.rasa_process import ActionServer, RasaServer, free_port, write_run_config
 
     with tempfile.TemporaryDirectory(prefix="bench-question-routing-") as tmp:
         workdir = Path(tmp)
         actions_port = free_port()
-        endpoints = workdir / "endpoints.yml"
-        endpoints.write_text(
-            f'action_endpoint:\n  url: "http://127.0.0.1:{actions_port}/webhook"\n'
-            "tracker_store:\n  type: SQL\n  dialect: sqlite\n  db: rasa.db\n"
-        )
-        credentials = workdir / "credentials.yml"
-        credentials.write_text(REST_CREDENTIALS)
+        endpoints, credentials = write_run_config(workdir, actions_port)
         actions = ActionServer(workdir, port=actions_port).start()
         try:
             with RasaServer(model, workdir, credentials=credentials, endpoints=endpoints) as server:

@@ -134,6 +134,19 @@ def trained_bot_model() -> Path:
     return MODEL
 
 
+def write_run_config(workdir: Path, actions_port: int) -> Tuple[Path, Path]:
+    """endpoints.yml (the action server on ``actions_port``, a SQLite tracker store) and
+    credentials.yml (the REST channel) in ``workdir``, as `make run` uses them."""
+    endpoints = workdir / "endpoints.yml"
+    endpoints.write_text(
+        f'action_endpoint:\n  url: "http://127.0.0.1:{actions_port}/webhook"\n'
+        "tracker_store:\n  type: SQL\n  dialect: sqlite\n  db: rasa.db\n"
+    )
+    credentials = workdir / "credentials.yml"
+    credentials.write_text(REST_CREDENTIALS)
+    return endpoints, credentials
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -7,7 +7,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.rasa_process import REST_CREDENTIALS, ActionServer, RasaServer, free_port
+from tests.rasa_process import ActionServer, RasaServer, free_port, write_run_config
 
 
 @pytest.fixture(scope="session")
@@ -18,13 +18,7 @@ def rasa_server(
     bot's forms validate every answer there) on a fresh sample store, as `make run`."""
     workdir = tmp_path_factory.mktemp("rasa-run")
     actions_port = free_port()
-    endpoints = workdir / "endpoints.yml"
-    endpoints.write_text(
-        f'action_endpoint:\n  url: "http://127.0.0.1:{actions_port}/webhook"\n'
-        "tracker_store:\n  type: SQL\n  dialect: sqlite\n  db: rasa.db\n"
-    )
-    credentials = workdir / "credentials.yml"
-    credentials.write_text(REST_CREDENTIALS)
+    endpoints, credentials = write_run_config(workdir, actions_port)
     # No agent desk here: a hand-off says utter_handoff_unavailable. The fallback's
     # language model is not warmed up; the conversations here do not need it.
     actions = ActionServer(workdir, port=actions_port, env={"RASA_LLM_FALLBACK_WARM_UP": "0"})
