@@ -41,6 +41,7 @@ _SECTION_TYPES: Dict[str, Dict[str, TypeSpec]] = {
         "max_concurrent": int,
         "quantize": str,
         "repetition_penalty": _NUMBER,
+        "refusal_min_probability": (int, float, _NONE),
     },
     "openai": {
         "base_url": (str, _NONE),
@@ -86,6 +87,13 @@ def get_default_config() -> Dict[str, Any]:
             "quantize": "none",
             # Above 1 discourages small models from repeating themselves.
             "repetition_penalty": 1.1,
+            # The model may start its refusal ("Sorry, I don't have that information.")
+            # only when it gives the refusal's first token at least this probability;
+            # below it, the model writes its best answer and the grounding guard judges
+            # it. Greedy decoding alone refuses whenever the fixed refusal is the single
+            # most likely start, which made the fine-tuned SmolLM2 refuse questions its
+            # passages answered. null: plain greedy decoding.
+            "refusal_min_probability": 0.8,
         },
         "openai": {
             # The server's OpenAI-compatible root, e.g. http://localhost:8000/v1 (vLLM),
@@ -113,8 +121,9 @@ def create_backend(config: Mapping[str, Any]) -> GenerationBackend:
     merged = merged_config(config)
     if merged["backend"] == "local":
         from rasa_llm.fallback.local_transformers_backend import LocalTransformersBackend
+        from rasa_llm.fallback.prompt_builder import REFUSAL
 
-        return LocalTransformersBackend(**merged["local"])
+        return LocalTransformersBackend(**merged["local"], refusal_text=REFUSAL)
     from rasa_llm.fallback.openai_compatible_backend import OpenAICompatibleBackend
 
     settings = merged["openai"]
@@ -203,6 +212,13 @@ def _check_values(merged: Mapping[str, Any]) -> None:
         local["repetition_penalty"] > 0,
         f"must be positive, got {local['repetition_penalty']}",
         1.1,
+    )
+    refusal = local["refusal_min_probability"]
+    _require(
+        "local.refusal_min_probability",
+        refusal is None or 0 < refusal <= 1,
+        f"must be above 0 and at most 1 (or null), got {refusal}",
+        0.8,
     )
     if local["quantize"] not in ("none", "int8"):
         raise InvalidComponentConfigError(

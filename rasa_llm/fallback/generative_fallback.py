@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from rasa_llm.config_validation import validate_config
 from rasa_llm.device import resolve_device
 from rasa_llm.errors import InvalidComponentConfigError
 from rasa_llm.fallback.backend_factory import concurrent_replies, create_backend
+from rasa_llm.fallback.content_words import content_words
 from rasa_llm.fallback.generation_backend import (
     GenerationBackend,
     GenerationError,
@@ -41,11 +41,11 @@ from rasa_llm.fallback.prompt_builder import PromptBuilder, is_refusal
 from rasa_llm.fallback.reply_guard import GuardContext, ReplyGuard
 from rasa_llm.fallback.sentence_grounding import Grounding
 from rasa_llm.fallback.sentence_selector import PromptPassage, SentenceSelector, SourcePassage
+from rasa_llm.fallback.sentences import drop_answer_word
 
 logger = logging.getLogger(__name__)
 
 COMPONENT = "action_generative_fallback"
-_YES_NO = re.compile(r"^\s*(?:yes|no)\b[\s.,!:;-]*", re.IGNORECASE)
 ReplyKind = Literal["generated", "passage", "scripted"]
 
 
@@ -90,9 +90,10 @@ def get_default_config() -> Dict[str, Any]:
         # Share of each reply sentence's content words that must appear in the passage
         # sentences supporting it (sentence grounding; docs/benchmarks.md).
         "min_support": 0.75,
-        # A generated reply (its opening "Yes"/"No" aside) must be at least this close to
-        # the customer's message (cosine, retrieval encoder): a true sentence about
-        # something else is not an answer. 0.5 chosen on bench/data (docs/benchmarks.md).
+        # A generated reply must share a content word with the customer's message (the
+        # business name aside) and be at least this close to it (cosine, retrieval
+        # encoder): a true sentence about something else is not an answer. 0.5 chosen
+        # on bench/data (docs/benchmarks.md).
         "min_answer_relevance": 0.5,
         # Sent when nothing better can be; the action sends the domain response
         # `utter_cannot_answer` instead when the domain has one.
@@ -267,6 +268,7 @@ class GenerativeFallback:
             # The model found no answer in the sentences it was shown; the whole best
             # passage may still hold one, so it ends as a failed reply does.
             return self._fallback("model_refused", relevant, language)
+        text = drop_answer_word(text)
         context = GuardContext(
             passages=[p.text for p in selected],
             customer_text=question,
@@ -279,16 +281,26 @@ class GenerativeFallback:
         failures = self.guard.check(text, context, grounding)
         if failures:
             return self._fallback(f"guard:{failures[0].check}", relevant, language)
+        if not self._shares_a_word(question, text):
+            return self._fallback("guard:off_topic_reply", relevant, language)
         relevance = await asyncio.to_thread(self._relevance, question, text)
         if relevance < float(config["min_answer_relevance"]):
             return self._fallback("guard:off_topic_reply", relevant, language)
         return FallbackReply(text.strip(), "generated", "generated", relevant, 0.0, grounding)
 
     def _relevance(self, question: str, reply: str) -> float:
-        """Cosine of the reply (without an opening yes or no) to the customer's message."""
-        claim = _YES_NO.sub("", reply) or reply
-        vectors = self.retriever.embed([question, claim])
+        """Cosine of the reply to the customer's message (retrieval encoder)."""
+        vectors = self.retriever.embed([question, reply])
         return float(vectors[0] @ vectors[1])
+
+    def _shares_a_word(self, question: str, reply: str) -> bool:
+        """Whether the reply uses a content word of the question besides the business name.
+
+        "how many people work for Northwind" answered with Northwind's phone number
+        is close in embedding space (both are about Northwind) and shares no word.
+        """
+        name = set(content_words(str(self.config["business_name"])))
+        return bool((set(content_words(question)) - name) & set(content_words(reply)))
 
     def _select(self, query: str, relevant: List[RetrievedPassage]) -> List[PromptPassage]:
         sources = [SourcePassage(p.passage.id, p.passage.title, p.passage.text) for p in relevant]

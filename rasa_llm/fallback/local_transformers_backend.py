@@ -104,10 +104,16 @@ class LocalTransformersBackend:
         quantize: str,
         repetition_penalty: float,
         adapter: Optional[str] = None,
+        refusal_min_probability: Optional[float] = None,
+        refusal_text: Optional[str] = None,
     ) -> None:
         """Arguments are the ``local`` section of the generation config (see backend_factory).
 
         Nothing is loaded here; :meth:`warm_up` or the first :meth:`generate` loads.
+        ``refusal_text`` is the reply the prompt asks for when its passages do not answer
+        (the fallback's :data:`~rasa_llm.fallback.prompt_builder.REFUSAL`); with
+        ``refusal_min_probability`` the model may start that reply only when it gives the
+        reply's first token at least that probability (see :class:`_RefusalGate`).
         """
         if quantize not in QUANTIZE_MODES:
             raise InvalidComponentConfigError(
@@ -135,6 +141,8 @@ class LocalTransformersBackend:
         self._cpu_threads = max(1, min(wanted, cores))
         self._quantize = quantize
         self._repetition_penalty = float(repetition_penalty)
+        self._refusal_min_probability = refusal_min_probability
+        self._refusal_text = refusal_text
         self.name = f"local:{self._source.name}" + (
             f"+{self._adapter.name}" if self._adapter else ""
         )
@@ -280,7 +288,7 @@ class LocalTransformersBackend:
         max_new_tokens: int,
         remaining: float,
     ) -> List[int]:
-        from transformers import GenerationConfig
+        from transformers import GenerationConfig, LogitsProcessorList
 
         # A fresh config, not the model's: a checkpoint's own sampling defaults must
         # not turn greedy replies into random ones.
@@ -295,6 +303,12 @@ class LocalTransformersBackend:
             bos_token_id=getattr(loaded.model.generation_config, "bos_token_id", None),
         )
         attention_mask = encoded.get("attention_mask")
+        processors = LogitsProcessorList()
+        refusal_token = self._refusal_token(loaded)
+        if refusal_token is not None and self._refusal_min_probability is not None:
+            processors.append(
+                _RefusalGate(refusal_token, self._refusal_min_probability, input_ids.shape[1])
+            )
         try:
             with torch.inference_mode():
                 output = loaded.model.generate(
@@ -303,10 +317,46 @@ class LocalTransformersBackend:
                     if attention_mask is None
                     else attention_mask.to(loaded.device),
                     generation_config=config,
+                    logits_processor=processors,
                 )
         except Exception as e:  # out of memory, CUDA errors, broken weights
             raise GenerationError(f"{self.name}: generation failed ({type(e).__name__})") from e
         return [int(t) for t in output[0, input_ids.shape[1] :].tolist()]
+
+
+    def _refusal_token(self, loaded: _LoadedModel) -> Optional[int]:
+        if not self._refusal_text:
+            return None
+        ids = loaded.tokenizer(self._refusal_text, add_special_tokens=False)["input_ids"]
+        return int(ids[0]) if ids else None
+
+
+class _RefusalGate:
+    """Lets the reply start with the refusal only when the model is sure enough of it.
+
+    A transformers logits processor. Under greedy decoding the fixed refusal wins the
+    first token whenever its first token is the single most likely one, although an
+    answer's probability is spread over many first tokens: a model that gives the
+    refusal 0.4 and every answer less would refuse a question it can answer. On the
+    first new token only, the refusal's first token is blocked when its probability is
+    below ``min_probability``; the model then writes its best answer, which the
+    fallback's grounding guard judges like any other.
+    """
+
+    def __init__(self, token_id: int, min_probability: float, prompt_length: int) -> None:
+        self.token_id = token_id
+        self.min_probability = min_probability
+        self.prompt_length = prompt_length
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if input_ids.shape[1] != self.prompt_length:
+            return scores
+        probability = torch.softmax(scores.float(), dim=-1)[:, self.token_id]
+        blocked = probability < self.min_probability
+        if bool(blocked.any()):
+            scores = scores.clone()
+            scores[blocked, self.token_id] = float("-inf")
+        return scores
 
 
 def _adapter_path(adapter: Optional[str], model: Optional[str]) -> Optional[Path]:

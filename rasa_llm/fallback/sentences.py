@@ -19,6 +19,8 @@ _ABBREVIATIONS = frozenset(
 )
 _END = re.compile(r"([.!?]+[\"'”’)\]]*)\s+(?=[\"'“‘(\[]?[A-Z0-9£€$])")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
+# "Yes," / "No." opening a reply: the word and its punctuation ("No returns" is kept).
+_ANSWER_WORD = re.compile(r"^\s*(?:yes|no)\s*[.,!:;-]+\s*", re.IGNORECASE)
 
 
 def split_sentences(text: str) -> List[str]:
@@ -42,3 +44,16 @@ def split_sentences(text: str) -> List[str]:
         if tail:
             sentences.append(tail)
     return sentences
+
+
+def drop_answer_word(text: str) -> str:
+    """``text`` without an opening "Yes," or "No.", its next word capitalised.
+
+    A bare yes or no is a claim that no passage sentence can be matched to: a small
+    model writes "No, returning an order is free" as readily as "Yes, ...". The facts
+    after it are grounded; the word is not, so it is not sent.
+    """
+    rest = _ANSWER_WORD.sub("", text, count=1)
+    if rest == text or not rest:
+        return text
+    return rest[0].upper() + rest[1:]

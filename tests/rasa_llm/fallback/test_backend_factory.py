@@ -49,7 +49,7 @@ def test_every_default_setting_has_a_comment_above_it() -> None:
         if re.match(r'"[a-z_]+": ', line) and line not in ('"local": {', '"openai": {')
     ]
 
-    assert len(settings) == 1 + 9 + 5  # backend, the local keys, the openai keys
+    assert len(settings) == 1 + 10 + 5  # backend, the local keys, the openai keys
     for i in settings:
         assert lines[i - 1].startswith("#"), f"no comment above {lines[i]}"
 
@@ -138,6 +138,7 @@ def test_typo_in_the_unused_section_is_still_caught() -> None:
         ({"local": {"cpu_threads": "two"}}, "local.cpu_threads"),
         ({"local": {"max_concurrent": True}}, "local.max_concurrent"),
         ({"local": {"repetition_penalty": "high"}}, "local.repetition_penalty"),
+        ({"local": {"refusal_min_probability": "high"}}, "local.refusal_min_probability"),
         ({"local": {"model": 7}}, "local.model"),
         ({"openai": {"temperature": "0"}}, "openai.temperature"),
         ({"openai": {"extra_headers": ["X-A: b"]}}, "openai.extra_headers"),
@@ -156,6 +157,8 @@ def test_wrong_types_are_rejected(config: Dict[str, Any], key: str) -> None:
         ({"local": {"cpu_threads": 1.5}}, "local.cpu_threads", "an integer or null"),
         ({"local": {"max_concurrent": 0}}, "local.max_concurrent", "at least 1"),
         ({"local": {"repetition_penalty": 0}}, "local.repetition_penalty", "positive"),
+        ({"local": {"refusal_min_probability": 0}}, "local.refusal_min_probability", "above 0"),
+        ({"local": {"refusal_min_probability": 1.5}}, "local.refusal_min_probability", "at most"),
         ({"local": {"quantize": "auto"}}, "local.quantize", "no 'auto'"),
         ({"local": {"device": "tpu"}}, "device", "cuda"),
         ({"openai": {"temperature": 3}}, "openai.temperature", "between 0 and 2"),

@@ -123,6 +123,34 @@ def test_asking_for_a_secret_is_never_sent(retriever):
     assert reply.kind == "passage" and reply.reason == "guard:asks_for_secret"
 
 
+def test_the_models_refusal_ends_as_a_failed_reply_does(retriever):
+    backend = ScriptedBackend("Sorry, I don't have that information.")
+    reply = _ask(_fallback(retriever, backend), "how long does a refund to my credit card take?")
+    assert (reply.kind, reply.reason) == ("passage", "model_refused")
+
+
+@pytest.mark.parametrize("opening", ["Yes, r", "No. R", "yes - r"])
+def test_an_opening_yes_or_no_is_not_sent(retriever, opening):
+    # The passage supports the sentence, not the yes or the no in front of it.
+    backend = ScriptedBackend(opening + REFUND_ANSWER[1:])
+    reply = _ask(_fallback(retriever, backend), "does a refund to my credit card take long?")
+    assert (reply.kind, reply.text) == ("generated", REFUND_ANSWER)
+
+
+def test_a_true_sentence_sharing_no_word_with_the_question_is_not_an_answer(retriever):
+    # Grounded in a retrieved passage, but about something the customer did not ask.
+    backend = ScriptedBackend("You do not need to contact us.")
+    fallback = _fallback(retriever, backend, min_answer_relevance=0.0)
+    reply = _ask(fallback, "how long does a refund to my credit card take?")
+    assert (reply.kind, reply.reason) == ("passage", "guard:off_topic_reply")
+
+
+def test_the_business_name_alone_does_not_make_a_reply_on_topic(retriever):
+    fallback = _fallback(retriever, ScriptedBackend())
+    assert not fallback._shares_a_word("how many people work for Northwind", "Northwind is open.")
+    assert fallback._shares_a_word("do Northwind refunds take long", "Refunds take 5 days.")
+
+
 @pytest.mark.parametrize(
     ("failure", "reason"),
     [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import shutil
 import threading
 import time
@@ -403,6 +404,62 @@ def test_model_without_chat_template_is_rejected_at_load(tiny_dir: Path) -> None
 
     with pytest.raises(ModelLoadError, match="chat template"):
         make_backend(tiny_dir).warm_up()
+
+
+@pytest.mark.parametrize(
+    ("min_probability", "expected"),
+    [(None, "refund there"), (0.5, "refund there"), (0.7, "hello there"), (1.0, "hello there")],
+)
+def test_refusal_starts_only_when_its_first_token_is_probable_enough(
+    tiny_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    min_probability: float | None,
+    expected: str,
+) -> None:
+    # The refusal ("refund there") gets 0.6 of the first token, an answer ("hello
+    # there") 0.4: plain greedy decoding refuses; a gate above 0.6 makes it answer.
+    backend = make_backend(
+        tiny_dir,
+        repetition_penalty=1.0,
+        refusal_text="refund there",
+        refusal_min_probability=min_probability,
+    )
+    loaded = backend._ensure_loaded()
+    hello, there, refund, end = (
+        token_id(backend, t) for t in ("hello", "there", "refund", "<|im_end|>")
+    )
+    forward = loaded.model.forward
+    step = {"n": 0}
+
+    def two_way_forward(*args: Any, **kwargs: Any) -> Any:
+        if kwargs["input_ids"].shape[1] > 1:
+            step["n"] = 0
+        out = forward(*args, **kwargs)
+        last = out.logits[:, -1, :]
+        last.fill_(float("-inf"))
+        if step["n"] == 0:
+            last[:, refund], last[:, hello] = math.log(0.6), math.log(0.4)
+        else:
+            last[:, there if step["n"] == 1 else end] = 0.0
+        step["n"] += 1
+        return out
+
+    monkeypatch.setattr(loaded.model, "forward", two_way_forward)
+
+    assert run(generate_and_close(backend, max_new_tokens=6)) == expected
+
+
+def test_refusal_gate_leaves_later_tokens_alone() -> None:
+    gate = backend_module._RefusalGate(token_id=1, min_probability=0.9, prompt_length=3)
+    scores = torch.log(torch.tensor([[0.5, 0.3, 0.2], [0.05, 0.95, 0.0]]))
+
+    first = gate(torch.zeros(2, 3, dtype=torch.long), scores)
+    later = gate(torch.zeros(2, 4, dtype=torch.long), scores)
+
+    # Row 0 (0.3 < 0.9) loses the refusal's token; row 1 (0.95) keeps it; the
+    # caller's tensor is not changed, and after the first token nothing is.
+    assert first[0, 1] == float("-inf") and first[1, 1] == scores[1, 1]
+    assert torch.equal(later, scores) and scores[0, 1] != float("-inf")
 
 
 def test_generate_after_close_is_an_error(tiny_dir: Path) -> None:
