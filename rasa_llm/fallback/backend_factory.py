@@ -87,13 +87,13 @@ def get_default_config() -> Dict[str, Any]:
             "quantize": "none",
             # Above 1 discourages small models from repeating themselves.
             "repetition_penalty": 1.1,
-            # The model may start its refusal ("Sorry, I don't have that information.")
-            # only when it gives the refusal's first token at least this probability;
-            # below it, the model writes its best answer and the grounding guard judges
-            # it. Greedy decoding alone refuses whenever the fixed refusal is the single
-            # most likely start, which made the fine-tuned SmolLM2 refuse questions its
-            # passages answered. null: plain greedy decoding.
-            "refusal_min_probability": 0.8,
+            # null: plain greedy decoding. A number p: the model may start its refusal
+            # ("Sorry, I don't have that information.") only when it gives the refusal's
+            # first token at least p; below it, it writes its best answer and the
+            # grounding guard judges that. 0.8 doubled the fine-tuned SmolLM2's correct
+            # generated replies but also answered 3 unanswerable questions with true,
+            # off-topic sentences (docs/benchmarks.md), so it is off by default.
+            "refusal_min_probability": None,
         },
         "openai": {
             # The server's OpenAI-compatible root, e.g. http://localhost:8000/v1 (vLLM),
@@ -218,7 +218,7 @@ def _check_values(merged: Mapping[str, Any]) -> None:
         "local.refusal_min_probability",
         refusal is None or 0 < refusal <= 1,
         f"must be above 0 and at most 1 (or null), got {refusal}",
-        0.8,
+        None,
     )
     if local["quantize"] not in ("none", "int8"):
         raise InvalidComponentConfigError(

@@ -192,6 +192,37 @@ class LocalTransformersBackend:
                 f"{self.name}: no reply within the deadline of {deadline_s:.2f} s"
             ) from e
 
+    def refusal_probability(self, messages: List[ChatMessage]) -> float:
+        """The probability the model gives the refusal's first token as its reply's first.
+
+        What the refusal gate (``refusal_min_probability``) compares, after the same
+        repetition penalty; blocking, for benchmarks (``bench.refusal_probability``).
+        """
+        loaded = self._ensure_loaded()
+        token = self._refusal_token(loaded)
+        if token is None:
+            raise ValueError(f"{self.name}: no refusal_text was given")
+        from transformers import GenerationConfig
+
+        encoded = loaded.tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
+        config = GenerationConfig(
+            max_new_tokens=1,
+            do_sample=False,
+            repetition_penalty=self._repetition_penalty,
+            pad_token_id=loaded.pad_id,
+            output_scores=True,
+            return_dict_in_generate=True,
+        )
+        with torch.inference_mode():
+            output = loaded.model.generate(
+                input_ids=encoded["input_ids"].to(loaded.device),
+                attention_mask=encoded["attention_mask"].to(loaded.device),
+                generation_config=config,
+            )
+        return float(torch.softmax(output.scores[0][0].float(), dim=-1)[token])
+
     async def close(self) -> None:
         """Stop taking requests; a generation already running ends at its deadline."""
         self._closed = True

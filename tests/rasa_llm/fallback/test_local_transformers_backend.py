@@ -406,24 +406,9 @@ def test_model_without_chat_template_is_rejected_at_load(tiny_dir: Path) -> None
         make_backend(tiny_dir).warm_up()
 
 
-@pytest.mark.parametrize(
-    ("min_probability", "expected"),
-    [(None, "refund there"), (0.5, "refund there"), (0.7, "hello there"), (1.0, "hello there")],
-)
-def test_refusal_starts_only_when_its_first_token_is_probable_enough(
-    tiny_dir: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    min_probability: float | None,
-    expected: str,
-) -> None:
-    # The refusal ("refund there") gets 0.6 of the first token, an answer ("hello
-    # there") 0.4: plain greedy decoding refuses; a gate above 0.6 makes it answer.
-    backend = make_backend(
-        tiny_dir,
-        repetition_penalty=1.0,
-        refusal_text="refund there",
-        refusal_min_probability=min_probability,
-    )
+def refusal_or_hello(backend: LocalTransformersBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The model gives the refusal ("refund there") 0.6 of the first token and an answer
+    ("hello there") 0.4, then ends its turn."""
     loaded = backend._ensure_loaded()
     hello, there, refund, end = (
         token_id(backend, t) for t in ("hello", "there", "refund", "<|im_end|>")
@@ -446,7 +431,38 @@ def test_refusal_starts_only_when_its_first_token_is_probable_enough(
 
     monkeypatch.setattr(loaded.model, "forward", two_way_forward)
 
+
+@pytest.mark.parametrize(
+    ("min_probability", "expected"),
+    [(None, "refund there"), (0.5, "refund there"), (0.7, "hello there"), (1.0, "hello there")],
+)
+def test_refusal_starts_only_when_its_first_token_is_probable_enough(
+    tiny_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    min_probability: float | None,
+    expected: str,
+) -> None:
+    # Plain greedy decoding refuses (0.6 > 0.4); a gate above 0.6 makes it answer.
+    backend = make_backend(
+        tiny_dir,
+        repetition_penalty=1.0,
+        refusal_text="refund there",
+        refusal_min_probability=min_probability,
+    )
+    refusal_or_hello(backend, monkeypatch)
+
     assert run(generate_and_close(backend, max_new_tokens=6)) == expected
+
+
+def test_refusal_probability_is_what_the_gate_compares(
+    tiny_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = make_backend(tiny_dir, repetition_penalty=1.0, refusal_text="refund there")
+    refusal_or_hello(backend, monkeypatch)
+    try:
+        assert backend.refusal_probability(MESSAGES) == pytest.approx(0.6)
+    finally:
+        run(backend.close())
 
 
 def test_refusal_gate_leaves_later_tokens_alone() -> None:
