@@ -211,7 +211,9 @@ class LocalTransformersBackend:
             max_new_tokens=1,
             do_sample=False,
             repetition_penalty=self._repetition_penalty,
+            eos_token_id=sorted(loaded.stop_ids),
             pad_token_id=loaded.pad_id,
+            bos_token_id=getattr(loaded.model.generation_config, "bos_token_id", None),
             output_scores=True,
             return_dict_in_generate=True,
         )
