@@ -147,9 +147,7 @@ def test_the_document_shows_every_default_key_with_its_value(
 
 
 @pytest.mark.parametrize("name", sorted(TABLES))
-def test_the_document_shows_no_key_the_defaults_lack(
-    name: str, tables: Dict[str, Dict[str, str]]
-):
+def test_the_document_shows_no_key_the_defaults_lack(name: str, tables: Dict[str, Dict[str, str]]):
     extra = sorted(set(tables.get(name, {})) - set(expected(name)))
     assert not extra, f"docs/configuration.md, {name}: no such key in the defaults: {extra}"
 
