@@ -8,7 +8,7 @@ intents held out and never trained on, the confidence alone separates them with 
 0.881, the cosine alone 0.887 and their sum 0.903, and at 0.9 out-of-scope recall the
 sum keeps 74.2 % of in-scope messages right against 67.2 % (MiniLM; with
 all-mpnet-base-v2 the AUROC rises from 0.903 to 0.940 and 73.8 % to 85.1 %;
-docs/benchmarks.md).
+docs/decisions/out-of-scope-score.md).
 
 The two are on different scales, so each is standardised with its mean and standard
 deviation on the in-scope validation messages (never on out-of-scope ones) and the two

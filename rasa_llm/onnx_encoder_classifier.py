@@ -107,8 +107,9 @@ def export_int8_graph(model: EncoderClassifier) -> bytes:
                     opset_version=OPSET,
                     dynamo=False,
                 )
-                # One scale per output channel: one per matrix cost 0.23 points more
-                # on Banking77 (docs/benchmarks.md). Weights in 7 bits (reduce_range):
+                # One scale per output channel: one per matrix cost 0.23 points more on
+                # Banking77 (docs/decisions/encoder-serving-onnx-int8.md). Weights in 7
+                # bits (reduce_range; docs/decisions/int8-7-bit-weights.md):
                 # on CPUs without VNNI (AVX2 only) ONNX Runtime multiplies uint8 by int8
                 # in pairs summed into int16, which 8-bit weights overflow. There an
                 # all-mpnet-base-v2 graph agreed with float32 on 1.1 % of Banking77's

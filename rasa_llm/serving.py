@@ -16,12 +16,13 @@ often the graph's top label is the float32 model's on messages it did not train 
 ``int8_min_agreement``: 0.99, at most one changed answer in a hundred. On Banking77's
 test set, graphs of MiniLM models agreed on 99.1-99.3 % and lost 0.0 to 0.39 points;
 graphs of all-mpnet-base-v2 models agreed on 94.0-97.4 % and lost 0.4 to 1.2 points, and
-6 points of in-scope accuracy at an out-of-scope threshold (docs/benchmarks.md). A
-changed answer counts whether it is right or wrong: a 10-shot MiniLM soup's graph agreed
-on 98.3 % and gained 0.2 points, and would answer in float32. The share of changed
-answers needs no labels and varies less than an accuracy difference, so a few hundred
-held-out messages can measure it where they could not test a 0.3-point drop. Answering
-in float32 costs speed (about 13 ms a message against 2.3 on one core), never accuracy.
+6 points of in-scope accuracy at an out-of-scope threshold
+(docs/decisions/int8-agreement-check.md). A changed answer counts whether it is right or
+wrong: a 10-shot MiniLM soup's graph agreed on 98.3 % and gained 0.2 points, and would
+answer in float32. The share of changed answers needs no labels and varies less than an
+accuracy difference, so a few hundred held-out messages can measure it where they could
+not test a 0.3-point drop. Answering in float32 costs speed (about 13 ms a message
+against 2.3 on one core), never accuracy.
 ``int8`` serves the graph anyway.
 
 A serving process also runs torch on one CPU thread (``RASA_LLM_TORCH_THREADS``): a

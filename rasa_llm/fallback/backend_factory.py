@@ -92,7 +92,7 @@ def get_default_config() -> Dict[str, Any]:
             # first token at least p; below it, it writes its best answer and the
             # grounding guard judges that. 0.8 doubled the fine-tuned SmolLM2's correct
             # generated replies but also answered 3 unanswerable questions with true,
-            # off-topic sentences (docs/benchmarks.md), so it is off by default.
+            # off-topic sentences (docs/decisions/refusal-gate.md), so it is off by default.
             "refusal_min_probability": None,
         },
         "openai": {

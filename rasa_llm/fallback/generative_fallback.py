@@ -66,7 +66,8 @@ def get_default_config() -> Dict[str, Any]:
         # scripted reply is sent without asking the model.
         "min_relevance": 0.35,
         # When generation fails, the best passage is sent verbatim if at least this close.
-        # 0.45 was chosen on bench/data/fallback_eval.yml (docs/benchmarks.md).
+        # 0.45 was chosen on bench/data/fallback_eval.yml
+        # (docs/decisions/fallback-thresholds.md).
         "passage_relevance": 0.45,
         # Earlier turns (customer and bot) shown to the model.
         "history_turns": 4,
@@ -93,7 +94,7 @@ def get_default_config() -> Dict[str, Any]:
         # A generated reply must share a content word with the customer's message (the
         # business name aside) and be at least this close to it (cosine, retrieval
         # encoder): a true sentence about something else is not an answer. 0.5 chosen
-        # on bench/data (docs/benchmarks.md).
+        # on bench/data (docs/decisions/fallback-thresholds.md).
         "min_answer_relevance": 0.5,
         # Sent when nothing better can be; the action sends the domain response
         # `utter_cannot_answer` instead when the domain has one.

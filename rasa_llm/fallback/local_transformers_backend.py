@@ -356,7 +356,6 @@ class LocalTransformersBackend:
             raise GenerationError(f"{self.name}: generation failed ({type(e).__name__})") from e
         return [int(t) for t in output[0, input_ids.shape[1] :].tolist()]
 
-
     def _refusal_token(self, loaded: _LoadedModel) -> Optional[int]:
         if not self._refusal_text:
             return None
