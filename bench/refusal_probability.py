@@ -42,8 +42,7 @@ def sweep(rows: Sequence[Dict[str, Any]], thresholds: Sequence[float] = THRESHOL
     return {
         "counts": {name: len(values) for name, values in groups.items()},
         "refused_at": {
-            str(t): {name: share(values, t) for name, values in groups.items()}
-            for t in thresholds
+            str(t): {name: share(values, t) for name, values in groups.items()} for t in thresholds
         },
     }
 
