@@ -34,9 +34,9 @@ from rasa.core.channels.channel import InputChannel, OutputChannel
 from rasa.core.channels.slack import SlackInput as RasaSlackInput
 
 from bench import channel_common as shared
-from tests.channels.slack_payloads import SECRET, TOKEN, event_request, message_event
-from tests.fake_platform import Call, FakePlatform, Reply
-from tests.rasa_process import MODEL, RasaServer
+from bench.support.fake_platform import Call, FakePlatform, Reply
+from bench.support.rasa_process import MODEL, RasaServer
+from bench.support.slack_payloads import SECRET, TOKEN, event_request, message_event
 
 ROUTES = {"rasa-llm slack": "slack", "stock slack": "stock_slack"}
 

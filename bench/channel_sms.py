@@ -6,7 +6,7 @@ bot model, same run.
 
 Both channels are named ``twilio`` (same webhook route), so each gets its own ``rasa
 run``, one after the other, with the same model. Twilio's REST API is a local fake
-(:class:`tests.fake_platform.FakePlatform`). The stock channel is Rasa's ``TwilioInput``
+(:class:`bench.support.fake_platform.FakePlatform`). The stock channel is Rasa's ``TwilioInput``
 unchanged except for one line that points its client at the fake
 (:class:`StockTwilioAtFake`); it checks no signature, the requests are signed anyway.
 Each server first gets ``--warmup`` unmeasured messages (the model and the HTTP clients
@@ -155,8 +155,8 @@ def credentials(variant: str, api_url: str) -> str:
 
 
 def run_variant(variant: str, args: argparse.Namespace) -> List[Dict[str, Any]]:
-    from tests.fake_platform import FakePlatform
-    from tests.rasa_process import RasaServer
+    from bench.support.fake_platform import FakePlatform
+    from bench.support.rasa_process import RasaServer
 
     replies = Replies()
     fake = FakePlatform("twilio").start()
@@ -194,7 +194,7 @@ NAMES = {
 
 
 def main() -> None:
-    from tests.rasa_process import MODEL
+    from bench.support.rasa_process import MODEL
 
     parser = shared.make_parser(
         __doc__,

@@ -94,7 +94,7 @@ class StockTelegramInput(StockInput):
 async def conversation(
     client: Any, url: str, channel: str, api: Any, messages: int, text: str
 ) -> List[float]:
-    from tests.channels import telegram_payloads as tg
+    from bench.support import telegram_payloads as tg
 
     chat = tg.next_id()
     key = str(chat)
@@ -131,8 +131,8 @@ async def level(
 
 
 def main() -> None:
-    from tests.channels import telegram_payloads as tg
-    from tests.rasa_process import MODEL, RasaServer
+    from bench.support import telegram_payloads as tg
+    from bench.support.rasa_process import MODEL, RasaServer
 
     parser = shared.make_parser(
         __doc__, model=MODEL, text_help="what every customer says", warmup=5

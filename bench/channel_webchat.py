@@ -29,7 +29,7 @@ from typing import Any, Awaitable, Callable, Dict, List
 import websockets
 
 from bench import channel_common as shared
-from tests.rasa_process import MODEL, RasaServer
+from bench.support.rasa_process import MODEL, RasaServer
 
 Conversation = Callable[[str, int, str], Awaitable[List[float]]]
 

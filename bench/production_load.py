@@ -6,8 +6,8 @@ Both models of the same bot (its own pipeline, and `bench/stock_config.yml`: DIE
 friends, the bot's own policies) are served as README.md's production set-up runs them:
 `rasa run` with bot/endpoints.production.yml (PostgreSQL tracker store, Redis lock
 store, the metrics event broker), one Sanic worker each, one shared action server.
-PostgreSQL and Redis are started on loopback for the run (tests/postgres_server.py,
-tests/redis_server.py), as the tests do.
+PostgreSQL and Redis are started on loopback for the run (bench/support/postgres_server.py,
+bench/support/redis_server.py), as the tests do.
 
 At each level N, N conversations run at once over the REST channel, each sending its
 messages one after another (the next when the reply has come). Each level runs on one
@@ -40,8 +40,8 @@ import numpy as np
 import yaml
 
 from bench.nlu_latency import peak_rss_mib, stock_config, train
-from tests.postgres_server import PostgresServer
-from tests.rasa_process import (
+from bench.support.postgres_server import PostgresServer
+from bench.support.rasa_process import (
     BOT,
     REST_CREDENTIALS,
     ActionServer,
@@ -51,7 +51,7 @@ from tests.rasa_process import (
     rest_headers,
     trained_bot_model,
 )
-from tests.redis_server import RedisServer
+from bench.support.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[1]
 LEVELS = (1, 10, 50, 200)

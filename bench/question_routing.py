@@ -5,7 +5,7 @@
 
 Starts the trained bot as `make run` does: `rasa run actions` in bot/ (on a fresh copy
 of the sample store, the fallback's model loading as the server starts) and `rasa run`
-with the REST channel and the HTTP API, with the tokens of tests/rasa_process.py. Each
+with the REST channel and the HTTP API, with the tokens of bench/support/rasa_process.py. Each
 message of the data file is sent once through the REST channel as a new customer (a
 fresh sender: no history), and the turn is read back from the tracker (HTTP API).
 
@@ -281,7 +281,7 @@ def markdown(summary: Mapping[str, Any], label: str = "this checkout") -> str:
 
 def _turn(server: Any, text: str) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]], float]:
     """Send ``text`` as a new REST customer: the replies, the stored events, seconds."""
-    from tests.rasa_process import rest_id
+    from bench.support.rasa_process import rest_id
 
     sender = f"bench-{uuid.uuid4()}"
     started = time.perf_counter()
@@ -298,7 +298,7 @@ def run(
     model: Path, questions: Sequence[RoutingQuestion], requests: Sequence[TaskRequest]
 ) -> Tuple[List[QuestionResult], List[RequestResult]]:
     """Start the bot, send every message once, score each turn."""
-    from tests.rasa_process import ActionServer, RasaServer, free_port, write_run_config
+    from bench.support.rasa_process import ActionServer, RasaServer, free_port, write_run_config
 
     with tempfile.TemporaryDirectory(prefix="bench-question-routing-") as tmp:
         workdir = Path(tmp)
@@ -326,7 +326,7 @@ def run(
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from tests.rasa_process import MODEL
+    from bench.support.rasa_process import MODEL
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, default=MODEL)

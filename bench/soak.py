@@ -32,7 +32,7 @@ from bench.production_load import (
     production_servers,
     write_report,
 )
-from tests.rasa_process import api_headers, rest_headers, rest_id, trained_bot_model
+from bench.support.rasa_process import api_headers, rest_headers, rest_id, trained_bot_model
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_EVERY_S = 30.0

@@ -77,8 +77,8 @@ def bot_model() -> Any:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Any:
-    """A PostgreSQL server of the test session's own, on loopback (tests/postgres_server.py)."""
-    from tests.postgres_server import PostgresServer
+    """A PostgreSQL server of the test session's own, on loopback (bench.support)."""
+    from bench.support.postgres_server import PostgresServer
 
     with PostgresServer() as server:
         yield server
@@ -86,8 +86,8 @@ def postgres_server() -> Any:
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """A Redis server of the test session's own, on loopback (tests/redis_server.py)."""
-    from tests.redis_server import RedisServer
+    """A Redis server of the test session's own, on loopback (bench.support)."""
+    from bench.support.redis_server import RedisServer
 
     with RedisServer(tmp_path_factory.mktemp("redis")) as server:
         yield server

@@ -10,6 +10,7 @@ from typing import Iterator
 import pytest
 import sqlalchemy as sa
 
+from bench.support.postgres_server import PostgresServer
 from bot.actions import store_schema as t
 from bot.actions.lookup_limits import Claimant, LookupLimits
 from bot.actions.order_policy import add_working_days
@@ -21,7 +22,6 @@ from bot.actions.order_store import (
     store_from_env,
 )
 from bot.actions.store_records import Access, OrderAccess, Outcome
-from tests.postgres_server import PostgresServer
 
 from .conftest import JANE, SAM, TODAY
 

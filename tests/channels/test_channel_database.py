@@ -2,7 +2,7 @@
 
 Each store is opened twice on one location, as two servers (or two workers) would; the
 races are real threads on real connections. PostgreSQL is the test session's own
-server on loopback (tests/postgres_server.py).
+server on loopback (bench/support/postgres_server.py).
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@ Rasa workers behind one port plus a second `rasa run` process, one action server
 generative fallback asks an OpenAI-compatible server (a fake one on loopback, which the
 tests make answer or hang).
 
-The servers are the test session's own (tests/postgres_server.py,
-tests/redis_server.py), started from the machine's PostgreSQL and Redis, so fault
+The servers are the test session's own (bench/support/postgres_server.py,
+bench/support/redis_server.py), started from the machine's PostgreSQL and Redis, so fault
 tests may stop them. Rasa reads bot/endpoints.production.yml as shipped; only the
 environment variables it names are set here.
 """
@@ -20,11 +20,11 @@ from typing import Dict, Iterator, List
 import pytest
 import yaml
 
+from bench.support.postgres_server import PostgresServer
+from bench.support.redis_server import RedisServer
 from tests.channels.sms_support import ACCOUNT_SID, AUTH_TOKEN, NUMBER, PUBLIC_URL, TwilioApi
 from tests.fake_platform import Call, FakePlatform, Reply
-from tests.postgres_server import PostgresServer
 from tests.rasa_process import BOT, REST_CREDENTIALS, ActionServer, RasaServer, free_port
-from tests.redis_server import RedisServer
 
 PRODUCTION_ENDPOINTS = BOT / "endpoints.production.yml"
 # One web chat session secret for both servers, as behind a load balancer: a session

@@ -13,8 +13,8 @@ import pytest
 from rasa.core.lock_store import LockError
 from rasa.utils.endpoints import EndpointConfig
 
+from bench.support.redis_server import RedisServer
 from rasa_llm.concurrent_redis_lock_store import ConcurrentRedisLockStore
-from tests.redis_server import RedisServer
 
 
 def store(redis: RedisServer) -> ConcurrentRedisLockStore:

@@ -10,7 +10,7 @@ from typing import Optional
 
 import pytest
 
-from tests.rasa_process import free_port
+from bench.support.rasa_process import free_port
 
 INSTALL_HINT = (
     "install Redis (Debian/Ubuntu: apt-get install redis-server; `make services` does it)"

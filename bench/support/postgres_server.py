@@ -12,7 +12,7 @@ from typing import List, Optional
 
 import pytest
 
-from tests.rasa_process import free_port
+from bench.support.rasa_process import free_port
 
 INSTALL_HINT = (
     "install PostgreSQL (Debian/Ubuntu: apt-get install postgresql; `make services` does it)"
