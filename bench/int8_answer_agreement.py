@@ -34,7 +34,7 @@ from rasa_llm.onnx_encoder_classifier import GRAPH_FILE, OnnxEncoderClassifier
 from rasa_llm.serving import served_oos_score, served_temperature, served_threshold
 from rasa_llm.transformer_intent_classifier import load_classifier
 from training.classification import prepare
-from training.cli import build_parser
+from training.cli import parse_arguments
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     train_csv, test_csv = banking77(args.data)
     flags = ["intent", "--train", str(train_csv), "--test", str(test_csv), "--out", "/tmp/x"]
     flags += ["--seed", "0", "--hold-out-labels", ",".join(held_out_intents(args.data))]
-    data = prepare(build_parser().parse_args(flags + training_flags), "intent")
+    data = prepare(parse_arguments(flags + training_flags))
     directory = args.run / "model"
     model, tokenizer, meta = load_classifier(directory, 0.0)
     graph = OnnxEncoderClassifier((directory / GRAPH_FILE).read_bytes(), model.head, 2)

@@ -38,7 +38,7 @@ from rasa_llm.encoder_classifier import mean_pool
 from rasa_llm.fine_tuning import predict
 from rasa_llm.transformer_intent_classifier import load_classifier
 from training.classification import prepare
-from training.cli import build_parser
+from training.cli import parse_arguments
 from training.metrics import auroc
 
 TARGETS = (0.5, 0.6, 0.7, 0.8, 0.9)
@@ -75,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     train_csv, test_csv = banking77(args.data)
     flags = ["intent", "--train", str(train_csv), "--test", str(test_csv), "--out", "/tmp/x"]
     flags += ["--seed", "0", "--hold-out-labels", ",".join(held_out_intents(args.data))]
-    data = prepare(build_parser().parse_args(flags), "intent")
+    data = prepare(parse_arguments(flags))
     model, tokenizer, meta = load_classifier(args.model, 0.0)
     temperature = float(meta["temperature"])
 

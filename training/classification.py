@@ -9,7 +9,6 @@ directory the Rasa components load (``classifier_path``) and the report.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import shutil
 from dataclasses import asdict, dataclass
@@ -18,15 +17,15 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from training.dataset import LabelledTexts, load_labelled, sample_per_class
+from training.arguments import DEFAULT_OOS_SCORE, ClassifierArguments
+from training.dataset import LabelledTexts, PreparedData, load_labelled, sample_per_class
 from training.errors import TrainingInputError
+from training.outputs import CHECKPOINT_DIR, MODEL_DIR, PREDICTIONS_FILE
+from training.soup import make_soup
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_OOS_LABEL = "out_of_scope"
-MODEL_DIR = "model"
-CHECKPOINT_DIR = "checkpoint"
-PREDICTIONS_FILE = "predictions.csv"
 # The kinds of model directory rasa_llm's components read (rasa_llm.json "kind").
 KINDS = {"intent": "intent_classifier", "sentiment": "sentiment_classifier"}
 # Validation out-of-scope recalls whose thresholds the report also evaluates on TEST.
@@ -43,29 +42,19 @@ INT8_META_KEYS = (
 )
 
 
-@dataclass(frozen=True)
-class PreparedData:
-    """TRAIN and TEST split the way the run uses them."""
-
-    labels: List[str]
-    train: LabelledTexts
-    validation: LabelledTexts
-    validation_oos: List[str]
-    train_oos: List[str]  # out-of-scope rows trained on as outliers (--oos-train-fraction)
-    test: LabelledTexts  # in-scope and out-of-scope rows; out-of-scope ones carry oos_label
-    oos_label: Optional[str]
-    held_out_labels: List[str]
-    short_labels: List[str]
-
-
-def prepare(args: argparse.Namespace, task: str) -> PreparedData:
+def prepare(args: ClassifierArguments) -> PreparedData:
     """Load and check both files, then sample, relabel and split as the flags say."""
     from rasa_llm.constants import SENTIMENT_LABELS
     from rasa_llm.splits import stratified_split
 
-    columns = {"text_column": args.text_column, "label_column": args.label_column}
-    train = load_labelled(Path(args.train), task, **columns)
-    test = load_labelled(Path(args.test), task, **columns)
+    task = args.task
+
+    def load(path: str) -> LabelledTexts:
+        return load_labelled(
+            Path(path), task, text_column=args.text_column, label_column=args.label_column
+        )
+
+    train, test = load(args.train), load(args.test)
     held_out = [x.strip() for x in (args.hold_out_labels or "").split(",") if x.strip()]
     oos_label = args.oos_label or (DEFAULT_OOS_LABEL if held_out else None)
     if held_out:
@@ -108,7 +97,7 @@ def prepare(args: argparse.Namespace, task: str) -> PreparedData:
         )
     scoped = train.subset(in_scope)
     short: List[str] = []
-    seed = split_seed(args)
+    seed = args.data_seed
     if args.per_class:
         scoped, short = sample_per_class(scoped, args.per_class, seed)
     ids = [labels.index(x) for x in scoped.labels]
@@ -134,7 +123,7 @@ def prepare(args: argparse.Namespace, task: str) -> PreparedData:
             )
         exposed = [oos_texts[i] for i in sorted(order[:cut])]
         oos_texts = [oos_texts[i] for i in sorted(order[cut:])]
-    if getattr(args, "oos_score", "softmax") != "softmax":
+    if args.oos_score != DEFAULT_OOS_SCORE:
         # Checked before training, not after it: the score needs both.
         if not oos_label:
             raise TrainingInputError(
@@ -163,16 +152,7 @@ def prepare(args: argparse.Namespace, task: str) -> PreparedData:
     )
 
 
-def split_seed(args: argparse.Namespace) -> int:
-    """The seed that samples and splits the data: ``--split-seed``, else ``--seed``.
-
-    Kept apart from the training seed so that runs with different ``--seed`` can hold
-    out the same validation rows, which a weight soup is chosen on.
-    """
-    return args.seed if args.split_seed is None else int(args.split_seed)
-
-
-def split_record(args: argparse.Namespace, data: PreparedData) -> Dict[str, Any]:
+def split_record(args: ClassifierArguments, data: PreparedData) -> Dict[str, Any]:
     """How the run drew its validation rows, stored with the model.
 
     A soup (``--soup``) compares it with its own split: averaged weights can only be
@@ -186,7 +166,7 @@ def split_record(args: argparse.Namespace, data: PreparedData) -> Dict[str, Any]
     for text in data.validation_oos:
         digest.update(f"\t{text}\n".encode())
     return {
-        "seed": split_seed(args),
+        "seed": args.data_seed,
         "validation_fraction": args.validation_fraction,
         "per_class": args.per_class,
         "validation_rows": len(data.validation),
@@ -200,7 +180,7 @@ def _relabel(data: LabelledTexts, labels: Sequence[str], new: Optional[str]) -> 
     )
 
 
-def run_classifier(args: argparse.Namespace, task: str) -> int:
+def run_classifier(args: ClassifierArguments) -> int:
     """Run one fine-tuning job end to end; return the exit code."""
     from rasa_llm.device import resolve_device
     from rasa_llm.errors import InvalidComponentConfigError
@@ -216,7 +196,8 @@ def run_classifier(args: argparse.Namespace, task: str) -> int:
         device = resolve_device("python -m training", args.device)
     except InvalidComponentConfigError as e:
         raise TrainingInputError("--device", str(e), "use auto or cpu") from e
-    data = prepare(args, task)
+    task = args.task
+    data = prepare(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     split = split_record(args, data)
@@ -325,11 +306,9 @@ def run_classifier(args: argparse.Namespace, task: str) -> int:
 
 
 def _souped(
-    args: argparse.Namespace, data: PreparedData, split: Dict[str, Any], task: str, device: Any
+    args: ClassifierArguments, data: PreparedData, split: Dict[str, Any], task: str, device: Any
 ) -> Tuple[Any, Any, str, Dict[str, Any]]:
     """The model ``--soup`` averages from earlier runs, and the report's training part."""
-    from training.soup import make_soup
-
     soup = make_soup(args, data, split, KINDS[task], device)
     known = [x["train_seconds"] for x in soup.record["ingredients"] if x["train_seconds"]]
     training: Dict[str, Any] = {
@@ -342,7 +321,7 @@ def _souped(
 
 
 def _fine_tuned(
-    args: argparse.Namespace, data: PreparedData, out: Path, device: Any
+    args: ClassifierArguments, data: PreparedData, out: Path, device: Any
 ) -> Tuple[Any, Any, str, Dict[str, Any]]:
     """Fine-tune the encoder with a head on TRAIN; the model and the report's part."""
     import torch
@@ -355,7 +334,7 @@ def _fine_tuned(
     encoder, tokenizer = model_files.load_pretrained(base)
     torch.manual_seed(args.seed)  # the dropout and head before the centroid start
     model = EncoderClassifier(encoder, len(data.labels), args.dropout)
-    settings = fine_tune_settings(args)
+    settings = args.fine_tune_settings()
     result = fine_tune(
         model,
         tokenizer,
@@ -448,7 +427,7 @@ def int8_calibration(
     model: Any,
     tokenizer: Any,
     data: PreparedData,
-    args: argparse.Namespace,
+    args: ClassifierArguments,
     float32_probs: np.ndarray,
     neighbours: Optional[np.ndarray] = None,
 ) -> Tuple[Optional[bytes], Dict[str, Any]]:
@@ -616,30 +595,3 @@ def _summary(report: Dict[str, Any], out: Path) -> str:
             parts.append(f"a bot with quantize: auto answers in float32: {refusal}")
     parts.append(f"{report['train_seconds']:.0f} s")
     return f"{', '.join(parts)}\nmodel: {out / MODEL_DIR}\nreport: {out / 'report.md'}"
-
-
-def fine_tune_settings(args: argparse.Namespace) -> Any:
-    from rasa_llm.fine_tuning import FineTuneSettings
-
-    freeze = args.freeze
-    return FineTuneSettings(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        head_learning_rate=args.head_lr,
-        weight_decay=args.weight_decay,
-        warmup_ratio=args.warmup_ratio,
-        max_length=args.max_length,
-        freeze_embeddings=freeze == "embeddings",
-        freeze_layers=int(freeze) if freeze.isdigit() else 0,
-        freeze_encoder=freeze == "encoder",
-        early_stopping_patience=args.patience,
-        gradient_accumulation_steps=args.grad_accum,
-        seed=args.seed,
-        show_progress=not args.no_progress,
-        auxiliary_weight=0.0,
-        ema_decay=args.ema_decay,
-        length_groups=args.length_groups,
-        label_smoothing=args.label_smoothing,
-        rdrop_weight=args.rdrop,
-    )

@@ -1,8 +1,9 @@
 """The command line: ``python -m training intent|sentiment|generate [flags]``.
 
-Thin on purpose: flags become settings, the work happens in
-:mod:`training.classification` and :mod:`training.generation`, and every input
-problem is one line on stderr with exit status 2, not a traceback.
+Thin on purpose: the flags become one typed dataclass (:mod:`training.arguments`) that
+the work in :mod:`training.classification`, :mod:`training.generation` and
+:mod:`training.grounded_data` receives, and every input problem is one line on stderr
+with exit status 2, not a traceback.
 """
 
 from __future__ import annotations
@@ -11,8 +12,17 @@ import argparse
 import logging
 import os
 import sys
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
+from training.arguments import (
+    DEFAULT_OOS_SCORE,
+    DEFAULT_TARGET_OOS_RECALL,
+    Arguments,
+    ClassifierArguments,
+    GenerateArguments,
+    GroundedDataArguments,
+    from_namespace,
+)
 from training.errors import TrainingInputError
 from training.soup import SOUP_METHODS
 
@@ -129,7 +139,7 @@ def add_classifier_arguments(parser: argparse.ArgumentParser, task: str) -> None
         oos.add_argument(
             "--target-oos-recall",
             type=_recall,
-            default=0.9,
+            default=DEFAULT_TARGET_OOS_RECALL,
             help="out-of-scope recall the threshold reaches on validation data",
         )
         oos.add_argument(
@@ -142,8 +152,8 @@ def add_classifier_arguments(parser: argparse.ArgumentParser, task: str) -> None
         )
         oos.add_argument(
             "--oos-score",
-            choices=("softmax", "softmax+neighbour"),
-            default="softmax",
+            choices=(DEFAULT_OOS_SCORE, "softmax+neighbour"),
+            default=DEFAULT_OOS_SCORE,
             help="what the threshold applies to: the softmax confidence, or its sum with "
             "the cosine to the nearest training example (each standardised on in-scope "
             "validation rows; better on intents never trained on, stores the training "
@@ -304,33 +314,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The dataclass each command's flags become.
+COMMANDS = {
+    "intent": ClassifierArguments,
+    "sentiment": ClassifierArguments,
+    "generate": GenerateArguments,
+    "grounded-data": GroundedDataArguments,
+}
+
+
+def arguments_of(namespace: argparse.Namespace) -> Arguments:
+    """The typed arguments of a parsed command line (``namespace.task`` is the command)."""
+    return from_namespace(COMMANDS[namespace.task], namespace)
+
+
+def parse_arguments(argv: Sequence[str]) -> Arguments:
+    """Parse a command line such as ``["intent", "--train", ...]`` into its arguments."""
+    return arguments_of(build_parser().parse_args(list(argv)))
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     # Nothing is downloaded, and Rasa sends nothing out, whatever the caller's shell says.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    args = build_parser().parse_args(argv)
+    namespace = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if namespace.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    args = arguments_of(namespace)
     try:
-        if args.task == "grounded-data":
+        if isinstance(args, GroundedDataArguments):
             from training.grounded_data import run_grounded_data
 
             return run_grounded_data(args)
-        if args.task == "generate":
+        if isinstance(args, GenerateArguments):
             from training.generation import run_generate
 
             return run_generate(args)
         from training.classification import run_classifier
 
-        if args.task == "sentiment":
-            args.oos_label = args.hold_out_labels = None
-            args.target_oos_recall, args.oos_train_fraction = 0.9, 0.0
-            args.oos_score = "softmax"
-        return run_classifier(args, args.task)
+        return run_classifier(args)
     except TrainingInputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

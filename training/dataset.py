@@ -42,6 +42,21 @@ class LabelledTexts:
         )
 
 
+@dataclass(frozen=True)
+class PreparedData:
+    """TRAIN and TEST split the way a classifier run uses them (``classification.prepare``)."""
+
+    labels: List[str]
+    train: LabelledTexts
+    validation: LabelledTexts
+    validation_oos: List[str]
+    train_oos: List[str]  # out-of-scope rows trained on as outliers (--oos-train-fraction)
+    test: LabelledTexts  # in-scope and out-of-scope rows; out-of-scope ones carry oos_label
+    oos_label: Optional[str]
+    held_out_labels: List[str]
+    short_labels: List[str]
+
+
 def load_labelled(
     path: Path,
     task: str,

@@ -15,7 +15,7 @@ at load with ``local.adapter: OUT/adapter``), with ``report.json``, ``report.md`
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import hashlib
 import logging
 import shutil
@@ -38,30 +38,26 @@ from rasa_llm.training_loop import (
     train_loop,
 )
 from training import instruction_data as data
+from training.arguments import GenerateArguments
 from training.causal_lm_task import CausalLMTask, perplexity
 from training.errors import TrainingInputError
-from training.generation_arguments import (
-    FULL_LEARNING_RATE,
-    LORA_LEARNING_RATE,
-    add_generate_arguments,
-)
+from training.generation_arguments import add_generate_arguments
 from training.generation_report import write_generation_report
 from training.lora import LoRALinear, add_lora, merge_lora
+from training.outputs import CHECKPOINT_DIR
 
 # cli.py builds the sub-command from here; the flags live in their own module.
 __all__ = ["CHECKPOINT_DIR", "add_generate_arguments", "run_generate"]
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_DIR = "checkpoint"
 
-
-def run_generate(args: argparse.Namespace) -> int:
-    """Run ``python -m training generate`` with parsed ``args``; returns the exit code."""
+def run_generate(args: GenerateArguments) -> int:
+    """Run ``python -m training generate`` with its ``args``; returns the exit code."""
     began = time.perf_counter()
     out = Path(args.out)
     device = _device(args.device)
-    targets = [t.strip() for t in args.lora_targets.split(",") if t.strip()]
+    targets = args.targets
     train_pairs = data.read_pairs(Path(args.train), args.prompt_column, args.response_column)
     if args.max_examples is not None:
         train_pairs = data.sample_pairs(train_pairs, args.max_examples, args.seed)
@@ -119,11 +115,7 @@ def run_generate(args: argparse.Namespace) -> int:
             ) from e
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
-    learning_rate = (
-        args.lr
-        if args.lr is not None
-        else (LORA_LEARNING_RATE if args.lora_rank > 0 else FULL_LEARNING_RATE)
-    )
+    learning_rate = args.learning_rate
     task = CausalLMTask(
         model,
         tokenized["train"],
@@ -176,7 +168,7 @@ def run_generate(args: argparse.Namespace) -> int:
     # recorded; measuring again would cost another pass over the held-out set.
     loss_after = float(result.best_metrics["val_loss"])
 
-    if args.save == "adapter" and args.lora_rank > 0:
+    if args.saves_adapter:
         _save_adapter(
             model,
             args,
@@ -228,13 +220,12 @@ def run_generate(args: argparse.Namespace) -> int:
     write_generation_report(out, report)
     if not args.keep_checkpoint:
         shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
+    saved = "adapter" if args.saves_adapter else "model"
     print(
         f"held-out loss {loss_before:.4f} -> {loss_after:.4f} (perplexity "
         f"{perplexity(loss_before):.2f} -> {perplexity(loss_after):.2f}) after "
         f"{result.steps} steps in {result.seconds:.0f} s; "
-        f"{'adapter' if args.save == 'adapter' and args.lora_rank > 0 else 'model'} in "
-        f"{out / ('adapter' if args.save == 'adapter' and args.lora_rank > 0 else 'model')}, "
-        f"report in {out / 'report.md'}"
+        f"{saved} in {out / saved}, report in {out / 'report.md'}"
     )
     return 0
 
@@ -306,7 +297,7 @@ def _save_model(model: Any, tokenizer: Any, end_id: int, path: Path) -> None:
 
 def _save_adapter(
     model: Any,
-    args: argparse.Namespace,
+    args: GenerateArguments,
     model_name: str,
     path: Path,
     loss: float,
@@ -333,14 +324,10 @@ def _save_adapter(
     )
 
 
-def _settings(args: argparse.Namespace, learning_rate: float, targets: List[str]) -> Dict:
-    plain = {
-        k: v
-        for k, v in vars(args).items()
-        if isinstance(v, (str, int, float, bool, type(None))) and k not in ("task", "verbose")
-    }
+def _settings(args: GenerateArguments, learning_rate: float, targets: List[str]) -> Dict:
+    """The run's arguments as its report and adapter record them, with the rate it used."""
     return {
-        **plain,
+        **dataclasses.asdict(args),
         "lr": learning_rate,
         "lora_targets": ",".join(targets),
         "length_groups": LoopSettings.length_groups,

@@ -1,4 +1,4 @@
-"""The flags of ``python -m training generate`` (run by :mod:`training.generation`)."""
+"""The flags of ``python -m training generate``, typed as ``arguments.GenerateArguments``."""
 
 from __future__ import annotations
 

@@ -43,6 +43,7 @@ import yaml
 
 from rasa_llm.fallback.prompt_builder import REFUSAL, PromptBuilder
 from rasa_llm.fallback.sentence_selector import SentenceSelector, SourcePassage
+from training.arguments import GroundedDataArguments
 from training.errors import TrainingInputError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -423,7 +424,7 @@ def add_grounded_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=13, metavar="N")
 
 
-def run_grounded_data(args: argparse.Namespace) -> int:
+def run_grounded_data(args: GroundedDataArguments) -> int:
     """Write ``train.jsonl``, ``validation.jsonl``, the held-out sets and ``report.json``."""
     from rasa_llm.fallback.knowledge_base import KnowledgeBase
     from rasa_llm.fallback.passage_retriever import PassageRetriever

@@ -14,7 +14,6 @@ validation part (few-shot) only the uniform average is possible.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import logging
 import time
@@ -24,7 +23,10 @@ from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 
+from training.arguments import ClassifierArguments
+from training.dataset import PreparedData
 from training.errors import TrainingInputError
+from training.outputs import MODEL_DIR
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +55,6 @@ class Soup:
 
 def model_directory(path: Path) -> Path:
     """A run's OUT directory or its ``model/`` directory: the one holding the weights."""
-    from training.classification import MODEL_DIR
-
     nested = path / MODEL_DIR
     return nested if (nested / "rasa_llm.json").is_file() else path
 
@@ -165,8 +165,8 @@ def greedy(
 
 
 def make_soup(
-    args: argparse.Namespace,
-    data: Any,  # training.classification.PreparedData
+    args: ClassifierArguments,
+    data: PreparedData,
     split: Dict[str, Any],
     kind: str,
     device: Any,
@@ -182,7 +182,8 @@ def make_soup(
             "it chooses runs on validation rows and this run has none (--validation-fraction 0)",
             "use --soup-method uniform, or hold out a validation part",
         )
-    ingredients, tokenizer = load_ingredients(args.soup, data.labels, split, kind, args.dropout)
+    paths = args.soup or []
+    ingredients, tokenizer = load_ingredients(paths, data.labels, split, kind, args.dropout)
 
     def logits(model: Any, texts: Sequence[str]) -> np.ndarray:
         model.to(device)

@@ -21,6 +21,7 @@ from rasa_llm.fallback.local_transformers_backend import LocalTransformersBacken
 from rasa_llm.fallback.model_source import ModelSource
 from tests.rasa_llm.fallback.test_local_transformers_backend import WORDS, build_tiny_model
 from training import instruction_data as data
+from training.arguments import GenerateArguments, from_namespace
 from training.causal_lm_task import CausalLMTask
 from training.cli import main
 from training.errors import TrainingInputError
@@ -91,10 +92,10 @@ def pairs_csv(path: Path, n: int = 24) -> Path:
     return write_csv(path, rows)
 
 
-def parse(*argv: str) -> argparse.Namespace:
+def parse(*argv: str) -> GenerateArguments:
     parser = argparse.ArgumentParser()
     add_generate_arguments(parser)
-    return parser.parse_args(list(argv))
+    return from_namespace(GenerateArguments, parser.parse_args(list(argv)))
 
 
 def tiny_run_args(tiny_dir: Path, train: Path, out: Path, *extra: str) -> List[str]:

@@ -21,7 +21,7 @@ from rasa_llm.fine_tuning import predict
 from rasa_llm.transformer_intent_classifier import load_classifier
 from tests.training.conftest import CLASS_WORDS, make_rows, tiny_args, write_csv
 from training.classification import prepare
-from training.cli import build_parser, main
+from training.cli import main, parse_arguments
 from training.soup import average, greedy
 
 SPLIT = ["--split-seed", "5"]
@@ -92,7 +92,7 @@ def test_the_soup_stores_the_average_of_the_runs_greedy_keeps(
     soup = report["soup"]
 
     # The greedy choice, recomputed here on the validation rows the run itself drew.
-    data = prepare(build_parser().parse_args(["intent", *flags]), "intent")
+    data = prepare(parse_arguments(["intent", *flags]))
     truth = np.asarray([data.labels.index(x) for x in data.validation.labels])
     loaded = [load_classifier(runs[f"run{s}"] / "model", 0.1) for s in (1, 2, 3)]
     models, run_tokenizer = [x[0] for x in loaded], loaded[0][1]
