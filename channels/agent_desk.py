@@ -33,7 +33,6 @@ conversation id):
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import time
 from dataclasses import dataclass
@@ -59,6 +58,7 @@ from channels.conversation_ids import channel_of
 from channels.desk_agents import AgentDirectory
 from channels.desk_audit import DeskAudit
 from channels.handoff_store import Claim, Handoff, HandoffStore
+from channels.verification import BearerTokenVerifier, bearer_token
 from channels.webhook_guard import (
     DEFAULT_MAX_BODY_BYTES,
     WebhookRejected,
@@ -66,7 +66,6 @@ from channels.webhook_guard import (
     read_body,
     reject,
 )
-from rasa_llm.bearer_tokens import bearer_token
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +116,7 @@ class AgentDeskInput(InputChannel):
 
     def __init__(self, config: AgentDeskConfig, *, clock: Optional[Callable[[], float]] = None):
         self.config = config
+        self.service_token = BearerTokenVerifier(config.token)
         self._clock = clock or time.time
         self.store = HandoffStore(config.db, clock=self._clock)
         self.agents = AgentDirectory(config.db, clock=self._clock)
@@ -227,7 +227,7 @@ class AgentDeskInput(InputChannel):
         token = bearer_token(request.headers)
         if token is None:
             raise WebhookRejected(401, "missing bearer token")
-        if hmac.compare_digest(token.encode(), self.config.token.encode()):
+        if self.service_token.matches(token):
             return Caller(SERVICE)
         name = await self.agents.authenticate(token)
         if name is None:

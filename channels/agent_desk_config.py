@@ -6,6 +6,13 @@ from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional
 
 from channels.channel_database import DatabaseLocation, database_location
+from channels.settings import (
+    DEFAULT_DESK_DB,
+    MAKE_SECRET_SINGLE_QUOTED,
+    ChannelConfigError,
+    SettingsReader,
+    merged,
+)
 
 CHANNEL = "agent"
 CLASS_PATH = "channels.agent_desk.AgentDeskInput"
@@ -23,7 +30,7 @@ def get_default_config() -> Dict[str, Any]:
         # SQLite file of hand-offs, agents (their tokens' hashes) and the audit trail
         # (relative to the server's directory), or a database URL (postgresql://...)
         # that several servers share.
-        "db": "handoffs.db",
+        "db": DEFAULT_DESK_DB,
         # Seconds an agent who claimed a hand-off may stay silent before another agent
         # may take it over (claim with take_over, or !claim in Slack); null: never (the
         # agent releases it, or is removed).
@@ -41,14 +48,11 @@ def get_default_config() -> Dict[str, Any]:
     }
 
 
-class AgentDeskConfigError(ValueError):
+class AgentDeskConfigError(ChannelConfigError):
     """A key of the agent desk in credentials.yml that cannot work, and how to fix it."""
 
     def __init__(self, key: str, problem: str, fix: str) -> None:
-        super().__init__(
-            f"credentials.yml, channel `{CHANNEL}` ({CLASS_PATH}), key `{key}`: {problem}. {fix}"
-        )
-        self.key = key
+        super().__init__(CHANNEL, key, problem, fix, class_path=CLASS_PATH)
 
 
 @dataclass(frozen=True)
@@ -63,23 +67,15 @@ class AgentDeskConfig:
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Mapping[str, Any]]) -> AgentDeskConfig:
-        given = dict(credentials or {})
-        defaults = get_default_config()
-        for key in given:
-            if key not in defaults:
-                raise AgentDeskConfigError(
-                    key, "unknown key", f"Valid keys: {', '.join(sorted(defaults))}."
-                )
-        values = {**defaults, **given}
-        token = values["token"]
-        if not isinstance(token, str) or len(token) < MIN_TOKEN_LENGTH:
-            raise AgentDeskConfigError(
-                "token",
-                f"must be a secret of at least {MIN_TOKEN_LENGTH} characters",
-                "Generate one (python -c 'import secrets; print(secrets.token_urlsafe(32))'),"
-                " export it as RASA_LLM_DESK_TOKEN for the Rasa and the action server, and"
-                " write token: ${RASA_LLM_DESK_TOKEN}.",
-            )
+        values = merged(
+            dict(credentials or {}), get_default_config(), AgentDeskConfigError, keep_nulls=True
+        )
+        token = SettingsReader(values, AgentDeskConfigError).secret(
+            "token",
+            min_chars=MIN_TOKEN_LENGTH,
+            fix=f"Generate one ({MAKE_SECRET_SINGLE_QUOTED}), export it as RASA_LLM_DESK_TOKEN for"
+            " the Rasa and the action server, and write token: ${RASA_LLM_DESK_TOKEN}.",
+        )
         turns = values["transcript_turns"]
         if not isinstance(turns, int) or isinstance(turns, bool) or turns < 0:
             raise AgentDeskConfigError("transcript_turns", f"is {turns!r}", "Use 0 or more.")

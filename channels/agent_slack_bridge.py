@@ -28,10 +28,8 @@ from typing import (
     Any,
     Callable,
     Dict,
-    FrozenSet,
     List,
     Literal,
-    Mapping,
     Optional,
     Sequence,
     Set,
@@ -44,10 +42,13 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
-from channels.delivery_log import DEFAULT_PATH as DEFAULT_DEDUP_DB
+from channels.agent_slack_config import (
+    AgentSlackConfig,
+    AgentSlackConfigError,
+    get_default_config,
+)
 from channels.delivery_log import DeliveryLog
 from channels.outbound import AT_MOST_ONCE, Failure, RetryPolicy, call_with_retry
-from channels.slack_config import SlackRequestVerifier
 from channels.slack_format import (
     TEXT_LIMIT,
     escape_mrkdwn,
@@ -57,6 +58,7 @@ from channels.slack_format import (
 )
 from channels.slack_output import classify_slack_error
 from channels.text_splitting import split_text
+from channels.verification import SlackRequestVerifier
 from channels.webhook_guard import (
     WebhookRejected,
     decode_utf8,
@@ -66,13 +68,22 @@ from channels.webhook_guard import (
     require,
 )
 
+__all__ = [
+    "AgentSlackConfig",
+    "AgentSlackConfigError",
+    "AgentSlackError",
+    "AgentSlackEvent",
+    "SlackAgentBridge",
+    "agent_text",
+    "get_default_config",
+    "transcript_pieces",
+]
+
 logger = logging.getLogger(__name__)
 
 # The name in log lines and the delivery log's key: distinct from the customer Slack
 # channel's, so one Slack app serving both cannot have its event ids mixed up.
 CHANNEL = "agent_slack"
-DESK_CLASS_PATH = "channels.agent_desk.AgentDeskInput"
-DEFAULT_API_URL = "https://slack.com/api/"
 HANDBACK_COMMAND = "!handback"
 CLAIM_COMMAND = "!claim"
 RELEASE_COMMAND = "!release"
@@ -84,42 +95,9 @@ REASON_LIMIT = 300
 # Subtypes that are a person writing in the thread: a reply also sent to the channel is
 # still a reply. Edits, deletions, joins, bot posts and file shares are not forwarded.
 _AGENT_SUBTYPES = (None, "thread_broadcast")
-# Slack channel ids: public (C), private (G); names cannot be matched against events.
-_CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,}$")
 _USER_MENTION = re.compile(r"<@[UW][A-Z0-9]+>")
-_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 EventKind = Literal["message", "handback", "claim", "release", "not_agent", "challenge", "ignored"]
-
-
-def get_default_config() -> Dict[str, Any]:
-    """Every key of the desk's ``slack`` settings, with its default."""
-    return {
-        # Bot User OAuth token (xoxb-…): required. Use ${SLACK_AGENT_TOKEN} in credentials.yml.
-        "slack_token": None,
-        # The Slack app's signing secret: required; every event is checked against it.
-        "slack_signing_secret": None,
-        # Id of the agents' channel (C…/G…), where each hand-off opens a thread: required.
-        "agent_channel": None,
-        # Slack user ids (U…/W…) of the people who may answer customers: required.
-        # Anyone else who writes in a hand-off thread reaches no customer.
-        "agent_user_ids": None,
-        # Slack's Web API; tests point it at a local fake.
-        "api_url": DEFAULT_API_URL,
-        # SQLite file of delivered event ids (relative to the server's working directory),
-        # or a database URL (postgresql://...) that several servers share.
-        "dedup_db": DEFAULT_DEDUP_DB,
-    }
-
-
-class AgentSlackConfigError(ValueError):
-    """A key of the desk's ``slack`` settings that cannot work; the message says the fix."""
-
-    def __init__(self, key: str, problem: str, fix: str) -> None:
-        super().__init__(
-            f"credentials.yml, channel `{DESK_CLASS_PATH}`, key `slack.{key}`: {problem}. {fix}"
-        )
-        self.key = key
 
 
 class AgentSlackError(RuntimeError):
@@ -129,94 +107,6 @@ class AgentSlackError(RuntimeError):
         super().__init__(f"{CHANNEL}: Slack {operation} failed: {reason}")
         self.operation = operation
         self.reason = reason
-
-
-@dataclass(frozen=True)
-class AgentSlackConfig:
-    """The Slack side of the agent desk, from the ``slack`` settings of the desk channel."""
-
-    slack_token: str
-    slack_signing_secret: str
-    agent_channel: str
-    agent_user_ids: FrozenSet[str]
-    api_url: str = DEFAULT_API_URL
-    dedup_db: str = DEFAULT_DEDUP_DB
-
-    @classmethod
-    def from_credentials(cls, values: Optional[Mapping[str, Any]]) -> AgentSlackConfig:
-        """Validated settings; an unknown, missing or mistyped key stops the server."""
-        if not isinstance(values, Mapping):
-            raise AgentSlackConfigError(
-                "",
-                f"expected a mapping of settings, got {type(values).__name__}",
-                f"Write the keys {', '.join(sorted(get_default_config()))} under `slack:`.",
-            )
-        defaults = get_default_config()
-        for key in values:
-            if key not in defaults:
-                raise AgentSlackConfigError(
-                    str(key), "unknown key", f"Valid keys: {', '.join(sorted(defaults))}."
-                )
-        merged = {**defaults, **{k: v for k, v in values.items() if v is not None}}
-        token = _text(merged, "slack_token")
-        # Only a bot token makes our posts carry a bot_id, which is how they are told
-        # apart from agents' replies; with a user token the bridge would forward its own
-        # "Customer: …" posts back to the customer.
-        if not token.startswith("xoxb-"):
-            raise AgentSlackConfigError(
-                "slack_token",
-                "not a bot token (it must start with xoxb-)",
-                "Use the app's Bot User OAuth Token, e.g. `slack_token: ${SLACK_AGENT_TOKEN}`.",
-            )
-        channel = _text(merged, "agent_channel")
-        if not _CHANNEL_ID.match(channel):
-            raise AgentSlackConfigError(
-                "agent_channel",
-                f"{channel!r} is not a channel id",
-                "Write the channel's id (C… or G…, shown at the bottom of the channel's "
-                "details in Slack), not its name: events name channels by id.",
-            )
-        api_url = _text(merged, "api_url")
-        return cls(
-            slack_token=token,
-            slack_signing_secret=_text(merged, "slack_signing_secret"),
-            agent_channel=channel,
-            agent_user_ids=_user_ids(merged.get("agent_user_ids")),
-            api_url=api_url if api_url.endswith("/") else api_url + "/",
-            dedup_db=_text(merged, "dedup_db"),
-        )
-
-
-def _text(values: Mapping[str, Any], key: str) -> str:
-    value = values.get(key)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        raise AgentSlackConfigError(
-            key, "missing", f"Add it under `slack:` (for a secret, `{key}: ${{ENV_VAR}}`)."
-        )
-    if not isinstance(value, str):
-        raise AgentSlackConfigError(key, f"expected text, got {type(value).__name__}", "Quote it.")
-    return value.strip()
-
-
-def _user_ids(value: Any) -> FrozenSet[str]:
-    fix = (
-        "List the Slack member ids of the people who may answer customers, e.g. "
-        "`agent_user_ids: [U0123ABCDE, U0456FGHIJ]` (in Slack: a person's profile, "
-        "⋮, Copy member ID)."
-    )
-    if value is None:
-        raise AgentSlackConfigError("agent_user_ids", "missing", fix)
-    if isinstance(value, str) or not isinstance(value, (list, tuple)) or not value:
-        raise AgentSlackConfigError(
-            "agent_user_ids", f"expected a non-empty list, got {value!r}", fix
-        )
-    ids = [str(item).strip() for item in value]
-    wrong = [item for item in ids if not _USER_ID.match(item)]
-    if wrong:
-        raise AgentSlackConfigError(
-            "agent_user_ids", f"{wrong[0]!r} is not a Slack user id (U… or W…)", fix
-        )
-    return frozenset(ids)
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,10 @@ from typing import Callable, Optional
 import sqlalchemy as sa
 
 from channels.channel_database import ChannelDatabase
+from channels.settings import DEFAULT_DEDUP_DB, DEFAULT_DEDUP_WINDOW_SECONDS
 
-DEFAULT_WINDOW_SECONDS = 24 * 60 * 60
-DEFAULT_PATH = "channel_deliveries.db"
+DEFAULT_WINDOW_SECONDS = DEFAULT_DEDUP_WINDOW_SECONDS
+DEFAULT_PATH = DEFAULT_DEDUP_DB
 
 
 class DeliveryLog:

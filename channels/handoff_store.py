@@ -30,8 +30,9 @@ from typing import Callable, List, Optional, Tuple
 import sqlalchemy as sa
 
 from channels.channel_database import ChannelDatabase
+from channels.settings import DEFAULT_DESK_DB
 
-DEFAULT_PATH = "handoffs.db"
+DEFAULT_PATH = DEFAULT_DESK_DB
 _REFERENCE = re.compile(r"^h-[0-9a-f]{12}$")
 # Columns added after the first release: an existing desk database gets them when a
 # server starts (see :meth:`HandoffStore._upgrade`).

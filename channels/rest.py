@@ -42,17 +42,22 @@ from channels.conversation_ids import conversation_id
 from channels.rate_limits import (
     Rate,
     RateLimiter,
-    RateSettingError,
     client_address,
-    read_rates,
 )
+from channels.settings import (
+    DEFAULT_CONVERSATION_RATE,
+    MAKE_SECRET_SINGLE_QUOTED,
+    ChannelConfigError,
+    SettingsReader,
+    merged,
+)
+from channels.verification import BearerTokenVerifier
 from channels.webhook_guard import (
     WebhookRejected,
     parse_json_object,
     read_body,
     reject,
 )
-from rasa_llm.bearer_tokens import refusal
 
 __all__ = ["RestConfig", "RestConfigError", "RestInput"]
 
@@ -85,18 +90,18 @@ def get_default_config() -> Dict[str, Any]:
         # valid token per client address (Sanic's view of it: configure its proxy
         # settings behind a reverse proxy); "COUNT/PERIOD" (second, minute, hour, day)
         # or "off".
-        "rate_limits": {"conversation": "30/minute", "unauthenticated": "60/minute"},
+        "rate_limits": {
+            "conversation": DEFAULT_CONVERSATION_RATE,
+            "unauthenticated": "60/minute",
+        },
     }
 
 
-class RestConfigError(ValueError):
+class RestConfigError(ChannelConfigError):
     """A REST channel key in credentials.yml that cannot work; the message says the fix."""
 
     def __init__(self, key: str, problem: str, fix: str) -> None:
-        super().__init__(
-            f"credentials.yml, channel `{CHANNEL}` ({CLASS_PATH}), key `{key}`: {problem}. {fix}"
-        )
-        self.key = key
+        super().__init__(CHANNEL, key, problem, fix, class_path=CLASS_PATH)
 
 
 @dataclass(frozen=True)
@@ -111,40 +116,25 @@ class RestConfig:
     def from_credentials(cls, credentials: Optional[Mapping[str, Any]]) -> RestConfig:
         given = dict(credentials or {})
         defaults = get_default_config()
-        unknown = sorted(str(key) for key in given if key not in defaults)
-        if unknown:
-            raise RestConfigError(
-                unknown[0], "unknown key", f"Valid keys: {', '.join(sorted(defaults))}."
-            )
-        values = {**defaults, **{k: v for k, v in given.items() if v is not None}}
-        token = values["token"]
-        if not isinstance(token, str) or len(token) < MIN_TOKEN_CHARS:
-            raise RestConfigError(
-                "token",
-                f"must be a secret of at least {MIN_TOKEN_CHARS} characters",
-                "Generate one (python -c 'import secrets; print(secrets.token_urlsafe(32))'),"
-                " export it as RASA_LLM_REST_TOKEN and write token: ${RASA_LLM_REST_TOKEN}.",
-            )
-        try:
-            rates = read_rates(values["rate_limits"], defaults["rate_limits"])
-        except RateSettingError as error:
-            raise RestConfigError(error.key, error.problem, error.fix) from error
+        # Of several unknown keys, this channel names the first in sorted order.
+        values = merged(
+            {key: given[key] for key in sorted(given, key=str)}, defaults, RestConfigError
+        )
+        read = SettingsReader(values, RestConfigError)
+        token = read.secret(
+            "token",
+            min_chars=MIN_TOKEN_CHARS,
+            fix=f"Generate one ({MAKE_SECRET_SINGLE_QUOTED}),"
+            " export it as RASA_LLM_REST_TOKEN and write token: ${RASA_LLM_REST_TOKEN}.",
+        )
+        rates = read.rates(defaults=defaults["rate_limits"])
         return cls(
             token=token,
-            max_message_chars=_positive(values, "max_message_chars"),
-            max_body_bytes=_positive(values, "max_body_bytes"),
+            max_message_chars=read.whole("max_message_chars", minimum=1, fix="Correct it."),
+            max_body_bytes=read.whole("max_body_bytes", minimum=1, fix="Correct it."),
             conversation_rate=rates["conversation"],
             unauthenticated_rate=rates["unauthenticated"],
         )
-
-
-def _positive(values: Mapping[str, Any], key: str) -> int:
-    value = values[key]
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise RestConfigError(
-            key, f"expected a whole number of at least 1, got {value!r}", "Correct it."
-        )
-    return value
 
 
 class RestInput(InputChannel):
@@ -160,6 +150,9 @@ class RestInput(InputChannel):
 
     def __init__(self, config: RestConfig) -> None:
         self.config = config
+        self.bearer = BearerTokenVerifier(
+            config.token, hint=" (send Authorization: Bearer <REST token>)"
+        )
         self.per_conversation = RateLimiter(config.conversation_rate)
         self.refused_per_address = RateLimiter(config.unauthenticated_rate)
 
@@ -231,10 +224,7 @@ class RestInput(InputChannel):
         return sender, message
 
     def _authenticate(self, request: Request) -> None:
-        refused = refusal(request.headers, self.config.token)
-        if refused is not None:
-            status, reason = refused
-            raise WebhookRejected(status, f"{reason} (send Authorization: Bearer <REST token>)")
+        self.bearer.verify(request.headers)
 
     # ------------------------------------------------------------------ the turn
     @staticmethod

@@ -46,10 +46,11 @@ from channels.attachments import Attachment, Said, kind_from_mime, user_messages
 from channels.conversation_ids import conversation_id
 from channels.delivery_log import DeliveryLog
 from channels.rate_limits import RateLimiter
-from channels.slack_config import CHANNEL, SlackConfig, SlackRequestVerifier
+from channels.slack_config import CHANNEL, SlackConfig
 from channels.slack_format import objects_in, plain_text
 from channels.slack_output import SlackBot
 from channels.turns import Turns
+from channels.verification import SlackRequestVerifier
 from channels.webhook_guard import (
     DEFAULT_MAX_BODY_BYTES,
     WebhookRejected,

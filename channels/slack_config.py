@@ -1,31 +1,44 @@
-"""The Slack channel's settings from ``credentials.yml``, and how its requests are verified.
+"""The Slack channel's settings from ``credentials.yml``.
 
 The keys are the stock ``SlackInput``'s (``slack_token``, ``slack_signing_secret``,
 ``slack_channel``, ``use_threads``, ``conversation_granularity``, ``proxy``), so a bot
 builder switches by changing one line; a few more are this channel's own. An unknown
 key, a missing secret or a wrong type stops the server at start-up with a message that
-names the key, because Rasa itself would silently ignore a typo.
+names the key, because Rasa itself would silently ignore a typo. Requests are verified by
+:class:`channels.verification.SlackRequestVerifier` (importable from here too).
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional
 
-from slack_sdk.signature import Clock, SignatureVerifier
+from channels.channel_database import DatabaseLocation
+from channels.rate_limits import Rate
+from channels.settings import (
+    DEFAULT_CONVERSATION_RATE,
+    DEFAULT_DEDUP_DB,
+    DEFAULT_DEDUP_WINDOW_SECONDS,
+    ChannelConfigError,
+    SettingsReader,
+    merged,
+)
+from channels.verification import SLACK_MAX_REQUEST_AGE_SECONDS, SlackRequestVerifier
 
-from channels.channel_database import DatabaseLocation, database_location
-from channels.rate_limits import Rate, RateSettingError, read_rates
-from channels.webhook_guard import WebhookRejected
+__all__ = [
+    "SlackConfig",
+    "SlackConfigError",
+    "SlackRequestVerifier",
+    "get_default_config",
+]
 
 logger = logging.getLogger(__name__)
 
 CHANNEL = "slack"
 CLASS_PATH = "channels.slack.SlackInput"
 # Slack's own rule: a request more than five minutes from our clock may be a replay.
-MAX_REQUEST_AGE_SECONDS = 5 * 60
+MAX_REQUEST_AGE_SECONDS = SLACK_MAX_REQUEST_AGE_SECONDS
 GRANULARITIES = ("sender", "channel", "thread")
 # Keys of the stock channel whose job the de-duplication by event id does here.
 _STOCK_RETRY_KEYS = (
@@ -61,23 +74,20 @@ def get_default_config() -> Dict[str, Any]:
         # Where delivered event ids are kept (a SQLite file relative to the server's
         # working directory, or a database URL such as postgresql://... that several
         # servers share), and for how long a re-delivery is recognised.
-        "dedup_db": "channel_deliveries.db",
-        "dedup_window_seconds": 24 * 60 * 60,
+        "dedup_db": DEFAULT_DEDUP_DB,
+        "dedup_window_seconds": DEFAULT_DEDUP_WINDOW_SECONDS,
         # Messages (and clicks) one conversation may send, as COUNT/PERIOD (second,
         # minute, hour, day) or "off". More are acknowledged to Slack and dropped,
         # counted after verification and de-duplication, per server process.
-        "rate_limits": {"conversation": "30/minute"},
+        "rate_limits": {"conversation": DEFAULT_CONVERSATION_RATE},
     }
 
 
-class SlackConfigError(ValueError):
+class SlackConfigError(ChannelConfigError):
     """A Slack key in credentials.yml that cannot work; the message says how to fix it."""
 
     def __init__(self, key: str, problem: str, fix: str) -> None:
-        super().__init__(
-            f"credentials.yml, channel `{CHANNEL}` ({CLASS_PATH}), key `{key}`: {problem}. {fix}"
-        )
-        self.key = key
+        super().__init__(CHANNEL, key, problem, fix, class_path=CLASS_PATH)
 
 
 @dataclass(frozen=True)
@@ -97,7 +107,6 @@ class SlackConfig:
     @classmethod
     def from_credentials(cls, credentials: Optional[Mapping[str, Any]]) -> SlackConfig:
         given = dict(credentials or {})
-        defaults = get_default_config()
         for key in list(given):
             if key in _STOCK_RETRY_KEYS:
                 logger.warning(
@@ -107,105 +116,29 @@ class SlackConfig:
                     key,
                 )
                 del given[key]
-            elif key not in defaults:
-                raise SlackConfigError(
-                    key, "unknown key", f"Valid keys: {', '.join(sorted(defaults))}."
-                )
-        values = {**defaults, **{k: v for k, v in given.items() if v is not None}}
-        use_threads = _flag(values, "use_threads")
-        granularity = values["conversation_granularity"] or ("thread" if use_threads else "sender")
+        defaults = get_default_config()
+        read = SettingsReader(merged(given, defaults, SlackConfigError), SlackConfigError)
+        use_threads = read.flag("use_threads")
+        granularity = read.values["conversation_granularity"] or (
+            "thread" if use_threads else "sender"
+        )
         if granularity not in GRANULARITIES:
             raise SlackConfigError(
                 "conversation_granularity",
                 f"{granularity!r} is not a granularity",
                 f"Write one of {', '.join(GRANULARITIES)}.",
             )
-        api_url = _text(values, "api_url", required=True) or ""
+        api_url = read.required_text("api_url")
         return cls(
-            slack_token=_text(values, "slack_token", required=True) or "",
-            slack_signing_secret=_text(values, "slack_signing_secret", required=True) or "",
-            slack_channel=_text(values, "slack_channel"),
+            slack_token=read.required_text("slack_token"),
+            slack_signing_secret=read.required_text("slack_signing_secret"),
+            slack_channel=read.optional_text("slack_channel"),
             use_threads=use_threads,
             conversation_granularity=granularity,
-            proxy=_text(values, "proxy"),
+            proxy=read.optional_text("proxy"),
             api_url=api_url if api_url.endswith("/") else api_url + "/",
-            update_clicked_message=_flag(values, "update_clicked_message"),
-            dedup_db=database_location(_text(values, "dedup_db", required=True) or ""),
-            dedup_window_seconds=_seconds(values, "dedup_window_seconds"),
-            conversation_rate=_conversation_rate(values["rate_limits"]),
+            update_clicked_message=read.flag("update_clicked_message"),
+            dedup_db=read.database("dedup_db"),
+            dedup_window_seconds=read.seconds("dedup_window_seconds"),
+            conversation_rate=read.rates(defaults=defaults["rate_limits"])["conversation"],
         )
-
-
-def _conversation_rate(value: Any) -> Optional[Rate]:
-    try:
-        return read_rates(value, get_default_config()["rate_limits"])["conversation"]
-    except RateSettingError as error:
-        raise SlackConfigError(error.key, error.problem, error.fix) from error
-
-
-def _text(values: Mapping[str, Any], key: str, *, required: bool = False) -> Optional[str]:
-    value = values.get(key)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        if required:
-            raise SlackConfigError(
-                key,
-                "missing",
-                "Add it under the channel (for a secret, `" + key + ": ${ENV_VAR}`).",
-            )
-        return None
-    if not isinstance(value, (str, int)) or isinstance(value, bool):
-        raise SlackConfigError(key, f"expected text, got {type(value).__name__}", "Quote it.")
-    return str(value).strip()
-
-
-def _flag(values: Mapping[str, Any], key: str) -> bool:
-    value = values[key]
-    if not isinstance(value, bool):
-        raise SlackConfigError(
-            key, f"expected true or false, got {value!r}", "Write true or false."
-        )
-    return value
-
-
-def _seconds(values: Mapping[str, Any], key: str) -> float:
-    value = values[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 1:
-        raise SlackConfigError(
-            key, f"expected a number of seconds of at least 1, got {value!r}", "Fix the value."
-        )
-    return float(value)
-
-
-class _FunctionClock(Clock):
-    """slack_sdk's clock interface over a plain function, so tests can set the time."""
-
-    def __init__(self, now: Callable[[], float]) -> None:
-        self._now = now
-
-    def now(self) -> float:
-        return self._now()
-
-
-class SlackRequestVerifier:
-    """Slack's signing scheme (v0 HMAC-SHA256 of timestamp and body) via slack_sdk.
-
-    The reason in each rejection says which check failed, never what was signed.
-    """
-
-    def __init__(self, signing_secret: str, *, clock: Callable[[], float] = time.time) -> None:
-        self._clock = clock
-        self._verifier = SignatureVerifier(signing_secret, clock=_FunctionClock(clock))
-
-    def verify(self, body: str, headers: Mapping[str, str]) -> None:
-        """Return if Slack signed ``body`` less than five minutes ago; raise 401 otherwise."""
-        lowered = {key.lower(): value for key, value in headers.items()}
-        timestamp = lowered.get("x-slack-request-timestamp")
-        signature = lowered.get("x-slack-signature")
-        if not timestamp or not signature:
-            raise WebhookRejected(401, "request is not signed (X-Slack-Signature missing)")
-        if not timestamp.isdigit():
-            raise WebhookRejected(401, "X-Slack-Request-Timestamp is not a number")
-        if abs(self._clock() - int(timestamp)) > MAX_REQUEST_AGE_SECONDS:
-            raise WebhookRejected(401, "request timestamp is more than 5 minutes off (replay?)")
-        if not self._verifier.is_valid(body=body, timestamp=timestamp, signature=signature):
-            raise WebhookRejected(401, "X-Slack-Signature does not match the signing secret")

@@ -52,7 +52,6 @@ from sanic import Blueprint
 from sanic.request import Request
 from sanic.response import HTTPResponse
 from sanic.response import json as json_response
-from twilio.request_validator import RequestValidator
 
 import rasa_llm  # noqa: F401 - installs rasa-llm's server guards before Rasa makes its app
 from channels.attachments import Said, user_messages
@@ -62,7 +61,6 @@ from channels.rate_limits import RateLimiter
 from channels.sms_config import CHANNEL, TWIML, SmsConfig
 from channels.sms_inbound import (
     HELP,
-    SIGNATURE_HEADER,
     START,
     STOP,
     Inbound,
@@ -70,12 +68,12 @@ from channels.sms_inbound import (
     keyword,
     parse_inbound,
     public_url,
-    verify,
 )
 from channels.sms_output import RestDelivery, TwilioSmsOutput, TwimlReply, empty_twiml
 from channels.sms_rest import TwilioMessages
 from channels.sms_state import SenderStore, choose_option
 from channels.turns import Turns
+from channels.verification import TwilioSignatureVerifier
 from channels.webhook_guard import WebhookRejected, parse_form, read_body, reject
 
 __all__ = ["TwilioSmsInput", "TwilioSmsOutput"]
@@ -112,7 +110,7 @@ class TwilioSmsInput(InputChannel):
 
     def __init__(self, config: SmsConfig) -> None:
         self.config = config
-        self.validator = RequestValidator(config.auth_token)
+        self.verifier = TwilioSignatureVerifier(config.auth_token)
         self.deliveries = DeliveryLog(config.dedup_db, window_seconds=config.dedup_window_seconds)
         self.store = SenderStore(config.state_db, options_ttl_seconds=config.options_ttl_seconds)
         self.messages = TwilioMessages(
@@ -174,7 +172,7 @@ class TwilioSmsInput(InputChannel):
             path=request.path,
             query=request.query_string,
         )
-        verify(self.validator, url, fields, request.headers.get(SIGNATURE_HEADER))
+        self.verifier.verify(url, fields, request.headers)
         if is_status_callback(fields):
             return None
         return parse_inbound(fields)

@@ -15,7 +15,16 @@ from typing import Any, Dict, Mapping, Optional
 from urllib.parse import urlsplit
 
 from channels.channel_database import DatabaseLocation, database_location
-from channels.rate_limits import Rate, RateSettingError, read_rates
+from channels.rate_limits import Rate
+from channels.settings import (
+    DEFAULT_CONVERSATION_RATE,
+    DEFAULT_DEDUP_DB,
+    DEFAULT_DEDUP_WINDOW_SECONDS,
+    DEFAULT_HINT,
+    ChannelConfigError,
+    SettingsReader,
+    merged,
+)
 from channels.sms_segments import MAX_SEGMENTS
 
 CHANNEL = "twilio"
@@ -73,8 +82,8 @@ def get_default_config() -> Dict[str, Any]:
         # Twilio re-sends a webhook it thinks was lost: MessageSids seen in this window
         # are dropped, also across a restart (SQLite file, relative to the server's cwd,
         # or a database URL such as postgresql://... that several servers share).
-        "dedup_db": "channel_deliveries.db",
-        "dedup_window_seconds": 24 * 60 * 60,
+        "dedup_db": DEFAULT_DEDUP_DB,
+        "dedup_window_seconds": DEFAULT_DEDUP_WINDOW_SECONDS,
         # Opt-outs and last numbered options per sender. Absent: sms_senders.db next
         # to dedup_db, or dedup_db's database when that is a URL.
         "state_db": None,
@@ -82,18 +91,15 @@ def get_default_config() -> Dict[str, Any]:
         # day) or "off". More get Twilio's empty answer and are dropped (no reply, no
         # HELP text); STOP and START are recorded whatever the rate. Counted after
         # verification and de-duplication, per server process.
-        "rate_limits": {"conversation": "30/minute"},
+        "rate_limits": {"conversation": DEFAULT_CONVERSATION_RATE},
     }
 
 
-class SmsConfigError(ValueError):
+class SmsConfigError(ChannelConfigError):
     """A key in credentials.yml that cannot work; the message says how to fix it."""
 
     def __init__(self, key: str, problem: str, fix: str) -> None:
-        super().__init__(
-            f"credentials.yml, channel `{CHANNEL}` ({INPUT_CLASS}), key `{key}`: {problem}. {fix}"
-        )
-        self.key = key
+        super().__init__(CHANNEL, key, problem, fix, class_path=INPUT_CLASS)
 
 
 @dataclass(frozen=True)
@@ -126,45 +132,46 @@ class SmsConfig:
             )
         given = dict(credentials or {})
         defaults = get_default_config()
-        for key in given:
-            if key not in defaults:
-                raise SmsConfigError(
-                    key, "unknown key", f"Valid keys: {', '.join(sorted(defaults))}."
-                )
+        values = merged(given, defaults, SmsConfigError)
         for key in _REQUIRED:
             if given.get(key) in (None, ""):
                 raise SmsConfigError(key, "missing", _REQUIRED_HINT)
-        values = {**defaults, **{k: v for k, v in given.items() if v is not None}}
-        dedup_db = database_location(_text(values, "dedup_db"))
+        read = SettingsReader(values, SmsConfigError)
+        dedup_db = database_location(read.nonempty_string("dedup_db", quote_numbers=True))
         return cls(
             account_sid=_account_sid(values["account_sid"]),
-            auth_token=_text(values, "auth_token"),
-            twilio_number=_text(values, "twilio_number"),
+            auth_token=read.nonempty_string("auth_token", quote_numbers=True),
+            twilio_number=read.nonempty_string("twilio_number", quote_numbers=True),
             webhook_url=_url(values, "webhook_url") if values["webhook_url"] else None,
-            trust_proxy_headers=_flag(values, "trust_proxy_headers"),
-            reply_mode=_choice(values, "reply_mode", (REST, TWIML)),
-            twiml_deadline_seconds=_number(
-                values, "twiml_deadline_seconds", minimum=0.1, below=TWILIO_TIMEOUT_SECONDS
+            trust_proxy_headers=read.flag("trust_proxy_headers", fix=DEFAULT_HINT),
+            reply_mode=read.choice("reply_mode", (REST, TWIML)),
+            twiml_deadline_seconds=read.number(
+                "twiml_deadline_seconds", minimum=0.1, below=TWILIO_TIMEOUT_SECONDS
             ),
             api_base_url=_url(values, "api_base_url").rstrip("/"),
-            max_segments=_segments(values["max_segments"]),
-            smart_encoding=_flag(values, "smart_encoding"),
-            options_prompt=_string(values, "options_prompt"),
-            options_ttl_seconds=_number(values, "options_ttl_seconds", minimum=1),
-            help_text=_string(values, "help_text"),
-            stop_text=_string(values, "stop_text"),
-            start_text=_string(values, "start_text"),
+            max_segments=read.whole(
+                "max_segments",
+                minimum=1,
+                maximum=MAX_SEGMENTS,
+                fix="Twilio refuses bodies over 1,600 characters and advises at most 10 segments.",
+            ),
+            smart_encoding=read.flag("smart_encoding", fix=DEFAULT_HINT),
+            options_prompt=read.string("options_prompt"),
+            options_ttl_seconds=read.number("options_ttl_seconds", minimum=1),
+            help_text=read.string("help_text"),
+            stop_text=read.string("stop_text"),
+            start_text=read.string("start_text"),
             dedup_db=dedup_db,
-            dedup_window_seconds=_number(values, "dedup_window_seconds", minimum=1),
-            state_db=_state_db(values, dedup_db),
-            conversation_rate=_conversation_rate(values["rate_limits"]),
+            dedup_window_seconds=read.number("dedup_window_seconds", minimum=1),
+            state_db=_state_db(read, dedup_db),
+            conversation_rate=read.rates(defaults=defaults["rate_limits"])["conversation"],
         )
 
 
-def _state_db(values: Dict[str, Any], dedup_db: DatabaseLocation) -> DatabaseLocation:
+def _state_db(read: SettingsReader, dedup_db: DatabaseLocation) -> DatabaseLocation:
     """``state_db``, or by default beside ``dedup_db``: the same database, or a file next to it."""
-    if values["state_db"]:
-        return database_location(_text(values, "state_db"))
+    if read.values["state_db"]:
+        return database_location(read.nonempty_string("state_db", quote_numbers=True))
     if isinstance(dedup_db, str):  # a database URL holds both channels' tables
         return dedup_db
     return dedup_db.with_name("sms_senders.db")
@@ -174,14 +181,6 @@ _REQUIRED_HINT = (
     "The channel needs account_sid, auth_token and twilio_number, as Rasa's stock "
     "`twilio` channel; copy them from the Twilio console, e.g. auth_token: ${TWILIO_AUTH_TOKEN}."
 )
-_DEFAULT_HINT = "Correct it, or remove the key to use the default."
-
-
-def _conversation_rate(value: Any) -> Optional[Rate]:
-    try:
-        return read_rates(value, get_default_config()["rate_limits"])["conversation"]
-    except RateSettingError as error:
-        raise SmsConfigError(error.key, error.problem, error.fix) from error
 
 
 def _account_sid(value: Any) -> str:
@@ -190,64 +189,6 @@ def _account_sid(value: Any) -> str:
             "account_sid",
             "expected AC followed by 32 hexadecimal digits",
             "Copy the Account SID from the Twilio console (not an API key SID starting SK).",
-        )
-    return value
-
-
-def _text(values: Dict[str, Any], key: str) -> str:
-    value = values[key]
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        # YAML reads an unquoted +15005550006 as a number and drops the plus sign.
-        raise SmsConfigError(
-            key, f"read as the number {value!r}", f'Quote it: {key}: "+{value}" or "{value}".'
-        )
-    if not isinstance(value, str) or not value.strip():
-        raise SmsConfigError(key, f"expected a non-empty string, got {value!r}", _DEFAULT_HINT)
-    return value.strip()
-
-
-def _string(values: Dict[str, Any], key: str) -> str:
-    value = values[key]
-    if not isinstance(value, str):
-        raise SmsConfigError(key, f"expected a string, got {value!r}", _DEFAULT_HINT)
-    return value
-
-
-def _flag(values: Dict[str, Any], key: str) -> bool:
-    value = values[key]
-    if not isinstance(value, bool):
-        raise SmsConfigError(key, f"expected true or false, got {value!r}", _DEFAULT_HINT)
-    return value
-
-
-def _choice(values: Dict[str, Any], key: str, choices: tuple) -> str:
-    value = values[key]
-    if value not in choices:
-        raise SmsConfigError(
-            key, f"expected one of {', '.join(choices)}, got {value!r}", _DEFAULT_HINT
-        )
-    return str(value)
-
-
-def _number(
-    values: Dict[str, Any], key: str, *, minimum: float, below: Optional[float] = None
-) -> float:
-    value = values[key]
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and value >= minimum
-    if not ok or (below is not None and value >= below):
-        upper = f" and below {below:g}" if below is not None else ""
-        raise SmsConfigError(
-            key, f"expected a number of at least {minimum:g}{upper}, got {value!r}", _DEFAULT_HINT
-        )
-    return float(value)
-
-
-def _segments(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SEGMENTS:
-        raise SmsConfigError(
-            "max_segments",
-            f"expected a whole number from 1 to {MAX_SEGMENTS}, got {value!r}",
-            "Twilio refuses bodies over 1,600 characters and advises at most 10 segments.",
         )
     return value
 

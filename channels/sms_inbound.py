@@ -1,9 +1,10 @@
 """One Twilio Messaging webhook, checked and read: signature, fields, media, keywords.
 
 Twilio signs each webhook with HMAC-SHA1 over the URL it called plus the sorted form
-fields (``X-Twilio-Signature``); :class:`twilio.request_validator.RequestValidator`
-checks it. The URL is the one *Twilio* called, which behind a proxy or a tunnel is
-not the one the server sees: :func:`public_url` takes ``webhook_url`` from the
+fields (``X-Twilio-Signature``);
+:class:`channels.verification.TwilioSignatureVerifier` checks it with twilio's
+``RequestValidator``. The URL is the one *Twilio* called, which behind a proxy or a
+tunnel is not the one the server sees: :func:`public_url` takes ``webhook_url`` from the
 config, or rebuilds it from ``X-Forwarded-*`` headers only when the operator said the
 proxy sets them (otherwise any client could pick the URL that is checked). The
 signature has no timestamp, so a replayed webhook is caught by its ``MessageSid``
@@ -15,12 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import List, Mapping, Optional, Tuple
 
-from twilio.request_validator import RequestValidator
-
 from channels.attachments import Attachment, kind_from_mime
+from channels.verification import TWILIO_SIGNATURE_HEADER, verify_twilio_signature
 from channels.webhook_guard import WebhookRejected, require
 
-SIGNATURE_HEADER = "X-Twilio-Signature"
+SIGNATURE_HEADER = TWILIO_SIGNATURE_HEADER
+# The signature check, by the name it had before it moved to channels.verification.
+verify = verify_twilio_signature
 # Twilio delivers at most 10 media items with one MMS.
 MAX_MEDIA = 10
 
@@ -78,20 +80,6 @@ def _first(value: Optional[str]) -> str:
 
 def _has_port(host: str) -> bool:
     return host.rsplit("]", 1)[-1].count(":") == 1 if host.startswith("[") else ":" in host
-
-
-def verify(
-    validator: RequestValidator, url: str, fields: Mapping[str, str], signature: Optional[str]
-) -> None:
-    """Raise a 403 unless ``signature`` is Twilio's for ``url`` and ``fields``."""
-    if not signature:
-        raise WebhookRejected(403, f"missing {SIGNATURE_HEADER} header")
-    if not validator.validate(url, dict(fields), signature):
-        raise WebhookRejected(
-            403,
-            f"{SIGNATURE_HEADER} does not match this request (the signed URL must equal "
-            "webhook_url, or the proxy headers when trust_proxy_headers is on)",
-        )
 
 
 def is_status_callback(fields: Mapping[str, str]) -> bool:

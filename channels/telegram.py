@@ -60,11 +60,12 @@ from channels.conversation_ids import conversation_id
 from channels.delivery_log import DeliveryLog
 from channels.rate_limits import RateLimiter
 from channels.telegram_buttons import ButtonPayloads
-from channels.telegram_config import CHANNEL, SecretTokenVerifier, TelegramConfig
+from channels.telegram_config import CHANNEL, TelegramConfig
 from channels.telegram_format import MESSAGE_LIMIT, escape, utf16_length
 from channels.telegram_output import TelegramBot, TelegramHttp, classify_telegram_error
 from channels.telegram_typing import ChatTyping, typing_action
 from channels.turns import Turns
+from channels.verification import TelegramSecretVerifier
 from channels.webhook_guard import (
     DEFAULT_MAX_BODY_BYTES,
     WebhookRejected,
@@ -120,7 +121,7 @@ class TelegramInput(InputChannel):
 
     def __init__(self, config: TelegramConfig) -> None:
         self.config = config
-        self.verifier = SecretTokenVerifier(config.secret_token)
+        self.verifier = TelegramSecretVerifier(config.secret_token)
         self.deliveries = DeliveryLog(config.dedup_db, window_seconds=config.dedup_window_seconds)
         self.payloads = ButtonPayloads(config.dedup_db)
         self.commands = config.command_map()

@@ -1,4 +1,4 @@
-"""The Telegram channel's settings from ``credentials.yml``, and how its requests are verified.
+"""The Telegram channel's settings from ``credentials.yml``.
 
 The keys are the stock ``TelegramInput``'s (``access_token``, ``verify``,
 ``webhook_url``), so a bot builder switches by changing one line, plus ``secret_token``,
@@ -6,24 +6,36 @@ which the stock channel lacks: Telegram sends it back in the
 ``X-Telegram-Bot-Api-Secret-Token`` header of every webhook call, and it is the only
 proof that a request comes from Telegram. An unknown key, a missing token or a wrong
 type stops the server at start-up with a message that names the key, because Rasa
-itself would silently ignore a typo.
+itself would silently ignore a typo. The token is checked by
+:class:`channels.verification.TelegramSecretVerifier`.
 """
 
 from __future__ import annotations
 
-import hmac
 import re
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from channels.attachments import channel_intent
-from channels.channel_database import DatabaseLocation, database_location
-from channels.rate_limits import Rate, RateSettingError, read_rates
-from channels.webhook_guard import WebhookRejected
+from channels.channel_database import DatabaseLocation
+from channels.rate_limits import Rate
+from channels.settings import (
+    DEFAULT_CONVERSATION_RATE,
+    DEFAULT_DEDUP_DB,
+    DEFAULT_DEDUP_WINDOW_SECONDS,
+    MAKE_SECRET,
+    ChannelConfigError,
+    SettingsReader,
+    add_it,
+    merged,
+)
+from channels.verification import TELEGRAM_SECRET_HEADER, TelegramSecretVerifier
 
 CHANNEL = "telegram"
 CLASS_PATH = "channels.telegram.TelegramInput"
-SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+SECRET_HEADER = TELEGRAM_SECRET_HEADER
+# The request verifier, by the name it had before it moved to channels.verification.
+SecretTokenVerifier = TelegramSecretVerifier
 # Telegram's rule for secret_token: 1 to 256 of these characters. Anyone who knows it
 # can post updates as Telegram, so this channel asks for at least MIN_SECRET_CHARS
 # (secrets.token_urlsafe(32) makes 43).
@@ -32,7 +44,7 @@ _SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 # Telegram's rule for command names.
 _COMMAND_PATTERN = re.compile(r"[a-z0-9_]{1,32}")
 _MAKE_SECRET = (
-    'Generate one with `python -c "import secrets; print(secrets.token_urlsafe(32))"`, '
+    f"Generate one with `{MAKE_SECRET}`, "
     "put it in the environment (TELEGRAM_SECRET_TOKEN), write "
     "`secret_token: ${TELEGRAM_SECRET_TOKEN}` under the channel, and register the webhook "
     "with `python -m channels.telegram set-webhook --credentials credentials.yml` so "
@@ -69,23 +81,20 @@ def get_default_config() -> Dict[str, Any]:
         # relative to the server's working directory, or a database URL such as
         # postgresql://... that several servers share; and for how long a re-delivery
         # is recognised.
-        "dedup_db": "channel_deliveries.db",
-        "dedup_window_seconds": 24 * 60 * 60,
+        "dedup_db": DEFAULT_DEDUP_DB,
+        "dedup_window_seconds": DEFAULT_DEDUP_WINDOW_SECONDS,
         # Messages (and clicks) one chat may send, as COUNT/PERIOD (second, minute,
         # hour, day) or "off". More are acknowledged to Telegram and dropped, counted
         # after verification and de-duplication, per server process.
-        "rate_limits": {"conversation": "30/minute"},
+        "rate_limits": {"conversation": DEFAULT_CONVERSATION_RATE},
     }
 
 
-class TelegramConfigError(ValueError):
+class TelegramConfigError(ChannelConfigError):
     """A Telegram key in credentials.yml that cannot work; the message says how to fix it."""
 
     def __init__(self, key: str, problem: str, fix: str) -> None:
-        super().__init__(
-            f"credentials.yml, channel `{CHANNEL}` ({CLASS_PATH}), key `{key}`: {problem}. {fix}"
-        )
-        self.key = key
+        super().__init__(CHANNEL, key, problem, fix, class_path=CLASS_PATH)
 
 
 @dataclass(frozen=True)
@@ -104,15 +113,10 @@ class TelegramConfig:
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Mapping[str, Any]]) -> TelegramConfig:
-        given = dict(credentials or {})
         defaults = get_default_config()
-        for key in given:
-            if key not in defaults:
-                raise TelegramConfigError(
-                    key, "unknown key", f"Valid keys: {', '.join(sorted(defaults))}."
-                )
-        values = {**defaults, **{k: v for k, v in given.items() if v is not None}}
-        secret = _text(values, "secret_token", fix=_MAKE_SECRET)
+        values = merged(dict(credentials or {}), defaults, TelegramConfigError)
+        read = SettingsReader(values, TelegramConfigError)
+        secret = read.optional_text("secret_token", fix=_MAKE_SECRET)
         if not secret:
             raise TelegramConfigError("secret_token", "missing", _MAKE_SECRET)
         if not _SECRET_PATTERN.fullmatch(secret):
@@ -125,70 +129,29 @@ class TelegramConfig:
                 f"{len(secret)} characters are guessable; use at least {MIN_SECRET_CHARS}",
                 _MAKE_SECRET,
             )
-        verify = _text(values, "verify")
+        verify = read.optional_text("verify")
         return cls(
-            access_token=_required(values, "access_token", "the token @BotFather gave you"),
-            verify=verify.lstrip("@") if verify else None,
-            webhook_url=_text(values, "webhook_url"),
-            secret_token=secret,
-            base_url=_required(values, "base_url", "Telegram's Bot API URL"),
-            commands=_commands(values["commands"]),
-            answer_edited_messages=_flag(values, "answer_edited_messages"),
-            update_clicked_message=_flag(values, "update_clicked_message"),
-            dedup_db=database_location(
-                _required(values, "dedup_db", "a file name or a database URL")
+            access_token=read.required_text(
+                "access_token", missing=add_it("access_token", what="the token @BotFather gave you")
             ),
-            dedup_window_seconds=_seconds(values, "dedup_window_seconds"),
-            conversation_rate=_conversation_rate(values["rate_limits"]),
+            verify=verify.lstrip("@") if verify else None,
+            webhook_url=read.optional_text("webhook_url"),
+            secret_token=secret,
+            base_url=read.required_text(
+                "base_url", missing=add_it("base_url", what="Telegram's Bot API URL")
+            ),
+            commands=_commands(values["commands"]),
+            answer_edited_messages=read.flag("answer_edited_messages"),
+            update_clicked_message=read.flag("update_clicked_message"),
+            dedup_db=read.database(
+                "dedup_db", missing=add_it("dedup_db", what="a file name or a database URL")
+            ),
+            dedup_window_seconds=read.seconds("dedup_window_seconds"),
+            conversation_rate=read.rates(defaults=defaults["rate_limits"])["conversation"],
         )
 
     def command_map(self) -> Dict[str, str]:
         return dict(self.commands)
-
-
-def _conversation_rate(value: Any) -> Optional[Rate]:
-    try:
-        return read_rates(value, get_default_config()["rate_limits"])["conversation"]
-    except RateSettingError as error:
-        raise TelegramConfigError(error.key, error.problem, error.fix) from error
-
-
-def _text(values: Mapping[str, Any], key: str, *, fix: str = "Quote it.") -> Optional[str]:
-    value = values.get(key)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if not isinstance(value, (str, int)) or isinstance(value, bool):
-        raise TelegramConfigError(key, f"expected text, got {type(value).__name__}", fix)
-    return str(value).strip()
-
-
-def _required(values: Mapping[str, Any], key: str, what: str) -> str:
-    value = _text(values, key)
-    if value is None:
-        raise TelegramConfigError(
-            key,
-            "missing",
-            f"Add it under the channel ({what}; for a secret `{key}: ${{ENV_VAR}}`).",
-        )
-    return value
-
-
-def _flag(values: Mapping[str, Any], key: str) -> bool:
-    value = values[key]
-    if not isinstance(value, bool):
-        raise TelegramConfigError(
-            key, f"expected true or false, got {value!r}", "Write true or false."
-        )
-    return value
-
-
-def _seconds(values: Mapping[str, Any], key: str) -> float:
-    value = values[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 1:
-        raise TelegramConfigError(
-            key, f"expected a number of seconds of at least 1, got {value!r}", "Fix the value."
-        )
-    return float(value)
 
 
 def _commands(value: Any) -> Tuple[Tuple[str, str], ...]:
@@ -216,32 +179,3 @@ def _commands(value: Any) -> Tuple[Tuple[str, str], ...]:
                 ) from error
         pairs.append((name, text.strip()))
     return tuple(pairs)
-
-
-class SecretTokenVerifier:
-    """Telegram's only webhook proof: the secret token, compared in constant time."""
-
-    def __init__(self, secret_token: str) -> None:
-        self._secret = secret_token.encode("utf-8")
-
-    def verify(self, headers: Mapping[str, str]) -> None:
-        """Return if the request carries the secret token; raise 401 or 403 otherwise."""
-        given = _header(headers, SECRET_HEADER)
-        if given is None:
-            raise WebhookRejected(
-                401,
-                f"request has no {SECRET_HEADER} header (register the webhook with "
-                "`python -m channels.telegram set-webhook`)",
-            )
-        if not hmac.compare_digest(given.encode("utf-8", "replace"), self._secret):
-            raise WebhookRejected(403, f"{SECRET_HEADER} does not match secret_token")
-
-
-def _header(headers: Mapping[str, str], name: str) -> Optional[str]:
-    value = headers.get(name)
-    if value is None:
-        value = headers.get(name.lower())
-    if value is None:
-        lowered = name.lower()
-        value = next((v for k, v in headers.items() if k.lower() == lowered), None)
-    return value

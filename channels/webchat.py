@@ -66,6 +66,7 @@ from channels.attachments import Said, user_messages
 from channels.conversation_ids import conversation_id
 from channels.delivery_log import DeliveryLog
 from channels.rate_limits import RateLimited, client_address
+from channels.verification import SessionRejected, SessionSigner
 from channels.webchat_config import CHANNEL, WebChatConfig, load_or_create_secret
 from channels.webchat_frames import (
     MESSAGE_ID,
@@ -80,7 +81,7 @@ from channels.webchat_frames import (
 from channels.webchat_limits import WebChatLimits
 from channels.webchat_output import SessionHub, WebChatOutput, dumps
 from channels.webchat_page import Page
-from channels.webchat_session import OriginPolicy, SessionRejected, SessionSigner
+from channels.webchat_session import OriginPolicy
 from channels.webchat_storage import RetentionTask, UploadQuota
 from channels.webchat_uploads import clean_file_name, describe, store
 from channels.webhook_guard import WebhookRejected, reject

@@ -50,9 +50,19 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 from channels.channel_database import DatabaseLocation, database_location
-from channels.rate_limits import Rate, RateSettingError, read_rates
+from channels.rate_limits import Rate
+from channels.settings import (
+    DEFAULT_CONVERSATION_RATE,
+    DEFAULT_DEDUP_DB,
+    DEFAULT_DEDUP_WINDOW_SECONDS,
+    MAKE_SECRET,
+    ChannelConfigError,
+    SettingsReader,
+    merged,
+)
 
 CHANNEL = "webchat"
+CLASS_PATH = "channels.webchat.WebChatInput"
 MIN_SECRET_CHARS = 32
 
 # Types the page offers to attach, and that are stored when their first bytes agree.
@@ -131,7 +141,7 @@ def get_default_config() -> Dict[str, Any]:
         # burst of COUNT, then COUNT per PERIOD. See the module docstring for why.
         "rate_limits": {
             # Messages and uploads of one session.
-            "conversation": "30/minute",
+            "conversation": DEFAULT_CONVERSATION_RATE,
             # Hellos, messages and uploads from one client address.
             "address": "1200/minute",
             # New sessions started from one client address.
@@ -139,20 +149,16 @@ def get_default_config() -> Dict[str, Any]:
         },
         # Duplicate message ids (a client retrying after a reconnect) are dropped; kept
         # in a SQLite file, or in a database URL (postgresql://...) several servers share.
-        "dedup_db": "channel_deliveries.db",
-        "dedup_window_seconds": 24 * 60 * 60,
+        "dedup_db": DEFAULT_DEDUP_DB,
+        "dedup_window_seconds": DEFAULT_DEDUP_WINDOW_SECONDS,
     }
 
 
-class WebChatConfigError(ValueError):
+class WebChatConfigError(ChannelConfigError):
     """A web chat key in credentials.yml that cannot work; the message says how to fix it."""
 
     def __init__(self, key: str, problem: str, fix: str) -> None:
-        super().__init__(
-            f"credentials.yml, channel `{CHANNEL}` (channels.webchat.WebChatInput), "
-            f"key `{key}`: {problem}. {fix}"
-        )
-        self.key = key
+        super().__init__(CHANNEL, key, problem, fix, class_path=CLASS_PATH)
 
 
 @dataclass(frozen=True)
@@ -193,23 +199,32 @@ class WebChatConfig:
                     "Remove it (sessions always persist; tokens come from `session_secret`).",
                 )
             if key not in defaults:
-                raise WebChatConfigError(
-                    key, "unknown key", f"Valid keys: {', '.join(sorted(defaults))}."
-                )
-        values = {**defaults, **{k: v for k, v in given.items() if v is not None}}
+                break  # merged() names it
+        values = merged(given, defaults, WebChatConfigError)
         for nullable in ("attachment_dir", "greeting"):
             if nullable in given and given[nullable] is None:
                 values[nullable] = None
-        rates = _rates(values["rate_limits"], defaults["rate_limits"])
-        max_attachment_bytes = int(_number(values, "max_attachment_bytes", minimum=1))
-        max_message_chars = int(_number(values, "max_message_chars", minimum=1))
+        read = SettingsReader(values, WebChatConfigError)
+        rates = read.rates(defaults=defaults["rate_limits"])
+        max_attachment_bytes = int(read.number("max_attachment_bytes", minimum=1))
+        max_message_chars = int(read.number("max_message_chars", minimum=1))
         greeting = _greeting(values["greeting"])
         return cls(
-            session_secret=_secret(values["session_secret"]),
-            session_secret_file=Path(_text(values, "session_secret_file")),
-            session_ttl_seconds=_number(values, "session_ttl_seconds", minimum=60),
+            session_secret=(
+                read.secret(
+                    "session_secret",
+                    min_chars=MIN_SECRET_CHARS,
+                    noun="a string",
+                    fix=f"Generate one with `{MAKE_SECRET}`, or remove the key to have one "
+                    "generated into `session_secret_file`.",
+                )
+                if values["session_secret"] is not None
+                else None
+            ),
+            session_secret_file=read.path("session_secret_file"),
+            session_ttl_seconds=read.number("session_ttl_seconds", minimum=60),
             allowed_origins=_origins(values["allowed_origins"]),
-            title=_text(values, "title"),
+            title=read.nonempty_string("title", strip=False),
             greeting=greeting,
             suggested_questions=_suggestions(
                 values["suggested_questions"],
@@ -217,29 +232,25 @@ class WebChatConfig:
                 given="suggested_questions" in given,
                 max_message_chars=max_message_chars,
             ),
-            max_frame_bytes=int(_number(values, "max_frame_bytes", minimum=1024)),
+            max_frame_bytes=int(read.number("max_frame_bytes", minimum=1024)),
             max_message_chars=max_message_chars,
-            max_reply_chars=int(_number(values, "max_reply_chars", minimum=100)),
-            history_limit=int(_number(values, "history_limit", minimum=0)),
+            max_reply_chars=int(read.number("max_reply_chars", minimum=100)),
+            history_limit=int(read.number("history_limit", minimum=0)),
             attachment_dir=(
-                Path(_text(values, "attachment_dir"))
-                if values["attachment_dir"] is not None
-                else None
+                read.path("attachment_dir") if values["attachment_dir"] is not None else None
             ),
             max_attachment_bytes=max_attachment_bytes,
             attachment_types=_mime_types(values["attachment_types"]),
-            max_attachments_per_session=int(
-                _number(values, "max_attachments_per_session", minimum=1)
-            ),
-            attachment_quota_bytes=_quota_bytes(values, max_attachment_bytes),
+            max_attachments_per_session=int(read.number("max_attachments_per_session", minimum=1)),
+            attachment_quota_bytes=_quota_bytes(read, max_attachment_bytes),
             attachment_retention_seconds=(
-                _number(values, "attachment_retention_days", minimum=1) * 24 * 60 * 60
+                read.number("attachment_retention_days", minimum=1) * 24 * 60 * 60
             ),
             conversation_rate=rates["conversation"],
             address_rate=rates["address"],
             new_session_rate=rates["new_sessions"],
-            dedup_db=database_location(_text(values, "dedup_db")),
-            dedup_window_seconds=_number(values, "dedup_window_seconds", minimum=1),
+            dedup_db=database_location(read.nonempty_string("dedup_db", strip=False)),
+            dedup_window_seconds=read.number("dedup_window_seconds", minimum=1),
         )
 
 
@@ -280,38 +291,6 @@ def load_or_create_secret(path: Path) -> str:
             "Delete the file to have a new secret generated (open chats start over).",
         )
     return secret
-
-
-_DEFAULT_HINT = "Correct it, or remove the key to use the default."
-
-
-def _secret(value: Any) -> Optional[str]:
-    if value is None:
-        return None
-    if not isinstance(value, str) or len(value) < MIN_SECRET_CHARS:
-        raise WebChatConfigError(
-            "session_secret",
-            f"must be a string of at least {MIN_SECRET_CHARS} characters",
-            'Generate one with `python -c "import secrets; print(secrets.token_urlsafe(32))"`,'
-            " or remove the key to have one generated into `session_secret_file`.",
-        )
-    return value
-
-
-def _text(values: Dict[str, Any], key: str) -> str:
-    value = values[key]
-    if not isinstance(value, str) or not value.strip():
-        raise WebChatConfigError(key, f"expected a non-empty string, got {value!r}", _DEFAULT_HINT)
-    return value
-
-
-def _number(values: Dict[str, Any], key: str, *, minimum: float) -> float:
-    value = values[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
-        raise WebChatConfigError(
-            key, f"expected a number of at least {minimum:g}, got {value!r}", _DEFAULT_HINT
-        )
-    return float(value)
 
 
 def _greeting(value: Any) -> Optional[str]:
@@ -385,15 +364,8 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _rates(value: Any, defaults: Mapping[str, Any]) -> Dict[str, Optional[Rate]]:
-    try:
-        return read_rates(value, defaults)
-    except RateSettingError as error:
-        raise WebChatConfigError(error.key, error.problem, error.fix) from error
-
-
-def _quota_bytes(values: Dict[str, Any], max_attachment_bytes: int) -> int:
-    quota = int(_number(values, "attachment_quota_bytes", minimum=1))
+def _quota_bytes(read: SettingsReader, max_attachment_bytes: int) -> int:
+    quota = int(read.number("attachment_quota_bytes", minimum=1))
     if quota < max_attachment_bytes:
         raise WebChatConfigError(
             "attachment_quota_bytes",

@@ -5,81 +5,18 @@ and the time it was issued. The page keeps both in ``localStorage``; on every
 (re)connection it presents them, the server checks the token before reading anything
 else and hands out a fresh one, so an open chat never expires while a forgotten one
 does after ``session_ttl_seconds``. Nothing is stored per session on the server: any
-worker holding the secret can verify any session.
+worker holding the secret can verify any session. The tokens are made and checked by
+:class:`channels.verification.SessionSigner` (importable from here too).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import re
-import secrets
-import time
-from typing import Callable, Iterable, Optional, Tuple
+from typing import Iterable, Optional
 
+from channels.verification import SessionRejected, SessionSigner
 from channels.webchat_config import normalize_origin
 
-TOKEN_VERSION = "v1"
-# A clock ahead of ours by this much is tolerated; more makes a token from the future.
-CLOCK_SKEW_SECONDS = 300
-SESSION_ID = re.compile(r"[0-9a-f]{32}")
-_TOKEN = re.compile(r"v1\.([0-9]{1,12})\.([A-Za-z0-9_-]{43})")
-
-
-class SessionRejected(Exception):
-    """A session id and token that do not verify; the reason is safe to log."""
-
-
-class SessionSigner:
-    """Issues and verifies session tokens with one secret and an injectable clock."""
-
-    def __init__(
-        self,
-        secret: str,
-        *,
-        ttl_seconds: float,
-        clock: Optional[Callable[[], float]] = None,
-    ) -> None:
-        self._key = secret.encode("utf-8")
-        self.ttl_seconds = ttl_seconds
-        self._clock = clock or time.time
-
-    def new_session(self) -> Tuple[str, str]:
-        """A fresh random session id (128 bits) and its token."""
-        session_id = secrets.token_hex(16)
-        return session_id, self.issue(session_id)
-
-    def issue(self, session_id: str) -> str:
-        issued = int(self._clock())
-        return f"{TOKEN_VERSION}.{issued}.{self._sign(session_id, issued)}"
-
-    def verify(self, session_id: object, token: object) -> str:
-        """The session id, if ``token`` was issued for it by this secret and is current."""
-        if not isinstance(session_id, str) or not SESSION_ID.fullmatch(session_id):
-            raise SessionRejected("session id missing or malformed")
-        if not isinstance(token, str):
-            raise SessionRejected("session token missing")
-        match = _TOKEN.fullmatch(token)
-        if match is None:
-            raise SessionRejected("session token malformed")
-        issued = int(match.group(1))
-        expected = self._sign(session_id, issued)
-        # Compare the signature before looking at the time, and in constant time, so a
-        # forger learns nothing from the answer.
-        if not hmac.compare_digest(expected, match.group(2)):
-            raise SessionRejected("session token signature does not match")
-        now = self._clock()
-        if issued > now + CLOCK_SKEW_SECONDS:
-            raise SessionRejected("session token issued in the future")
-        if now - issued > self.ttl_seconds:
-            raise SessionRejected("session token expired")
-        return session_id
-
-    def _sign(self, session_id: str, issued: int) -> str:
-        message = f"webchat|{TOKEN_VERSION}|{session_id}|{issued}".encode()
-        digest = hmac.new(self._key, message, hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+__all__ = ["OriginPolicy", "SessionRejected", "SessionSigner"]
 
 
 class OriginPolicy:
