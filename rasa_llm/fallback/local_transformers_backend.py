@@ -38,6 +38,7 @@ from rasa_llm.fallback.model_source import (
     DEFAULT_MODEL_PACKAGE,
     ModelSource,
 )
+from rasa_llm.fallback.refusal_gate import RefusalGate, first_token
 
 # The model_source constants are re-exported: code that configures this backend
 # imports them from here.
@@ -113,7 +114,7 @@ class LocalTransformersBackend:
         ``refusal_text`` is the reply the prompt asks for when its passages do not answer
         (the fallback's :data:`~rasa_llm.fallback.prompt_builder.REFUSAL`); with
         ``refusal_min_probability`` the model may start that reply only when it gives the
-        reply's first token at least that probability (see :class:`_RefusalGate`).
+        reply's first token at least that probability (:mod:`~rasa_llm.fallback.refusal_gate`).
         """
         if quantize not in QUANTIZE_MODES:
             raise InvalidComponentConfigError(
@@ -340,7 +341,7 @@ class LocalTransformersBackend:
         refusal_token = self._refusal_token(loaded)
         if refusal_token is not None and self._refusal_min_probability is not None:
             processors.append(
-                _RefusalGate(refusal_token, self._refusal_min_probability, input_ids.shape[1])
+                RefusalGate(refusal_token, self._refusal_min_probability, input_ids.shape[1])
             )
         try:
             with torch.inference_mode():
@@ -357,38 +358,7 @@ class LocalTransformersBackend:
         return [int(t) for t in output[0, input_ids.shape[1] :].tolist()]
 
     def _refusal_token(self, loaded: _LoadedModel) -> Optional[int]:
-        if not self._refusal_text:
-            return None
-        ids = loaded.tokenizer(self._refusal_text, add_special_tokens=False)["input_ids"]
-        return int(ids[0]) if ids else None
-
-
-class _RefusalGate:
-    """Lets the reply start with the refusal only when the model is sure enough of it.
-
-    A transformers logits processor. Under greedy decoding the fixed refusal wins the
-    first token whenever its first token is the single most likely one, although an
-    answer's probability is spread over many first tokens: a model that gives the
-    refusal 0.4 and every answer less would refuse a question it can answer. On the
-    first new token only, the refusal's first token is blocked when its probability is
-    below ``min_probability``; the model then writes its best answer, which the
-    fallback's grounding guard judges like any other.
-    """
-
-    def __init__(self, token_id: int, min_probability: float, prompt_length: int) -> None:
-        self.token_id = token_id
-        self.min_probability = min_probability
-        self.prompt_length = prompt_length
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        if input_ids.shape[1] != self.prompt_length:
-            return scores
-        probability = torch.softmax(scores.float(), dim=-1)[:, self.token_id]
-        blocked = probability < self.min_probability
-        if bool(blocked.any()):
-            scores = scores.clone()
-            scores[blocked, self.token_id] = float("-inf")
-        return scores
+        return first_token(loaded.tokenizer, self._refusal_text) if self._refusal_text else None
 
 
 def _adapter_path(adapter: Optional[str], model: Optional[str]) -> Optional[Path]:
