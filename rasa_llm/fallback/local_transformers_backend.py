@@ -203,20 +203,11 @@ class LocalTransformersBackend:
         token = self._refusal_token(loaded)
         if token is None:
             raise ValueError(f"{self.name}: no refusal_text was given")
-        from transformers import GenerationConfig
-
         encoded = loaded.tokenizer.apply_chat_template(
             messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
         )
-        config = GenerationConfig(
-            max_new_tokens=1,
-            do_sample=False,
-            repetition_penalty=self._repetition_penalty,
-            eos_token_id=sorted(loaded.stop_ids),
-            pad_token_id=loaded.pad_id,
-            bos_token_id=getattr(loaded.model.generation_config, "bos_token_id", None),
-            output_scores=True,
-            return_dict_in_generate=True,
+        config = self._greedy_config(
+            loaded, max_new_tokens=1, output_scores=True, return_dict_in_generate=True
         )
         with torch.inference_mode():
             output = loaded.model.generate(
@@ -322,20 +313,9 @@ class LocalTransformersBackend:
         max_new_tokens: int,
         remaining: float,
     ) -> List[int]:
-        from transformers import GenerationConfig, LogitsProcessorList
+        from transformers import LogitsProcessorList
 
-        # A fresh config, not the model's: a checkpoint's own sampling defaults must
-        # not turn greedy replies into random ones.
-        config = GenerationConfig(
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            num_beams=1,
-            repetition_penalty=self._repetition_penalty,
-            max_time=remaining,
-            eos_token_id=sorted(loaded.stop_ids),
-            pad_token_id=loaded.pad_id,
-            bos_token_id=getattr(loaded.model.generation_config, "bos_token_id", None),
-        )
+        config = self._greedy_config(loaded, max_new_tokens=max_new_tokens, max_time=remaining)
         attention_mask = encoded.get("attention_mask")
         processors = LogitsProcessorList()
         refusal_token = self._refusal_token(loaded)
@@ -356,6 +336,24 @@ class LocalTransformersBackend:
         except Exception as e:  # out of memory, CUDA errors, broken weights
             raise GenerationError(f"{self.name}: generation failed ({type(e).__name__})") from e
         return [int(t) for t in output[0, input_ids.shape[1] :].tolist()]
+
+    def _greedy_config(self, loaded: _LoadedModel, **settings: Any) -> Any:
+        """Greedy decoding with this backend's penalty and the model's end-of-turn tokens.
+
+        A fresh config, not the model's: a checkpoint's own sampling defaults must not
+        turn greedy replies into random ones.
+        """
+        from transformers import GenerationConfig
+
+        return GenerationConfig(
+            do_sample=False,
+            num_beams=1,
+            repetition_penalty=self._repetition_penalty,
+            eos_token_id=sorted(loaded.stop_ids),
+            pad_token_id=loaded.pad_id,
+            bos_token_id=getattr(loaded.model.generation_config, "bos_token_id", None),
+            **settings,
+        )
 
     def _refusal_token(self, loaded: _LoadedModel) -> Optional[int]:
         return first_token(loaded.tokenizer, self._refusal_text) if self._refusal_text else None
