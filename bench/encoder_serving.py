@@ -1,5 +1,5 @@
 """Serving the intent encoder on the CPU: float32 torch, what ``quantize: auto`` serves
-(rasa_llm.serving: a per-channel int8 ONNX Runtime graph of the encoder, the head in
+(rasa_llm.models.serving: a per-channel int8 ONNX Runtime graph of the encoder, the head in
 torch float32), torch's dynamic int8 (the default until 2026-12-02), and ONNX Runtime
 in float32 and int8 with the head inside the graph, for one trained model, in one
 process, on the same messages.
@@ -54,7 +54,7 @@ REFERENCE = "torch_fp32"
 # The project's own serving path, as `quantize: auto` runs it on the CPU.
 SERVED = "rasa_llm_auto"
 # Nodes of the exported graph that belong to the head: the project keeps the head in
-# float32 so calibrated confidences keep their resolution (rasa_llm/serving.py), and
+# float32 so calibrated confidences keep their resolution (rasa_llm/models/serving.py), and
 # ONNX Runtime's int8 is made to do the same so the two int8 variants differ only in
 # the runtime.
 HEAD_NODE_PREFIX = "/head/"
@@ -264,7 +264,7 @@ def torch_variant(
 ) -> Variant:
     import torch
 
-    from rasa_llm.fine_tuning import predict
+    from rasa_llm.models.inference import predict
 
     device = torch.device("cpu")
     buffer = io.BytesIO()
@@ -382,9 +382,9 @@ def build_variants(
     """
     import torch
 
-    from rasa_llm.onnx_encoder_classifier import export_int8_graph
-    from rasa_llm.serving import serving_model
-    from rasa_llm.transformer_intent_classifier import load_classifier
+    from rasa_llm.models.model_files import load_classifier
+    from rasa_llm.models.onnx_encoder_classifier import export_int8_graph
+    from rasa_llm.models.serving import serving_model
 
     info: Dict[str, Any] = {"torch_threads": torch.get_num_threads()}
     variants: List[Variant] = []
@@ -413,7 +413,7 @@ def build_variants(
         return variant
 
     def served() -> Variant:
-        # What `quantize: auto` answers with on the CPU (rasa_llm.serving). The export
+        # What `quantize: auto` answers with on the CPU (rasa_llm.models.serving). The export
         # and quantization happen once, at `rasa train`; a server's load reads the
         # stored graph, so its load time is the float32 load plus the session.
         started = time.perf_counter()
@@ -530,7 +530,7 @@ def calibration_figures(
     one fitted at training on float32 logits), and with the temperature that would be
     best for its own logits on these messages (fitted on them: a bound, not a deployable
     figure). Close figures mean the stored temperature serves the variant as well."""
-    from rasa_llm.calibration import expected_calibration_error, fit_temperature, softmax
+    from rasa_llm.models.calibration import expected_calibration_error, fit_temperature, softmax
 
     truth = np.asarray([list(labels).index(label) for label in gold])
     figures: Dict[str, Dict[str, float]] = {}
@@ -637,7 +637,7 @@ def main() -> None:
     if args.banking77_model is None:
         args.banking77_model = args.out / "encoder_serving_banking77" / "model"
 
-    from rasa_llm.serving import use_serving_threads
+    from rasa_llm.models.serving import use_serving_threads
     from training.dataset import load_labelled
 
     # The threads `rasa run` answers with (RASA_LLM_TORCH_THREADS, default 1); ONNX

@@ -8,7 +8,7 @@ bench.training_benchmarks; the flags after it are the ones that run was trained 
 beyond the benchmark's common ones, e.g. ``--oos-score softmax+neighbour`` or
 ``--oos-train-fraction 0.5``, so that the same validation rows come back.)
 
-Training's int8 check (``rasa_llm.serving``) counts how often the graph keeps the
+Training's int8 check (``rasa_llm.models.serving``) counts how often the graph keeps the
 float32 model's top intent on the validation rows, in and out of scope. On an
 out-of-scope row the top intent is no answer when the threshold rejects it, so a graph
 could be refused for changes no customer sees. This prints, on the same rows, the share
@@ -27,12 +27,12 @@ import numpy as np
 import torch
 
 from bench.training_benchmarks import banking77, held_out_intents
-from rasa_llm.calibration import softmax
-from rasa_llm.fine_tuning import predict
-from rasa_llm.neighbour_score import load_neighbours, neighbour_score
-from rasa_llm.onnx_encoder_classifier import GRAPH_FILE, OnnxEncoderClassifier
-from rasa_llm.serving import served_oos_score, served_temperature, served_threshold
-from rasa_llm.transformer_intent_classifier import load_classifier
+from rasa_llm.models.calibration import softmax
+from rasa_llm.models.inference import predict
+from rasa_llm.models.model_files import load_classifier
+from rasa_llm.models.neighbour_score import load_neighbours, neighbour_score
+from rasa_llm.models.onnx_encoder_classifier import GRAPH_FILE, OnnxEncoderClassifier
+from rasa_llm.models.serving import served_oos_score, served_temperature, served_threshold
 from training.classification import prepare
 from training.cli import parse_arguments
 

@@ -24,9 +24,9 @@ import numpy as np
 import onnxruntime.quantization as quantization
 import torch
 
-from rasa_llm.fine_tuning import predict
-from rasa_llm.onnx_encoder_classifier import OnnxEncoderClassifier, export_int8_graph
-from rasa_llm.transformer_intent_classifier import load_classifier
+from rasa_llm.models.inference import predict
+from rasa_llm.models.model_files import load_classifier
+from rasa_llm.models.onnx_encoder_classifier import OnnxEncoderClassifier, export_int8_graph
 
 
 def export(model: Any, reduce_range: bool) -> bytes:

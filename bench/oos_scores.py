@@ -33,10 +33,10 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 from bench.training_benchmarks import banking77, held_out_intents
-from rasa_llm.calibration import softmax
-from rasa_llm.encoder_classifier import mean_pool
-from rasa_llm.fine_tuning import predict
-from rasa_llm.transformer_intent_classifier import load_classifier
+from rasa_llm.models.calibration import softmax
+from rasa_llm.models.encoder_classifier import mean_pool
+from rasa_llm.models.inference import predict
+from rasa_llm.models.model_files import load_classifier
 from training.classification import prepare
 from training.cli import parse_arguments
 from training.metrics import auroc

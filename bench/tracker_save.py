@@ -5,7 +5,7 @@
 
 With an event broker, stock Rasa's ``save`` first reads the whole conversation back
 (``retrieve``) to find the events it has not published yet; ResilientSQLTrackerStore
-counts the stored events instead (rasa_llm/resilient_sql_tracker_store.py). Each store
+counts the stored events instead (rasa_llm/server/resilient_sql_tracker_store.py). Each store
 gets the same conversation, handled as Rasa's processor does (read the tracker, add a
 turn of five events, save), with the bot's MetricsEventBroker, on SQLite (a file, as
 ``make run``) and, with ``--postgres``, on PostgreSQL (databases of their own, dropped
@@ -42,8 +42,8 @@ from rasa.shared.core.events import (  # noqa: E402
 from rasa.shared.core.trackers import DialogueStateTracker  # noqa: E402
 
 from bench.production_load import machine, write_report  # noqa: E402
-from rasa_llm.metrics_event_broker import MetricsEventBroker  # noqa: E402
-from rasa_llm.resilient_sql_tracker_store import ResilientSQLTrackerStore  # noqa: E402
+from rasa_llm.server.metrics_event_broker import MetricsEventBroker  # noqa: E402
+from rasa_llm.server.resilient_sql_tracker_store import ResilientSQLTrackerStore  # noqa: E402
 
 DOMAIN = Domain.from_yaml(
     'version: "3.1"\nintents: [order_status]\n'

@@ -12,7 +12,7 @@ matters), :mod:`channels.webhook_guard` (size, type, encoding, clear 4xx),
 :mod:`channels.rate_limits` (what one caller may cost).
 
 Each input channel module imports ``rasa_llm``, whose server guards
-(:mod:`rasa_llm.server_guards`) then protect the Rasa server from the moment Rasa makes
+(:mod:`rasa_llm.server.server_guards`) then protect the Rasa server from the moment Rasa makes
 its app; the command-line tools here (``channels.desk_agents``,
 ``channels.conversation_id_migration``) do not need them and start without them.
 """

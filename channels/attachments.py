@@ -10,7 +10,7 @@ action or an agent that needs it.
 That notice is the channel's own words, not the customer's: it reaches Rasa already
 parsed (:attr:`Said.parse_data`, Rasa's own reading of the intent shortcut), so it
 needs no intent shortcut in text, which customers may not use
-(:mod:`rasa_llm.intent_shortcuts`).
+(:mod:`rasa_llm.server.intent_shortcuts`).
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@
   shares it, so taking them all out would help nobody, and customers still get the
   scripted answers. ``checks`` says which part is which.
 - ``GET /webhooks/monitoring/metrics``: the Prometheus text format of
-  :class:`rasa_llm.serving_metrics.ServingMetrics`, which
-  ``rasa_llm.metrics_event_broker.MetricsEventBroker`` (endpoints.yml ``event_broker``)
+  :class:`rasa_llm.server.serving_metrics.ServingMetrics`, which
+  ``rasa_llm.server.metrics_event_broker.MetricsEventBroker`` (endpoints.yml ``event_broker``)
   feeds, for a caller with ``Authorization: Bearer <metrics_token>`` (401/403
   otherwise; 404 with the fix when no ``metrics_token`` is set).
 
@@ -36,8 +36,8 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 import rasa_llm  # noqa: F401 - installs rasa-llm's server guards before Rasa makes its app
-from rasa_llm.bearer_tokens import refusal
-from rasa_llm.serving_metrics import CONTENT_TYPE_LATEST, serving_metrics
+from rasa_llm.server.bearer_tokens import refusal
+from rasa_llm.server.serving_metrics import CONTENT_TYPE_LATEST, serving_metrics
 
 logger = logging.getLogger(__name__)
 

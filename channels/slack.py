@@ -23,7 +23,7 @@ the stock channel's with this channel's prefix (``slack:U0CUSTOMER``,
 no other channel can address it. Messages of one conversation are handled one after
 the other, in the order they arrived. Customers' words and button values reach Rasa as
 text: Rasa reads a value such as ``/affirm`` as an intent only if the bot offered that
-button in the conversation (:mod:`rasa_llm.intent_shortcuts`).
+button in the conversation (:mod:`rasa_llm.server.intent_shortcuts`).
 """
 
 from __future__ import annotations

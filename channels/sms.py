@@ -37,7 +37,7 @@ The Rasa conversation id is the sender's number after this channel's prefix
 address it, and the output channel sends only to ids of this channel. Opt-outs and
 options stay keyed by the number itself. The customer's text reaches Rasa as typed: a
 message such as ``/request_human`` is read by NLU as text, and a button's payload as an
-intent only if the bot offered that button (:mod:`rasa_llm.intent_shortcuts`).
+intent only if the bot offered that button (:mod:`rasa_llm.server.intent_shortcuts`).
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ the order they arrived. No polling: updates only come by webhook.
 
 What the customer types is text for Rasa, whatever it starts with: ``/restart`` or
 ``/inform{...}`` is read by NLU, and a button's payload is taken as an intent only if
-the bot offered that button in the conversation (:mod:`rasa_llm.intent_shortcuts`).
+the bot offered that button in the conversation (:mod:`rasa_llm.server.intent_shortcuts`).
 Only a command the operator mapped in ``commands`` to an intent (``/start`` to
 ``/greet`` by default) reaches Rasa as that intent, parsed by the channel.
 """

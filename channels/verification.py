@@ -17,7 +17,7 @@ Twilio's signature carry no time, so their verifiers have no clock: a replayed w
 is dropped by its update id or ``MessageSid`` (:class:`channels.delivery_log.DeliveryLog`).
 A bearer token is a standing secret, with no time to check either. The platforms' own
 libraries compute the signatures where they have one (slack_sdk, twilio); the rest
-compare in constant time. Bearer headers are read by :mod:`rasa_llm.bearer_tokens`, as
+compare in constant time. Bearer headers are read by :mod:`rasa_llm.server.bearer_tokens`, as
 for rasa-llm's own routes, so importing this module imports ``rasa_llm`` (as every
 input channel module does anyway).
 
@@ -41,7 +41,7 @@ from slack_sdk.signature import SignatureVerifier
 from twilio.request_validator import RequestValidator
 
 from channels.webhook_guard import WebhookRejected
-from rasa_llm.bearer_tokens import bearer_token, refusal
+from rasa_llm.server.bearer_tokens import bearer_token, refusal
 
 __all__ = [
     "BearerTokenVerifier",
@@ -241,7 +241,7 @@ class SessionSigner:
 class BearerTokenVerifier:
     """One expected ``Authorization: Bearer`` token, compared in constant time.
 
-    The header is read as everywhere in rasa-llm (:mod:`rasa_llm.bearer_tokens`).
+    The header is read as everywhere in rasa-llm (:mod:`rasa_llm.server.bearer_tokens`).
     ``hint`` is added to each refusal's reason (which token to send).
     """
 

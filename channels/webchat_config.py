@@ -33,7 +33,7 @@ when it opens on a conversation without messages (never stored in it, so a reloa
 conversation that has begun shows no second greeting). A suggestion is a question in
 the customer's words: a click sends it as their text message, so it must not look like
 an intent payload (``/intent``), which the bot does not obey from a customer
-(:mod:`rasa_llm.intent_shortcuts`).
+(:mod:`rasa_llm.server.intent_shortcuts`).
 
 Rate limits are token buckets in each server process (:mod:`channels.rate_limits`): N
 workers let N times the rate through. Behind a reverse proxy, configure Sanic's proxy
@@ -348,7 +348,7 @@ def _suggestions(
                 where,
                 f"{question[:40]!r} looks like an intent payload; a click sends the "
                 "question as the customer's words, and the bot does not obey a `/intent` "
-                "typed by a customer (rasa_llm.intent_shortcuts)",
+                "typed by a customer (rasa_llm.server.intent_shortcuts)",
                 'Write the question as a customer would ask it, e.g. "Where is my order?".',
             )
         if question in questions:

@@ -79,7 +79,7 @@ def serving(app: Sanic, agent: Optional[Any] = None) -> Iterator[str]:
 
 def without_server_guards(monkeypatch: Any) -> None:
     """Make Rasa's and rasa_sdk's apps in this test as Sanic registers them, without
-    rasa_llm's automatic guards (rasa_llm.server_guards), to apply them by hand."""
+    rasa_llm's automatic guards (rasa_llm.server.server_guards), to apply them by hand."""
     monkeypatch.setattr(Sanic, "test_mode", True)
     registration = Sanic.__dict__["register_app"].__func__
     unguarded = getattr(registration, "__wrapped__", registration)

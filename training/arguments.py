@@ -78,8 +78,8 @@ class ClassifierArguments:
         return self.seed if self.split_seed is None else int(self.split_seed)
 
     def fine_tune_settings(self) -> Any:
-        """The training loop's settings (:class:`rasa_llm.fine_tuning.FineTuneSettings`)."""
-        from rasa_llm.fine_tuning import FineTuneSettings
+        """The training loop's settings (:class:`rasa_llm.models.fine_tuning.FineTuneSettings`)."""
+        from rasa_llm.models.fine_tuning import FineTuneSettings
 
         freeze = self.freeze
         return FineTuneSettings(

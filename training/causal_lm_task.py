@@ -1,6 +1,6 @@
 """The training loop's view of a causal language model: loss on the supervised tokens.
 
-:class:`CausalLMTask` gives :func:`rasa_llm.training_loop.train_loop` the mean
+:class:`CausalLMTask` gives :func:`rasa_llm.models.training_loop.train_loop` the mean
 next-token cross-entropy of a batch over the tokens whose label is not ``-100`` (the
 response and its end-of-turn token), and the same figure on held-out examples, per
 token, as the validation score.
@@ -15,7 +15,7 @@ from typing import Dict, Sequence
 import torch
 from torch import nn
 
-from rasa_llm.training_loop import autocast
+from rasa_llm.models.device import autocast
 from training import instruction_data as data
 
 

@@ -2,7 +2,7 @@
 
 One run: read TRAIN and TEST, set the out-of-scope rows aside, optionally sample N
 examples per label, hold out a validation part of TRAIN, fine-tune the encoder with a
-task head (:mod:`rasa_llm.fine_tuning`), fit a temperature and, with out-of-scope rows,
+task head (:mod:`rasa_llm.models.fine_tuning`), fit a temperature and, with out-of-scope rows,
 a rejection threshold on the validation part, then score TEST and write the model
 directory the Rasa components load (``classifier_path``) and the report.
 """
@@ -45,7 +45,7 @@ INT8_META_KEYS = (
 def prepare(args: ClassifierArguments) -> PreparedData:
     """Load and check both files, then sample, relabel and split as the flags say."""
     from rasa_llm.constants import SENTIMENT_LABELS
-    from rasa_llm.splits import stratified_split
+    from rasa_llm.models.splits import stratified_split
 
     task = args.task
 
@@ -182,13 +182,13 @@ def _relabel(data: LabelledTexts, labels: Sequence[str], new: Optional[str]) -> 
 
 def run_classifier(args: ClassifierArguments) -> int:
     """Run one fine-tuning job end to end; return the exit code."""
-    from rasa_llm.device import resolve_device
     from rasa_llm.errors import InvalidComponentConfigError
-    from rasa_llm.fine_tuning import predict
-    from rasa_llm.neighbour_score import SOFTMAX_AND_NEIGHBOUR, save_neighbours, stored_form
-    from rasa_llm.onnx_encoder_classifier import GRAPH_FILE
-    from rasa_llm.serving import INT8_META
-    from rasa_llm.transformer_intent_classifier import save_classifier
+    from rasa_llm.models.device import resolve_device
+    from rasa_llm.models.inference import predict
+    from rasa_llm.models.model_files import save_classifier
+    from rasa_llm.models.neighbour_score import SOFTMAX_AND_NEIGHBOUR, save_neighbours, stored_form
+    from rasa_llm.models.onnx_encoder_classifier import GRAPH_FILE
+    from rasa_llm.models.serving import INT8_META
     from training import metrics
     from training.report import write_report
 
@@ -326,9 +326,9 @@ def _fine_tuned(
     """Fine-tune the encoder with a head on TRAIN; the model and the report's part."""
     import torch
 
-    from rasa_llm import model_files
-    from rasa_llm.encoder_classifier import EncoderClassifier
-    from rasa_llm.fine_tuning import fine_tune
+    from rasa_llm.models import model_files
+    from rasa_llm.models.encoder_classifier import EncoderClassifier
+    from rasa_llm.models.fine_tuning import fine_tune
 
     base = Path(args.model) if args.model else model_files.default_encoder_path()
     encoder, tokenizer = model_files.load_pretrained(base)
@@ -370,7 +370,7 @@ class Scored:
     threshold: Optional[float]
     test_probs: np.ndarray
     report: Dict[str, Any]
-    # The neighbour score's record (rasa_llm.neighbour_score) when the threshold applies
+    # The neighbour score's record (rasa_llm.models.neighbour_score) when the threshold applies
     # to it; None when it applies to the softmax confidence.
     oos_score: Optional[Dict[str, Any]] = None
     test_scores: Optional[np.ndarray] = None  # TEST's neighbour scores, with oos_score
@@ -389,8 +389,8 @@ def score(
     vectors) the threshold applies to the neighbour score, standardised on the in-scope
     validation rows, instead of the softmax confidence.
     """
-    from rasa_llm import calibration
-    from rasa_llm.neighbour_score import NeighbourScore
+    from rasa_llm.models import calibration
+    from rasa_llm.models.neighbour_score import NeighbourScore
     from training import metrics
 
     val_ids = np.asarray([data.labels.index(x) for x in data.validation.labels], dtype=np.int64)
@@ -439,13 +439,13 @@ def int8_calibration(
     """
     import torch
 
-    from rasa_llm.fine_tuning import predict
-    from rasa_llm.onnx_encoder_classifier import (
+    from rasa_llm.models.inference import predict
+    from rasa_llm.models.onnx_encoder_classifier import (
         OnnxEncoderClassifier,
         OnnxServingError,
         export_int8_graph,
     )
-    from rasa_llm.serving import agreement_record, agreement_texts
+    from rasa_llm.models.serving import agreement_record, agreement_texts
 
     cpu = torch.device("cpu")
     try:
@@ -464,7 +464,7 @@ def int8_calibration(
 
     scored = score(data, encode, args.calibrate, args.target_oos_recall, neighbours)
     # How many answers the graph changes on texts the model did not train on: a bot's
-    # `quantize: auto` serves float32 below its int8_min_agreement (rasa_llm.serving).
+    # `quantize: auto` serves float32 below its int8_min_agreement (rasa_llm.models.serving).
     texts, measured_on = agreement_texts(
         [*data.validation.texts, *data.validation_oos], data.train.texts, args.seed
     )
@@ -495,7 +495,7 @@ def evaluate(
     The threshold applies to ``scores`` (the neighbour score) when given, else to the
     top softmax confidence.
     """
-    from rasa_llm import calibration
+    from rasa_llm.models import calibration
     from training import metrics
 
     in_scope = _in_scope_mask(data)
@@ -588,7 +588,7 @@ def _summary(report: Dict[str, Any], out: Path) -> str:
     int8 = report.get("served_int8")
     if int8:
         parts.append(f"served int8: accuracy {int8['accuracy']:.4f}, ECE {int8['ece']:.4f}")
-        from rasa_llm.serving import DEFAULT_MIN_AGREEMENT, INT8_META, int8_refusal
+        from rasa_llm.models.serving import DEFAULT_MIN_AGREEMENT, INT8_META, int8_refusal
 
         refusal = int8_refusal({INT8_META: int8}, DEFAULT_MIN_AGREEMENT)
         if refusal:

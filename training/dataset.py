@@ -212,7 +212,7 @@ def _rasa_label(message: Any, task: str) -> Optional[str]:
     if task == "intent":
         return str(message.get("intent"))
     from rasa_llm.errors import TrainingDataError
-    from rasa_llm.sentiment_data import sentiment_label
+    from rasa_llm.nlu.sentiment_data import sentiment_label
 
     try:
         return sentiment_label(message, "python -m training sentiment")

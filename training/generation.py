@@ -4,7 +4,7 @@ Steps: read instruction→response pairs (:mod:`training.instruction_data`), loa
 causal LM (the packaged SmolLM2 unless ``--model`` names a directory), wrap its
 attention projections in low-rank adapters (:mod:`training.lora`; ``--lora-rank 0``
 trains every weight instead), measure the held-out loss, train with the shared loop
-(:func:`rasa_llm.training_loop.train_loop`) on the response tokens only, measure
+(:func:`rasa_llm.models.training_loop.train_loop`) on the response tokens only, measure
 again, merge the adapters and save ``OUT/model`` as a plain Hugging Face model that
 the fallback loads with ``local.model: OUT/model`` (or, with ``--save adapter``, only
 the adapters into ``OUT/adapter``, a few MB that the fallback merges into the base model
@@ -25,14 +25,13 @@ from typing import Any, Dict, List, Sequence
 
 import torch
 
-from rasa_llm.device import resolve_device
 from rasa_llm.errors import InvalidComponentConfigError, ModelLoadError
 from rasa_llm.fallback.adapter import save_adapter
 from rasa_llm.fallback.model_source import DEFAULT_CACHE_DIR, ModelSource
-from rasa_llm.training_loop import (
+from rasa_llm.models.device import cpu_has_bf16, resolve_device
+from rasa_llm.models.training_loop import (
     LoopSettings,
     adamw,
-    cpu_has_bf16,
     param_groups,
     seed_everything,
     train_loop,

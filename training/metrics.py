@@ -97,7 +97,7 @@ def reliability_bins(
     """The bins of a reliability diagram over the top-class confidence.
 
     Equal-width, right-closed bins ``(lower, upper]`` as in
-    ``rasa_llm.calibration.expected_calibration_error`` (a confidence of exactly 0 joins the
+    ``rasa_llm.models.calibration.expected_calibration_error`` (a confidence of exactly 0 joins the
     first bin). Each bin holds its edges, ``count``, and the mean ``confidence`` and
     ``accuracy`` of its rows (0 when empty). The count-weighted mean of
     ``|confidence - accuracy|`` over the bins is the expected calibration error.

@@ -133,7 +133,7 @@ def _rate_or_blank(value: Any) -> str:
 
 def _int8_verdict(int8: Mapping[str, Any]) -> List[str]:
     """Whether a bot's ``quantize: auto`` serves this graph, from its agreement."""
-    from rasa_llm.serving import DEFAULT_MIN_AGREEMENT, INT8_META, int8_refusal
+    from rasa_llm.models.serving import DEFAULT_MIN_AGREEMENT, INT8_META, int8_refusal
 
     if not _is_number(int8.get("agreement")):
         return []
@@ -320,7 +320,7 @@ def plot_reliability(
     """Reliability diagram: accuracy per confidence bin against the diagonal.
 
     ``ece`` goes into the title; without it, the count-weighted mean gap of the bins (which
-    is the expected calibration error of ``rasa_llm.calibration``) is shown.
+    is the expected calibration error of ``rasa_llm.models.calibration``) is shown.
     """
     total = sum(int(b["count"]) for b in bins)
     if ece is None:

@@ -63,7 +63,7 @@ def load_ingredients(
     paths: Sequence[str], labels: Sequence[str], split: Dict[str, Any], kind: str, dropout: float
 ) -> Tuple[List[Ingredient], Any]:
     """Load every run and check it can go into one soup with this run's data."""
-    from rasa_llm.transformer_intent_classifier import load_classifier
+    from rasa_llm.models.model_files import load_classifier
 
     if len(paths) < 2:
         raise TrainingInputError("--soup", "it names one run", "name two or more run directories")
@@ -172,7 +172,7 @@ def make_soup(
     device: Any,
 ) -> Soup:
     """Load the runs ``--soup`` names and average them as ``--soup-method`` says."""
-    from rasa_llm.fine_tuning import predict
+    from rasa_llm.models.inference import predict
 
     started = time.perf_counter()
     val_ids = np.asarray([data.labels.index(x) for x in data.validation.labels])
@@ -242,7 +242,7 @@ def _test_figures(record: Dict[str, Any], logits: Sequence[np.ndarray], truth: n
     Never used to choose anything: they show what the soup gained over its runs, and
     what an ensemble of the same runs (one forward pass per run and message) scores.
     """
-    from rasa_llm import calibration
+    from rasa_llm.models import calibration
 
     kept_probs = []
     for entry, run_logits in zip(record["ingredients"], logits, strict=True):

@@ -5,7 +5,7 @@ action server. Add the bot's own actions (rasa_sdk ``Action`` subclasses) to thi
 package and list their names under ``actions:`` in domain.yml.
 """
 
-from rasa_llm.action_handoff import ActionHandoff
 from rasa_llm.fallback.action_generative_fallback import ActionGenerativeFallback
+from rasa_llm.handoff.action_handoff import ActionHandoff
 
 __all__ = ["ActionGenerativeFallback", "ActionHandoff"]

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, Dict, List, Literal, Mapping, Optional, Sequence, Tuple
 
 from rasa_llm.config_validation import validate_config
-from rasa_llm.device import resolve_device
 from rasa_llm.errors import InvalidComponentConfigError
 from rasa_llm.fallback.backend_factory import concurrent_replies, create_backend
 from rasa_llm.fallback.content_words import content_words
@@ -42,6 +41,7 @@ from rasa_llm.fallback.reply_guard import GuardContext, ReplyGuard
 from rasa_llm.fallback.sentence_grounding import Grounding
 from rasa_llm.fallback.sentence_selector import PromptPassage, SentenceSelector, SourcePassage
 from rasa_llm.fallback.sentences import drop_answer_word
+from rasa_llm.models.device import resolve_device
 
 logger = logging.getLogger(__name__)
 

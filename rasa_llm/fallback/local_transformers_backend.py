@@ -26,7 +26,6 @@ from typing import Any, Dict, FrozenSet, List, Optional, Tuple
 import torch
 from torch import nn
 
-from rasa_llm.device import resolve_device
 from rasa_llm.errors import InvalidComponentConfigError, ModelLoadError
 from rasa_llm.fallback.adapter import PACKAGED_ADAPTER, merge_adapter
 from rasa_llm.fallback.generation_backend import ChatMessage, GenerationError, GenerationTimeout
@@ -39,6 +38,7 @@ from rasa_llm.fallback.model_source import (
     ModelSource,
 )
 from rasa_llm.fallback.refusal_gate import RefusalGate, first_token
+from rasa_llm.models.device import resolve_device
 
 # The model_source constants are re-exported: code that configures this backend
 # imports them from here.

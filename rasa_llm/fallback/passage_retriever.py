@@ -14,10 +14,10 @@ from typing import List, Optional, Sequence
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from rasa_llm.encoder_classifier import mean_pool
 from rasa_llm.fallback.knowledge_base import KnowledgeBase
 from rasa_llm.fallback.passage import Passage, RetrievedPassage
-from rasa_llm.model_files import default_encoder_path, load_pretrained
+from rasa_llm.models.encoder_classifier import mean_pool
+from rasa_llm.models.model_files import default_encoder_path, load_pretrained
 
 # Questions are short; passages are cut to what the encoder was trained on.
 _MAX_TOKENS = 256

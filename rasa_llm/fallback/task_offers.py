@@ -4,7 +4,7 @@ A customer who asks "is return postage free?" gets the answer about return posta
 from ``action_generative_fallback``; a bot that can also start the return says so
 ("Would you like to start a return?") with a button whose payload starts the task
 (``/return_item``). The bot sent that button, so the intent-shortcut guard
-(``rasa_llm/intent_shortcuts.py``) honours a click on it; typed ``/intents`` stay text.
+(``rasa_llm/server/intent_shortcuts.py``) honours a click on it; typed ``/intents`` stay text.
 
 Which task goes with which answer is the bot's to say, in ``task_offers.yml`` beside
 ``fallback.yml`` (``RASA_LLM_TASK_OFFERS`` names another file; no file, no offers)::

@@ -28,9 +28,8 @@ from bench.encoder_serving import (
     ratios,
     rotation,
 )
-from rasa_llm.encoder_classifier import EncoderClassifier
-from rasa_llm.model_files import load_pretrained
-from rasa_llm.transformer_intent_classifier import save_classifier
+from rasa_llm.models.encoder_classifier import EncoderClassifier
+from rasa_llm.models.model_files import load_pretrained, save_classifier
 from tests.rasa_llm.conftest import build_tiny_bert
 
 LABELS = ["greet", "order_status", "refund"]

@@ -28,7 +28,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 
 from channels.conversation_id_migration import NO_MESSAGE, SEVERAL, main, owner_of
 from channels.handoff_store import HandoffStore
-from rasa_llm.resilient_sql_tracker_store import ResilientSQLTrackerStore
+from rasa_llm.server.resilient_sql_tracker_store import ResilientSQLTrackerStore
 from tests.rasa_process import free_port
 
 DOMAIN = Domain.from_yaml(
@@ -118,7 +118,7 @@ class Setup:
             monkeypatch.setenv("MIGRATION_TEST_DESK", self.desk)
             self.endpoints.write_text(
                 "tracker_store:\n"
-                "  type: rasa_llm.resilient_sql_tracker_store.ResilientSQLTrackerStore\n"
+                "  type: rasa_llm.server.resilient_sql_tracker_store.ResilientSQLTrackerStore\n"
                 "  dialect: postgresql\n  url: ${MIGRATION_TEST_TRACKERS}\n"
             )
             desk_setting = "${MIGRATION_TEST_DESK}"

@@ -1,10 +1,10 @@
 """The 500s found outside the channels, by tests/production/test_fuzz.py or while closing
 those: Rasa 3.6's and Sanic 21.12's own, each with the smallest request that showed it
 and the line that failed. (One of rasa_llm's, a lone surrogate making the intent
-classifier's tokenizer raise, is fixed: rasa_llm/fine_tuning.py tokenize.)
+classifier's tokenizer raise, is fixed: rasa_llm/models/fine_tuning.py tokenize.)
 
 No channel can guard them, since Rasa's REST channel and HTTP API and Sanic's error
-pages are theirs; ``rasa run`` closes them from outside instead: rasa_llm/http_api_guard.py
+pages are theirs; ``rasa run`` closes them from outside instead: rasa_llm/server/http_api_guard.py
 checks these routes' bodies by Rasa's own rules and answers what Rasa would fail on with
 a 400, and reads a malformed ``Accept`` header as none. The fuzz lets no 5xx through;
 each request here is a case of its own (test_fuzz.py), which fails if it is a 500 again.

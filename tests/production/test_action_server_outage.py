@@ -1,7 +1,7 @@
 """The action server killed mid-conversation, and the fallback's model hanging.
 
 A customer always gets an answer: the scripted `utter_action_failed` while the action
-server is gone (rasa_llm/action_failure_reply.py), the scripted or verbatim fallback
+server is gone (rasa_llm/server/action_failure_reply.py), the scripted or verbatim fallback
 when the language model does not answer in time; the conversation goes on afterwards.
 """
 

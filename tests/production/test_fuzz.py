@@ -14,7 +14,7 @@ refusal's reason never quotes the body; the server still answers afterwards; and
 customer text reaches its log (every text field carries ``MARKER``; the server runs
 without --debug and with the default log redaction). That holds for Rasa's REST channel
 and HTTP API too: the 500s Rasa 3.6 and Sanic 21.12 answered malformed requests with are
-closed by rasa_llm/http_api_guard.py, and each one's smallest request is a case here
+closed by rasa_llm/server/http_api_guard.py, and each one's smallest request is a case here
 (tests/production/rasa_known_bugs.py).
 
 The fake Slack, Telegram and Twilio APIs answer every send a fuzzed message can cause,
@@ -191,7 +191,7 @@ def server(
     endpoints.write_text(
         f'action_endpoint:\n  url: "http://127.0.0.1:{free_port()}/webhook"\n'
         "tracker_store:\n  type: SQL\n  dialect: sqlite\n  db: rasa.db\n"
-        "event_broker:\n  type: rasa_llm.metrics_event_broker.MetricsEventBroker\n"
+        "event_broker:\n  type: rasa_llm.server.metrics_event_broker.MetricsEventBroker\n"
     )
     rasa = RasaServer(
         bot_model,
@@ -778,7 +778,7 @@ LEAK_PROBE = "LEAKPROBE" + MARKER[len("FUZZSECRET") :]
 def test_a_text_rasa_reads_as_an_intent_stays_out_of_the_log(http, server, fakes, route: str):
     """A text that starts with '/' is read by Rasa as an intent shortcut; when that fails
     (no such intent, text after a Telegram command, bad entities) Rasa warns with the
-    whole text through warnings.warn before NLU runs; rasa_llm.log_redactor redacts it."""
+    whole text through warnings.warn before NLU runs; rasa_llm.server.log_redactor redacts it."""
     probe = LEAK_PROBE + route.upper().replace("_", "")
     before = len(server.log())
     if route == "webchat":
@@ -801,7 +801,7 @@ def test_a_text_rasa_reads_as_an_intent_stays_out_of_the_log(http, server, fakes
 
 # ------------------------------------------------------------------ a message the bot fails on
 # A lone surrogate is valid JSON ("\\ud800"); it made the intent classifier's tokenizer
-# raise until rasa_llm/fine_tuning.py replaced it. Either way: no text in the log.
+# raise until rasa_llm/models/fine_tuning.py replaced it. Either way: no text in the log.
 FAILING_TEXT = f"\ud800 {MARKER} where is my order"
 
 

@@ -22,7 +22,7 @@ from rasa.shared.core.events import ActionExecuted, BotUttered, Event, UserUtter
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.endpoints import EndpointConfig
 
-from rasa_llm.action_failure_reply import (
+from rasa_llm.server.action_failure_reply import (
     DEFAULT_TEXT,
     FAILED_ACTION_KEY,
     TIMEOUT_ENV,
@@ -31,7 +31,7 @@ from rasa_llm.action_failure_reply import (
     action_timeout_s,
     install_action_failure_reply,
 )
-from rasa_llm.serving_metrics import ServingMetrics
+from rasa_llm.server.serving_metrics import ServingMetrics
 from tests.rasa_process import free_port
 
 SORRY = "Our systems are having a moment; please try again shortly."

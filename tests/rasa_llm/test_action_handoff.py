@@ -11,7 +11,12 @@ from aiohttp import web
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from rasa_llm.action_handoff import DESK_TOKEN_ENV, DESK_URL_ENV, ActionHandoff, recent_turns
+from rasa_llm.handoff.action_handoff import (
+    DESK_TOKEN_ENV,
+    DESK_URL_ENV,
+    ActionHandoff,
+    recent_turns,
+)
 
 TOKEN = "desk-token-for-tests-0123456789"
 

@@ -11,7 +11,7 @@ from rasa.core.actions.action import RemoteAction
 from rasa.utils.endpoints import EndpointConfig
 from sanic import Sanic
 
-from rasa_llm.action_server_auth import (
+from rasa_llm.server.action_server_auth import (
     ActionServerAuthError,
     guard_action_server,
     send_action_token,

@@ -1,6 +1,6 @@
 import pytest
 
-from rasa_llm.bearer_tokens import bearer_token, refusal
+from rasa_llm.server.bearer_tokens import bearer_token, refusal
 
 TOKEN = "bearer-unit-token-0123456789"
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rasa_llm.calibration import (
+from rasa_llm.models.calibration import (
     expected_calibration_error,
     fit_temperature,
     negative_log_likelihood,

@@ -14,13 +14,13 @@ from rasa.core.lock_store import LockError
 from rasa.utils.endpoints import EndpointConfig
 
 from bench.support.redis_server import RedisServer
-from rasa_llm.concurrent_redis_lock_store import ConcurrentRedisLockStore
+from rasa_llm.server.concurrent_redis_lock_store import ConcurrentRedisLockStore
 
 
 def store(redis: RedisServer) -> ConcurrentRedisLockStore:
     """A store as Rasa builds one from endpoints.yml (each its own connections)."""
     config = EndpointConfig.from_dict(
-        {"type": "rasa_llm.concurrent_redis_lock_store.ConcurrentRedisLockStore",
+        {"type": "rasa_llm.server.concurrent_redis_lock_store.ConcurrentRedisLockStore",
          "url": redis.host, "port": redis.port, "db": 1, "key_prefix": "test"}
     )  # fmt: skip
     return ConcurrentRedisLockStore(endpoint_config=config)
@@ -92,7 +92,7 @@ def test_one_worker_handles_at_most_max_concurrent_messages_in_arrival_order(
     redis_server: RedisServer,
 ):
     config = EndpointConfig.from_dict(
-        {"type": "rasa_llm.concurrent_redis_lock_store.ConcurrentRedisLockStore",
+        {"type": "rasa_llm.server.concurrent_redis_lock_store.ConcurrentRedisLockStore",
          "url": redis_server.host, "port": redis_server.port, "key_prefix": "test",
          "max_concurrent_messages": 2}
     )  # fmt: skip
@@ -121,7 +121,7 @@ def test_one_worker_handles_at_most_max_concurrent_messages_in_arrival_order(
 
 @pytest.mark.parametrize("bad", [0, -1, 2.5, "8", True])
 def test_a_bad_cap_is_refused_with_the_fix(redis_server: RedisServer, bad: object):
-    from rasa_llm.concurrent_redis_lock_store import ConcurrentRedisLockStoreError
+    from rasa_llm.server.concurrent_redis_lock_store import ConcurrentRedisLockStoreError
 
     config = EndpointConfig.from_dict(
         {"type": "x", "url": redis_server.host, "port": redis_server.port,

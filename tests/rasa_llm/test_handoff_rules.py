@@ -1,4 +1,4 @@
-from rasa_llm.handoff_rules import (
+from rasa_llm.handoff.handoff_rules import (
     REASON_ASKED,
     REASON_FALLBACK,
     REASON_NEGATIVE,

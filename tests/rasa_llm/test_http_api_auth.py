@@ -9,8 +9,8 @@ import pytest
 import requests
 from sanic import Sanic, response
 
-from rasa_llm.http_api_auth import OpenHttpApiError, protect_http_api
-from rasa_llm.request_limits import DEFAULT_LIMIT, limit_for, limit_request_sizes
+from rasa_llm.server.http_api_auth import OpenHttpApiError, protect_http_api
+from rasa_llm.server.request_limits import DEFAULT_LIMIT, limit_for, limit_request_sizes
 from tests.sanic_serving import serving, without_server_guards
 
 TOKEN = "unit-api-token-0123456789"

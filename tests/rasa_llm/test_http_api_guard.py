@@ -21,9 +21,9 @@ import requests
 from rasa.core.channels.rest import RestInput
 from sanic import Sanic
 
-from rasa_llm import http_api_guard as guard
-from rasa_llm.http_api_checks import MAX_DEPTH, nested_deeper_than
-from rasa_llm.http_api_guard import HttpApiGuardError, guard_app, install_http_api_guard
+from rasa_llm.server import http_api_guard as guard
+from rasa_llm.server.http_api_checks import MAX_DEPTH, nested_deeper_than
+from rasa_llm.server.http_api_guard import HttpApiGuardError, guard_app, install_http_api_guard
 from tests.sanic_serving import serving
 
 MARK = "CUSTOMERSAID7Q"  # in every text a customer could have written
@@ -37,7 +37,7 @@ def rasa_run() -> Iterator[Tuple[Callable[..., Sanic], Callable[..., Sanic]]]:
     """(Rasa's own configure_app, unguarded; the one install_http_api_guard() wraps).
 
     rasa_llm guards every Rasa app made in a process that imported it
-    (rasa_llm.server_guards): the unguarded one is made with Sanic's own app
+    (rasa_llm.server.server_guards): the unguarded one is made with Sanic's own app
     registration. These apps have no API token (the API token is tested in
     tests/security/); torch's thread count, which a Rasa server sets, is restored.
     """

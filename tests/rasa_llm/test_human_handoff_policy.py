@@ -17,7 +17,7 @@ from rasa.shared.core.events import (
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from rasa_llm.errors import InvalidComponentConfigError
-from rasa_llm.human_handoff_policy import HumanHandoffPolicy
+from rasa_llm.handoff.human_handoff_policy import HumanHandoffPolicy
 
 DOMAIN = Domain.from_yaml(
     """

@@ -11,7 +11,7 @@ from rasa.shared.core.events import BotUttered, SessionStarted, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.training_data.message import Message
 
-from rasa_llm.intent_shortcuts import (
+from rasa_llm.server.intent_shortcuts import (
     TEXT_ONLY_KEY,
     in_rasa_shell,
     install_intent_shortcut_guard,

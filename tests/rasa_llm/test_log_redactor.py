@@ -9,8 +9,8 @@ from typing import Iterator
 import pytest
 import structlog
 
-from rasa_llm import log_redactor as module
-from rasa_llm.log_redactor import (
+from rasa_llm.server import log_redactor as module
+from rasa_llm.server.log_redactor import (
     CUSTOMER_TEXT,
     FULL_LOGGING_ENV,
     REDACTED,

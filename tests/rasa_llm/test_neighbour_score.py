@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rasa_llm.errors import ModelLoadError
-from rasa_llm.neighbour_score import (
+from rasa_llm.models.neighbour_score import (
     NEIGHBOURS_FILE,
     NeighbourScore,
     load_neighbours,
@@ -18,7 +18,7 @@ from rasa_llm.neighbour_score import (
     save_neighbours,
     stored_form,
 )
-from rasa_llm.ranking import reject_below
+from rasa_llm.nlu.ranking import reject_below
 
 
 def test_nearest_cosine_is_the_largest_cosine_to_any_training_example() -> None:

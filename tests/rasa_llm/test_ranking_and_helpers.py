@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from rasa_llm.config_validation import validate_config
-from rasa_llm.device import resolve_device
 from rasa_llm.errors import InvalidComponentConfigError
-from rasa_llm.ranking import build_ranking, empty_intent
-from rasa_llm.splits import stratified_split
+from rasa_llm.models.device import resolve_device
+from rasa_llm.models.splits import stratified_split
+from rasa_llm.nlu.ranking import build_ranking, empty_intent
 
 
 def test_ranking_is_sorted_cut_and_json_ready():
@@ -81,7 +81,7 @@ def test_a_lone_surrogate_is_tokenized_as_a_replacement_character(tiny_bert_dir)
     import torch
     from transformers import AutoTokenizer
 
-    from rasa_llm.fine_tuning import tokenize
+    from rasa_llm.models.inference import tokenize
 
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_bert_dir))
     with pytest.raises(TypeError):

@@ -18,7 +18,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 # The benchmark's conversation (bench/tracker_save.py): a domain with one slot, and a
 # customer turn of five events as the bot stores them.
 from bench.tracker_save import DOMAIN, turn
-from rasa_llm.resilient_sql_tracker_store import ResilientSQLTrackerStore
+from rasa_llm.server.resilient_sql_tracker_store import ResilientSQLTrackerStore
 
 
 class Recorder(EventBroker):

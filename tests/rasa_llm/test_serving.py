@@ -12,10 +12,14 @@ import pytest
 import torch
 from rasa.engine.storage.resource import Resource
 
-from rasa_llm import serving
 from rasa_llm.errors import InvalidComponentConfigError
-from rasa_llm.onnx_encoder_classifier import GRAPH_FILE, OnnxEncoderClassifier, OnnxServingError
-from rasa_llm.serving import check_quantize
+from rasa_llm.models import serving
+from rasa_llm.models.onnx_encoder_classifier import (
+    GRAPH_FILE,
+    OnnxEncoderClassifier,
+    OnnxServingError,
+)
+from rasa_llm.models.serving import check_quantize
 from tests.rasa_llm.conftest import messages, train_classifier
 
 TEXTS = ["where is my order", "i want my money back", "hello there friend", "track my parcel"]
@@ -127,7 +131,7 @@ def test_auto_answers_in_float32_when_the_export_fails_and_int8_says_how_to_fix(
         raise OnnxServingError("could not export X. Fix: set quantize: none in config.yml")
 
     monkeypatch.setattr(serving, "export_int8_graph", broken)
-    with caplog.at_level(logging.WARNING, logger="rasa_llm.serving"):
+    with caplog.at_level(logging.WARNING, logger="rasa_llm.models.serving"):
         component = train_classifier(intent_config(), model_storage, execution_context)
     assert component._serving is component.model
     assert "answers in float32 (quantize: auto)" in caplog.text
@@ -149,7 +153,7 @@ def test_auto_answers_in_float32_when_the_export_fails_and_int8_says_how_to_fix(
 def test_the_export_leaves_no_quantizer_notes_in_an_info_log(
     intent_config, model_storage, execution_context, caplog
 ):
-    from rasa_llm.onnx_encoder_classifier import export_int8_graph
+    from rasa_llm.models.onnx_encoder_classifier import export_int8_graph
 
     component = train_classifier(intent_config(quantize="none"), model_storage, execution_context)
     with caplog.at_level(logging.INFO):
@@ -177,7 +181,7 @@ def test_int8_on_a_gpu_is_refused_but_auto_is_fine():
 
 
 def test_serving_threads_default_to_one_and_a_bad_setting_names_the_fix():
-    from rasa_llm.serving import THREADS_ENV, ServingThreadsError, serving_threads
+    from rasa_llm.models.serving import THREADS_ENV, ServingThreadsError, serving_threads
 
     assert serving_threads({}) == 1
     assert serving_threads({THREADS_ENV: " 4 "}) == 4
@@ -187,7 +191,7 @@ def test_serving_threads_default_to_one_and_a_bad_setting_names_the_fix():
 
 
 def test_use_serving_threads_sets_torch_s_threads():
-    from rasa_llm.serving import THREADS_ENV, use_serving_threads
+    from rasa_llm.models.serving import THREADS_ENV, use_serving_threads
 
     before = torch.get_num_threads()
     try:
@@ -198,7 +202,7 @@ def test_use_serving_threads_sets_torch_s_threads():
 
 
 def test_agreement_is_measured_on_held_out_texts_and_training_texts_only_fill_in():
-    from rasa_llm.serving import AGREEMENT_MAX_TEXTS, AGREEMENT_MIN_TEXTS, agreement_texts
+    from rasa_llm.models.serving import AGREEMENT_MAX_TEXTS, AGREEMENT_MIN_TEXTS, agreement_texts
 
     held_out = [f"held {i}" for i in range(AGREEMENT_MIN_TEXTS)]
     training = [f"train {i}" for i in range(5000)]
@@ -213,7 +217,7 @@ def test_agreement_is_measured_on_held_out_texts_and_training_texts_only_fill_in
 
 
 def test_the_agreement_record_counts_unchanged_top_labels():
-    from rasa_llm.serving import agreement_record
+    from rasa_llm.models.serving import agreement_record
 
     float32 = np.array([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0], [0.0, 1.0, 2.0], [1.0, 0.0, 0.0]])
     int8 = np.array([[2.1, 0.9, 0.0], [0.0, 1.0, 3.0], [0.1, 1.0, 2.0], [0.9, 1.0, 0.0]])
@@ -230,9 +234,9 @@ def test_training_records_how_many_answers_the_graph_keeps(
 ):
     """The record is the share of unchanged top intents on the texts it names, counted
     here again from the stored graph and the float32 model."""
-    from rasa_llm.fine_tuning import predict
-    from rasa_llm.serving import agreement_texts
-    from rasa_llm.splits import stratified_split
+    from rasa_llm.models.inference import predict
+    from rasa_llm.models.serving import agreement_texts
+    from rasa_llm.models.splits import stratified_split
     from tests.rasa_llm.conftest import EXAMPLES
 
     config = intent_config()
@@ -284,7 +288,7 @@ def test_auto_answers_in_float32_when_the_graph_changed_too_many_answers(
     graph = _stored(model_storage).read_bytes()
     _with_agreement(model_storage, 0.97)
     config = intent_config(**overrides)
-    with caplog.at_level(logging.WARNING, logger="rasa_llm.serving"):
+    with caplog.at_level(logging.WARNING, logger="rasa_llm.models.serving"):
         loaded = TransformerIntentClassifier.load(
             config, model_storage, Resource("intent"), execution_context
         )
@@ -371,9 +375,9 @@ def test_a_graph_that_computes_something_else_is_not_served(
     from transformers import BertModel
 
     from rasa_llm import TransformerIntentClassifier
-    from rasa_llm.encoder_classifier import EncoderClassifier
-    from rasa_llm.onnx_encoder_classifier import export_int8_graph
-    from rasa_llm.serving import PROBE_MIN_COSINE, graph_cosine
+    from rasa_llm.models.encoder_classifier import EncoderClassifier
+    from rasa_llm.models.onnx_encoder_classifier import export_int8_graph
+    from rasa_llm.models.serving import PROBE_MIN_COSINE, graph_cosine
 
     trained = train_classifier(intent_config(), model_storage, execution_context)
     assert graph_cosine(trained.model, trained._served(trained.model)) > 0.95
@@ -382,7 +386,7 @@ def test_a_graph_that_computes_something_else_is_not_served(
     other = EncoderClassifier(stranger, len(trained.labels), 0.0).eval()
     _stored(model_storage).write_bytes(export_int8_graph(other))
 
-    with caplog.at_level(logging.WARNING, logger="rasa_llm.serving"):
+    with caplog.at_level(logging.WARNING, logger="rasa_llm.models.serving"):
         loaded = TransformerIntentClassifier.load(
             intent_config(), model_storage, Resource("intent"), execution_context
         )
@@ -402,10 +406,10 @@ def test_rasa_train_itself_answers_in_float32_when_its_graph_changed_too_many_an
     """A graph that changed 8 answers in 100 (the tiny model's graph changes none, so the
     count is set): the freshly trained component answers in float32 and says so, its
     validation ECE is the float32 model's, and the graph is kept for quantize: int8."""
-    from rasa_llm import calibration
-    from rasa_llm import transformer_intent_classifier as module
-    from rasa_llm.fine_tuning import predict
-    from rasa_llm.splits import stratified_split
+    from rasa_llm.models import calibration
+    from rasa_llm.models.inference import predict
+    from rasa_llm.models.splits import stratified_split
+    from rasa_llm.nlu import transformer_intent_classifier as module
     from tests.rasa_llm.conftest import EXAMPLES
 
     def changed(float32_logits, int8_logits, measured_on):

@@ -11,8 +11,8 @@ import pytest
 from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
 from rasa.utils.endpoints import EndpointConfig
 
-from rasa_llm.metrics_event_broker import MetricsEventBroker, MetricsEventBrokerError
-from rasa_llm.serving_metrics import ServingMetrics
+from rasa_llm.server.metrics_event_broker import MetricsEventBroker, MetricsEventBrokerError
+from rasa_llm.server.serving_metrics import ServingMetrics
 
 
 def published(event: Any, sender: str = "customer-1") -> Dict[str, Any]:
@@ -73,7 +73,7 @@ def test_the_broker_counts_and_forwards_to_rasas_file_broker(tmp_path: Path):
     path = tmp_path / "events.log"
     config = EndpointConfig.from_dict(
         {
-            "type": "rasa_llm.metrics_event_broker.MetricsEventBroker",
+            "type": "rasa_llm.server.metrics_event_broker.MetricsEventBroker",
             "forward_to": {"type": "file", "path": str(path)},
         }
     )

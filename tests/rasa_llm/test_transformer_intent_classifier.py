@@ -12,7 +12,7 @@ from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY
 from rasa_llm import TransformerIntentClassifier
 from rasa_llm.constants import SENTENCE_VECTOR
 from rasa_llm.errors import InvalidComponentConfigError, ModelLoadError, TrainingDataError
-from rasa_llm.transformer_intent_classifier import save_classifier
+from rasa_llm.models.model_files import save_classifier
 from tests.rasa_llm.conftest import EXAMPLES, build_training_data, messages, train_classifier
 
 TEXTS = ("where is my order", "i want my money back", "hello there friend", "")
@@ -55,7 +55,7 @@ def test_ranking_length_zero_keeps_all_and_sums_to_one(
 def test_processes_the_batch_in_one_forward_pass(intent_config, model_storage, execution_context):
     component = train_classifier(intent_config(), model_storage, execution_context)
     calls = []
-    # What answers messages: the int8 graph on the CPU (rasa_llm.serving).
+    # What answers messages: the int8 graph on the CPU (rasa_llm.models.serving).
     handle = component._serving.register_forward_hook(lambda *_: calls.append(1))
     try:
         component.process(messages(*TEXTS[:3], "track the parcel", "hi"))
@@ -119,9 +119,9 @@ def test_calibration_stores_a_temperature_and_keeps_the_ranking(
 def test_each_serving_path_gets_the_temperature_fitted_on_its_own_logits(
     intent_config, model_storage, execution_context, quantize
 ):
-    from rasa_llm.calibration import fit_temperature
-    from rasa_llm.fine_tuning import predict
-    from rasa_llm.splits import stratified_split
+    from rasa_llm.models.calibration import fit_temperature
+    from rasa_llm.models.inference import predict
+    from rasa_llm.models.splits import stratified_split
 
     config = intent_config(quantize=quantize)
     component = train_classifier(config, model_storage, execution_context)

@@ -117,7 +117,7 @@ def test_too_few_examples_say_how_many_and_how_to_add_them(model_storage, execut
 
 
 def test_intent_level_metadata_labels_the_block_and_examples_override_it():
-    from rasa_llm.sentiment_data import sentiment_label
+    from rasa_llm.nlu.sentiment_data import sentiment_label
 
     block = Message.build("hi", "greet", intent_metadata={"sentiment": "positive"})
     override = Message.build(

@@ -1,7 +1,7 @@
 """Finding 5 (Slack, Telegram, Twilio webhooks): each route declares its largest body.
 
 Every POST route of the three channels declares ``ctx_max_body_bytes`` (Sanic's route
-context), which the server's request guard (:mod:`rasa_llm.request_limits`) applies
+context), which the server's request guard (:mod:`rasa_llm.server.request_limits`) applies
 before Sanic reads the body; the declared limit is the one the channel's own check
 (``read_body``) applies, so both say the same, and a larger body is refused (413) by
 the channel too.

@@ -2,7 +2,7 @@
 
 A message that starts with ``/`` (``/restart``, ``/inform{"order_number": "10023"}``)
 and a button's value are passed to Rasa unchanged and unparsed (``parse_data`` None):
-Rasa's NLU reads them, and the central rule (:mod:`rasa_llm.intent_shortcuts`) takes a
+Rasa's NLU reads them, and the central rule (:mod:`rasa_llm.server.intent_shortcuts`) takes a
 ``/...`` message as an intent only if the bot offered that button in the conversation.
 The only messages that reach Rasa already parsed are the channel's own: an operator's
 Telegram ``commands`` mapping (``/start`` to ``/greet``). Each channel is driven

@@ -207,8 +207,8 @@ def test_an_adopted_intent_classifier_serves_the_int8_graph_the_report_scored(
 ) -> None:
     """On a CPU the bot answers with the int8 graph stored beside the classifier: the
     report's `served_int8` figures are what the bot serves."""
-    from rasa_llm import calibration
-    from rasa_llm.onnx_encoder_classifier import GRAPH_FILE, OnnxEncoderClassifier
+    from rasa_llm.models import calibration
+    from rasa_llm.models.onnx_encoder_classifier import GRAPH_FILE, OnnxEncoderClassifier
 
     report = json.loads((intent_run / "report.json").read_text())
     int8 = report["served_int8"]
@@ -246,8 +246,8 @@ def test_the_int8_graph_answers_with_its_own_temperature_and_threshold(
 ) -> None:
     """The int8 calibration differs from float32's by little on this tiny model, so the
     test stores far apart values and checks which ones each serving path uses."""
-    from rasa_llm import calibration
-    from rasa_llm.fine_tuning import predict
+    from rasa_llm.models import calibration
+    from rasa_llm.models.inference import predict
 
     model = tmp_path / "model"
     shutil.copytree(intent_run / "model", model)
@@ -324,7 +324,7 @@ def test_sentiment_model_loads_in_the_sentiment_analyzer(
 def test_an_adopted_sentiment_classifier_serves_its_stored_int8_graph_on_the_cpu(
     tiny_encoder: Path, tmp_path: Path
 ) -> None:
-    from rasa_llm.onnx_encoder_classifier import GRAPH_FILE, OnnxEncoderClassifier
+    from rasa_llm.models.onnx_encoder_classifier import GRAPH_FILE, OnnxEncoderClassifier
 
     out, analyzer, loaded = adopted_sentiment_classifier(tiny_encoder, tmp_path, "auto")
     storage = analyzer._model_storage
@@ -342,7 +342,7 @@ def test_an_adopted_sentiment_classifier_serves_its_stored_int8_graph_on_the_cpu
 def test_an_adopted_sentiment_classifier_whose_graph_changed_answers_serves_float32(
     tiny_encoder: Path, tmp_path: Path
 ) -> None:
-    from rasa_llm.onnx_encoder_classifier import GRAPH_FILE
+    from rasa_llm.models.onnx_encoder_classifier import GRAPH_FILE
 
     out, analyzer, loaded = adopted_sentiment_classifier(tiny_encoder, tmp_path, "auto", 0.9)
     assert loaded._serving is loaded.classifier[0]
@@ -415,7 +415,7 @@ def test_few_shot_trains_on_n_per_class(tiny_encoder: Path, tmp_path: Path) -> N
 def test_length_groups_reach_the_loop_and_the_report(
     tiny_encoder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, groups: Optional[str]
 ) -> None:
-    from rasa_llm import fine_tuning
+    from rasa_llm.models import fine_tuning
 
     seen: List[int] = []
     real_loop = fine_tuning.train_loop
@@ -464,7 +464,7 @@ def test_loss_flags_reach_the_fine_tuning_and_the_report(
     key: str,
     value: float,
 ) -> None:
-    from rasa_llm import fine_tuning
+    from rasa_llm.models import fine_tuning
 
     seen: List[float] = []
     real_fine_tune = fine_tuning.fine_tune

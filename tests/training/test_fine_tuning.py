@@ -8,9 +8,10 @@ from typing import Dict, List, Sequence
 import pytest
 import torch
 
-from rasa_llm import fine_tuning, model_files
-from rasa_llm.encoder_classifier import EncoderClassifier
-from rasa_llm.fine_tuning import FineTuneSettings, fine_tune, freeze, predict
+from rasa_llm.models import fine_tuning, model_files
+from rasa_llm.models.encoder_classifier import EncoderClassifier
+from rasa_llm.models.fine_tuning import FineTuneSettings, fine_tune, freeze
+from rasa_llm.models.inference import predict, tokenize
 from tests.training.conftest import CLASS_WORDS, make_rows
 
 CPU = torch.device("cpu")
@@ -111,7 +112,7 @@ def first_batch(
     classifier = net["classifier"]  # type: ignore[index]
     rows = list(range(6))
     texts = [task.texts[i] for i in rows]  # type: ignore[attr-defined]
-    inputs = fine_tuning.tokenize(task.tokenizer, texts, 64, CPU)  # type: ignore[attr-defined]
+    inputs = tokenize(task.tokenizer, texts, 64, CPU)
     if twice:
         inputs = {k: torch.cat([v, v]) for k, v in inputs.items()}
     with torch.no_grad():

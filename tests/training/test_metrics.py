@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, roc_auc_score
 
-from rasa_llm.calibration import expected_calibration_error, softmax
+from rasa_llm.models.calibration import expected_calibration_error, softmax
 from training.errors import TrainingInputError
 from training.metrics import (
     auroc,

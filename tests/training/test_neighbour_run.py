@@ -19,11 +19,12 @@ from rasa.engine.storage.resource import Resource
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from rasa_llm import TransformerIntentClassifier, calibration
+from rasa_llm import TransformerIntentClassifier
 from rasa_llm.errors import ModelLoadError
-from rasa_llm.fine_tuning import predict
-from rasa_llm.neighbour_score import NEIGHBOURS_FILE, nearest_cosine, unit_vectors
-from rasa_llm.transformer_intent_classifier import load_classifier
+from rasa_llm.models import calibration
+from rasa_llm.models.inference import predict
+from rasa_llm.models.model_files import load_classifier
+from rasa_llm.models.neighbour_score import NEIGHBOURS_FILE, nearest_cosine, unit_vectors
 from tests.training.conftest import (
     CLASS_WORDS,
     make_rows,

@@ -10,7 +10,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from rasa_llm.calibration import softmax
+from rasa_llm.models.calibration import softmax
 from training.metrics import classification_figures, confusion_matrix, reliability_bins
 from training.report import plot_training_curves, write_report
 

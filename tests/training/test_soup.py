@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import torch
 
-from rasa_llm.encoder_classifier import EncoderClassifier
-from rasa_llm.fine_tuning import predict
-from rasa_llm.transformer_intent_classifier import load_classifier
+from rasa_llm.models.encoder_classifier import EncoderClassifier
+from rasa_llm.models.inference import predict
+from rasa_llm.models.model_files import load_classifier
 from tests.training.conftest import CLASS_WORDS, make_rows, tiny_args, write_csv
 from training.classification import prepare
 from training.cli import main, parse_arguments

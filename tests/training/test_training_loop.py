@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from rasa_llm.training_loop import (
+from rasa_llm.models.training_loop import (
     CHECKPOINT_FILE,
     LoopSettings,
     adamw,

@@ -18,7 +18,7 @@ from rasa_llm.fallback.generative_fallback import FallbackReply
 from rasa_llm.fallback.knowledge_base import KnowledgeBase
 from rasa_llm.fallback.passage import Passage, RetrievedPassage
 from rasa_llm.fallback.task_offers import OFFERS_ENV, TaskOffers, offers_path
-from rasa_llm.intent_shortcuts import offered_payloads
+from rasa_llm.server.intent_shortcuts import offered_payloads
 from tests.rasa_llm.fallback.test_action_generative_fallback import _Answers
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -1,7 +1,7 @@
 """ServingMetrics: Prometheus counters for what the assistant does, fed by tracker events.
 
 Every conversation event Rasa saves passes :meth:`ServingMetrics.observe` (through
-:class:`rasa_llm.metrics_event_broker.MetricsEventBroker`), which counts:
+:class:`rasa_llm.server.metrics_event_broker.MetricsEventBroker`), which counts:
 
 - ``rasa_llm_messages_total{channel}``: customer messages;
 - ``rasa_llm_response_seconds``: from a message's arrival to the saving of the turn it
@@ -13,7 +13,7 @@ Every conversation event Rasa saves passes :meth:`ServingMetrics.observe` (throu
 - ``rasa_llm_sentiment_total{label}``: the sentiment analyzer's label of each message;
 - ``rasa_llm_action_failures_total{action}``: actions that failed (action server down,
   erroring or too slow), each answered with ``utter_action_failed``
-  (:mod:`rasa_llm.action_failure_reply`).
+  (:mod:`rasa_llm.server.action_failure_reply`).
 
 No label holds customer data: channel names, fixed kinds, sentiment labels and action
 names only.
@@ -38,7 +38,7 @@ from prometheus_client import (
 
 __all__ = ["CONTENT_TYPE_LATEST", "ServingMetrics", "serving_metrics"]
 
-# rasa_llm.action_failure_reply.FAILED_ACTION_KEY, not imported: that module is Rasa's
+# rasa_llm.server.action_failure_reply.FAILED_ACTION_KEY, not imported: that module is Rasa's
 # processor's business, this one is loaded by the monitoring channel too.
 FAILED_ACTION_KEY = "rasa_llm_failed_action"
 GENERATIVE_FALLBACK_ACTION = "action_generative_fallback"

@@ -4,14 +4,13 @@ The intent classifier runs this inside ``rasa train``; ``python -m training inte
 and ``python -m training sentiment`` run it from the command line. What is specific to
 classification lives here (the head starting at class centroids, layer freezing, the
 optional auxiliary head, accuracy-based validation); batching, schedules, early
-stopping and checkpoints are :mod:`rasa_llm.training_loop`'s.
+stopping and checkpoints are :mod:`rasa_llm.models.training_loop`'s.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -21,9 +20,9 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from rasa_llm.encoder_classifier import EncoderClassifier
-from rasa_llm.onnx_encoder_classifier import OnnxEncoderClassifier
-from rasa_llm.training_loop import LoopSettings, adamw, autocast, param_groups, train_loop
+from rasa_llm.models.encoder_classifier import EncoderClassifier
+from rasa_llm.models.inference import predict, token_lengths, tokenize
+from rasa_llm.models.training_loop import LoopSettings, adamw, param_groups, train_loop
 
 logger = logging.getLogger(__name__)
 
@@ -98,70 +97,6 @@ class FineTuneResult:
     history: List[Dict[str, float]] = field(default_factory=list)
     # The result is the moving average of the weights (``ema_decay``).
     averaged: bool = False
-
-
-# Python strings hold astral characters whole, so any surrogate code point is a lone one.
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def tokenize(
-    tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int, device: torch.device
-) -> Dict[str, torch.Tensor]:
-    """Tokenize a batch, padded to its longest text and cut at ``max_length``.
-
-    A lone UTF-16 surrogate (JSON can carry one as an escape, so a webhook can too)
-    makes the fast tokenizer raise; it becomes U+FFFD, as a UTF-8 decoder would make it,
-    and the message is understood like any other.
-    """
-    batch = tokenizer(
-        _cleaned(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
-    )
-    return {k: batch[k].to(device) for k in ("input_ids", "attention_mask")}
-
-
-def _cleaned(texts: Sequence[str]) -> List[str]:
-    return [_LONE_SURROGATE.sub("\ufffd", text) for text in texts]
-
-
-def token_lengths(
-    tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int
-) -> List[int]:
-    """Tokens per text as :func:`tokenize` cuts them (what a batch pads to)."""
-    if not texts:
-        return []
-    ids = tokenizer(_cleaned(texts), truncation=True, max_length=max_length)["input_ids"]
-    return [len(row) for row in ids]
-
-
-@torch.no_grad()
-def predict(
-    model: EncoderClassifier | OnnxEncoderClassifier,
-    tokenizer: PreTrainedTokenizerBase,
-    texts: Sequence[str],
-    max_length: int,
-    device: torch.device,
-    batch_size: int = 64,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Pooled vectors and logits for ``texts`` (in their order), in eval mode, in batches.
-
-    The batches are cut from the texts sorted by length, so each pads little (random
-    Banking77 batches pad to 2.8 times their real tokens); the rows come back in the
-    order of ``texts``.
-    """
-    model.eval()
-    if not len(texts):
-        return np.zeros((0, model.hidden_size)), np.zeros((0, model.head.out_features))
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    pooled_parts, logit_parts = [], []
-    for start in range(0, len(texts), batch_size):
-        chunk = [texts[i] for i in order[start : start + batch_size]]
-        inputs = tokenize(tokenizer, chunk, max_length, device)
-        with autocast(device):
-            pooled, logits = model(**inputs)
-        pooled_parts.append(pooled.float().cpu().numpy())
-        logit_parts.append(logits.float().cpu().numpy())
-    restore = np.argsort(np.asarray(order))
-    return np.concatenate(pooled_parts)[restore], np.concatenate(logit_parts)[restore]
 
 
 def freeze(model: EncoderClassifier, embeddings: bool, layers: int, encoder: bool = False) -> None:

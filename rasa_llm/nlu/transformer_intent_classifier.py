@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
-import torch
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
@@ -21,24 +20,22 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 from transformers import PreTrainedTokenizerBase
 
-from rasa_llm import calibration, model_files
 from rasa_llm.config_validation import TypeSpec, require, validate_config
 from rasa_llm.constants import DEFAULT_RANKING_LENGTH, SENTENCE_VECTOR, SENTIMENT_LABELS
-from rasa_llm.device import resolve_device
-from rasa_llm.encoder_classifier import EncoderClassifier
 from rasa_llm.errors import ModelLoadError, TrainingDataError
-from rasa_llm.fine_tuning import FineTuneSettings, fine_tune, predict
-from rasa_llm.log_redactor import log_redactor
-from rasa_llm.neighbour_score import (
+from rasa_llm.models import calibration, model_files
+from rasa_llm.models.device import resolve_device
+from rasa_llm.models.encoder_classifier import EncoderClassifier
+from rasa_llm.models.inference import predict
+from rasa_llm.models.model_files import load_classifier, save_classifier
+from rasa_llm.models.neighbour_score import (
     NeighbourScore,
     load_neighbours,
     neighbour_score,
     save_neighbours,
 )
-from rasa_llm.onnx_encoder_classifier import OnnxEncoderClassifier
-from rasa_llm.ranking import build_ranking, empty_intent, reject_below
-from rasa_llm.sentiment_data import sentiment_label
-from rasa_llm.serving import (
+from rasa_llm.models.onnx_encoder_classifier import OnnxEncoderClassifier
+from rasa_llm.models.serving import (
     DEFAULT_MIN_AGREEMENT,
     INT8_META,
     Served,
@@ -54,11 +51,14 @@ from rasa_llm.serving import (
     store_graph,
     stored_graph,
 )
-from rasa_llm.splits import stratified_split
+from rasa_llm.models.splits import stratified_split
+from rasa_llm.nlu.ranking import build_ranking, empty_intent, reject_below
+from rasa_llm.nlu.sentiment_data import sentiment_label
+from rasa_llm.server.log_redactor import log_redactor
 
 logger = logging.getLogger(__name__)
 
-KIND = "intent_classifier"
+KIND = model_files.INTENT_KIND
 
 _NUMBER = (int, float)
 _CONFIG_TYPES: Dict[str, TypeSpec] = {
@@ -223,7 +223,7 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
         self.labels = list(labels)
         self.meta: Dict[str, Any] = dict(meta or {})
         # The training examples' unit vectors, when the stored threshold applies to the
-        # neighbour score (rasa_llm.neighbour_score); the scorer is built once.
+        # neighbour score (rasa_llm.models.neighbour_score); the scorer is built once.
         self._neighbours = neighbours
         self._scorer: NeighbourScore | None = None
 
@@ -290,6 +290,9 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
             label_ids, self._config["validation_fraction"], self._config["random_seed"]
         )
         model = EncoderClassifier(encoder, len(self.labels), self._config["dropout"])
+        # Imported here: serving a trained model never loads the training loop.
+        from rasa_llm.models.fine_tuning import FineTuneSettings, fine_tune
+
         settings = FineTuneSettings(
             epochs=self._config["epochs"],
             batch_size=self._config["batch_size"],
@@ -568,32 +571,3 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
         # a GPU, or before graphs were stored) is exported here, not on a message.
         component._served(model)  # (the same module, moved to the component's device)
         return component
-
-
-def save_classifier(
-    directory: Path,
-    model: EncoderClassifier,
-    tokenizer: PreTrainedTokenizerBase,
-    meta: Dict[str, Any],
-    kind: str = KIND,
-) -> None:
-    """Write a classifier directory (also the export format for ``classifier_path``)."""
-    model_files.save_model_dir(
-        directory,
-        model.encoder,
-        tokenizer,
-        {"weight": model.head.weight, "bias": model.head.bias},
-        {**meta, "kind": kind},
-    )
-
-
-def load_classifier(
-    directory: Path, dropout: float, kind: str = KIND
-) -> Tuple[EncoderClassifier, PreTrainedTokenizerBase, Dict[str, Any]]:
-    """Read a classifier directory written by :func:`save_classifier`."""
-    encoder, tokenizer, head, meta = model_files.load_model_dir(Path(directory), kind)
-    model = EncoderClassifier(encoder, len(meta["labels"]), dropout)
-    with torch.no_grad():
-        model.head.weight.copy_(head["weight"])
-        model.head.bias.copy_(head["bias"])
-    return model.eval(), tokenizer, meta

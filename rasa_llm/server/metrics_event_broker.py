@@ -3,7 +3,7 @@
 In ``endpoints.yml``::
 
     event_broker:
-      type: rasa_llm.metrics_event_broker.MetricsEventBroker
+      type: rasa_llm.server.metrics_event_broker.MetricsEventBroker
       # optional: also send every event on to another broker, as Rasa would
       forward_to:
         type: pika
@@ -13,7 +13,7 @@ In ``endpoints.yml``::
         queues: [rasa_events]
 
 Rasa gives a server one event broker; this one counts each event
-(:class:`rasa_llm.serving_metrics.ServingMetrics`) and hands it to the broker under
+(:class:`rasa_llm.server.serving_metrics.ServingMetrics`) and hands it to the broker under
 ``forward_to`` (any type Rasa supports), so metrics never cost the analytics stream.
 The channel ``channels.monitoring.MonitoringInput`` serves the figures.
 """
@@ -28,7 +28,7 @@ from rasa.core.brokers.broker import EventBroker
 from rasa.utils.endpoints import EndpointConfig
 
 from rasa_llm.errors import RasaLLMError
-from rasa_llm.serving_metrics import ServingMetrics, serving_metrics
+from rasa_llm.server.serving_metrics import ServingMetrics, serving_metrics
 
 __all__ = ["MetricsEventBroker", "MetricsEventBrokerError"]
 

@@ -29,7 +29,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 
 from rasa_llm.config_validation import require, validate_config
 from rasa_llm.errors import InvalidComponentConfigError
-from rasa_llm.handoff_rules import HandoffRule, UserTurn
+from rasa_llm.handoff.handoff_rules import HandoffRule, UserTurn
 
 logger = logging.getLogger(__name__)
 

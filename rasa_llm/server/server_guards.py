@@ -8,17 +8,17 @@ those apps, the ones made before the import and the ones made after, instead of
 guessing from the program's name:
 
 * a Rasa server (``rasa_server``, with the HTTP API; ``rasa_core_no_api``): at once,
-  refuse to run with telemetry on (:mod:`rasa_llm.telemetry_check`), redact customer
-  text from the logs (:mod:`rasa_llm.log_redactor`), answer customers whose action
-  failed (:mod:`rasa_llm.action_failure_reply`), read customers' ``/...`` messages as
-  text (:mod:`rasa_llm.intent_shortcuts`), send the action server's token
-  (:mod:`rasa_llm.action_server_auth`) and answer on one torch thread
-  (:mod:`rasa_llm.serving`); and once its routes are there (before the server starts,
-  before the model loads): require the API token (:mod:`rasa_llm.http_api_auth`),
-  limit each route's body (:mod:`rasa_llm.request_limits`) and check the HTTP API's
-  bodies (:mod:`rasa_llm.http_api_guard`);
+  refuse to run with telemetry on (:mod:`rasa_llm.server.telemetry_check`), redact customer
+  text from the logs (:mod:`rasa_llm.server.log_redactor`), answer customers whose action
+  failed (:mod:`rasa_llm.server.action_failure_reply`), read customers' ``/...`` messages as
+  text (:mod:`rasa_llm.server.intent_shortcuts`), send the action server's token
+  (:mod:`rasa_llm.server.action_server_auth`) and answer on one torch thread
+  (:mod:`rasa_llm.models.serving`); and once its routes are there (before the server starts,
+  before the model loads): require the API token (:mod:`rasa_llm.server.http_api_auth`),
+  limit each route's body (:mod:`rasa_llm.server.request_limits`) and check the HTTP API's
+  bodies (:mod:`rasa_llm.server.http_api_guard`);
 * an action server (``rasa_sdk``): redact the logs and require the Rasa server's token
-  (:func:`rasa_llm.action_server_auth.guard_action_server`).
+  (:func:`rasa_llm.server.action_server_auth.guard_action_server`).
 
 A library use of ``rasa_llm`` (training, a notebook, tests that make no Rasa app) is
 left as it is; each install function can still be called on its own.
@@ -50,12 +50,12 @@ def _guard_rasa_process(*, can_refuse_to_start: bool = True) -> None:
     ``can_refuse_to_start=False``: the server is already starting; telemetry that is on
     is turned off for the rest of the process instead, with an error logged.
     """
-    from rasa_llm.action_failure_reply import install_action_failure_reply
-    from rasa_llm.action_server_auth import send_action_token
-    from rasa_llm.intent_shortcuts import install_intent_shortcut_guard
-    from rasa_llm.log_redactor import install_log_redaction
-    from rasa_llm.serving import use_serving_threads
-    from rasa_llm.telemetry_check import refuse_telemetry
+    from rasa_llm.models.serving import use_serving_threads
+    from rasa_llm.server.action_failure_reply import install_action_failure_reply
+    from rasa_llm.server.action_server_auth import send_action_token
+    from rasa_llm.server.intent_shortcuts import install_intent_shortcut_guard
+    from rasa_llm.server.log_redactor import install_log_redaction
+    from rasa_llm.server.telemetry_check import refuse_telemetry
 
     with _process_lock:
         # Every time a server is made: the setting may have changed.
@@ -72,9 +72,9 @@ def _guard_rasa_process(*, can_refuse_to_start: bool = True) -> None:
 
 def _guard_rasa_routes(app: Sanic, *, can_refuse_to_start: bool = True) -> None:
     """What needs the app's routes: API token, body limits, body checks."""
-    from rasa_llm.http_api_auth import protect_http_api
-    from rasa_llm.http_api_guard import guard_app
-    from rasa_llm.request_limits import limit_request_sizes
+    from rasa_llm.server.http_api_auth import protect_http_api
+    from rasa_llm.server.http_api_guard import guard_app
+    from rasa_llm.server.request_limits import limit_request_sizes
 
     if getattr(app.ctx, _GUARDED, False):
         return
@@ -85,8 +85,8 @@ def _guard_rasa_routes(app: Sanic, *, can_refuse_to_start: bool = True) -> None:
 
 
 def _guard_action_server(app: Sanic) -> None:
-    from rasa_llm.action_server_auth import guard_action_server
-    from rasa_llm.log_redactor import install_log_redaction
+    from rasa_llm.server.action_server_auth import guard_action_server
+    from rasa_llm.server.log_redactor import install_log_redaction
 
     with _process_lock:
         if not _process_guarded["actions"]:

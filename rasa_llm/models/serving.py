@@ -1,7 +1,7 @@
 """The encoder as it answers messages: int8 ONNX Runtime on the CPU, as trained on a GPU.
 
 ``quantize: auto`` (the default) and ``int8`` serve the encoder on the CPU as a
-per-channel dynamic-int8 ONNX Runtime graph (:mod:`rasa_llm.onnx_encoder_classifier`):
+per-channel dynamic-int8 ONNX Runtime graph (:mod:`rasa_llm.models.onnx_encoder_classifier`):
 on Banking77's test set it is within 0.06 points of float32 and answers a message in
 about a fifth of the time (docs/benchmarks.md, "Encoder serving on the CPU"). Torch's
 own dynamic int8, which ``auto`` served before, lost 0.78 points there and was half as
@@ -42,9 +42,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from rasa_llm.encoder_classifier import EncoderClassifier
 from rasa_llm.errors import InvalidComponentConfigError, RasaLLMError
-from rasa_llm.onnx_encoder_classifier import (
+from rasa_llm.models.encoder_classifier import EncoderClassifier
+from rasa_llm.models.onnx_encoder_classifier import (
     GRAPH_FILE,
     OnnxEncoderClassifier,
     OnnxServingError,

@@ -28,7 +28,7 @@ cannot outlive its ticket; throughput is the same, since the loop was the limit.
 In ``endpoints.yml``::
 
     lock_store:
-      type: rasa_llm.concurrent_redis_lock_store.ConcurrentRedisLockStore
+      type: rasa_llm.server.concurrent_redis_lock_store.ConcurrentRedisLockStore
       url: localhost
       port: 6379
       db: 1

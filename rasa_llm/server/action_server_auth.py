@@ -32,8 +32,8 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from sanic.response import json as json_response
 
-from rasa_llm.bearer_tokens import refusal
 from rasa_llm.errors import RasaLLMError
+from rasa_llm.server.bearer_tokens import refusal
 
 __all__ = [
     "ACTION_TOKEN_ENV",

@@ -1,7 +1,7 @@
 """When a conversation goes to a person: the rule, on plain turn records.
 
 Kept apart from Rasa's tracker types so that the dialogue policy
-(:class:`~rasa_llm.human_handoff_policy.HumanHandoffPolicy`) and the hand-off action on
+(:class:`~rasa_llm.handoff.human_handoff_policy.HumanHandoffPolicy`) and the hand-off action on
 the action server (which sees the tracker as JSON) decide the same way.
 """
 

@@ -36,9 +36,9 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from sanic.response import json as json_response
 
-from rasa_llm.bearer_tokens import bearer_token
 from rasa_llm.errors import RasaLLMError
-from rasa_llm.http_api_guard import rasa_route_token
+from rasa_llm.server.bearer_tokens import bearer_token
+from rasa_llm.server.http_api_guard import rasa_route_token
 
 __all__ = [
     "API_TOKEN_ENV",

@@ -22,7 +22,7 @@ subclass changes three things, nothing else:
 In ``endpoints.yml``, instead of ``type: SQL``::
 
     tracker_store:
-      type: rasa_llm.resilient_sql_tracker_store.ResilientSQLTrackerStore
+      type: rasa_llm.server.resilient_sql_tracker_store.ResilientSQLTrackerStore
       dialect: postgresql
       url: ${RASA_LLM_DATABASE_URL}
       retry_seconds: 10

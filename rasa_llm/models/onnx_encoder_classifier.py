@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from rasa_llm.encoder_classifier import EncoderClassifier, mean_pool
 from rasa_llm.errors import RasaLLMError
+from rasa_llm.models.encoder_classifier import EncoderClassifier, mean_pool
 
 # Inside a component's directory in the trained model, beside encoder/ and the head.
 GRAPH_FILE = "encoder.int8.onnx"

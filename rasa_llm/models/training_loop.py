@@ -29,6 +29,8 @@ from torch import nn
 from tqdm import tqdm
 from transformers import get_linear_schedule_with_warmup
 
+from rasa_llm.models.device import autocast
+
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -97,31 +99,6 @@ class LoopResult:
     resumed_from_epoch: int = 0
     # True when the result is the moving average of the weights, not the trained ones.
     averaged: bool = False
-
-
-def autocast(device: torch.device, cpu_bf16: bool = False) -> Any:
-    """bf16 autocast on a GPU; on the CPU only when asked (``cpu_bf16``), since float32
-    is faster there unless the CPU multiplies bf16 in hardware (see :func:`cpu_has_bf16`).
-    """
-    if device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-    if cpu_bf16:
-        return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU has bf16 matrix instructions (Intel AMX-BF16 or AVX512-BF16).
-
-    Measured on such a CPU (2 cores): a LoRA step of SmolLM2-135M on 4 x 300 tokens took
-    5.5 s under bf16 autocast against 16 s in float32.
-    """
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            flags = next((line for line in f if line.startswith("flags")), "")
-    except OSError:
-        return False
-    return " amx_bf16" in flags or " avx512_bf16" in flags
 
 
 def seed_everything(seed: int) -> None:

@@ -22,13 +22,13 @@ has the smallest request of each 500):
   event nested a few hundred levels deep runs out of stack while printed: a 500.
 
 :func:`guard_app` gives one of Rasa's Sanic apps (every Rasa server with rasa-llm gets
-it from :mod:`rasa_llm.server_guards`; :func:`install_http_api_guard` does it for the
+it from :mod:`rasa_llm.server.server_guards`; :func:`install_http_api_guard` does it for the
 apps ``rasa.core.run.configure_app`` makes) a request middleware that checks those
 bodies first, by Rasa's own rules (its event schemas,
-``Event.from_parameters``; the checks are :mod:`rasa_llm.http_api_checks`), and
+``Event.from_parameters``; the checks are :mod:`rasa_llm.server.http_api_checks`), and
 answers what Rasa would fail on with a 400 in Rasa's error shape, whose message says
 what to change and quotes nothing from the body; a body nested more than
-:data:`~rasa_llm.http_api_checks.MAX_DEPTH` levels deep is refused too. The check runs
+:data:`~rasa_llm.server.http_api_checks.MAX_DEPTH` levels deep is refused too. The check runs
 inside Rasa's own token or JWT check (``rasa.server.requires_auth``), so a client
 without them still gets Rasa's 401 and costs no parsing. A request Rasa can handle
 passes untouched (events Rasa skips as unreadable stay Rasa's to skip), and should a
@@ -56,7 +56,7 @@ from sanic.response import HTTPResponse
 from sanic.response import json as json_response
 
 from rasa_llm.errors import RasaLLMError
-from rasa_llm.http_api_checks import (
+from rasa_llm.server.http_api_checks import (
     EVENTS_EXAMPLE,
     EXECUTE_EXAMPLE,
     HTTP_API_DOCS,
@@ -186,7 +186,7 @@ async def _guard(routes: Dict[str, _Route], request: Request) -> Optional[HTTPRe
         return None
     if getattr(request.stream, "request_body", None):
         # Sanic runs request middleware again while it answers an error raised before
-        # the body was read (a 413 from rasa_llm.request_limits): that answer stands.
+        # the body was read (a 413 from rasa_llm.server.request_limits): that answer stands.
         return None
     from rasa.server import ErrorResponse, requires_auth
 

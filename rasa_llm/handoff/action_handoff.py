@@ -20,7 +20,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ConversationPaused
 from rasa_sdk.executor import CollectingDispatcher
 
-from rasa_llm.handoff_rules import REASON_ASKED, HandoffRule
+from rasa_llm.handoff.handoff_rules import REASON_ASKED, HandoffRule
 
 logger = logging.getLogger(__name__)
 
