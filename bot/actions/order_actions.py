@@ -172,7 +172,7 @@ class ActionCancelOrder(StoreAction):
             dispatcher.utter_message(
                 response="utter_order_cancelled",
                 order_number=number,
-                amount=format_money(order.total_pence, order.currency),
+                amount=format_money(order.total_pence, currency=order.currency),
                 payment_method=order.payment_method,
                 refund_timing=refund_timing(order.payment_method),
             )

@@ -107,7 +107,7 @@ def format_day(day: Optional[date]) -> str:
     return f"{day:%A} {day.day} {day:%B}"
 
 
-def format_money(pence: int, currency: str = "GBP") -> str:
+def format_money(pence: int, *, currency: str = "GBP") -> str:
     symbol = {"GBP": "£", "EUR": "€"}.get(currency, f"{currency} ")
     return f"{symbol}{pence // 100:,}.{pence % 100:02d}"
 

@@ -131,7 +131,7 @@ class OrderStore:
             with self._engine.connect() as conn:
                 empty = not conn.execute(select(func.count()).select_from(t.orders)).scalar()
             if empty:
-                rows = load_sample_data(self.today(), self._sample_data)
+                rows = load_sample_data(self.today(), path=self._sample_data)
                 try:
                     with self._engine.begin() as conn:
                         for table in (t.accounts, t.orders, t.payments):

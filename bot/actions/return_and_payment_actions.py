@@ -93,7 +93,7 @@ class ActionRefundStatus(StoreAction):
             refund = refunds[-1]
             values = dict(
                 order_number=number,
-                amount=format_money(refund.amount_pence, order.currency),
+                amount=format_money(refund.amount_pence, currency=order.currency),
                 payment_method=refund.method,
                 issued_on=format_day(refund.made_on),
             )
@@ -139,7 +139,7 @@ class ActionCheckPayment(StoreAction):
             dispatcher.utter_message(
                 response="utter_payment_single",
                 order_number=number,
-                amount=format_money(charges[0].amount_pence, order.currency),
+                amount=format_money(charges[0].amount_pence, currency=order.currency),
                 payment_method=charges[0].method,
                 paid_on=format_day(charges[0].made_on),
             )
@@ -155,7 +155,7 @@ class ActionCheckPayment(StoreAction):
             dispatcher.utter_message(
                 response=response,
                 order_number=number,
-                amount=format_money(charges[-1].amount_pence, order.currency),
+                amount=format_money(charges[-1].amount_pence, currency=order.currency),
                 payment_count=len(charges),
                 case_reference=change.reference,
             )

@@ -59,7 +59,7 @@ def _phone(value: Any, *, where: str) -> Optional[str]:
     return phone
 
 
-def load_sample_data(today: date, path: Path = SAMPLE_DATA) -> Dict[str, List[Dict[str, Any]]]:
+def load_sample_data(today: date, *, path: Path = SAMPLE_DATA) -> Dict[str, List[Dict[str, Any]]]:
     """Rows for the accounts, orders and payments tables, dated relative to ``today``."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))

@@ -82,7 +82,7 @@ def test_days_and_money_read_as_northwind_writes_them():
     assert format_day(MONDAY) == "Monday 16 June"
     assert format_day(None) == "unknown"
     assert format_money(6450) == "£64.50"
-    assert format_money(123405, "EUR") == "€1,234.05"
+    assert format_money(123405, currency="EUR") == "€1,234.05"
 
 
 def test_only_a_dpd_parcel_on_its_way_can_be_redirected():
