@@ -95,10 +95,12 @@ class SlackInput(InputChannel):
 
     @classmethod
     def name(cls) -> str:
+        """The channel's name in Rasa: ``slack``."""
         return CHANNEL
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[str, Any]]) -> InputChannel:
+        """The channel as configured by its ``credentials.yml`` section."""
         return cls(SlackConfig.from_credentials(credentials))
 
     def __init__(self, config: SlackConfig, *, clock: Optional[Callable[[], float]] = None) -> None:
@@ -144,12 +146,14 @@ class SlackInput(InputChannel):
         return SlackBot(self.client(), channel, thread_id)
 
     async def close(self) -> None:
+        """Close the Web API client's connection pool."""
         if self._session is not None:
             await self._session.close()
         self._session = self._client = None
 
     # ------------------------------------------------------------------- input
     def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
+        """The Sanic routes: a health check and the Events API / interactivity webhook."""
         slack_webhook = Blueprint("rasa_llm_slack", __name__)
 
         @slack_webhook.route("/", methods=["GET"])

@@ -92,6 +92,8 @@ class SlackConfigError(ChannelConfigError):
 
 @dataclass(frozen=True)
 class SlackConfig:
+    """The Slack channel's settings, read and checked from ``credentials.yml``."""
+
     slack_token: str
     slack_signing_secret: str
     slack_channel: Optional[str]
@@ -106,6 +108,7 @@ class SlackConfig:
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Mapping[str, Any]]) -> SlackConfig:
+        """The settings over the defaults; SlackConfigError names a bad key and its fix."""
         given = dict(credentials or {})
         for key in list(given):
             if key in _STOCK_RETRY_KEYS:

@@ -106,6 +106,7 @@ def section_block(mrkdwn: str) -> Block:
 
 
 def image_block(url: str, alt_text: Optional[str] = None) -> Block:
+    """A Block Kit image block for ``url``, with alt text (a default one when none is given)."""
     return ImageBlock(image_url=url, alt_text=(alt_text or IMAGE_ALT_TEXT)[:2000]).to_dict()
 
 

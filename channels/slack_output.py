@@ -86,6 +86,7 @@ class SlackBot(OutputChannel):
 
     @classmethod
     def name(cls) -> str:
+        """The channel's name in Rasa: ``slack``."""
         return CHANNEL
 
     def __init__(
@@ -129,6 +130,7 @@ class SlackBot(OutputChannel):
         await self._call("chat.postMessage", post)
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
+        """Post ``text`` as mrkdwn, split into pieces Slack accepts."""
         where = self._where(recipient_id)
         if where is None:
             return
@@ -142,6 +144,7 @@ class SlackBot(OutputChannel):
         buttons: List[Dict[str, Any]],
         **kwargs: Any,
     ) -> None:
+        """Post ``text`` with the buttons as Block Kit actions."""
         where = self._where(recipient_id)
         if where is None:
             return
@@ -167,6 +170,7 @@ class SlackBot(OutputChannel):
         )
 
     async def send_image_url(self, recipient_id: str, image: str, **kwargs: Any) -> None:
+        """Post the image at the URL ``image`` as an image block."""
         where = self._where(recipient_id)
         if where is not None:
             await self._post(where, text=image, blocks=[image_block(image)])

@@ -102,10 +102,12 @@ class TwilioSmsInput(InputChannel):
 
     @classmethod
     def name(cls) -> str:
+        """The channel's name in Rasa: ``twilio``."""
         return CHANNEL
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[str, Any]]) -> InputChannel:
+        """The channel as configured by its ``credentials.yml`` section."""
         return cls(SmsConfig.from_credentials(credentials))
 
     def __init__(self, config: SmsConfig) -> None:
@@ -131,6 +133,7 @@ class TwilioSmsInput(InputChannel):
         return TwilioSmsOutput(self.config, self.store, RestDelivery(self.messages))
 
     def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
+        """The Sanic routes: a health check and Twilio's Messaging webhook."""
         blueprint = Blueprint("twilio_sms_webhook", __name__)
 
         @blueprint.route("/", methods=["GET"])

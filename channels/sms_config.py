@@ -104,6 +104,8 @@ class SmsConfigError(ChannelConfigError):
 
 @dataclass(frozen=True)
 class SmsConfig:
+    """The SMS channel's settings, read and checked from ``credentials.yml``."""
+
     account_sid: str
     auth_token: str
     twilio_number: str
@@ -126,6 +128,7 @@ class SmsConfig:
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Mapping[str, Any]]) -> SmsConfig:
+        """The settings over the defaults; SmsConfigError names a bad key and its fix."""
         if credentials is not None and not isinstance(credentials, Mapping):
             raise SmsConfigError(
                 "(all)", f"expected a mapping of keys, got {credentials!r}", _REQUIRED_HINT

@@ -36,7 +36,8 @@ Outgoing = Tuple[str, str, Tuple[str, ...]]  # (to, body, media URLs)
 class Delivery(Protocol):
     """Where finished messages go."""
 
-    async def deliver(self, to: str, body: str, media_urls: Sequence[str]) -> bool: ...
+    async def deliver(self, to: str, body: str, media_urls: Sequence[str]) -> bool:
+        """Send one message to ``to``; whether it was taken."""
 
 
 class RestDelivery:
@@ -46,6 +47,7 @@ class RestDelivery:
         self.messages = messages
 
     async def deliver(self, to: str, body: str, media_urls: Sequence[str]) -> bool:
+        """Send one message through the REST API; whether Twilio took it."""
         return await self.messages.send(to, body, media_urls)
 
 
@@ -70,6 +72,7 @@ class TwimlReply:
         self._lock = asyncio.Lock()
 
     async def deliver(self, to: str, body: str, media_urls: Sequence[str]) -> bool:
+        """Keep the message for the TwiML answer, or send it through REST once past the deadline."""
         async with self._lock:
             if self._through_rest:
                 return await self.rest.deliver(to, body, media_urls)
@@ -105,6 +108,7 @@ class TwilioSmsOutput(OutputChannel):
 
     @classmethod
     def name(cls) -> str:
+        """The channel's name in Rasa: ``twilio``."""
         return CHANNEL
 
     def __init__(self, config: SmsConfig, store: SenderStore, delivery: Delivery) -> None:
@@ -118,6 +122,7 @@ class TwilioSmsOutput(OutputChannel):
         return recipient(CHANNEL, recipient_id)
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
+        """Send ``text`` to the recipient's number, split into SMS segments."""
         number = self._number(recipient_id)
         if number is not None:
             await self._send(number, text)
@@ -129,6 +134,7 @@ class TwilioSmsOutput(OutputChannel):
         buttons: List[Dict[str, Any]],
         **kwargs: Any,
     ) -> None:
+        """Send ``text`` with the buttons as numbered options the customer answers with."""
         number = self._number(recipient_id)
         if number is None:
             return
@@ -137,11 +143,13 @@ class TwilioSmsOutput(OutputChannel):
             await self.store.remember_options(number, options)
 
     async def send_image_url(self, recipient_id: str, image: str, **kwargs: Any) -> None:
+        """Send the image at the URL ``image`` as MMS media."""
         number = self._number(recipient_id)
         if number is not None:
             await self._send(number, "", media_urls=(image,))
 
     async def send_attachment(self, recipient_id: str, attachment: str, **kwargs: Any) -> None:
+        """Send the attachment as text."""
         number = self._number(recipient_id)
         if number is not None:
             await self._send(number, str(attachment))

@@ -94,6 +94,7 @@ class TwilioHttp(AsyncHttpClient):
         timeout: Optional[float] = None,
         allow_redirects: bool = False,
     ) -> Response:
+        """Send one request to Twilio; raise TwilioRetryable on a 429 or 5xx answer."""
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession()
         url = self.rebase(uri)
@@ -117,6 +118,7 @@ class TwilioHttp(AsyncHttpClient):
             return Response(answer.status, text, dict(answer.headers))
 
     async def close(self) -> None:
+        """Close the HTTP session, if one is open."""
         if self._session is not None and not self._session.closed:
             await self._session.close()
         self._session = None
@@ -203,4 +205,5 @@ class TwilioMessages:
         )
 
     async def close(self) -> None:
+        """Close the HTTP client."""
         await self.http.close()

@@ -56,6 +56,7 @@ class SenderStore:
 
     # -------------------------------------------------------------- opt-out
     def is_opted_out_sync(self, sender: str) -> bool:
+        """Whether ``sender`` has opted out (sent STOP)."""
         with self._lock:
             rows = self.database.execute(
                 "SELECT 1 FROM opt_outs WHERE sender = :sender", {"sender": sender}
@@ -63,6 +64,7 @@ class SenderStore:
         return bool(rows)
 
     def set_opted_out_sync(self, sender: str, opted_out: bool) -> None:
+        """Record that ``sender`` opted out, or opted back in."""
         with self._lock, self.database.transaction() as connection:
             if opted_out:
                 connection.execute(
@@ -82,13 +84,16 @@ class SenderStore:
                 )
 
     async def is_opted_out(self, sender: str) -> bool:
+        """Whether ``sender`` has opted out, read off the event loop."""
         return await asyncio.to_thread(self.is_opted_out_sync, sender)
 
     async def set_opted_out(self, sender: str, opted_out: bool) -> None:
+        """Record the sender's opt-out or opt-in, written off the event loop."""
         await asyncio.to_thread(self.set_opted_out_sync, sender, opted_out)
 
     # -------------------------------------------------------------- options
     def remember_options_sync(self, sender: str, options: Sequence[Option]) -> None:
+        """Keep the options last offered to ``sender``, replacing earlier ones."""
         encoded = json.dumps([[option.title, option.payload] for option in options])
         with self._lock:
             self.database.execute(
@@ -125,9 +130,11 @@ class SenderStore:
         return [Option(title, payload) for title, payload in json.loads(row[0])]
 
     async def remember_options(self, sender: str, options: Sequence[Option]) -> None:
+        """Keep the options last offered to ``sender``, written off the event loop."""
         await asyncio.to_thread(self.remember_options_sync, sender, list(options))
 
     async def take_options(self, sender: str) -> List[Option]:
+        """The sender's last options if still fresh (forgotten either way), off the event loop."""
         return await asyncio.to_thread(self.take_options_sync, sender)
 
 

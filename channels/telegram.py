@@ -113,10 +113,12 @@ class TelegramInput(InputChannel):
 
     @classmethod
     def name(cls) -> str:
+        """The channel's name in Rasa: ``telegram``."""
         return CHANNEL
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[str, Any]]) -> InputChannel:
+        """The channel as configured by its ``credentials.yml`` section."""
         return cls(TelegramConfig.from_credentials(credentials))
 
     def __init__(self, config: TelegramConfig) -> None:
@@ -151,15 +153,18 @@ class TelegramInput(InputChannel):
         return self._bot
 
     def get_output_channel(self) -> OutputChannel:
+        """Replies through this server's Bot API client."""
         return TelegramBot(self.bot(), self.payloads)
 
     async def close(self) -> None:
+        """Shut the Bot API client's HTTP connections down."""
         if self._request is not None:
             await self._request.shutdown()
         self._request = self._bot = None
 
     # ------------------------------------------------------------------- input
     def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
+        """The Sanic routes: a health check and the Bot API webhook."""
         telegram_webhook = Blueprint("telegram_webhook", __name__)
 
         @telegram_webhook.route("/", methods=["GET"])

@@ -53,6 +53,7 @@ class ButtonPayloads:
 
     @staticmethod
     def needs_key(payload: str) -> bool:
+        """Whether ``payload`` cannot ride in callback_data as it is and needs a stored key."""
         return (
             len(payload.encode("utf-8")) > CALLBACK_DATA_LIMIT
             or payload.startswith(KEY_PREFIX)
@@ -61,6 +62,7 @@ class ButtonPayloads:
 
     @staticmethod
     def key_of(payload: str) -> str:
+        """The stored key for ``payload``: a prefix and part of its SHA-256."""
         digest = hashlib.sha256(payload.encode("utf-8")).digest()
         return KEY_PREFIX + base64.urlsafe_b64encode(digest).decode("ascii")[:32]
 
@@ -97,17 +99,20 @@ class ButtonPayloads:
         return str(rows[0][0]) if rows else None
 
     async def callback_data(self, payload: str) -> str:
+        """What the button carries for ``payload``; a long one is stored off the event loop."""
         if not self.needs_key(payload):
             return payload
         return await asyncio.to_thread(self.callback_data_sync, payload)
 
     async def payload(self, callback_data: str) -> Optional[str]:
+        """The payload a button's callback_data stands for; None for an unknown or expired key."""
         if not callback_data.startswith(KEY_PREFIX):
             return callback_data
         return await asyncio.to_thread(self.payload_sync, callback_data)
 
 
 def button_title(button: Dict[str, Any]) -> str:
+    """The text a button shows: its title, else its payload or URL."""
     return str(button.get("title") or button.get("payload") or button.get("url") or "?")
 
 

@@ -99,6 +99,8 @@ class TelegramConfigError(ChannelConfigError):
 
 @dataclass(frozen=True)
 class TelegramConfig:
+    """The Telegram channel's settings, read and checked from ``credentials.yml``."""
+
     access_token: str
     verify: Optional[str]
     webhook_url: Optional[str]
@@ -113,6 +115,7 @@ class TelegramConfig:
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Mapping[str, Any]]) -> TelegramConfig:
+        """The settings over the defaults; TelegramConfigError names a bad key and its fix."""
         defaults = get_default_config()
         values = merged(dict(credentials or {}), defaults, TelegramConfigError)
         read = SettingsReader(values, TelegramConfigError)
@@ -151,6 +154,7 @@ class TelegramConfig:
         )
 
     def command_map(self) -> Dict[str, str]:
+        """The ``commands`` setting as a mapping of command to the message it stands for."""
         return dict(self.commands)
 
 

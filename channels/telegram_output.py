@@ -120,6 +120,7 @@ class TelegramHttp(HTTPXRequest):
         connect_timeout: Any = HTTPXRequest.DEFAULT_NONE,
         pool_timeout: Any = HTTPXRequest.DEFAULT_NONE,
     ) -> Tuple[int, bytes]:
+        """Send one request; raise TelegramServerError, with the status, on a 5xx answer."""
         status, payload = await super().do_request(
             url,
             method,
@@ -197,6 +198,7 @@ class TelegramBot(OutputChannel):
 
     @classmethod
     def name(cls) -> str:
+        """The channel's name in Rasa: ``telegram``."""
         return CHANNEL
 
     def __init__(
@@ -291,6 +293,7 @@ class TelegramBot(OutputChannel):
         await super().send_response(recipient_id, message)
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
+        """Send ``text`` as Telegram HTML, split into messages Telegram accepts."""
         chat = self._chat(recipient_id)
         if chat is not None:
             await self._send_html(chat, html_pieces(text))
@@ -311,6 +314,7 @@ class TelegramBot(OutputChannel):
     async def send_quick_replies(
         self, recipient_id: str, text: str, quick_replies: List[Dict[str, Any]], **kwargs: Any
     ) -> None:
+        """Send the quick replies as inline buttons, like ``send_text_with_buttons``."""
         # An inline keyboard rather than a reply keyboard: a click sends the payload,
         # where a reply keyboard would send the title for NLU to guess at.
         await self.send_text_with_buttons(recipient_id, text, quick_replies, **kwargs)
@@ -318,6 +322,7 @@ class TelegramBot(OutputChannel):
     async def send_image_url(
         self, recipient_id: str, image: str, caption: Optional[str] = None, **kwargs: Any
     ) -> None:
+        """Send the image at the URL ``image`` as a photo, with ``caption`` under it."""
         chat = self._chat(recipient_id)
         if chat is not None:
             await self._send_photo(chat, image, caption)

@@ -48,6 +48,7 @@ def allowed_updates(config: TelegramConfig) -> List[str]:
 
 
 def load_config(path: str, channel: str, base_url: Optional[str]) -> TelegramConfig:
+    """The channel's settings from the ``channel`` section of the credentials file at ``path``."""
     with warnings.catch_warnings():  # Rasa's imports warn about their own dependencies
         warnings.simplefilter("ignore", DeprecationWarning)
         from rasa.shared.utils.io import read_config_file
@@ -95,6 +96,7 @@ def _check_url(url: Optional[str]) -> str:
 
 
 async def run(args: argparse.Namespace) -> str:
+    """Carry out the command the arguments name; what to print."""
     config = load_config(args.credentials, args.channel, args.base_url)
     url = _check_url(config.webhook_url) if args.command == "set-webhook" else None
     try:
@@ -140,6 +142,7 @@ async def _call_telegram(
 
 
 def parser() -> argparse.ArgumentParser:
+    """The command line's parser: set-webhook, delete-webhook and webhook-info."""
     main_parser = argparse.ArgumentParser(
         prog="python -m channels.telegram", description=__doc__.split("\n\n")[0]
     )
@@ -172,6 +175,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command line; the exit status."""
     args = parser().parse_args(argv)
     try:
         print(asyncio.run(run(args)))

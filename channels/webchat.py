@@ -114,10 +114,12 @@ class WebChatInput(InputChannel):
 
     @classmethod
     def name(cls) -> str:
+        """The channel's name in Rasa: ``webchat``."""
         return CHANNEL
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[str, Any]]) -> InputChannel:
+        """The channel as configured by its ``credentials.yml`` section."""
         return cls(WebChatConfig.from_credentials(credentials))
 
     def __init__(
@@ -142,9 +144,11 @@ class WebChatInput(InputChannel):
         self._tails: Dict[str, asyncio.Task] = {}
 
     def get_output_channel(self) -> OutputChannel:
+        """Replies to the open pages of the recipient's session."""
         return WebChatOutput(self.hub, max_reply_chars=self.config.max_reply_chars)
 
     def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
+        """The Sanic routes: the page and its assets, the WebSocket and the upload."""
         webchat = Blueprint("webchat_webhook", __name__)
         guarded = {"socket", "upload"}
 

@@ -163,6 +163,8 @@ class WebChatConfigError(ChannelConfigError):
 
 @dataclass(frozen=True)
 class WebChatConfig:
+    """The web chat's settings, read and checked from ``credentials.yml``."""
+
     session_secret: Optional[str]
     session_secret_file: Path
     session_ttl_seconds: float
@@ -188,6 +190,7 @@ class WebChatConfig:
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Mapping[str, Any]]) -> WebChatConfig:
+        """The settings over the defaults; WebChatConfigError names a bad key and its fix."""
         given = dict(credentials or {})
         defaults = get_default_config()
         for key in given:

@@ -53,6 +53,7 @@ class ChatMessage:
 def parse_client_frame(
     raw: Union[str, bytes], *, max_bytes: int, max_text_chars: int
 ) -> Union[Hello, ChatMessage]:
+    """The hello or message a page sent; raise FrameRejected, saying why, for anything else."""
     if isinstance(raw, (bytes, bytearray)):
         raise FrameRejected("binary frames are not accepted; send JSON text frames")
     size = len(raw.encode("utf-8", errors="surrogatepass"))

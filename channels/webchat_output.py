@@ -30,6 +30,7 @@ CLOSE_TOO_SLOW = 1013  # "try again later"
 
 
 def dumps(frame: Dict[str, Any]) -> str:
+    """A frame as compact JSON text, non-ASCII characters kept."""
     return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -40,9 +41,11 @@ class SessionHub:
         self._sockets: Dict[str, Set[Any]] = {}
 
     def add(self, session_id: str, socket: Any) -> None:
+        """Register an open socket of the session."""
         self._sockets.setdefault(session_id, set()).add(socket)
 
     def discard(self, session_id: str, socket: Any) -> None:
+        """Forget a socket of the session (closed or dropped)."""
         sockets = self._sockets.get(session_id)
         if sockets is not None:
             sockets.discard(socket)
@@ -50,6 +53,7 @@ class SessionHub:
                 del self._sockets[session_id]
 
     def count(self, session_id: str) -> int:
+        """How many sockets the session has open in this process."""
         return len(self._sockets.get(session_id, ()))
 
     async def send(self, session_id: str, frame: Dict[str, Any]) -> int:
@@ -78,6 +82,7 @@ class WebChatOutput(OutputChannel):
 
     @classmethod
     def name(cls) -> str:
+        """The channel's name in Rasa: ``webchat``."""
         return CHANNEL
 
     def __init__(self, hub: SessionHub, *, max_reply_chars: int) -> None:
@@ -85,6 +90,7 @@ class WebChatOutput(OutputChannel):
         self.max_reply_chars = max_reply_chars
 
     async def send_response(self, recipient_id: str, message: Dict[str, Any]) -> None:
+        """Send the bot's message, as the page's bubbles, to the session's open pages."""
         session_id = recipient(CHANNEL, recipient_id)
         if session_id is None:
             return
@@ -92,30 +98,37 @@ class WebChatOutput(OutputChannel):
             await self.hub.send(session_id, {"type": "bot", "message": bubble})
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
+        """Send ``text`` to the session's open pages."""
         await self.send_response(recipient_id, {"text": text})
 
     async def send_text_with_buttons(
         self, recipient_id: str, text: str, buttons: List[Dict[str, Any]], **kwargs: Any
     ) -> None:
+        """Send ``text`` with its buttons to the session's open pages."""
         await self.send_response(recipient_id, {"text": text, "buttons": buttons})
 
     async def send_quick_replies(
         self, recipient_id: str, text: str, quick_replies: List[Dict[str, Any]], **kwargs: Any
     ) -> None:
+        """Send ``text`` with the quick replies as buttons."""
         await self.send_response(recipient_id, {"text": text, "buttons": quick_replies})
 
     async def send_image_url(self, recipient_id: str, image: str, **kwargs: Any) -> None:
+        """Send the image at the URL ``image``."""
         await self.send_response(recipient_id, {"image": image})
 
     async def send_attachment(self, recipient_id: str, attachment: Any, **kwargs: Any) -> None:
+        """Send the attachment."""
         await self.send_response(recipient_id, {"attachment": attachment})
 
     async def send_elements(
         self, recipient_id: str, elements: Iterable[Dict[str, Any]], **kwargs: Any
     ) -> None:
+        """Send the elements (cards)."""
         await self.send_response(recipient_id, {"elements": list(elements)})
 
     async def send_custom_json(
         self, recipient_id: str, json_message: Dict[str, Any], **kwargs: Any
     ) -> None:
+        """Send a custom JSON message for the page to show."""
         await self.send_response(recipient_id, {"custom": json_message})

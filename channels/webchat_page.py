@@ -59,6 +59,7 @@ class Page:
         }
 
     def html(self, *, base: str) -> HTTPResponse:
+        """The chat page, its settings filled in escaped, its asset URLs under ``base``."""
         page = self._template
         for key, value in {**self._values, "base": base}.items():
             page = page.replace("{{" + key + "}}", html.escape(value, quote=True))
@@ -69,6 +70,7 @@ class Page:
         )
 
     def asset(self, name: str) -> HTTPResponse:
+        """The named script or style sheet, with the security headers."""
         return raw_response(
             self._assets[name],
             content_type=_CONTENT_TYPES[name],

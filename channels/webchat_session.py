@@ -32,6 +32,7 @@ class OriginPolicy:
         self.allowed = frozenset(allowed)
 
     def allows(self, origin: Optional[str], *, host: Optional[str], scheme: str) -> bool:
+        """Whether a request from ``origin`` may open the chat (no Origin: not a browser)."""
         if origin is None:
             return True
         if "*" in self.allowed:

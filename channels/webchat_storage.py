@@ -172,10 +172,12 @@ class RetentionTask:
         self._task: Optional[asyncio.Task] = None
 
     def start(self) -> None:
+        """Start the periodic clean-up in the running loop, unless it already runs."""
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
+        """Stop the clean-up and wait for it to end."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
