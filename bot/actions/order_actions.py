@@ -8,13 +8,15 @@ Returns, refunds, payments and invoices are in ``return_and_payment_actions.py``
 
 from __future__ import annotations
 
-import functools
-from typing import Optional
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Dict, Optional
 
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from . import store_schema as t
+from .lookup_limits import Claimant
 from .order_policy import (
     add_working_days,
     can_redirect,
@@ -27,6 +29,10 @@ from .order_policy import (
 from .order_store import OrderStore
 from .store_action import LookupsPaused, StoreAction, claimant, in_thread, text_slot
 from .store_records import Access, Change, Order, Outcome
+
+# Said when an order has no carrier or tracking link of its own.
+ANY_CARRIER = "our carrier"
+TRACKING_PAGE = "https://northwind.example/track"
 
 
 def utter_order_problem(
@@ -46,10 +52,42 @@ def utter_order_problem(
 
 
 def utter_cancelled(dispatcher: CollectingDispatcher, order: Order) -> None:
+    """Say that ``order`` was cancelled, and on which day."""
     dispatcher.utter_message(
         response="utter_order_status_cancelled",
         order_number=order.order_number,
         cancelled_on=format_day(order.cancelled_on),
+    )
+
+
+def parcel_values(order: Order) -> Dict[str, str]:
+    """The values every answer about a dispatched parcel fills in: number, carrier,
+    dispatch day and tracking link.
+    """
+    return dict(
+        order_number=order.order_number,
+        carrier=order.carrier or ANY_CARRIER,
+        dispatched_on=format_day(order.dispatched_on),
+        tracking_url=order.tracking_url or TRACKING_PAGE,
+    )
+
+
+async def utter_case(
+    store: OrderStore,
+    dispatcher: CollectingDispatcher,
+    order_number: str,
+    kind: str,
+    *,
+    opened: str,
+    **values: Any,
+) -> None:
+    """Open a case of ``kind`` on the order and utter ``opened``, or
+    utter_case_already_open when one of that kind is open already; both with its reference.
+    """
+    change = await in_thread(store.open_case, order_number, kind)
+    response = "utter_case_already_open" if change.outcome is Outcome.ALREADY_DONE else opened
+    dispatcher.utter_message(
+        response=response, order_number=order_number, case_reference=change.reference, **values
     )
 
 
@@ -75,33 +113,96 @@ async def owned_order(
     return answer.order
 
 
-class ActionOrderStatus(StoreAction):
-    def name(self) -> str:
-        return "action_order_status"
+class OrderAction(StoreAction, ABC):
+    """An action about the order in the order_number slot: it answers only once
+    :func:`owned_order` has found that this conversation may see the order.
+    """
 
     async def answer(
         self, store: OrderStore, dispatcher: CollectingDispatcher, tracker: Tracker
     ) -> None:
+        """Answer about the slot's order, or say why not (see :func:`owned_order`)."""
         order = await owned_order(store, dispatcher, tracker)
-        if order is None:
-            return
+        if order is not None:
+            await self.answer_about(store, dispatcher, tracker, order)
+
+    @abstractmethod
+    async def answer_about(
+        self, store: OrderStore, dispatcher: CollectingDispatcher, tracker: Tracker, order: Order
+    ) -> None:
+        """Utter the answer about ``order``, which this conversation may see."""
+
+
+@dataclass(frozen=True)
+class ChangeRequest:
+    """A change the owner of an order asked for."""
+
+    order: Order
+    claimant: Claimant
+    # The text of the action's detail_slot (new address, return reason); "" if none.
+    detail: str
+
+
+class OrderChangeAction(OrderAction, ABC):
+    """An action that changes the conversation's own order in the store and says how it went."""
+
+    #: The slot holding what the change needs besides the order (the new address, the
+    #: return reason); while it is empty the action asks with ``utter_ask_<slot>``.
+    detail_slot: Optional[str] = None
+
+    async def answer_about(
+        self, store: OrderStore, dispatcher: CollectingDispatcher, tracker: Tracker, order: Order
+    ) -> None:
+        """Ask for the detail slot while it is empty; otherwise make the change and answer."""
+        detail = ""
+        if self.detail_slot is not None:
+            detail = text_slot(tracker, self.detail_slot) or ""
+            if not detail:
+                dispatcher.utter_message(response=f"utter_ask_{self.detail_slot}")
+                return
+        request = ChangeRequest(order, claimant(tracker), detail)
+        change = await in_thread(self.change, store, request)
+        self.reply(store, dispatcher, request, change)
+
+    @abstractmethod
+    def change(self, store: OrderStore, request: ChangeRequest) -> Change:
+        """Make the change in the store, as the claimant (called in a worker thread)."""
+
+    @abstractmethod
+    def reply(
+        self,
+        store: OrderStore,
+        dispatcher: CollectingDispatcher,
+        request: ChangeRequest,
+        change: Change,
+    ) -> None:
+        """Tell the customer what the change did."""
+
+
+class ActionOrderStatus(OrderAction):
+    """Tells the owner where their order is: not yet dispatched, on its way, late,
+    delivered or cancelled.
+    """
+
+    def name(self) -> str:
+        """action_order_status: tells the owner where their order is."""
+        return "action_order_status"
+
+    async def answer_about(
+        self, store: OrderStore, dispatcher: CollectingDispatcher, tracker: Tracker, order: Order
+    ) -> None:
+        """Utter the response for the order's status, with its dates and tracking link."""
         today = store.today()
-        number = order.order_number
         if order.status in t.NOT_DISPATCHED:
             dispatcher.utter_message(
                 response="utter_order_status_not_dispatched",
-                order_number=number,
+                order_number=order.order_number,
                 status=order.status,
                 placed_on=format_day(order.placed_on),
             )
         elif order.status in t.IN_TRANSIT and order.dispatched_on is not None:
             late_on = late_after(order.dispatched_on, order.destination)
-            values = dict(
-                order_number=number,
-                carrier=order.carrier or "our carrier",
-                dispatched_on=format_day(order.dispatched_on),
-                tracking_url=order.tracking_url or "https://northwind.example/track",
-            )
+            values = parcel_values(order)
             if today >= late_on:
                 dispatcher.utter_message(response="utter_order_status_late", **values)
             elif order.expected_on is not None and order.expected_on < today:
@@ -120,25 +221,24 @@ class ActionOrderStatus(StoreAction):
         elif order.status == t.DELIVERED:
             dispatcher.utter_message(
                 response="utter_order_status_delivered",
-                order_number=number,
+                order_number=order.order_number,
                 delivered_on=format_day(order.delivered_on),
             )
         else:
             utter_cancelled(dispatcher, order)
 
 
-class ActionConfirmCancel(StoreAction):
+class ActionConfirmCancel(OrderAction):
     """Asks the owner to confirm a cancellation the order's status still allows."""
 
     def name(self) -> str:
+        """action_confirm_cancel: asks the owner to confirm a cancellation."""
         return "action_confirm_cancel"
 
-    async def answer(
-        self, store: OrderStore, dispatcher: CollectingDispatcher, tracker: Tracker
+    async def answer_about(
+        self, store: OrderStore, dispatcher: CollectingDispatcher, tracker: Tracker, order: Order
     ) -> None:
-        order = await owned_order(store, dispatcher, tracker)
-        if order is None:
-            return
+        """Ask for confirmation before dispatch; after it, say why it cannot be cancelled."""
         if order.status in t.NOT_DISPATCHED:
             dispatcher.utter_message(
                 response="utter_confirm_cancel", order_number=order.order_number
@@ -153,21 +253,27 @@ class ActionConfirmCancel(StoreAction):
             )
 
 
-class ActionCancelOrder(StoreAction):
+class ActionCancelOrder(OrderChangeAction):
+    """Cancels the owner's order before dispatch and refunds its total."""
+
     def name(self) -> str:
+        """action_cancel_order: cancels the owner's order and refunds it."""
         return "action_cancel_order"
 
-    async def answer(
-        self, store: OrderStore, dispatcher: CollectingDispatcher, tracker: Tracker
+    def change(self, store: OrderStore, request: ChangeRequest) -> Change:
+        """Cancel the order in the store."""
+        who = request.claimant
+        return store.cancel_order(request.order.order_number, who.email, phone=who.phone)
+
+    def reply(
+        self,
+        store: OrderStore,
+        dispatcher: CollectingDispatcher,
+        request: ChangeRequest,
+        change: Change,
     ) -> None:
-        if await owned_order(store, dispatcher, tracker) is None:
-            return
-        number = text_slot(tracker, "order_number") or ""
-        who = claimant(tracker)
-        change = await in_thread(
-            functools.partial(store.cancel_order, number, who.email, phone=who.phone)
-        )
-        order = change.order
+        """Confirm the cancellation and the refund, or say why the order cannot be cancelled."""
+        number, order = request.order.order_number, change.order
         if change.outcome is Outcome.DONE and order is not None:
             dispatcher.utter_message(
                 response="utter_order_cancelled",
@@ -182,30 +288,35 @@ class ActionCancelOrder(StoreAction):
             )
 
 
-class ActionChangeAddress(StoreAction):
+class ActionChangeAddress(OrderChangeAction):
+    """Changes the delivery address of the owner's order before dispatch."""
+
     consumed_slots = ("new_address",)
+    detail_slot = "new_address"
 
     def name(self) -> str:
+        """action_change_address: changes the delivery address of the owner's order."""
         return "action_change_address"
 
-    async def answer(
-        self, store: OrderStore, dispatcher: CollectingDispatcher, tracker: Tracker
-    ) -> None:
-        if await owned_order(store, dispatcher, tracker) is None:
-            return
-        number = text_slot(tracker, "order_number") or ""
-        address = text_slot(tracker, "new_address")
-        if address is None:
-            dispatcher.utter_message(response="utter_ask_new_address")
-            return
-        who = claimant(tracker)
-        change = await in_thread(
-            functools.partial(store.change_address, number, who.email, address, phone=who.phone)
+    def change(self, store: OrderStore, request: ChangeRequest) -> Change:
+        """Set the new_address slot's address on the order in the store."""
+        who = request.claimant
+        return store.change_address(
+            request.order.order_number, who.email, request.detail, phone=who.phone
         )
-        order = change.order
+
+    def reply(
+        self,
+        store: OrderStore,
+        dispatcher: CollectingDispatcher,
+        request: ChangeRequest,
+        change: Change,
+    ) -> None:
+        """Confirm the new address, or say why not and, for a DPD parcel, how to redirect it."""
+        number, order = request.order.order_number, change.order
         if change.outcome is Outcome.DONE:
             dispatcher.utter_message(
-                response="utter_address_changed", order_number=number, new_address=address
+                response="utter_address_changed", order_number=number, new_address=request.detail
             )
             return
         if utter_order_problem(dispatcher, number, change) or order is None:
@@ -217,18 +328,19 @@ class ActionChangeAddress(StoreAction):
             dispatcher.utter_message(response="utter_address_redirect_dpd")
 
 
-class ActionReportDeliveryProblem(StoreAction):
+class ActionReportDeliveryProblem(OrderAction):
+    """Takes a late, lost, damaged or wrong-item report and opens a case when it is due."""
+
     consumed_slots = ("problem_type",)
 
     def name(self) -> str:
+        """action_report_delivery_problem: takes a report of a delivery problem."""
         return "action_report_delivery_problem"
 
-    async def answer(
-        self, store: OrderStore, dispatcher: CollectingDispatcher, tracker: Tracker
+    async def answer_about(
+        self, store: OrderStore, dispatcher: CollectingDispatcher, tracker: Tracker, order: Order
     ) -> None:
-        order = await owned_order(store, dispatcher, tracker)
-        if order is None:
-            return
+        """Open a case for the problem_type slot's problem, or say why it is too early or late."""
         problem = text_slot(tracker, "problem_type")
         if problem not in ("late", "lost", "damaged", "wrong_item"):
             dispatcher.utter_message(response="utter_ask_problem_type")
@@ -251,7 +363,7 @@ class ActionReportDeliveryProblem(StoreAction):
                 order_number=number,
                 delivered_on=format_day(order.delivered_on),
                 wait_until=format_day(add_working_days(order.delivered_on, 1)),
-                tracking_url=order.tracking_url or "https://northwind.example/track",
+                tracking_url=order.tracking_url or TRACKING_PAGE,
             )
         else:
             kind = "lost" if problem in ("late", "lost") else problem
@@ -271,12 +383,9 @@ class ActionReportDeliveryProblem(StoreAction):
         if store.today() < late_on:
             dispatcher.utter_message(
                 response="utter_parcel_not_late_yet",
-                order_number=number,
-                carrier=order.carrier or "our carrier",
-                dispatched_on=format_day(order.dispatched_on),
                 expected_on=format_day(order.expected_on),
                 late_after=format_day(late_on),
-                tracking_url=order.tracking_url or "https://northwind.example/track",
+                **parcel_values(order),
             )
             return
         await self._open_case(store, dispatcher, order, "late")
@@ -285,15 +394,10 @@ class ActionReportDeliveryProblem(StoreAction):
     async def _open_case(
         store: OrderStore, dispatcher: CollectingDispatcher, order: Order, kind: str
     ) -> None:
-        change = await in_thread(store.open_case, order.order_number, kind)
-        response = {
+        opened = {
             "late": "utter_late_case_opened",
             "lost": "utter_missing_parcel_case_opened",
             "damaged": "utter_damaged_case_opened",
             "wrong_item": "utter_wrong_item_case_opened",
         }[kind]
-        if change.outcome is Outcome.ALREADY_DONE:
-            response = "utter_case_already_open"
-        dispatcher.utter_message(
-            response=response, order_number=order.order_number, case_reference=change.reference
-        )
+        await utter_case(store, dispatcher, order.order_number, kind, opened=opened)

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-import functools
 from datetime import timedelta
+from typing import List
 
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from . import store_schema as t
-from .order_actions import owned_order, utter_order_problem
+from .order_actions import (
+    ChangeRequest,
+    OrderAction,
+    OrderChangeAction,
+    utter_case,
+    utter_order_problem,
+)
 from .order_policy import (
     format_day,
     format_money,
@@ -18,41 +24,54 @@ from .order_policy import (
     return_deadline,
 )
 from .order_store import OrderStore
-from .store_action import StoreAction, claimant, in_thread, text_slot
-from .store_records import Outcome
+from .store_action import in_thread
+from .store_records import Change, Order, Outcome, Payment
 
 # A started return must be dropped off within 14 days (returns_and_refunds.md).
 DROP_OFF_DAYS = 14
 
 
-class ActionStartReturn(StoreAction):
+async def payments_of(
+    store: OrderStore, order_number: str, kind: str, status: str
+) -> List[Payment]:
+    """The order's payments of one ``kind`` (charge, refund) in one ``status``, oldest first."""
+    payments = await in_thread(store.payments, order_number)
+    return [p for p in payments if p.kind == kind and p.status == status]
+
+
+class ActionStartReturn(OrderChangeAction):
+    """Starts a return of the owner's delivered order inside its return window."""
+
     consumed_slots = ("return_reason",)
+    detail_slot = "return_reason"
 
     def name(self) -> str:
+        """action_start_return: starts a return of the owner's order."""
         return "action_start_return"
 
-    async def answer(
-        self, store: OrderStore, dispatcher: CollectingDispatcher, tracker: Tracker
-    ) -> None:
-        if await owned_order(store, dispatcher, tracker) is None:
-            return
-        number = text_slot(tracker, "order_number") or ""
-        reason = text_slot(tracker, "return_reason")
-        if reason is None:
-            dispatcher.utter_message(response="utter_ask_return_reason")
-            return
-        who = claimant(tracker)
-        change = await in_thread(
-            functools.partial(store.start_return, number, who.email, reason, phone=who.phone)
+    def change(self, store: OrderStore, request: ChangeRequest) -> Change:
+        """Record the return, with the return_reason slot's reason, in the store."""
+        who = request.claimant
+        return store.start_return(
+            request.order.order_number, who.email, request.detail, phone=who.phone
         )
-        order = change.order
+
+    def reply(
+        self,
+        store: OrderStore,
+        dispatcher: CollectingDispatcher,
+        request: ChangeRequest,
+        change: Change,
+    ) -> None:
+        """Give the return's reference and drop-off day, or say why it cannot start."""
+        number, order = request.order.order_number, change.order
         if change.outcome is Outcome.DONE:
             dispatcher.utter_message(
                 response="utter_return_started",
                 order_number=number,
                 return_reference=change.reference,
                 # The label goes to the order's email, also when SMS proved the owner.
-                email=order.email if order is not None else who.email,
+                email=order.email if order is not None else request.claimant.email,
                 drop_off_by=format_day(store.today() + timedelta(days=DROP_OFF_DAYS)),
             )
         elif change.outcome is Outcome.ALREADY_DONE:
@@ -76,19 +95,19 @@ class ActionStartReturn(StoreAction):
             )
 
 
-class ActionRefundStatus(StoreAction):
+class ActionRefundStatus(OrderAction):
+    """Tells the owner whether their order's refund was issued, and when it should arrive."""
+
     def name(self) -> str:
+        """action_refund_status: says where the refund of the owner's order is."""
         return "action_refund_status"
 
-    async def answer(
-        self, store: OrderStore, dispatcher: CollectingDispatcher, tracker: Tracker
+    async def answer_about(
+        self, store: OrderStore, dispatcher: CollectingDispatcher, tracker: Tracker, order: Order
     ) -> None:
-        order = await owned_order(store, dispatcher, tracker)
-        if order is None:
-            return
+        """Utter the latest issued refund, else the open return it waits for, else none."""
         number = order.order_number
-        payments = await in_thread(store.payments, number)
-        refunds = [p for p in payments if p.kind == "refund" and p.status == "issued"]
+        refunds = await payments_of(store, number, "refund", "issued")
         if refunds:
             refund = refunds[-1]
             values = dict(
@@ -120,19 +139,19 @@ class ActionRefundStatus(StoreAction):
             )
 
 
-class ActionCheckPayment(StoreAction):
+class ActionCheckPayment(OrderAction):
+    """Tells the owner what was charged for their order; a double charge opens a case."""
+
     def name(self) -> str:
+        """action_check_payment: checks the payments taken for the owner's order."""
         return "action_check_payment"
 
-    async def answer(
-        self, store: OrderStore, dispatcher: CollectingDispatcher, tracker: Tracker
+    async def answer_about(
+        self, store: OrderStore, dispatcher: CollectingDispatcher, tracker: Tracker, order: Order
     ) -> None:
-        order = await owned_order(store, dispatcher, tracker)
-        if order is None:
-            return
+        """Utter no charge, the one charge, or the duplicate found and its case."""
         number = order.order_number
-        payments = await in_thread(store.payments, number)
-        charges = [p for p in payments if p.kind == "charge" and p.status == "completed"]
+        charges = await payments_of(store, number, "charge", "completed")
         if not charges:
             dispatcher.utter_message(response="utter_payment_not_taken", order_number=number)
         elif len(charges) == 1:
@@ -146,31 +165,28 @@ class ActionCheckPayment(StoreAction):
         else:
             # Two completed charges are a duplicate in our own records, not a pending
             # authorisation: the payments team confirms it and refunds it.
-            change = await in_thread(store.open_case, number, "duplicate_payment")
-            response = (
-                "utter_case_already_open"
-                if change.outcome is Outcome.ALREADY_DONE
-                else "utter_duplicate_payment_found"
-            )
-            dispatcher.utter_message(
-                response=response,
-                order_number=number,
+            await utter_case(
+                store,
+                dispatcher,
+                number,
+                "duplicate_payment",
+                opened="utter_duplicate_payment_found",
                 amount=format_money(charges[-1].amount_pence, currency=order.currency),
                 payment_count=len(charges),
-                case_reference=change.reference,
             )
 
 
-class ActionInvoice(StoreAction):
+class ActionInvoice(OrderAction):
+    """Tells the owner whether their order's invoice is ready in their account."""
+
     def name(self) -> str:
+        """action_invoice: says whether the owner's invoice is available."""
         return "action_invoice"
 
-    async def answer(
-        self, store: OrderStore, dispatcher: CollectingDispatcher, tracker: Tracker
+    async def answer_about(
+        self, store: OrderStore, dispatcher: CollectingDispatcher, tracker: Tracker, order: Order
     ) -> None:
-        order = await owned_order(store, dispatcher, tracker)
-        if order is None:
-            return
+        """Utter that the invoice is available, not ready before dispatch, or none if cancelled."""
         number = order.order_number
         if order.status == t.CANCELLED:
             dispatcher.utter_message(response="utter_invoice_order_cancelled", order_number=number)
