@@ -61,7 +61,7 @@ class StockSlackInput(RasaSlackInput):
     def get_output_channel(
         self, channel: Optional[str] = None, thread_id: Optional[str] = None
     ) -> OutputChannel:
-        output = super().get_output_channel(channel, thread_id)
+        output = super().get_output_channel(channel=channel, thread_id=thread_id)
         output.client.base_url = self.api_url  # type: ignore[attr-defined]
         return output
 

@@ -590,7 +590,9 @@ def customer_output(
             if isinstance(e, UserUttered) and e.input_channel == name and e.metadata
         ]
         metadata = said[-1].metadata if said else {}
-        return channel.get_output_channel(metadata.get("out_channel"), metadata.get("thread_id"))
+        return channel.get_output_channel(
+            channel=metadata.get("out_channel"), thread_id=metadata.get("thread_id")
+        )
     output: Optional[OutputChannel] = channel.get_output_channel()
     return output
 

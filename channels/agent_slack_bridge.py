@@ -245,7 +245,7 @@ class SlackAgentBridge:
         if not text.strip():
             return
         # Split with room for the bold label (two asterisks), which goes on the first piece.
-        labelled = split_mrkdwn(f"{_CUSTOMER_LABEL} {text.strip()}", TEXT_LIMIT - 2)
+        labelled = split_mrkdwn(f"{_CUSTOMER_LABEL} {text.strip()}", limit=TEXT_LIMIT - 2)
         labelled[0] = f"*{_CUSTOMER_LABEL}*" + labelled[0][len(_CUSTOMER_LABEL) :]
         await self._post_pieces("chat.postMessage (customer)", labelled, thread_ts)
 

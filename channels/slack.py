@@ -137,13 +137,13 @@ class SlackInput(InputChannel):
         return self._client
 
     def get_output_channel(
-        self, channel: Optional[str] = None, thread_id: Optional[str] = None
+        self, *, channel: Optional[str] = None, thread_id: Optional[str] = None
     ) -> OutputChannel:
         """Replies to ``channel`` (and thread); without one, where the recipient's
         conversation is (its DM, or the channel and thread its id names), so that a
         message sent through Rasa's HTTP API reaches that customer and nobody else.
         """
-        return SlackBot(self.client(), channel, thread_id)
+        return SlackBot(self.client(), slack_channel=channel, thread_id=thread_id)
 
     async def close(self) -> None:
         """Close the Web API client's connection pool."""
@@ -342,7 +342,9 @@ class SlackInput(InputChannel):
             )
 
     async def _deliver(self, incoming: Incoming, on_new_message: OnNewMessage) -> None:
-        output = SlackBot(self.client(), incoming.channel, incoming.thread_ts)
+        output = SlackBot(
+            self.client(), slack_channel=incoming.channel, thread_id=incoming.thread_ts
+        )
         if incoming.clicked is not None:
             blocks = incoming.clicked.get("blocks")
             await output.show_choice(

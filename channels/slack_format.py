@@ -48,7 +48,7 @@ def unescape_mrkdwn(text: str) -> str:
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
-def split_mrkdwn(text: str, limit: int = TEXT_LIMIT) -> List[str]:
+def split_mrkdwn(text: str, *, limit: int = TEXT_LIMIT) -> List[str]:
     """Escaped pieces of ``text``, each at most ``limit`` characters once escaped.
 
     The plain text is split and each piece escaped afterwards, so an entity such as
@@ -105,7 +105,7 @@ def section_block(mrkdwn: str) -> Block:
     return SectionBlock(text=MarkdownTextObject(text=mrkdwn)).to_dict()
 
 
-def image_block(url: str, alt_text: Optional[str] = None) -> Block:
+def image_block(url: str, *, alt_text: Optional[str] = None) -> Block:
     """A Block Kit image block for ``url``, with alt text (a default one when none is given)."""
     return ImageBlock(image_url=url, alt_text=(alt_text or IMAGE_ALT_TEXT)[:2000]).to_dict()
 

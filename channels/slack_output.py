@@ -92,9 +92,9 @@ class SlackBot(OutputChannel):
     def __init__(
         self,
         client: AsyncWebClient,
+        *,
         slack_channel: Optional[str] = None,
         thread_id: Optional[str] = None,
-        *,
         policy: RetryPolicy = AT_MOST_ONCE,
     ) -> None:
         super().__init__()

@@ -48,7 +48,7 @@ class RestDelivery:
 
     async def deliver(self, to: str, body: str, media_urls: Sequence[str]) -> bool:
         """Send one message through the REST API; whether Twilio took it."""
-        return await self.messages.send(to, body, media_urls)
+        return await self.messages.send(to, body, media_urls=media_urls)
 
 
 def empty_twiml() -> str:
@@ -232,7 +232,7 @@ class TwilioSmsOutput(OutputChannel):
             return False
         if self.config.smart_encoding:
             text = gsm_lookalikes(text)
-        pieces = split_sms(text, self.config.max_segments)
+        pieces = split_sms(text, max_segments=self.config.max_segments)
         media: Optional[Sequence[str]] = media_urls
         if not pieces and media:
             pieces = [""]

@@ -69,7 +69,7 @@ class TwilioHttp(AsyncHttpClient):
     """The async HTTP client behind twilio's ``Client``: base URL, timeout, retryable errors."""
 
     def __init__(
-        self, base_url: str = DEFAULT_API_BASE_URL, *, timeout: float = REQUEST_TIMEOUT_SECONDS
+        self, *, base_url: str = DEFAULT_API_BASE_URL, timeout: float = REQUEST_TIMEOUT_SECONDS
     ) -> None:
         super().__init__(logger=logger, is_async=True, timeout=timeout)
         self.base_url = base_url.rstrip("/")
@@ -87,6 +87,7 @@ class TwilioHttp(AsyncHttpClient):
         self,
         method: str,
         uri: str,
+        *,
         params: Optional[Dict[str, object]] = None,
         data: Optional[Dict[str, object]] = None,
         headers: Optional[Dict[str, str]] = None,
@@ -156,11 +157,11 @@ class TwilioMessages:
         self.from_number = from_number
         self.policy = policy or RetryPolicy()
         self.operation_name = operation_name
-        self.http = TwilioHttp(api_base_url, timeout=timeout)
+        self.http = TwilioHttp(base_url=api_base_url, timeout=timeout)
         self.client = Client(account_sid, auth_token, http_client=self.http)
         self._sent: Deque[str] = deque(maxlen=REMEMBERED_SIDS)
 
-    async def send(self, to: str, body: str, media_urls: Sequence[str] = ()) -> bool:
+    async def send(self, to: str, body: str, *, media_urls: Sequence[str] = ()) -> bool:
         """Send one message; True when Twilio accepted it (or already had it)."""
         started = [datetime.now(timezone.utc)]
 

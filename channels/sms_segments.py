@@ -109,7 +109,7 @@ def utf16_length(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-def split_sms(text: str, max_segments: int = MAX_SEGMENTS) -> List[str]:
+def split_sms(text: str, *, max_segments: int = MAX_SEGMENTS) -> List[str]:
     """``text`` as messages of at most ``max_segments`` segments and 1,600 characters.
 
     Each message is measured on its own, so a part with an emoji costs UCS-2 while

@@ -410,18 +410,18 @@ def message_attachments(message: Message) -> List[Attachment]:
     """What the customer attached, with Telegram's file id (never a URL: it holds the token)."""
     if message.photo:
         largest = message.photo[-1]  # Telegram lists sizes smallest first
-        return [_file("image", largest, "image/jpeg")]
+        return [_file("image", largest, mime_type="image/jpeg")]
     # An animation (GIF) also comes with `document` set: look at it first.
     if message.animation:
         return [_file("animation", message.animation)]
     if message.voice:
-        return [_file("audio", message.voice, message.voice.mime_type or "audio/ogg")]
+        return [_file("audio", message.voice, mime_type=message.voice.mime_type or "audio/ogg")]
     if message.audio:
         return [_file("audio", message.audio)]
     if message.video:
         return [_file("video", message.video)]
     if message.video_note:
-        return [_file("video", message.video_note, "video/mp4")]
+        return [_file("video", message.video_note, mime_type="video/mp4")]
     if message.document:
         return [_file(kind_from_mime(message.document.mime_type), message.document)]
     if message.sticker:
@@ -435,7 +435,7 @@ def message_attachments(message: Message) -> List[Attachment]:
     return []
 
 
-def _file(kind: str, item: Any, mime_type: Optional[str] = None) -> Attachment:
+def _file(kind: str, item: Any, *, mime_type: Optional[str] = None) -> Attachment:
     return Attachment(
         kind,
         mime_type=mime_type or getattr(item, "mime_type", None),

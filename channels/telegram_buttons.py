@@ -138,7 +138,7 @@ def row_sizes(titles: Sequence[str], button_type: Optional[str]) -> List[int]:
 
 
 async def inline_keyboard(
-    buttons: Iterable[Any], payloads: ButtonPayloads, button_type: Optional[str] = None
+    buttons: Iterable[Any], payloads: ButtonPayloads, *, button_type: Optional[str] = None
 ) -> Optional[InlineKeyboardMarkup]:
     """Rasa buttons (``title`` and ``payload``, or ``url``) as an inline keyboard."""
     usable = [b for b in buttons if isinstance(b, dict) and (b.get("payload") or b.get("url"))]

@@ -62,7 +62,7 @@ def to_html(text: str) -> str:
     return "".join(out)
 
 
-def html_pieces(text: str, limit: int = MESSAGE_LIMIT) -> List[str]:
+def html_pieces(text: str, *, limit: int = MESSAGE_LIMIT) -> List[str]:
     """``text`` as Telegram HTML messages of at most ``limit`` UTF-16 units each.
 
     Breaks prefer paragraphs, lines, sentences, then spaces (see

@@ -110,7 +110,7 @@ class TelegramHttp(HTTPXRequest):
     status (a 503 was not acted on, a 500 or 502 may have been).
     """
 
-    async def do_request(
+    async def do_request(  # positional: HTTPXRequest.do_request's signature, kept
         self,
         url: str,
         method: str,
@@ -244,13 +244,14 @@ class TelegramBot(OutputChannel):
         self,
         chat_id: str,
         pieces: List[str],
+        *,
         reply_markup: Optional[InlineKeyboardMarkup] = None,
     ) -> None:
         for index, piece in enumerate(pieces):
             last = index == len(pieces) - 1
             markup = reply_markup if last else None
 
-            async def send(piece: str = piece, markup: Any = markup) -> Any:
+            async def send(*, piece: str = piece, markup: Any = markup) -> Any:
                 return await self.bot.send_message(
                     chat_id,
                     piece,
@@ -265,13 +266,14 @@ class TelegramBot(OutputChannel):
         chat_id: str,
         text: str,
         buttons: List[Dict[str, Any]],
+        *,
         button_type: Optional[str] = None,
     ) -> None:
-        keyboard = await inline_keyboard(buttons, self.payloads, button_type)
+        keyboard = await inline_keyboard(buttons, self.payloads, button_type=button_type)
         pieces = html_pieces(text or "") or [_KEYBOARD_ONLY_TEXT]
-        await self._send_html(chat_id, pieces, keyboard)
+        await self._send_html(chat_id, pieces, reply_markup=keyboard)
 
-    async def _send_photo(self, chat_id: str, image: str, caption: Optional[str] = None) -> None:
+    async def _send_photo(self, chat_id: str, image: str, *, caption: Optional[str] = None) -> None:
         async def send() -> Any:
             return await self.bot.send_photo(
                 chat_id,
@@ -303,13 +305,14 @@ class TelegramBot(OutputChannel):
         recipient_id: str,
         text: str,
         buttons: List[Dict[str, Any]],
+        *,
         button_type: Optional[str] = None,
         **kwargs: Any,
     ) -> None:
         """The text, with the buttons as an inline keyboard under its last piece."""
         chat = self._chat(recipient_id)
         if chat is not None:
-            await self._send_keyboard(chat, text, buttons, button_type)
+            await self._send_keyboard(chat, text, buttons, button_type=button_type)
 
     async def send_quick_replies(
         self, recipient_id: str, text: str, quick_replies: List[Dict[str, Any]], **kwargs: Any
@@ -320,12 +323,12 @@ class TelegramBot(OutputChannel):
         await self.send_text_with_buttons(recipient_id, text, quick_replies, **kwargs)
 
     async def send_image_url(
-        self, recipient_id: str, image: str, caption: Optional[str] = None, **kwargs: Any
+        self, recipient_id: str, image: str, *, caption: Optional[str] = None, **kwargs: Any
     ) -> None:
         """Send the image at the URL ``image`` as a photo, with ``caption`` under it."""
         chat = self._chat(recipient_id)
         if chat is not None:
-            await self._send_photo(chat, image, caption)
+            await self._send_photo(chat, image, caption=caption)
 
     async def send_attachment(self, recipient_id: str, attachment: Any, **kwargs: Any) -> None:
         """A file by URL (a string, or Rasa's ``{"payload": {"src"|"url": …}}``)."""

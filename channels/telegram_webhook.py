@@ -174,7 +174,7 @@ def parser() -> argparse.ArgumentParser:
     return main_parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(*, argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; the exit status."""
     args = parser().parse_args(argv)
     try:

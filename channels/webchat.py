@@ -312,7 +312,8 @@ class WebChatInput(InputChannel):
             except FrameRejected as error:
                 rejected += 1
                 logger.warning("webchat socket: frame rejected: %s", error.reason)
-                await ws.send(dumps(_error_frame("bad_frame", error.reason, error.message_id)))
+                rejection = _error_frame("bad_frame", error.reason, message_id=error.message_id)
+                await ws.send(dumps(rejection))
                 if rejected >= MAX_REJECTED_FRAMES:
                     await ws.close(CLOSE_POLICY, "too many malformed frames")
                     return
@@ -323,7 +324,7 @@ class WebChatInput(InputChannel):
                 # Not taken and not acknowledged: the page sends it again when told.
                 refused += 1
                 logger.warning("webchat socket: message refused: %s", error.reason)
-                refusal = _error_frame("rate_limited", error.reason, frame.id)
+                refusal = _error_frame("rate_limited", error.reason, message_id=frame.id)
                 await ws.send(dumps({**refusal, "retry_after": error.retry_after}))
                 if refused >= MAX_REFUSED_MESSAGES:
                     await ws.close(CLOSE_POLICY, "too many messages over the rate limit")
@@ -565,7 +566,7 @@ async def _refuse(
     return None
 
 
-def _error_frame(code: str, reason: str, message_id: Optional[str] = None) -> Dict[str, Any]:
+def _error_frame(code: str, reason: str, *, message_id: Optional[str] = None) -> Dict[str, Any]:
     frame: Dict[str, Any] = {"type": "error", "code": code, "reason": reason}
     if message_id:
         frame["id"] = message_id

@@ -469,7 +469,7 @@ def slack_api() -> Any:
 def send(fake: FakePlatform, action: Callable[[SlackBot], Any], *, thread: Any = None) -> None:
     async def run() -> None:
         client = AsyncWebClient(token=TOKEN, base_url=f"{fake.url}/api/", retry_handlers=[])
-        await action(SlackBot(client, "D0DIRECT01", thread))
+        await action(SlackBot(client, slack_channel="D0DIRECT01", thread_id=thread))
 
     asyncio.run(asyncio.wait_for(run(), 60))
 
@@ -586,7 +586,8 @@ def test_an_unreachable_slack_is_retried_then_given_up(caplog: pytest.LogCapture
         client = AsyncWebClient(
             token=TOKEN, base_url=f"http://127.0.0.1:{port}/api/", retry_handlers=[]
         )
-        await SlackBot(client, "D0DIRECT01").send_text_message("slack:U0CUSTOMER", "hi")
+        bot = SlackBot(client, slack_channel="D0DIRECT01")
+        await bot.send_text_message("slack:U0CUSTOMER", "hi")
 
     with caplog.at_level(logging.WARNING):
         asyncio.run(asyncio.wait_for(run(), 60))

@@ -103,7 +103,7 @@ def test_look_alikes_keep_a_reply_in_gsm7():
 @pytest.mark.parametrize("max_segments", [1, 2, 10])
 def test_long_replies_split_to_segments_without_breaking_words(max_segments: int):
     text = ("Your refund was approved and will reach your card within five days. " * 60).strip()
-    pieces = split_sms(text, max_segments)
+    pieces = split_sms(text, max_segments=max_segments)
     assert len(pieces) > 1
     assert all(segment_count(piece) <= max_segments for piece in pieces)
     assert all(len(piece) <= 1600 for piece in pieces)
@@ -112,7 +112,7 @@ def test_long_replies_split_to_segments_without_breaking_words(max_segments: int
 
 def test_only_the_part_with_an_emoji_pays_for_ucs2():
     text = "a " * 100 + "thanks 🙂 " + "b " * 100
-    pieces = split_sms(text.strip(), 1)
+    pieces = split_sms(text.strip(), max_segments=1)
     encodings = [count_segments(piece).encoding for piece in pieces]
     assert UCS2 in encodings and GSM7 in encodings
     assert all(segment_count(piece) == 1 for piece in pieces)
@@ -120,7 +120,7 @@ def test_only_the_part_with_an_emoji_pays_for_ucs2():
 
 def test_split_refuses_impossible_segment_limits():
     with pytest.raises(ValueError, match="max_segments"):
-        split_sms("hi", 11)
+        split_sms("hi", max_segments=11)
 
 
 # ---------------------------------------------------------------- config
@@ -621,7 +621,7 @@ def send(fake: FakePlatform, to: str, body: str, media: Sequence[str] = ()) -> b
 
     async def scenario() -> bool:
         try:
-            return await messages.send(to, body, media)
+            return await messages.send(to, body, media_urls=media)
         finally:
             await messages.close()
 

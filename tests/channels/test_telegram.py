@@ -595,7 +595,7 @@ def test_set_webhook_registers_url_secret_and_update_types(
     argv = ["set-webhook", "--credentials", str(path), "--base-url", f"{registry.url}/bot"]
     with pytest.MonkeyPatch.context() as env:
         env.setenv("TELEGRAM_TEST_TOKEN", tg.TOKEN)
-        assert telegram_webhook.main([*argv, "--drop-pending-updates"]) == 0
+        assert telegram_webhook.main(argv=[*argv, "--drop-pending-updates"]) == 0
     [call] = registry.calls_to(tg.path("setWebhook"))
     fields = call.fields()
     assert fields["url"] == "https://bot.example.com/webhooks/telegram/webhook"
@@ -613,14 +613,14 @@ def test_set_webhook_refuses_what_telegram_would_not_deliver(
     path = write_credentials(
         tmp_path, webhook_url="http://bot.example.com/webhooks/telegram/webhook"
     )
-    assert telegram_webhook.main(["set-webhook", "--credentials", str(path), *base]) == 2
+    assert telegram_webhook.main(argv=["set-webhook", "--credentials", str(path), *base]) == 2
     assert "https://" in capsys.readouterr().err
     path = write_credentials(tmp_path, webhook_url=None)
-    assert telegram_webhook.main(["set-webhook", "--credentials", str(path), *base]) == 2
+    assert telegram_webhook.main(argv=["set-webhook", "--credentials", str(path), *base]) == 2
     assert "webhook_url" in capsys.readouterr().err
     expect_get_me(registry)
     path = write_credentials(tmp_path, verify="someone_elses_bot")
-    assert telegram_webhook.main(["set-webhook", "--credentials", str(path), *base]) == 2
+    assert telegram_webhook.main(argv=["set-webhook", "--credentials", str(path), *base]) == 2
     assert "@northwind_help_bot" in capsys.readouterr().err
     assert registry.calls_to(tg.path("setWebhook")) == []
 
@@ -631,7 +631,7 @@ def test_a_rejected_token_is_reported_without_the_token(
     registry.expect("POST", tg.path("getMe"), tg.refused(401, "Unauthorized"), times=1)
     path = write_credentials(tmp_path)
     argv = ["webhook-info", "--credentials", str(path), "--base-url", f"{registry.url}/bot"]
-    assert telegram_webhook.main(argv) == 1
+    assert telegram_webhook.main(argv=argv) == 1
     err = capsys.readouterr().err
     assert "Bot API call failed" in err and "was rejected" in err
     assert tg.TOKEN not in err, "python-telegram-bot puts the token in this message"
@@ -652,6 +652,6 @@ def test_webhook_info_shows_the_last_error(
     registry.expect("POST", tg.path("getWebhookInfo"), {"ok": True, "result": info}, times=1)
     path = write_credentials(tmp_path)
     argv = ["webhook-info", "--credentials", str(path), "--base-url", f"{registry.url}/bot"]
-    assert telegram_webhook.main(argv) == 0
+    assert telegram_webhook.main(argv=argv) == 0
     out = capsys.readouterr().out
     assert "pending updates: 3" in out and "403 Forbidden" in out
