@@ -1,31 +1,28 @@
-"""The bot's orders, payments and accounts: a small SQL store (SQLite or PostgreSQL).
+"""The bot's orders, payments and accounts: what the store holds and Northwind's rules
+for changing it.
 
 Its methods are synchronous (SQLAlchemy 1.4 Core); the actions call them through
 ``asyncio.to_thread`` so a slow database never blocks the action server's event loop.
-Every database error surfaces as :class:`StoreUnavailable`, whose message names the
-store and the error type but never the query's parameters (they hold customer data).
+The connection, the tables' creation and seeding, and the translation of every
+database error into :class:`StoreUnavailable` are in store_database.py.
 """
 
 from __future__ import annotations
 
 import functools
-import logging
 import os
-import threading
-from contextlib import contextmanager
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator, List, Optional
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Callable, List, Optional
 
-from sqlalchemy import create_engine, func, inspect, select, text
-from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from . import store_schema as t
 from .lookup_limits import DEFAULT_LIMITS, Claimant, LookupLimits, same_phone
 from .order_policy import return_deadline
+from .store_database import STORE_URL_ENV, StoreDatabase, StoreUnavailable, uk_today
 from .store_records import (
     Access,
     Account,
@@ -36,27 +33,12 @@ from .store_records import (
     Payment,
     ReturnRecord,
 )
-from .store_seed import SAMPLE_DATA, SeedDataError, load_sample_data
+from .store_seed import SAMPLE_DATA
 
-logger = logging.getLogger(__name__)
-
-STORE_URL_ENV = "BOT_STORE_URL"
 # An ISO date (2025-06-11) that the store takes as today: for demos and tests that
 # need the same weekdays every run. Unset in production.
 STORE_TODAY_ENV = "BOT_STORE_TODAY"
 DEFAULT_URL = f"sqlite:///{Path(__file__).resolve().parents[1] / 'store' / 'northwind.db'}"
-
-
-def uk_today() -> date:
-    """Today in the UK: Northwind's dates and cut-offs are all UK time (about_and_contact.md)."""
-    try:
-        return datetime.now(ZoneInfo("Europe/London")).date()
-    except ZoneInfoNotFoundError:  # no time zone database on this machine
-        return date.today()
-
-
-class StoreUnavailable(RuntimeError):
-    """The store could not be reached or read; the message holds no customer data."""
 
 
 def same_email(a: Optional[str], b: Optional[str]) -> bool:
@@ -72,18 +54,21 @@ def owns(order: Order, email: Optional[str], phone: Optional[str]) -> bool:
 
 
 def utc_now() -> datetime:
+    """Now, in UTC: the default clock of the look-up limits."""
     return datetime.now(timezone.utc)
 
 
 def return_reference(row_id: int) -> str:
+    """The reference the customer is given for the return in row ``row_id``."""
     return f"RET-{30000 + row_id}"
 
 
 def case_reference(row_id: int) -> str:
+    """The reference the customer is given for the case in row ``row_id``."""
     return f"CASE-{50000 + row_id}"
 
 
-class OrderStore:
+class OrderStore(StoreDatabase):
     """Northwind's orders, payments, returns, cases and accounts in one SQL database."""
 
     def __init__(
@@ -95,80 +80,9 @@ class OrderStore:
         limits: LookupLimits = DEFAULT_LIMITS,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
-        try:
-            self._url = make_url(url)
-            # pre_ping: a PostgreSQL server that restarted costs a reconnect, not an error.
-            self._engine: Engine = create_engine(self._url, future=True, pool_pre_ping=True)
-        except (SQLAlchemyError, ValueError) as e:
-            raise StoreUnavailable(
-                f"the order store URL in {STORE_URL_ENV} is not a database URL "
-                f"({type(e).__name__}); example: sqlite:////path/to/northwind.db"
-            ) from e
-        self._today = today
-        self._sample_data = sample_data
+        super().__init__(url, today=today, sample_data=sample_data)
         self.limits = limits
         self._clock = clock
-        self._ready = False
-        self._lock = threading.Lock()
-
-    def __repr__(self) -> str:
-        return f"OrderStore({self._url.render_as_string(hide_password=True)!r})"
-
-    def today(self) -> date:
-        return self._today()
-
-    def dispose(self) -> None:
-        self._engine.dispose()
-
-    # ----------------------------------------------------------------- plumbing
-    def _prepare(self) -> None:
-        """Create the tables if missing and seed the sample data into an empty store."""
-        with self._lock:
-            if self._ready:
-                return
-            t.metadata.create_all(self._engine, checkfirst=True)
-            self._add_missing_columns()
-            with self._engine.connect() as conn:
-                empty = not conn.execute(select(func.count()).select_from(t.orders)).scalar()
-            if empty:
-                rows = load_sample_data(self.today(), path=self._sample_data)
-                try:
-                    with self._engine.begin() as conn:
-                        for table in (t.accounts, t.orders, t.payments):
-                            conn.execute(table.insert(), rows[table.name])
-                except IntegrityError:
-                    # Another action server seeded the same store a moment earlier.
-                    logger.info("order store already seeded by another process")
-            self._ready = True
-
-    def _add_missing_columns(self) -> None:
-        """Add the columns a store made by an earlier release lacks (the order's phone)."""
-        for table, columns in t.ADDED_COLUMNS.items():
-            present = {c["name"] for c in inspect(self._engine).get_columns(table)}
-            for name, sql_type in columns.items():
-                if name in present:
-                    continue
-                try:
-                    with self._engine.begin() as conn:
-                        conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}"))
-                    logger.info("order store: added the column %s.%s", table, name)
-                except SQLAlchemyError:
-                    # Another action server added it a moment earlier; anything else fails
-                    # on the next query, as StoreUnavailable.
-                    if name not in {c["name"] for c in inspect(self._engine).get_columns(table)}:
-                        raise
-
-    @contextmanager
-    def _begin(self) -> Iterator[Connection]:
-        """One transaction; any database failure becomes StoreUnavailable."""
-        try:
-            self._prepare()
-            with self._engine.begin() as conn:
-                yield conn
-        except SQLAlchemyError as e:
-            raise StoreUnavailable(f"{self!r} failed ({type(e).__name__})") from e
-        except SeedDataError as e:
-            raise StoreUnavailable(str(e)) from e
 
     @staticmethod
     def _order(conn: Connection, order_number: str) -> Optional[Order]:
@@ -241,10 +155,12 @@ class OrderStore:
 
     # -------------------------------------------------------------------- reads
     def get_order(self, order_number: str) -> Optional[Order]:
+        """The order with this number, or None; whoever asks (check order_access first)."""
         with self._begin() as conn:
             return self._order(conn, order_number)
 
     def get_account(self, email: str) -> Optional[Account]:
+        """The account with this email (any case), or None."""
         with self._begin() as conn:
             return self._account(conn, email)
 
@@ -262,6 +178,7 @@ class OrderStore:
             ]
 
     def returns(self, order_number: str) -> List[ReturnRecord]:
+        """The order's returns, oldest first."""
         query = select(t.returns).where(t.returns.c.order_number == order_number)
         with self._begin() as conn:
             return [
@@ -270,12 +187,15 @@ class OrderStore:
             ]
 
     # ------------------------------------------------------------- order writes
-    def cancel_order(
-        self, order_number: str, email: Optional[str], *, phone: Optional[str] = None
+    def _owner_write(
+        self,
+        order_number: str,
+        email: Optional[str],
+        phone: Optional[str],
+        write: Callable[[Connection, Order], Change],
     ) -> Change:
-        """Cancel while Received or Processing and refund the total to the payment method.
-
-        Only for the order's owner: its email, or the SMS ``phone`` it was placed with.
+        """``write`` the order in one transaction if ``email`` or the SMS ``phone`` owns
+        it; NOT_FOUND or NOT_OWNER otherwise.
         """
         with self._begin() as conn:
             order = self._order(conn, order_number)
@@ -283,6 +203,17 @@ class OrderStore:
                 return Change(Outcome.NOT_FOUND)
             if not owns(order, email, phone):
                 return Change(Outcome.NOT_OWNER)
+            return write(conn, order)
+
+    def cancel_order(
+        self, order_number: str, email: Optional[str], *, phone: Optional[str] = None
+    ) -> Change:
+        """Cancel while Received or Processing and refund the total to the payment method.
+
+        Only for the order's owner: its email, or the SMS ``phone`` it was placed with.
+        """
+
+        def cancel(conn: Connection, order: Order) -> Change:
             if order.status == t.CANCELLED:
                 return Change(Outcome.ALREADY_DONE, order)
             today = self.today()
@@ -308,6 +239,8 @@ class OrderStore:
             outcome = Outcome.DONE if cancelled else Outcome.NOT_ALLOWED
             return Change(outcome, self._order(conn, order_number))
 
+        return self._owner_write(order_number, email, phone, cancel)
+
     def change_address(
         self,
         order_number: str,
@@ -317,12 +250,8 @@ class OrderStore:
         phone: Optional[str] = None,
     ) -> Change:
         """Change the delivery address while the order is Received or Processing."""
-        with self._begin() as conn:
-            order = self._order(conn, order_number)
-            if order is None:
-                return Change(Outcome.NOT_FOUND)
-            if not owns(order, email, phone):
-                return Change(Outcome.NOT_OWNER)
+
+        def change(conn: Connection, order: Order) -> Change:
             changed = conn.execute(
                 t.orders.update()
                 .where(t.orders.c.order_number == order_number)
@@ -331,6 +260,8 @@ class OrderStore:
             ).rowcount
             outcome = Outcome.DONE if changed else Outcome.NOT_ALLOWED
             return Change(outcome, self._order(conn, order_number))
+
+        return self._owner_write(order_number, email, phone, change)
 
     def start_return(
         self,
@@ -341,12 +272,8 @@ class OrderStore:
         phone: Optional[str] = None,
     ) -> Change:
         """Start a return of a delivered order inside its return window."""
-        with self._begin() as conn:
-            order = self._order(conn, order_number)
-            if order is None:
-                return Change(Outcome.NOT_FOUND)
-            if not owns(order, email, phone):
-                return Change(Outcome.NOT_OWNER)
+
+        def start(conn: Connection, order: Order) -> Change:
             existing = conn.execute(
                 select(t.returns.c.id)
                 .where(t.returns.c.order_number == order_number)
@@ -368,6 +295,8 @@ class OrderStore:
                 )
             ).inserted_primary_key[0]
             return Change(Outcome.DONE, order, return_reference(row_id))
+
+        return self._owner_write(order_number, email, phone, start)
 
     def open_case(self, order_number: str, kind: str) -> Change:
         """Open a case for the team (delivery problem, duplicate payment); one per kind."""
@@ -455,6 +384,7 @@ class OrderStore:
 
 @functools.lru_cache(maxsize=8)
 def _store_for(url: str, today: Optional[str]) -> OrderStore:
+    """One store per URL and fixed day, shared by every action in the process."""
     if today is None:
         return OrderStore(url)
     try:
