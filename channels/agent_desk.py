@@ -255,7 +255,11 @@ class AgentDeskInput(InputChannel):
                 {"handoff_id": handoff.handoff_id, "sender_id": sender_id, "status": "already_open"}
             )
         await self.audit.record(
-            caller.name, audit.OPEN, handoff.ref, sender_id, f"reason={reason} channel={channel}"
+            caller.name,
+            audit.OPEN,
+            handoff.ref,
+            sender_id,
+            detail=f"reason={reason} channel={channel}",
         )
         if self.slack is not None:
             try:
@@ -337,7 +341,7 @@ class AgentDeskInput(InputChannel):
         if outcome is Claim.CLAIMED_BY_OTHER:
             holder = (before.claimed_by if before else None) or "another agent"
             await self.audit.record(
-                agent, audit.REFUSED, handoff.ref, handoff.sender_id, f"claimed_by={holder}"
+                agent, audit.REFUSED, handoff.ref, handoff.sender_id, detail=f"claimed_by={holder}"
             )
             raise DeskError(409, self._claimed_by_other(before, holder))
         if outcome is Claim.CLAIMED:
@@ -346,7 +350,11 @@ class AgentDeskInput(InputChannel):
         elif outcome is Claim.TAKEN_OVER:
             previous = (before.claimed_by if before else None) or "?"
             await self.audit.record(
-                agent, audit.TAKE_OVER, handoff.ref, handoff.sender_id, f"previous={previous}"
+                agent,
+                audit.TAKE_OVER,
+                handoff.ref,
+                handoff.sender_id,
+                detail=f"previous={previous}",
             )
             await self._note(handoff, f"Taken over by {shown(agent)} from {shown(previous)}.")
         return outcome
@@ -397,7 +405,7 @@ class AgentDeskInput(InputChannel):
             audit.MESSAGE,
             handoff.ref,
             sender_id,
-            f"length={len(text)} delivered={str(delivered).lower()}",
+            detail=f"length={len(text)} delivered={str(delivered).lower()}",
         )
         return delivered
 
@@ -453,7 +461,7 @@ class AgentDeskInput(InputChannel):
                 audit.REFUSED,
                 current.ref,
                 sender_id,
-                f"claimed_by={current.claimed_by}",
+                detail=f"claimed_by={current.claimed_by}",
             )
             raise DeskError(409, self._claimed_by_other(current, current.claimed_by))
         return current
@@ -504,7 +512,11 @@ class AgentDeskInput(InputChannel):
             handoff.ref,
         )
         await self.audit.record(
-            agent_name, audit.REFUSED, handoff.ref, handoff.sender_id, "not in agent_user_ids"
+            agent_name,
+            audit.REFUSED,
+            handoff.ref,
+            handoff.sender_id,
+            detail="not in agent_user_ids",
         )
         await self._note(
             handoff,

@@ -57,6 +57,8 @@ class AgentDeskConfigError(ChannelConfigError):
 
 @dataclass(frozen=True)
 class AgentDeskConfig:
+    """The agent desk's settings, checked: every key of :func:`get_default_config`."""
+
     token: str
     db: DatabaseLocation
     handback_response: Optional[str]
@@ -67,6 +69,10 @@ class AgentDeskConfig:
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Mapping[str, Any]]) -> AgentDeskConfig:
+        """The settings from the desk's credentials.yml entry over the defaults.
+
+        Raises :class:`AgentDeskConfigError` for a key that cannot work.
+        """
         values = merged(
             dict(credentials or {}), get_default_config(), AgentDeskConfigError, keep_nulls=True
         )

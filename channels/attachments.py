@@ -51,10 +51,12 @@ class Attachment:
 
     @property
     def supported(self) -> bool:
+        """Whether the bot can use this kind of attachment."""
         return self.kind in SUPPORTED_KINDS
 
     @property
     def word(self) -> str:
+        """The word the bot's replies use for this kind ("photo", "voice note", ...)."""
         return SUPPORTED_KINDS.get(self.kind) or UNSUPPORTED_WORDS.get(self.kind, "file")
 
 
@@ -89,6 +91,7 @@ class Said:
     parse_data: Optional[Dict[str, Any]] = None
 
     def with_metadata(self, extra: Dict[str, Any]) -> Said:
+        """The same message with ``extra`` added to its metadata (``extra`` wins)."""
         return Said(self.text, {**self.metadata, **extra}, self.parse_data)
 
 

@@ -71,10 +71,14 @@ class ChannelDatabase:
         with self.engine.begin() as connection:
             yield connection
 
-    def execute(self, sql: str, parameters: Optional[Mapping[str, Any]] = None) -> Any:
-        """One statement in a transaction of its own; returns its result (rows fetched)."""
+    def execute(self, sql: str, parameters: Mapping[str, Any]) -> Any:
+        """One statement in a transaction of its own; its rows, or how many rows changed.
+
+        ``parameters``: the values of the statement's ``:name`` placeholders (``{}``
+        for none).
+        """
         with self.transaction() as connection:
-            result = connection.execute(sa.text(sql), dict(parameters or {}))
+            result = connection.execute(sa.text(sql), dict(parameters))
             if result.returns_rows:
                 return result.fetchall()
             return result.rowcount

@@ -442,7 +442,7 @@ def describe_handoffs(plan: HandoffPlan, apply: bool) -> List[str]:
 
 
 # ------------------------------------------------------------------------------ CLI
-def _arguments(argv: Optional[Sequence[str]]) -> argparse.Namespace:
+def _arguments(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m channels.conversation_id_migration",
         description="Rename stored conversations to ids that name their channel "
@@ -471,8 +471,8 @@ def _arguments(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the migration; returns the exit status."""
+def main(argv: Sequence[str]) -> int:
+    """Run the migration on ``argv`` (without the program name); returns the exit status."""
     arguments = _arguments(argv)
     try:
         engine = tracker_engine(arguments.endpoints, arguments.workdir)
@@ -541,4 +541,4 @@ def _first_line(error: BaseException) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

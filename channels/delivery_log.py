@@ -20,10 +20,9 @@ from typing import Callable, Optional
 import sqlalchemy as sa
 
 from channels.channel_database import ChannelDatabase
-from channels.settings import DEFAULT_DEDUP_DB, DEFAULT_DEDUP_WINDOW_SECONDS
+from channels.settings import DEFAULT_DEDUP_WINDOW_SECONDS
 
 DEFAULT_WINDOW_SECONDS = DEFAULT_DEDUP_WINDOW_SECONDS
-DEFAULT_PATH = DEFAULT_DEDUP_DB
 
 
 class DeliveryLog:
@@ -31,7 +30,7 @@ class DeliveryLog:
 
     def __init__(
         self,
-        location: str | Path = DEFAULT_PATH,
+        location: str | Path,
         *,
         window_seconds: float = DEFAULT_WINDOW_SECONDS,
         clock: Optional[Callable[[], float]] = None,

@@ -72,6 +72,7 @@ def token_hash(token: str) -> str:
 
 
 def check_name(name: str) -> str:
+    """``name`` when it is an allowed agent name; :class:`AgentError` otherwise."""
     if not NAME_PATTERN.match(name or ""):
         raise AgentError(
             f"agent name {name!r} is not allowed: use 1-64 letters, digits, '.', '_' or '-', "
@@ -101,27 +102,34 @@ class AgentDirectory:
 
     def add_sync(self, name: str) -> str:
         """Add ``name``; its token (shown once: only its hash is kept)."""
-        check_name(name)
-        token = new_token()
-        changed = self.database.execute(
+        return self._store_new_token(
+            name,
             "INSERT INTO desk_agents (name, token_hash, created_at)"
             " VALUES (:name, :hash, :now) ON CONFLICT (name) DO NOTHING",
-            {"name": name, "hash": token_hash(token), "now": self._clock()},
+            refused=f"agent {name!r} exists; `rotate` gives it a new token",
         )
-        if changed != 1:
-            raise AgentError(f"agent {name!r} exists; `rotate` gives it a new token")
-        return token
 
     def rotate_sync(self, name: str) -> str:
         """A new token for ``name``; the old one stops working at once."""
+        return self._store_new_token(
+            name,
+            "UPDATE desk_agents SET token_hash = :hash, created_at = :now WHERE name = :name",
+            refused=f"no agent {name!r}; `add` makes one",
+        )
+
+    def _store_new_token(self, name: str, statement: str, *, refused: str) -> str:
+        """Make a token for ``name`` and store its hash with ``statement``; the token.
+
+        ``statement`` takes ``:name``, ``:hash`` and ``:now``; when it changes no row,
+        :class:`AgentError` with ``refused``.
+        """
         check_name(name)
         token = new_token()
         changed = self.database.execute(
-            "UPDATE desk_agents SET token_hash = :hash, created_at = :now WHERE name = :name",
-            {"name": name, "hash": token_hash(token), "now": self._clock()},
+            statement, {"name": name, "hash": token_hash(token), "now": self._clock()}
         )
         if changed != 1:
-            raise AgentError(f"no agent {name!r}; `add` makes one")
+            raise AgentError(refused)
         return token
 
     def remove_sync(self, name: str) -> bool:
@@ -132,10 +140,12 @@ class AgentDirectory:
         return bool(changed == 1)
 
     def list_sync(self) -> List[Agent]:
-        rows = self.database.execute("SELECT name, created_at FROM desk_agents ORDER BY name")
+        """Every agent, by name."""
+        rows = self.database.execute("SELECT name, created_at FROM desk_agents ORDER BY name", {})
         return [Agent(str(name), float(created)) for name, created in rows]
 
     def exists_sync(self, name: str) -> bool:
+        """Whether an agent called ``name`` exists."""
         rows = self.database.execute("SELECT 1 FROM desk_agents WHERE name = :name", {"name": name})
         return bool(rows)
 
@@ -155,6 +165,7 @@ class AgentDirectory:
         return None
 
     async def authenticate(self, token: str) -> Optional[str]:
+        """:meth:`authenticate_sync` off the event loop."""
         return await asyncio.to_thread(self.authenticate_sync, token)
 
 
@@ -203,6 +214,7 @@ def write_token_file(path: Path, token: str) -> None:
 
 
 def read_token_file(path: Path) -> Optional[str]:
+    """The token kept in ``path``, or None when it is missing, unreadable or empty."""
     try:
         return path.read_text(encoding="utf-8").strip() or None
     except OSError:
@@ -258,7 +270,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str]) -> int:
+    """Run the command line on ``argv`` (without the program name); the exit status."""
     arguments = _parser().parse_args(argv)
     try:
         location = (
@@ -313,4 +326,4 @@ def _run(arguments: Any, location: DatabaseLocation) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

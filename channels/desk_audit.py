@@ -69,8 +69,9 @@ class DeskAudit:
         )
 
     def record_sync(
-        self, agent: str, action: str, handoff_id: str, sender_id: str, detail: str = ""
+        self, agent: str, action: str, handoff_id: str, sender_id: str, *, detail: str = ""
     ) -> None:
+        """Add a row to the trail and log it (``detail``: how much, never what was said)."""
         self.database.execute(
             "INSERT INTO desk_audit (at, agent, action, handoff_id, sender_id, detail)"
             " VALUES (:at, :agent, :action, :handoff_id, :sender_id, :detail)",
@@ -92,9 +93,12 @@ class DeskAudit:
         )
 
     async def record(
-        self, agent: str, action: str, handoff_id: str, sender_id: str, detail: str = ""
+        self, agent: str, action: str, handoff_id: str, sender_id: str, *, detail: str = ""
     ) -> None:
-        await asyncio.to_thread(self.record_sync, agent, action, handoff_id, sender_id, detail)
+        """:meth:`record_sync` off the event loop."""
+        await asyncio.to_thread(
+            self.record_sync, agent, action, handoff_id, sender_id, detail=detail
+        )
 
     def entries_sync(
         self, *, handoff_id: Optional[str] = None, limit: int = 50

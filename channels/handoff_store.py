@@ -30,9 +30,7 @@ from typing import Callable, List, Optional, Tuple
 import sqlalchemy as sa
 
 from channels.channel_database import ChannelDatabase
-from channels.settings import DEFAULT_DESK_DB
 
-DEFAULT_PATH = DEFAULT_DESK_DB
 _REFERENCE = re.compile(r"^h-[0-9a-f]{12}$")
 # Columns added after the first release: an existing desk database gets them when a
 # server starts (see :meth:`HandoffStore._upgrade`).
@@ -83,6 +81,7 @@ class Handoff:
 
     @property
     def is_open(self) -> bool:
+        """Whether the conversation is still with a person (not handed back)."""
         return self.closed_at is None
 
     @property
@@ -119,7 +118,7 @@ class HandoffStore:
 
     def __init__(
         self,
-        location: str | Path = DEFAULT_PATH,
+        location: str | Path,
         *,
         clock: Optional[Callable[[], float]] = None,
         setting: str = "db",
@@ -197,9 +196,11 @@ class HandoffStore:
         return bool(changed == 1)
 
     def get_sync(self, sender_id: str) -> Optional[Handoff]:
+        """The hand-off of conversation ``sender_id`` (open or closed), or None."""
         return self._one("sender_id = :key", sender_id)
 
     def by_reference_sync(self, handoff_id: str) -> Optional[Handoff]:
+        """The hand-off whose reference is ``handoff_id`` (``h-…``), or None."""
         return self._one("handoff_id = :key", handoff_id)
 
     def find_sync(self, ref: str) -> Optional[Handoff]:
@@ -208,11 +209,13 @@ class HandoffStore:
         return found or self.get_sync(ref)
 
     def by_thread_sync(self, thread_ts: str) -> Optional[Handoff]:
+        """The open hand-off discussed in the Slack thread ``thread_ts``, or None."""
         return self._one("thread_ts = :key AND closed_at IS NULL", thread_ts)
 
     def list_open_sync(self) -> List[Handoff]:
+        """Every open hand-off, oldest first."""
         rows = self.database.execute(
-            f"SELECT {_COLUMNS} FROM handoffs WHERE closed_at IS NULL ORDER BY opened_at"
+            f"SELECT {_COLUMNS} FROM handoffs WHERE closed_at IS NULL ORDER BY opened_at", {}
         )
         return [Handoff(*row) for row in rows]
 
@@ -310,7 +313,7 @@ class HandoffStore:
         )
 
     # ------------------------------------------------------------- close and more
-    def close_sync(self, sender_id: str, agent: Optional[str] = None) -> bool:
+    def close_sync(self, sender_id: str, *, agent: Optional[str] = None) -> bool:
         """Close the open hand-off of ``sender_id``; False when none was open.
 
         With ``agent``, only if that agent holds the claim.
@@ -325,6 +328,7 @@ class HandoffStore:
         return bool(changed == 1)
 
     def set_thread_sync(self, sender_id: str, thread_ts: str) -> None:
+        """Record the Slack thread ``thread_ts`` where agents discuss ``sender_id``."""
         with self._lock:
             self.database.execute(
                 "UPDATE handoffs SET thread_ts = :thread_ts WHERE sender_id = :sender_id",
@@ -346,38 +350,49 @@ class HandoffStore:
 
     # Async wrappers: database calls leave the event loop.
     async def open(self, sender_id: str, channel: str, reason: str, since: float) -> bool:
+        """:meth:`open_sync` off the event loop."""
         return await asyncio.to_thread(self.open_sync, sender_id, channel, reason, since)
 
     async def get(self, sender_id: str) -> Optional[Handoff]:
+        """:meth:`get_sync` off the event loop."""
         return await asyncio.to_thread(self.get_sync, sender_id)
 
     async def find(self, ref: str) -> Optional[Handoff]:
+        """:meth:`find_sync` off the event loop."""
         return await asyncio.to_thread(self.find_sync, ref)
 
     async def by_thread(self, thread_ts: str) -> Optional[Handoff]:
+        """:meth:`by_thread_sync` off the event loop."""
         return await asyncio.to_thread(self.by_thread_sync, thread_ts)
 
     async def list_open(self) -> List[Handoff]:
+        """:meth:`list_open_sync` off the event loop."""
         return await asyncio.to_thread(self.list_open_sync)
 
     async def claim(
         self, sender_id: str, agent: str, *, take_over_idle_s: Optional[float] = None
     ) -> Tuple[Claim, Optional[Handoff]]:
+        """:meth:`claim_sync` off the event loop."""
         return await asyncio.to_thread(
             lambda: self.claim_sync(sender_id, agent, take_over_idle_s=take_over_idle_s)
         )
 
     async def release(self, sender_id: str, agent: str) -> bool:
+        """:meth:`release_sync` off the event loop."""
         return await asyncio.to_thread(self.release_sync, sender_id, agent)
 
     async def answered(self, sender_id: str, agent: str) -> bool:
+        """:meth:`answered_sync` off the event loop."""
         return await asyncio.to_thread(self.answered_sync, sender_id, agent)
 
-    async def close(self, sender_id: str, agent: Optional[str] = None) -> bool:
-        return await asyncio.to_thread(self.close_sync, sender_id, agent)
+    async def close(self, sender_id: str, *, agent: Optional[str] = None) -> bool:
+        """:meth:`close_sync` off the event loop."""
+        return await asyncio.to_thread(lambda: self.close_sync(sender_id, agent=agent))
 
     async def set_thread(self, sender_id: str, thread_ts: str) -> None:
+        """:meth:`set_thread_sync` off the event loop."""
         await asyncio.to_thread(self.set_thread_sync, sender_id, thread_ts)
 
     async def claim_forward(self, sender_id: str, seen: float, until: float) -> bool:
+        """:meth:`claim_forward_sync` off the event loop."""
         return await asyncio.to_thread(self.claim_forward_sync, sender_id, seen, until)

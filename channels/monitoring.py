@@ -58,10 +58,15 @@ class MonitoringInput(InputChannel):
 
     @classmethod
     def name(cls) -> str:
+        """The channel's name in Rasa: ``monitoring``."""
         return CHANNEL
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[str, Any]]) -> InputChannel:
+        """The channel from its credentials.yml section: only ``metrics_token``, if any.
+
+        Raises :class:`MonitoringError` for another key or a token under 16 characters.
+        """
         given = dict(credentials or {})
         unknown = sorted(str(key) for key in given if key != "metrics_token")
         if unknown:
@@ -78,10 +83,11 @@ class MonitoringInput(InputChannel):
             )
         return cls(metrics_token=token)
 
-    def __init__(self, metrics_token: Optional[str] = None) -> None:
+    def __init__(self, *, metrics_token: Optional[str] = None) -> None:
         self.metrics_token = metrics_token
 
     def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
+        """Routes ``GET /health`` (no token) and ``GET /metrics`` (the metrics token)."""
         monitoring = Blueprint("rasa_llm_monitoring", __name__)
 
         @monitoring.get("/health")

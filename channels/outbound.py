@@ -154,7 +154,7 @@ async def call_with_retry(
     return None  # not reached: the loop returns or logs on its last attempt
 
 
-def http_failure(status: Optional[int], retry_after: Optional[str] = None) -> Failure:
+def http_failure(status: Optional[int], *, retry_after: Optional[str] = None) -> Failure:
     """Classify an HTTP status: 429 and 5xx retry; a 5xx but 503 may have been acted on."""
     seconds: Optional[float] = None
     if retry_after:

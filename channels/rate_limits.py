@@ -139,7 +139,7 @@ class RateLimiter:
         # key -> (tokens left, when they were counted)
         self._buckets: OrderedDict[str, Tuple[float, float]] = OrderedDict()
 
-    def take(self, key: str, cost: float = 1.0) -> Optional[float]:
+    def take(self, key: str, *, cost: float = 1.0) -> Optional[float]:
         """Spend ``cost`` from ``key``'s bucket: None if allowed, else seconds to wait.
 
         A refused request spends nothing, so a caller that waits as told gets through.
@@ -157,9 +157,9 @@ class RateLimiter:
         self._remember(key, tokens, now)
         return (cost - tokens) / per_second
 
-    def check(self, key: str, what: str, cost: float = 1.0) -> None:
+    def check(self, key: str, what: str, *, cost: float = 1.0) -> None:
         """:meth:`take`, raising :class:`RateLimited` (a 429) when over the limit."""
-        wait = self.take(key, cost)
+        wait = self.take(key, cost=cost)
         if wait is not None:
             raise RateLimited(what, wait)
 

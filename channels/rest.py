@@ -106,6 +106,8 @@ class RestConfigError(ChannelConfigError):
 
 @dataclass(frozen=True)
 class RestConfig:
+    """The REST channel's settings, checked: every key of :func:`get_default_config`."""
+
     token: str
     max_message_chars: int
     max_body_bytes: int
@@ -114,6 +116,10 @@ class RestConfig:
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Mapping[str, Any]]) -> RestConfig:
+        """The settings from the channel's credentials.yml entry over the defaults.
+
+        Raises :class:`RestConfigError` for a key that cannot work.
+        """
         given = dict(credentials or {})
         defaults = get_default_config()
         # Of several unknown keys, this channel names the first in sorted order.
@@ -142,10 +148,12 @@ class RestInput(InputChannel):
 
     @classmethod
     def name(cls) -> str:
+        """The channel's name in Rasa: ``rest``."""
         return CHANNEL
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[str, Any]]) -> InputChannel:
+        """The channel configured by its credentials.yml entry."""
         return cls(RestConfig.from_credentials(credentials))
 
     def __init__(self, config: RestConfig) -> None:
@@ -157,6 +165,7 @@ class RestInput(InputChannel):
         self.refused_per_address = RateLimiter(config.unauthenticated_rate)
 
     def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
+        """Routes ``GET /`` (health) and ``POST /webhook`` (a message; the replies)."""
         rest = Blueprint("rasa_llm_rest", __name__)
 
         @rest.get("/")

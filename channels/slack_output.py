@@ -60,7 +60,7 @@ def classify_slack_error(error: BaseException) -> Failure:
         headers = getattr(response, "headers", None) or {}
         data = getattr(response, "data", None)
         code = data.get("error") if isinstance(data, dict) else None
-        failure = http_failure(status, headers.get("Retry-After"))
+        failure = http_failure(status, retry_after=headers.get("Retry-After"))
         if code:
             return replace(failure, reason=f"{failure.reason} ({code})")
         return failure

@@ -128,7 +128,7 @@ class TwilioHttp(AsyncHttpClient):
 def classify(error: BaseException) -> Failure:
     """Whether an attempt to send may be retried, and why it failed (no text, no token)."""
     if isinstance(error, TwilioRetryable):
-        return http_failure(error.status, error.retry_after)
+        return http_failure(error.status, retry_after=error.retry_after)
     if isinstance(error, TwilioRestException):
         failure = http_failure(error.status)
         code = f", Twilio error {error.code}" if error.code else ""

@@ -33,6 +33,7 @@ class Turns:
 
     @contextlib.asynccontextmanager
     async def turn(self, key: str) -> AsyncIterator[None]:
+        """Hold ``key``'s turn for the ``async with`` block, after its earlier holders."""
         entry = self._entries.setdefault(key, _Entry())
         entry.users += 1
         try:

@@ -61,6 +61,7 @@ def read_body(
 
 
 def decode_utf8(body: bytes) -> str:
+    """``body`` as UTF-8 text, or a 400 naming the first byte that is not."""
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -105,6 +106,7 @@ def parse_form(body: bytes) -> dict[str, str]:
 
 
 def require(fields: dict[str, Any], *names: str, where: Optional[str] = None) -> None:
+    """A 400 naming each of ``names`` missing or empty in ``fields`` (``where``: in what)."""
     missing = [name for name in names if fields.get(name) in (None, "")]
     if missing:
         place = f" in {where}" if where else ""

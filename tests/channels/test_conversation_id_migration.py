@@ -183,8 +183,8 @@ def test_old_conversations_move_to_their_channels_and_rasa_finds_them(setup, cap
     desk.open_sync("sms:+447700900555", "twilio", "asked_for_human", 301)
     desk.open_sync("ghost", "twilio", "asked_for_human", 1)  # no such conversation
     # Columns of other versions (agents' claims, say) are carried, never touched.
-    desk.database.execute("ALTER TABLE handoffs ADD COLUMN migration_test_note TEXT")
-    desk.database.execute("UPDATE handoffs SET migration_test_note = 'kept'")
+    desk.database.execute("ALTER TABLE handoffs ADD COLUMN migration_test_note TEXT", {})
+    desk.database.execute("UPDATE handoffs SET migration_test_note = 'kept'", {})
     handoff_row = row_of(desk, "+447700900123")
 
     before = setup.rows()

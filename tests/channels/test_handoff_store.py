@@ -74,19 +74,19 @@ def test_one_agent_claims_answers_and_hands_back(tmp_path: Path):
     store = HandoffStore(tmp_path / "h.db", clock=clock)
     store.open_sync("c1", "telegram", "asked_for_person", 0.0)
     assert not store.answered_sync("c1", "anna"), "no answer before a claim"
-    assert not store.close_sync("c1", "anna"), "no hand-back before a claim"
+    assert not store.close_sync("c1", agent="anna"), "no hand-back before a claim"
     assert store.claim_sync("c1", "anna")[0] is Claim.CLAIMED
     assert store.claim_sync("c1", "anna")[0] is Claim.ALREADY_YOURS
     outcome, holder = store.claim_sync("c1", "ben")
     assert outcome is Claim.CLAIMED_BY_OTHER and holder is not None
     assert holder.claimed_by == "anna"
-    assert not store.answered_sync("c1", "ben") and not store.close_sync("c1", "ben")
+    assert not store.answered_sync("c1", "ben") and not store.close_sync("c1", agent="ben")
     clock.now += 30
     assert store.answered_sync("c1", "anna")
     handoff = store.get_sync("c1")
     assert handoff is not None and handoff.first_answer_at == 1030.0
     assert handoff.waited_s(now=5000.0) == 30.0
-    assert store.close_sync("c1", "anna")
+    assert store.close_sync("c1", agent="anna")
     assert store.claim_sync("c1", "anna")[0] is Claim.NOT_OPEN
 
 

@@ -144,7 +144,12 @@ def test_honours_retry_after_but_caps_it():
     assert (
         _run(
             call_with_retry(
-                "t", "post", call, lambda e: http_failure(429, "7"), policy=policy, sleep=sleep
+                "t",
+                "post",
+                call,
+                lambda e: http_failure(429, retry_after="7"),
+                policy=policy,
+                sleep=sleep,
             )
         )
         is None
@@ -153,7 +158,12 @@ def test_honours_retry_after_but_caps_it():
     waits.clear()
     _run(
         call_with_retry(
-            "t", "post", call, lambda e: http_failure(429, "120"), policy=policy, sleep=sleep
+            "t",
+            "post",
+            call,
+            lambda e: http_failure(429, retry_after="120"),
+            policy=policy,
+            sleep=sleep,
         )
     )
     assert waits == [10.0, 10.0]
