@@ -55,6 +55,7 @@ class CausalLMTask:
         return causal_lm_loss_sum(logits, batch["labels"])
 
     def loss(self, batch: Sequence[int]) -> torch.Tensor:
+        """Mean cross-entropy per supervised token of the training examples at ``batch``."""
         self.batches_trained += 1
         total, count = self._loss_sum([self.train[i] for i in batch])
         return total / max(1, count)
@@ -66,7 +67,7 @@ class CausalLMTask:
         self.model.eval()
         total, count = 0.0, 0
         for start in range(0, len(self.validation), self.batch_size):
-            with autocast(self.device, self.cpu_bf16):
+            with autocast(self.device, cpu_bf16=self.cpu_bf16):
                 part, n = self._loss_sum(self.validation[start : start + self.batch_size])
             total += float(part)
             count += n
@@ -74,6 +75,7 @@ class CausalLMTask:
         return total / max(1, count)
 
     def validate(self) -> Dict[str, float]:
+        """Held-out loss, its perplexity, and ``score`` (the negated loss: higher is better)."""
         started = time.perf_counter()
         loss = self.held_out_loss()
         self.validation_seconds += time.perf_counter() - started
@@ -94,4 +96,5 @@ def causal_lm_loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torc
 
 
 def perplexity(loss: float) -> float:
+    """``exp(loss)``, with the loss capped at 700 so that it stays a finite float."""
     return math.exp(min(loss, 700.0))  # exp overflows a float past about 709

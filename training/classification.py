@@ -219,7 +219,9 @@ def run_classifier(args: ClassifierArguments) -> int:
         model, tokenizer, base_name, training = _fine_tuned(args, data, out, device)
 
     def encode(texts: Sequence[str]) -> Tuple[np.ndarray, np.ndarray]:
-        return predict(model, tokenizer, texts, args.max_length, device, args.eval_batch_size)
+        return predict(
+            model, tokenizer, texts, args.max_length, device, batch_size=args.eval_batch_size
+        )
 
     # The neighbour score's bank: the float32 model's vectors of the in-scope training
     # rows (outliers trained on are not examples of any intent). The int8 graph's
@@ -229,7 +231,7 @@ def run_classifier(args: ClassifierArguments) -> int:
         if data.oos_label and args.oos_score == SOFTMAX_AND_NEIGHBOUR
         else None
     )
-    scored = score(data, encode, args.calibrate, args.target_oos_recall, neighbours)
+    scored = score(data, encode, args.calibrate, args.target_oos_recall, neighbours=neighbours)
     temperature, threshold, test_probs, report = (
         scored.temperature,
         scored.threshold,
@@ -238,7 +240,9 @@ def run_classifier(args: ClassifierArguments) -> int:
     )
     # Last, as it moves the model to the CPU: the calibration of the int8 graph that
     # answers on a CPU (what a bot adopting this classifier serves by default).
-    int8_graph, int8 = int8_calibration(model, tokenizer, data, args, test_probs, neighbours)
+    int8_graph, int8 = int8_calibration(
+        model, tokenizer, data, args, test_probs, neighbours=neighbours
+    )
     report.update(
         task=task,
         **training,
@@ -282,7 +286,7 @@ def run_classifier(args: ClassifierArguments) -> int:
     if int8_graph is not None:
         meta[INT8_META] = {k: int8[k] for k in INT8_META_KEYS}
         report["served_int8"] = int8
-    save_classifier(out / MODEL_DIR, model, tokenizer, meta, KINDS[task])
+    save_classifier(out / MODEL_DIR, model, tokenizer, meta, kind=KINDS[task])
     if int8_graph is not None:
         (out / MODEL_DIR / GRAPH_FILE).write_bytes(int8_graph)
     if neighbours is not None:
@@ -381,6 +385,7 @@ def score(
     encode: Callable[[Sequence[str]], Tuple[np.ndarray, np.ndarray]],
     calibrate: bool,
     target_oos_recall: float,
+    *,
     neighbours: Optional[np.ndarray] = None,
 ) -> Scored:
     """Fit the temperature (and threshold) on validation, then score TEST with them.
@@ -403,8 +408,8 @@ def score(
     scorer: Optional[NeighbourScore] = None
     if data.oos_label:
         oos_vectors, oos_logits = encode(data.validation_oos)
-        oos_conf = calibration.softmax(oos_logits, temperature).max(axis=1)
-        in_conf = calibration.softmax(val_logits, temperature).max(axis=1)
+        oos_conf = calibration.softmax(oos_logits, temperature=temperature).max(axis=1)
+        in_conf = calibration.softmax(val_logits, temperature=temperature).max(axis=1)
         if neighbours is not None:  # prepare() made sure of 2+ validation rows
             scorer = NeighbourScore.fit(neighbours, val_vectors, in_conf)
             in_conf, oos_conf = scorer(val_vectors, in_conf), scorer(oos_vectors, oos_conf)
@@ -414,11 +419,13 @@ def score(
             for target in OPERATING_POINTS
         }
     test_vectors, test_logits = encode(data.test.texts)
-    test_probs = calibration.softmax(test_logits, temperature)
+    test_probs = calibration.softmax(test_logits, temperature=temperature)
     test_scores = None if scorer is None else scorer(test_vectors, test_probs.max(axis=1))
-    report = evaluate(data, test_probs, threshold, test_scores)
+    report = evaluate(data, test_probs, threshold, scores=test_scores)
     if "oos_recall" in report:
-        report["operating_points"] = operating_points(data, test_probs, thresholds, test_scores)
+        report["operating_points"] = operating_points(
+            data, test_probs, thresholds, scores=test_scores
+        )
     record = None if scorer is None else scorer.record()
     return Scored(temperature, threshold, test_probs, report, record, test_scores)
 
@@ -429,6 +436,7 @@ def int8_calibration(
     data: PreparedData,
     args: ClassifierArguments,
     float32_probs: np.ndarray,
+    *,
     neighbours: Optional[np.ndarray] = None,
 ) -> Tuple[Optional[bytes], Dict[str, Any]]:
     """The int8 ONNX graph a CPU serves, its own temperature and threshold, its figures.
@@ -456,19 +464,19 @@ def int8_calibration(
         logger.warning("no int8 graph stored with the model: %s", e)
         return None, {}
 
-    def encode(texts: Sequence[str], of: Any = served) -> Tuple[np.ndarray, np.ndarray]:
-        return predict(of, tokenizer, texts, args.max_length, cpu, args.eval_batch_size)
+    def encode(texts: Sequence[str], *, of: Any = served) -> Tuple[np.ndarray, np.ndarray]:
+        return predict(of, tokenizer, texts, args.max_length, cpu, batch_size=args.eval_batch_size)
 
-    def logits_of(texts: Sequence[str], of: Any = served) -> np.ndarray:
-        return encode(texts, of)[1]
+    def logits_of(texts: Sequence[str], *, of: Any = served) -> np.ndarray:
+        return encode(texts, of=of)[1]
 
-    scored = score(data, encode, args.calibrate, args.target_oos_recall, neighbours)
+    scored = score(data, encode, args.calibrate, args.target_oos_recall, neighbours=neighbours)
     # How many answers the graph changes on texts the model did not train on: a bot's
     # `quantize: auto` serves float32 below its int8_min_agreement (rasa_llm.models.serving).
     texts, measured_on = agreement_texts(
-        [*data.validation.texts, *data.validation_oos], data.train.texts, args.seed
+        [*data.validation.texts, *data.validation_oos], data.train.texts, seed=args.seed
     )
-    agreement = agreement_record(logits_of(texts, model), logits_of(texts), measured_on)
+    agreement = agreement_record(logits_of(texts, of=model), logits_of(texts), measured_on)
     figures = {
         "temperature": scored.temperature,
         "oos_threshold": scored.threshold,
@@ -488,6 +496,7 @@ def evaluate(
     data: PreparedData,
     probs: np.ndarray,
     threshold: Optional[float],
+    *,
     scores: Optional[np.ndarray] = None,
 ) -> Dict[str, Any]:
     """Closed-set figures on the in-scope TEST rows; out-of-scope figures on all rows.
@@ -535,6 +544,7 @@ def operating_points(
     data: PreparedData,
     probs: np.ndarray,
     thresholds: Dict[float, float],
+    *,
     scores: Optional[np.ndarray] = None,
 ) -> List[Dict[str, float]]:
     """TEST's out-of-scope figures at thresholds chosen on validation for other targets.
@@ -544,7 +554,7 @@ def operating_points(
     """
     rows = []
     for target, threshold in sorted(thresholds.items()):
-        figures = evaluate(data, probs, threshold, scores)
+        figures = evaluate(data, probs, threshold, scores=scores)
         rows.append(
             {
                 "target_oos_recall": target,

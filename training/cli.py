@@ -12,7 +12,7 @@ import argparse
 import logging
 import os
 import sys
-from typing import List, Optional, Sequence
+from typing import Sequence
 
 from training.arguments import (
     DEFAULT_OOS_SCORE,
@@ -271,6 +271,7 @@ def add_classifier_arguments(parser: argparse.ArgumentParser, task: str) -> None
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m training`` parser with its four commands and their flags."""
     parser = argparse.ArgumentParser(
         prog="python -m training",
         description="Fine-tune and evaluate the models rasa-llm serves: the intent "
@@ -333,13 +334,17 @@ def parse_arguments(argv: Sequence[str]) -> Arguments:
     return arguments_of(build_parser().parse_args(list(argv)))
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: Sequence[str]) -> int:
+    """Run the command line ``argv`` (without the program name); the exit status.
+
+    Returns 2, with one line on stderr, when an input is wrong.
+    """
     # Nothing is downloaded, and Rasa sends nothing out, whatever the caller's shell says.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    namespace = build_parser().parse_args(argv)
+    namespace = build_parser().parse_args(list(argv))
     logging.basicConfig(
         level=logging.DEBUG if namespace.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

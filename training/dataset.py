@@ -36,6 +36,7 @@ class LabelledTexts:
         return len(self.texts)
 
     def subset(self, indices: Iterable[int]) -> LabelledTexts:
+        """The rows at ``indices``, in that order, from the same source."""
         picked = list(indices)
         return LabelledTexts(
             [self.texts[i] for i in picked], [self.labels[i] for i in picked], self.source

@@ -348,7 +348,7 @@ def _knowledge_reply(answer: Optional[str]) -> Any:
 # ------------------------------------------------------------------ no copies
 
 
-def evaluation_texts(directory: Path = EVALUATION_DIR) -> List[str]:
+def evaluation_texts(*, directory: Path = EVALUATION_DIR) -> List[str]:
     """Every ``text`` of every YAML file in the evaluation directory."""
     texts: List[str] = []
     for path in sorted(directory.glob("*.yml")):

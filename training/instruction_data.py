@@ -66,6 +66,7 @@ class TokenizedExample:
 
     @property
     def supervised_tokens(self) -> int:
+        """How many tokens are learned (labels other than ``-100``)."""
         return sum(1 for label in self.labels if label != IGNORE_INDEX)
 
 

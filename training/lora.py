@@ -22,7 +22,7 @@ class LoRALinear(nn.Module):
     what the original did and training moves it away from there.
     """
 
-    def __init__(self, base: nn.Linear, rank: int, alpha: float, dropout: float = 0.0) -> None:
+    def __init__(self, base: nn.Linear, rank: int, alpha: float, *, dropout: float = 0.0) -> None:
         super().__init__()
         if rank < 1:
             raise ValueError(f"LoRA rank must be at least 1, got {rank}")
@@ -45,13 +45,16 @@ class LoRALinear(nn.Module):
 
     @property
     def in_features(self) -> int:
+        """The wrapped layer's input width."""
         return self.base.in_features
 
     @property
     def out_features(self) -> int:
+        """The wrapped layer's output width."""
         return self.base.out_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The frozen layer's output plus the scaled low-rank update of ``x``."""
         update = self.dropout(x) @ self.lora_a.t() @ self.lora_b.t()
         return self.base(x) + update * self.scaling
 
@@ -77,6 +80,7 @@ class LoRALinear(nn.Module):
         return merged
 
     def extra_repr(self) -> str:
+        """Rank and alpha, shown when the module is printed."""
         return f"rank={self.rank}, alpha={self.alpha}"
 
 
@@ -122,7 +126,7 @@ def add_lora(
     for name in chosen:
         parent, attribute = _parent_of(model, name)
         base = getattr(parent, attribute)
-        setattr(parent, attribute, LoRALinear(base, rank, alpha, dropout))
+        setattr(parent, attribute, LoRALinear(base, rank, alpha, dropout=dropout))
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 

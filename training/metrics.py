@@ -92,7 +92,7 @@ def classification_figures(confusion: np.ndarray, labels: Sequence[str]) -> Dict
 
 
 def reliability_bins(
-    probs: np.ndarray, labels: np.ndarray, n_bins: int = 10
+    probs: np.ndarray, labels: np.ndarray, *, n_bins: int = 10
 ) -> List[Dict[str, float]]:
     """The bins of a reliability diagram over the top-class confidence.
 

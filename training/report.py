@@ -112,7 +112,7 @@ def _cell(value: Any, *, rate: bool = False) -> str:
 
 
 def _table(
-    title: str, header: Sequence[str], rows: Sequence[Sequence[str]], first_left: bool = False
+    title: str, header: Sequence[str], rows: Sequence[Sequence[str]], *, first_left: bool = False
 ) -> List[str]:
     """A Markdown section: heading, then a table of right-aligned figures."""
     align = ["---" if first_left and i == 0 else "---:" for i in range(len(header))]

@@ -105,11 +105,11 @@ def test_reliability_bins_weighted_gap_is_the_ece() -> None:
     probs = softmax(rng.normal(0, 2.5, size=(500, 4)))
     labels = rng.integers(0, 4, 500)
     for n_bins in (5, 10, 15):
-        bins = reliability_bins(probs, labels, n_bins)
+        bins = reliability_bins(probs, labels, n_bins=n_bins)
         assert len(bins) == n_bins
         assert sum(b["count"] for b in bins) == 500
         gap = sum(b["count"] * abs(b["confidence"] - b["accuracy"]) for b in bins) / 500
-        assert gap == pytest.approx(expected_calibration_error(probs, labels, n_bins))
+        assert gap == pytest.approx(expected_calibration_error(probs, labels, n_bins=n_bins))
 
 
 def test_reliability_bins_by_hand() -> None:
