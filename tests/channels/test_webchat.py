@@ -482,13 +482,13 @@ def test_messages_of_one_session_reach_the_bot_in_order_and_a_failure_does_not_s
 
     async def scenario() -> None:
         for index in range(1, 4):
-            channel._enqueue("s1", [Said(f"message {index}")], on_new_message)
-        channel._enqueue("s1", [Said("boom 2"), Said("after the failure 1")], on_new_message)
-        channel._enqueue("s1", [Said("last 1")], on_new_message)
-        while channel._tails:
+            channel.turns.enqueue("s1", [Said(f"message {index}")], on_new_message)
+        channel.turns.enqueue("s1", [Said("boom 2"), Said("after the failure 1")], on_new_message)
+        channel.turns.enqueue("s1", [Said("last 1")], on_new_message)
+        while channel.turns:
             await asyncio.sleep(0.01)
 
-    with caplog.at_level(logging.ERROR, logger="channels.webchat"):
+    with caplog.at_level(logging.ERROR, logger="channels.webchat_turns"):
         asyncio.run(scenario())
     assert handled == ["message 1", "message 2", "message 3", "after the failure 1", "last 1"]
     assert "RuntimeError" in caplog.text and "boom" not in caplog.text
@@ -554,7 +554,7 @@ def test_a_silent_or_rude_page_is_closed_and_a_store_outage_still_greets(tmp_pat
     request = Request(BrokenTrackerStore())
 
     async def greet(socket: ScriptedSocket) -> Any:
-        return await channel._greet(request, socket, "127.0.0.1")  # type: ignore[arg-type]
+        return await channel.socket._greet(request, socket, "127.0.0.1")  # type: ignore[arg-type]
 
     silent = ScriptedSocket(None)
     assert asyncio.run(greet(silent)) is None and silent.close_code == 1008
@@ -798,13 +798,13 @@ def test_each_socket_refuses_frames_over_max_frame_bytes_from_their_header(tmp_p
         max_size: Any = 2**20
 
     socket = type("Socket", (), {"connection": Connection()})()
-    channel._limit_frames(socket)
+    channel.socket._limit_frames(socket)
     assert socket.connection.max_size == 4096
     socket.connection.max_size = None  # unlimited
-    channel._limit_frames(socket)
+    channel.socket._limit_frames(socket)
     assert socket.connection.max_size == 4096
     socket.connection.max_size = 1024  # an operator's stricter WEBSOCKET_MAX_SIZE stays
-    channel._limit_frames(socket)
+    channel.socket._limit_frames(socket)
     assert socket.connection.max_size == 1024
 
 

@@ -133,7 +133,7 @@ def greeted(channel: WebChatInput, store: Any, session: Optional[Tuple[str, str]
     if session is not None:
         hello.update(session_id=session[0], token=session[1])
     socket = FakeSocket(json.dumps(hello))
-    assert asyncio.run(channel._greet(Request(store), socket, "127.0.0.1")) is not None
+    assert asyncio.run(channel.socket._greet(Request(store), socket, "127.0.0.1")) is not None
     return socket.sent[1]
 
 
@@ -187,9 +187,9 @@ def test_each_turn_is_framed_by_typing_frames_also_when_the_bot_fails(
         await message.output_channel.send_text_message(message.sender_id, "Delivery is £3.95.")
 
     async def scenario() -> None:
-        channel._enqueue("s1", [Said("how much is delivery?")], bot)
-        channel._enqueue("s1", [Said("boom")], bot)
-        while channel._tails:
+        channel.turns.enqueue("s1", [Said("how much is delivery?")], bot)
+        channel.turns.enqueue("s1", [Said("boom")], bot)
+        while channel.turns:
             await asyncio.sleep(0.01)
 
     asyncio.run(scenario())
@@ -213,13 +213,13 @@ def test_a_page_that_reconnects_while_a_reply_is_written_shows_the_indicator(
         await released.wait()
 
     async def scenario() -> List[Dict[str, Any]]:
-        channel._enqueue(session[0], [Said("where is my order?")], slow_bot)
+        channel.turns.enqueue(session[0], [Said("where is my order?")], slow_bot)
         await asyncio.sleep(0)
         hello = {"type": "hello", "session_id": session[0], "token": session[1]}
         socket = FakeSocket(json.dumps(hello))
-        await channel._greet(Request(None), socket, "127.0.0.1")
+        await channel.socket._greet(Request(None), socket, "127.0.0.1")
         released.set()
-        while channel._tails:
+        while channel.turns:
             await asyncio.sleep(0.01)
         return socket.sent
 

@@ -47,8 +47,8 @@ def test_a_web_chat_message_reaches_rasa_as_the_sessions_webchat_conversation(tm
         received.append(message)
 
     async def scenario() -> None:
-        channel._enqueue(SESSION, [Said("where is my order?")], on_new_message)
-        while channel._tails:
+        channel.turns.enqueue(SESSION, [Said("where is my order?")], on_new_message)
+        while channel.turns:
             await asyncio.sleep(0.01)
 
     asyncio.run(scenario())
