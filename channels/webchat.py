@@ -51,12 +51,12 @@ from channels.attachments import user_messages
 from channels.delivery_log import DeliveryLog
 from channels.rate_limits import client_address
 from channels.verification import SessionRejected, SessionSigner
-from channels.webchat_config import CHANNEL, WebChatConfig, load_or_create_secret
+from channels.webchat_config import CHANNEL, WebChatConfig
 from channels.webchat_frames import MESSAGE_ID
 from channels.webchat_limits import WebChatLimits
 from channels.webchat_output import SessionHub, WebChatOutput
 from channels.webchat_page import Page
-from channels.webchat_session import OriginPolicy
+from channels.webchat_session import OriginPolicy, load_or_create_secret
 from channels.webchat_socket import WebChatSocket
 from channels.webchat_storage import RetentionTask, UploadQuota
 from channels.webchat_turns import OnNewMessage, SessionTurns

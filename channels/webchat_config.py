@@ -42,8 +42,6 @@ settings, or every customer shares the proxy's address and its limits.
 
 from __future__ import annotations
 
-import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
@@ -255,45 +253,6 @@ class WebChatConfig:
             dedup_db=database_location(read.nonempty_string("dedup_db", strip=False)),
             dedup_window_seconds=read.number("dedup_window_seconds", minimum=1),
         )
-
-
-def load_or_create_secret(path: Path) -> str:
-    """The secret in ``path``, created (mode 0600) with 256 random bits if missing.
-
-    Workers starting at once must agree on one secret, and none may read a file another
-    has created but not yet written. So the secret is written whole to a temporary file
-    beside ``path`` and published with ``os.link``, which fails if ``path`` exists: the
-    first worker's file appears complete, and every other worker reads that one.
-    """
-    if not path.exists():
-        candidate = secrets.token_urlsafe(32)
-        temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-                file.write(candidate + "\n")
-                file.flush()
-                os.fsync(file.fileno())
-            os.link(temporary, path)
-        except FileExistsError:
-            pass  # another worker published first: use its secret
-        except OSError as error:  # a file system without hard links
-            raise WebChatConfigError(
-                "session_secret_file",
-                f"cannot publish a generated secret in {path.parent} ({error.strerror})",
-                "Set `session_secret` (e.g. ${WEBCHAT_SESSION_SECRET}), or point "
-                "`session_secret_file` at a local file system.",
-            ) from error
-        finally:
-            temporary.unlink(missing_ok=True)
-    secret = path.read_text(encoding="utf-8").strip()
-    if len(secret) < MIN_SECRET_CHARS:
-        raise WebChatConfigError(
-            "session_secret_file",
-            f"{path} holds fewer than {MIN_SECRET_CHARS} characters",
-            "Delete the file to have a new secret generated (open chats start over).",
-        )
-    return secret
 
 
 def _greeting(value: Any) -> Optional[str]:

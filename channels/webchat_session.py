@@ -6,17 +6,22 @@ and the time it was issued. The page keeps both in ``localStorage``; on every
 else and hands out a fresh one, so an open chat never expires while a forgotten one
 does after ``session_ttl_seconds``. Nothing is stored per session on the server: any
 worker holding the secret can verify any session. The tokens are made and checked by
-:class:`channels.verification.SessionSigner` (importable from here too).
+:class:`channels.verification.SessionSigner` (importable from here too), with a
+secret from ``credentials.yml`` or one generated once into a file
+(:func:`load_or_create_secret`).
 """
 
 from __future__ import annotations
 
+import os
+import secrets
+from pathlib import Path
 from typing import Iterable, Optional
 
 from channels.verification import SessionRejected, SessionSigner
-from channels.webchat_config import normalize_origin
+from channels.webchat_config import MIN_SECRET_CHARS, WebChatConfigError, normalize_origin
 
-__all__ = ["OriginPolicy", "SessionRejected", "SessionSigner"]
+__all__ = ["OriginPolicy", "SessionRejected", "SessionSigner", "load_or_create_secret"]
 
 
 class OriginPolicy:
@@ -59,3 +64,42 @@ class OriginPolicy:
 
 def _without_scheme(origin: str) -> str:
     return origin.split("://", 1)[1]
+
+
+def load_or_create_secret(path: Path) -> str:
+    """The secret in ``path``, created (mode 0600) with 256 random bits if missing.
+
+    Workers starting at once must agree on one secret, and none may read a file another
+    has created but not yet written. So the secret is written whole to a temporary file
+    beside ``path`` and published with ``os.link``, which fails if ``path`` exists: the
+    first worker's file appears complete, and every other worker reads that one.
+    """
+    if not path.exists():
+        candidate = secrets.token_urlsafe(32)
+        temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+                file.write(candidate + "\n")
+                file.flush()
+                os.fsync(file.fileno())
+            os.link(temporary, path)
+        except FileExistsError:
+            pass  # another worker published first: use its secret
+        except OSError as error:  # a file system without hard links
+            raise WebChatConfigError(
+                "session_secret_file",
+                f"cannot publish a generated secret in {path.parent} ({error.strerror})",
+                "Set `session_secret` (e.g. ${WEBCHAT_SESSION_SECRET}), or point "
+                "`session_secret_file` at a local file system.",
+            ) from error
+        finally:
+            temporary.unlink(missing_ok=True)
+    secret = path.read_text(encoding="utf-8").strip()
+    if len(secret) < MIN_SECRET_CHARS:
+        raise WebChatConfigError(
+            "session_secret_file",
+            f"{path} holds fewer than {MIN_SECRET_CHARS} characters",
+            "Delete the file to have a new secret generated (open chats start over).",
+        )
+    return secret

@@ -22,7 +22,6 @@ from channels.webchat_config import (
     DEFAULT_ATTACHMENT_TYPES,
     WebChatConfig,
     WebChatConfigError,
-    load_or_create_secret,
     normalize_origin,
 )
 from channels.webchat_frames import (
@@ -37,7 +36,12 @@ from channels.webchat_frames import (
 from channels.webchat_limits import WebChatLimits
 from channels.webchat_output import SessionHub
 from channels.webchat_page import STATIC
-from channels.webchat_session import OriginPolicy, SessionRejected, SessionSigner
+from channels.webchat_session import (
+    OriginPolicy,
+    SessionRejected,
+    SessionSigner,
+    load_or_create_secret,
+)
 from channels.webchat_storage import QuotaExceeded, RetentionTask, UploadQuota, remove_expired
 from channels.webchat_uploads import clean_file_name, describe, sniff_type, store
 
@@ -816,12 +820,12 @@ def test_the_page_knows_the_frame_limit_to_check_long_messages_before_sending(tm
 def test_a_secret_that_cannot_be_published_names_the_key_and_the_fix(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    import channels.webchat_config as webchat_config
+    import channels.webchat_session as webchat_session
 
     def no_hard_links(source: Any, target: Any) -> None:
         raise PermissionError(1, "Operation not permitted")
 
-    monkeypatch.setattr(webchat_config.os, "link", no_hard_links)
+    monkeypatch.setattr(webchat_session.os, "link", no_hard_links)
     with pytest.raises(WebChatConfigError, match="session_secret_file") as raised:
         load_or_create_secret(tmp_path / "secret")
     assert "session_secret" in str(raised.value) and list(tmp_path.iterdir()) == []

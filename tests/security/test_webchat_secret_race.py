@@ -15,7 +15,8 @@ from typing import Any, Iterator, List
 
 import pytest
 
-from channels.webchat_config import MIN_SECRET_CHARS, load_or_create_secret
+from channels.webchat_config import MIN_SECRET_CHARS
+from channels.webchat_session import load_or_create_secret
 
 WORKERS = 6
 ROUNDS = 500
