@@ -18,12 +18,18 @@ def join_numbers(numbers: tuple[str, ...]) -> str:
 
 
 class ActionSendPasswordReset(StoreAction):
+    """Sends a password reset link, saying the same whether or not the account exists."""
+
     def name(self) -> str:
+        """action_send_password_reset: sends a password reset link."""
         return "action_send_password_reset"
 
     async def answer(
         self, store: OrderStore, dispatcher: CollectingDispatcher, tracker: Tracker
     ) -> None:
+        """Record a reset link for the email slot's address and say one was sent, whether or not
+        the account exists.
+        """
         email = text_slot(tracker, "email")
         if email is None:
             dispatcher.utter_message(response="utter_ask_reset_password_form_email")
@@ -35,12 +41,16 @@ class ActionSendPasswordReset(StoreAction):
 
 
 class ActionCloseAccount(StoreAction):
+    """Requests the closure of an account that has no order or return still open."""
+
     def name(self) -> str:
+        """action_close_account: requests the closure of an account."""
         return "action_close_account"
 
     async def answer(
         self, store: OrderStore, dispatcher: CollectingDispatcher, tracker: Tracker
     ) -> None:
+        """Request closure of the email slot's account, or say it is unknown or what is open."""
         email = text_slot(tracker, "email")
         if email is None:
             dispatcher.utter_message(response="utter_ask_close_account_form_email")
@@ -58,16 +68,20 @@ class ActionCloseAccount(StoreAction):
 
 
 class ActionBlockCard(StoreAction):
+    """Blocks a lost store card and orders a replacement, for the account holder."""
+
     consumed_slots = ("full_name",)
     # A lost card cannot wait for the store: the 24/7 card line blocks it too.
     unavailable_followup = "utter_block_card_by_phone"
 
     def name(self) -> str:
+        """action_block_card: blocks a lost store card."""
         return "action_block_card"
 
     async def answer(
         self, store: OrderStore, dispatcher: CollectingDispatcher, tracker: Tracker
     ) -> None:
+        """Block the email slot's account's card if full_name is its holder's; else say why not."""
         email = text_slot(tracker, "email")
         full_name = text_slot(tracker, "full_name")
         if email is None or full_name is None:

@@ -111,6 +111,7 @@ def normalise_full_name(value: Any) -> Optional[str]:
 
 
 def normalise_problem_type(value: Any) -> Optional[str]:
+    """One of PROBLEM_TYPES, named or described in the answer ('it arrived broken' -> 'damaged')."""
     text = " ".join(str(value or "").lower().replace("_", " ").split())
     if text.replace(" ", "_") in PROBLEM_TYPES:
         return text.replace(" ", "_")
@@ -180,6 +181,9 @@ class StoreFormValidation(FormValidationAction, ABC):
     async def validate_order_number(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Slots:
+        """Accept a 5-digit order number; on an order form, not one the given email does not
+        match or the task is too late for.
+        """
         number = normalise_order_number(value)
         if number is None:
             dispatcher.utter_message(response="utter_invalid_order_number")
@@ -203,6 +207,9 @@ class StoreFormValidation(FormValidationAction, ABC):
     async def validate_email(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Slots:
+        """Accept a well-formed email; on an order form not one the order was not placed with,
+        on an account form only an account's.
+        """
         email = normalise_email(value)
         if email is None:
             dispatcher.utter_message(response="utter_invalid_email")
@@ -251,6 +258,7 @@ class StoreFormValidation(FormValidationAction, ABC):
     async def validate_full_name(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Slots:
+        """Accept a name of two words or more; on an account form, only the account's."""
         name = normalise_full_name(value)
         if name is None:
             dispatcher.utter_message(response="utter_invalid_full_name")
@@ -266,6 +274,7 @@ class StoreFormValidation(FormValidationAction, ABC):
     def validate_new_address(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Slots:
+        """Accept an address of 10 characters or more with a digit (house number or postcode)."""
         address = " ".join(str(value or "").split())
         # A UK address has a house number or a postcode, and both have digits.
         if len(address) < 10 or not any(c.isdigit() for c in address):
@@ -276,6 +285,7 @@ class StoreFormValidation(FormValidationAction, ABC):
     def validate_return_reason(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Slots:
+        """Accept a return reason of 3 characters or more, spaces tidied."""
         reason = " ".join(str(value or "").split())
         if len(reason) < 3:
             dispatcher.utter_message(response="utter_invalid_return_reason")
@@ -285,84 +295,123 @@ class StoreFormValidation(FormValidationAction, ABC):
     def validate_problem_type(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Slots:
+        """Accept a delivery problem as one of PROBLEM_TYPES, from its name or a description."""
         kind = normalise_problem_type(value)
         if kind is None:
             dispatcher.utter_message(response="utter_invalid_problem_type")
         return {"problem_type": kind}
 
 
+# One small class per form: rasa_sdk registers every concrete Action subclass under
+# its name(), so each form's validation action is a class of its own; they differ only
+# in the flags above and their names.
+
+
 class ValidateOrderStatusForm(StoreFormValidation):
+    """Checks the slots of the order status form: the order number and its proof."""
+
     about_an_order = True
 
     def name(self) -> str:
+        """validate_order_status_form: runs while order_status_form fills its slots."""
         return "validate_order_status_form"
 
 
 class ValidateCancelOrderForm(StoreFormValidation):
+    """Checks the slots of the cancel form: the owner's order, not yet dispatched."""
+
     about_an_order = True
     refusal_after_dispatch = "utter_cancel_refused"
 
     def name(self) -> str:
+        """validate_cancel_order_form: runs while cancel_order_form fills its slots."""
         return "validate_cancel_order_form"
 
 
 class ValidateChangeAddressForm(StoreFormValidation):
+    """Checks the slots of the address change form: an order not yet dispatched, and the address."""
+
     about_an_order = True
     refusal_after_dispatch = "utter_address_change_refused"
 
     def name(self) -> str:
+        """validate_change_address_form: runs while change_address_form fills its slots."""
         return "validate_change_address_form"
 
 
 class ValidateDeliveryProblemForm(StoreFormValidation):
+    """Checks the slots of the delivery problem form: the order and the problem."""
+
     about_an_order = True
 
     def name(self) -> str:
+        """validate_delivery_problem_form: runs while delivery_problem_form fills its slots."""
         return "validate_delivery_problem_form"
 
 
 class ValidateReturnForm(StoreFormValidation):
+    """Checks the slots of the return form: the order and the reason."""
+
     about_an_order = True
 
     def name(self) -> str:
+        """validate_return_form: runs while return_form fills its slots."""
         return "validate_return_form"
 
 
 class ValidateRefundStatusForm(StoreFormValidation):
+    """Checks the slots of the refund status form: the order number and its proof."""
+
     about_an_order = True
 
     def name(self) -> str:
+        """validate_refund_status_form: runs while refund_status_form fills its slots."""
         return "validate_refund_status_form"
 
 
 class ValidatePaymentProblemForm(StoreFormValidation):
+    """Checks the slots of the payment problem form: the order number and its proof."""
+
     about_an_order = True
 
     def name(self) -> str:
+        """validate_payment_problem_form: runs while payment_problem_form fills its slots."""
         return "validate_payment_problem_form"
 
 
 class ValidateInvoiceForm(StoreFormValidation):
+    """Checks the slots of the invoice form: the order number and its proof."""
+
     about_an_order = True
 
     def name(self) -> str:
+        """validate_invoice_form: runs while invoice_form fills its slots."""
         return "validate_invoice_form"
 
 
 class ValidateResetPasswordForm(StoreFormValidation):
+    """Checks the slots of the password reset form: any well-formed email, never checked."""
+
     def name(self) -> str:
+        """validate_reset_password_form: runs while reset_password_form fills its slots."""
         return "validate_reset_password_form"
 
 
 class ValidateCloseAccountForm(StoreFormValidation):
+    """Checks the slots of the account closure form: an account's email."""
+
     needs_account = True
 
     def name(self) -> str:
+        """validate_close_account_form: runs while close_account_form fills its slots."""
         return "validate_close_account_form"
 
 
 class ValidateLostCardForm(StoreFormValidation):
+    """Checks the slots of the lost card form: an account's email and its holder's name."""
+
     needs_account = True
 
     def name(self) -> str:
+        """validate_lost_card_form: runs while lost_card_form fills its slots."""
         return "validate_lost_card_form"

@@ -53,6 +53,7 @@ class LookupLimits:
 
     @property
     def longest_window(self) -> timedelta:
+        """The longer of the two windows: misses older than it count nowhere."""
         return max(self.conversation_window, self.order_window)
 
 

@@ -43,6 +43,7 @@ _REFUND_TIMING = {
 
 
 def is_working_day(day: date) -> bool:
+    """Monday to Friday (bank holidays are not modelled)."""
     return day.weekday() < 5
 
 
@@ -84,6 +85,7 @@ def return_deadline(placed_on: date, delivered_on: date) -> date:
 
 
 def problem_report_deadline(delivered_on: date) -> date:
+    """Last day to report a damaged, wrong or missing item: 14 days after delivery."""
     return delivered_on + timedelta(days=PROBLEM_REPORT_DAYS)
 
 
@@ -108,6 +110,7 @@ def format_day(day: Optional[date]) -> str:
 
 
 def format_money(pence: int, *, currency: str = "GBP") -> str:
+    """'£1,234.05': pence as the amount in ``currency``, with its symbol."""
     symbol = {"GBP": "£", "EUR": "€"}.get(currency, f"{currency} ")
     return f"{symbol}{pence // 100:,}.{pence % 100:02d}"
 

@@ -37,6 +37,7 @@ def claimant(tracker: Tracker, *, email: Optional[str] = None) -> Claimant:
 
 
 def text_slot(tracker: Tracker, name: str) -> Optional[str]:
+    """The slot's value as stripped text (the first, if a list), or None when empty."""
     value = tracker.get_slot(name)
     if isinstance(value, list):  # two entities in one message: take the first
         value = value[0] if value else None
@@ -64,6 +65,9 @@ class StoreAction(Action, ABC):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> List[EventType]:
+        """Answer from the store (or say it is down, or look-ups are paused), then clear
+        the consumed slots.
+        """
         try:
             store = store_from_env()
             await self.answer(store, dispatcher, tracker)

@@ -22,6 +22,8 @@ class Outcome(enum.Enum):
 
 @dataclass(frozen=True)
 class Order:
+    """An order as the customer sees it in their account."""
+
     order_number: str
     email: str
     status: str
@@ -63,6 +65,8 @@ class OrderAccess:
 
 @dataclass(frozen=True)
 class Payment:
+    """A charge or a refund of an order."""
+
     kind: str  # charge | refund
     status: str  # completed | failed (charges); issued (refunds)
     amount_pence: int
@@ -72,6 +76,8 @@ class Payment:
 
 @dataclass(frozen=True)
 class Account:
+    """A customer account: its holder, its store card and any closure request."""
+
     email: str
     full_name: str
     store_card: str
@@ -81,6 +87,8 @@ class Account:
 
 @dataclass(frozen=True)
 class ReturnRecord:
+    """A return of an order, by the reference the customer was given."""
+
     reference: str
     status: str  # open (label emailed) | refunded
     started_on: date

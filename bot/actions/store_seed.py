@@ -40,6 +40,7 @@ def resolve_day(spec: Any, today: date, *, where: str) -> date:
 
 
 def to_pence(amount: Any, *, where: str) -> int:
+    """An amount in pounds (12.5, '64.50') as whole pence."""
     try:
         return int((Decimal(str(amount)) * 100).to_integral_value())
     except InvalidOperation as e:
