@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Tuple
+
 from sqlalchemy import (
     Boolean,
     Column,
@@ -69,14 +71,24 @@ orders = Table(
 )
 
 # Columns added to a table after its first release, with their SQL type: a store made
-# before them gets them added when it is opened (OrderStore._prepare).
+# before them gets them added when it is opened (store_database.py).
 ADDED_COLUMNS = {"orders": {"phone": "VARCHAR(20)"}}
+
+
+def _about_an_order() -> Tuple[Column[Any], ...]:
+    """The columns of a row about one order (a payment, return or case): its own id and
+    the order's number.
+    """
+    return (
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("order_number", String(5), ForeignKey("orders.order_number"), nullable=False),
+    )
+
 
 payments = Table(
     "payments",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("order_number", String(5), ForeignKey("orders.order_number"), nullable=False),
+    *_about_an_order(),
     Column("kind", String(16), nullable=False),  # charge or refund
     # charge: completed | failed; refund: requested (cancelled, not yet sent) | issued
     Column("status", String(16), nullable=False),
@@ -88,8 +100,7 @@ payments = Table(
 returns = Table(
     "returns",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("order_number", String(5), ForeignKey("orders.order_number"), nullable=False),
+    *_about_an_order(),
     Column("reason", Text, nullable=False),
     Column("status", String(16), nullable=False),  # open (label emailed) | refunded
     Column("started_on", Date, nullable=False),
@@ -98,8 +109,7 @@ returns = Table(
 cases = Table(
     "cases",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("order_number", String(5), ForeignKey("orders.order_number"), nullable=False),
+    *_about_an_order(),
     # late | lost | damaged | wrong_item | duplicate_payment
     Column("kind", String(32), nullable=False),
     Column("status", String(16), nullable=False),  # open | closed
