@@ -18,7 +18,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Time
 
 from channels import telegram_webhook
 from channels.delivery_log import DeliveryLog
-from channels.telegram import Incoming, TelegramInput, message_attachments, parse_update
+from channels.telegram import TelegramInput
 from channels.telegram_buttons import (
     CALLBACK_DATA_LIMIT,
     KEY_PREFIX,
@@ -34,6 +34,7 @@ from channels.telegram_config import (
 )
 from channels.telegram_format import MESSAGE_LIMIT, escape, html_pieces, to_html, utf16_length
 from channels.telegram_output import TelegramBot, TelegramServerError, classify_telegram_error
+from channels.telegram_updates import Incoming, message_attachments, parse_update
 from channels.webhook_guard import WebhookRejected
 from tests.channels import telegram_payloads as tg
 from tests.channels.webhook_calls import posted_together, slow_first_call, webhook_request
@@ -119,7 +120,7 @@ def test_the_secret_token_header_is_checked():
 
 # ------------------------------------------------------------------ parsing
 def parsed(tmp_path: Path, update: Dict[str, Any], **extra: Any) -> Optional[Incoming]:
-    return channel(tmp_path, **extra).incoming(parse_update(update))
+    return channel(tmp_path, **extra).updates.incoming(parse_update(update))
 
 
 def test_a_text_message_is_the_chats_message(tmp_path: Path):
