@@ -122,5 +122,11 @@ def assert_fills_its_template(
             )
 
 
+def only(messages: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """The one message an action sent (fails if it sent none or several)."""
+    assert len(messages) == 1, messages
+    return messages[0]
+
+
 def responses(messages: List[Dict[str, Any]]) -> List[str]:
     return [m["response"] for m in messages]

@@ -18,12 +18,7 @@ from bot.actions.order_policy import add_working_days, format_day
 from bot.actions.order_store import STORE_TODAY_ENV
 from bot.actions.return_and_payment_actions import ActionStartReturn
 
-from .conftest import JANE, SAM, TODAY, owned, responses, run_action
-
-
-def only(messages):
-    assert len(messages) == 1, messages
-    return messages[0]
+from .conftest import JANE, SAM, TODAY, only, owned, responses, run_action
 
 
 def test_where_is_order_10023_gives_the_carrier_dates_and_tracking_link(store, domain):

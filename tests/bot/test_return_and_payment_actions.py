@@ -14,12 +14,7 @@ from bot.actions.return_and_payment_actions import (
     ActionStartReturn,
 )
 
-from .conftest import SAM, TODAY, owned, run_action
-
-
-def only(messages):
-    assert len(messages) == 1, messages
-    return messages[0]
+from .conftest import SAM, TODAY, only, owned, run_action
 
 
 def test_a_return_inside_30_days_gets_a_reference_and_a_label_by_email(store, domain):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Iterator, Tuple
+from typing import Any, Iterator, Tuple
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
@@ -26,8 +26,6 @@ from telegram.request import HTTPXRequest
 
 from channels.outbound import RetryPolicy
 from channels.slack_output import SlackBot
-from channels.sms import TwilioSmsInput
-from channels.sms_config import SmsConfig
 from channels.sms_rest import TwilioMessages
 from channels.telegram_buttons import ButtonPayloads
 from channels.telegram_output import TelegramBot
@@ -36,6 +34,7 @@ from tests.channels import telegram_payloads as tg
 from tests.channels.slack_payloads import TOKEN
 from tests.channels.webhook_calls import MessageBot, settle, webhook_request
 from tests.fake_platform import Call, FakePlatform, Reply, TwilioMessageLog
+from tests.security.platform_channels import sms_input
 
 # The clients' timeout, and how much later the fakes answer.
 TIMEOUT = 0.5
@@ -56,15 +55,21 @@ def twilio() -> Iterator[Tuple[FakePlatform, TwilioMessageLog]]:
     fake.assert_no_unexpected_calls()
 
 
-def send_sms(fake: FakePlatform, body: str) -> bool:
-    messages = TwilioMessages(
+def twilio_messages(fake: FakePlatform, **options: Any) -> TwilioMessages:
+    """A Twilio client of the fake that gives up after TIMEOUT and retries FAST."""
+    return TwilioMessages(
         sms.ACCOUNT_SID,
         sms.AUTH_TOKEN,
         sms.NUMBER,
         api_base_url=fake.url,
         policy=FAST,
         timeout=TIMEOUT,
+        **options,
     )
+
+
+def send_sms(fake: FakePlatform, body: str) -> bool:
+    messages = twilio_messages(fake)
 
     async def scenario() -> bool:
         try:
@@ -137,28 +142,9 @@ def test_one_sms_per_reply_through_the_channel(
     fake, log = twilio
     fake.expect("POST", log.path, log.create, times=1, delay=LATE)
     fake.expect("POST", log.path, log.create)
-    channel = TwilioSmsInput(
-        SmsConfig.from_credentials(
-            {
-                "account_sid": sms.ACCOUNT_SID,
-                "auth_token": sms.AUTH_TOKEN,
-                "twilio_number": sms.NUMBER,
-                "webhook_url": sms.PUBLIC_URL,
-                "api_base_url": fake.url,
-                "dedup_db": str(tmp_path / "d.db"),
-            }
-        )
-    )
+    channel = sms_input(tmp_path / "d.db", api_base_url=fake.url)
     # The channel's own client, with a timeout the test can outlast.
-    channel.messages = TwilioMessages(
-        sms.ACCOUNT_SID,
-        sms.AUTH_TOKEN,
-        sms.NUMBER,
-        api_base_url=fake.url,
-        policy=FAST,
-        timeout=TIMEOUT,
-        operation_name="twilio",
-    )
+    channel.messages = twilio_messages(fake, operation_name="twilio")
     bot = MessageBot(reply="Your parcel arrives on Friday.")
     request = webhook_request(*sms.signed_request(sms.form(CUSTOMER, "where is my parcel?")))
 

@@ -19,16 +19,14 @@ from typing import Any, Callable, Dict, Iterator, List, Tuple
 import pytest
 
 from channels.slack import SlackInput
-from channels.slack_config import SlackConfig
 from channels.sms import TwilioSmsInput
-from channels.sms_config import SmsConfig
 from channels.telegram import TelegramInput
-from channels.telegram_config import TelegramConfig
 from tests.channels import sms_support as sms
 from tests.channels import telegram_payloads as tg
-from tests.channels.slack_payloads import SECRET, TOKEN, event_request, message_event
+from tests.channels.slack_payloads import event_request, message_event
 from tests.channels.webhook_calls import MessageBot, settle, webhook_request
 from tests.fake_platform import FakePlatform
+from tests.security.platform_channels import slack_input, sms_input, telegram_input
 
 NUMBER = "+15557770001"
 CHAT = 4242001
@@ -52,44 +50,15 @@ def platforms() -> Iterator[Dict[str, Any]]:
 
 
 def slack_channel(tmp_path: Path, fake: FakePlatform) -> SlackInput:
-    return SlackInput(
-        SlackConfig.from_credentials(
-            {
-                "slack_token": TOKEN,
-                "slack_signing_secret": SECRET,
-                "api_url": f"{fake.url}/api/",
-                "dedup_db": str(tmp_path / "slack.db"),
-            }
-        )
-    )
+    return slack_input(tmp_path / "slack.db", api_url=f"{fake.url}/api/")
 
 
 def telegram_channel(tmp_path: Path, fake: FakePlatform) -> TelegramInput:
-    return TelegramInput(
-        TelegramConfig.from_credentials(
-            {
-                "access_token": tg.TOKEN,
-                "secret_token": tg.SECRET,
-                "base_url": f"{fake.url}/bot",
-                "dedup_db": str(tmp_path / "telegram.db"),
-            }
-        )
-    )
+    return telegram_input(tmp_path / "telegram.db", base_url=f"{fake.url}/bot")
 
 
 def sms_channel(tmp_path: Path, fake: FakePlatform) -> TwilioSmsInput:
-    return TwilioSmsInput(
-        SmsConfig.from_credentials(
-            {
-                "account_sid": sms.ACCOUNT_SID,
-                "auth_token": sms.AUTH_TOKEN,
-                "twilio_number": sms.NUMBER,
-                "api_base_url": fake.url,
-                "webhook_url": sms.PUBLIC_URL,
-                "dedup_db": str(tmp_path / "sms.db"),
-            }
-        )
-    )
+    return sms_input(tmp_path / "sms.db", api_base_url=fake.url)
 
 
 async def close(channel: Any) -> None:

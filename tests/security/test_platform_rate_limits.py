@@ -18,16 +18,12 @@ from typing import Any, Iterator, List
 
 import pytest
 
-from channels.slack import SlackInput
-from channels.slack_config import SlackConfig
 from channels.sms import TwilioSmsInput
-from channels.sms_config import SmsConfig
-from channels.telegram import TelegramInput
-from channels.telegram_config import TelegramConfig
 from tests.channels import sms_support as sms
 from tests.channels import telegram_payloads as tg
-from tests.channels.slack_payloads import SECRET, TOKEN, event_request, message_event
+from tests.channels.slack_payloads import event_request, message_event
 from tests.channels.webhook_calls import MessageBot, settle, webhook_request
+from tests.security.platform_channels import slack_input, sms_input, telegram_input
 
 LIMITS = {"conversation": "3/minute"}
 WORDS = ["one", "two", "three", "four", "five"]
@@ -66,17 +62,7 @@ def assert_logged_without_content(caplog: pytest.LogCaptureFixture, drops: int, 
 def test_slack_drops_a_conversations_messages_over_its_rate(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ):
-    slack = SlackInput(
-        SlackConfig.from_credentials(
-            {
-                "slack_token": TOKEN,
-                "slack_signing_secret": SECRET,
-                "api_url": "http://127.0.0.1:9/api/",
-                "dedup_db": str(tmp_path / "d.db"),
-                "rate_limits": LIMITS,
-            }
-        )
-    )
+    slack = slack_input(tmp_path / "d.db", rate_limits=LIMITS)
     envelopes = [message_event(word, user="U0LIMITED") for word in WORDS]
     requests = [webhook_request(*event_request(e)) for e in envelopes]
     # Slack's retry of the first event, before the others: not a new message.
@@ -95,17 +81,7 @@ def test_slack_drops_a_conversations_messages_over_its_rate(
 def test_telegram_drops_a_chats_updates_over_its_rate(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ):
-    telegram = TelegramInput(
-        TelegramConfig.from_credentials(
-            {
-                "access_token": tg.TOKEN,
-                "secret_token": tg.SECRET,
-                "base_url": "http://127.0.0.1:9/bot",
-                "dedup_db": str(tmp_path / "d.db"),
-                "rate_limits": LIMITS,
-            }
-        )
-    )
+    telegram = telegram_input(tmp_path / "d.db", rate_limits=LIMITS)
     chat, other = tg.next_id(), tg.next_id()
     updates = [tg.text_message(chat, word) for word in WORDS]
     updates.insert(1, updates[0])  # Telegram's re-delivery of the first update
@@ -128,19 +104,7 @@ def twilio() -> Iterator[sms.TwilioApi]:
 def test_sms_drops_a_numbers_messages_over_its_rate_and_sends_nothing_for_them(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, twilio: sms.TwilioApi
 ):
-    channel = TwilioSmsInput(
-        SmsConfig.from_credentials(
-            {
-                "account_sid": sms.ACCOUNT_SID,
-                "auth_token": sms.AUTH_TOKEN,
-                "twilio_number": sms.NUMBER,
-                "webhook_url": sms.PUBLIC_URL,
-                "api_base_url": twilio.fake.url,
-                "dedup_db": str(tmp_path / "d.db"),
-                "rate_limits": LIMITS,
-            }
-        )
-    )
+    channel = sms_input(tmp_path / "d.db", api_base_url=twilio.fake.url, rate_limits=LIMITS)
     sender = sms.new_number()
     fields = [sms.form(sender, word) for word in WORDS]
     fields.insert(1, fields[0])  # Twilio's retry of the first webhook

@@ -16,13 +16,11 @@ from typing import Any, List
 
 import pytest
 
-from channels.slack import SlackInput
-from channels.slack_config import SlackConfig
-from channels.telegram import TelegramInput
 from channels.telegram_config import TelegramConfig, TelegramConfigError
 from tests.channels import telegram_payloads as tg
-from tests.channels.slack_payloads import SECRET, TOKEN, event_request, message_event
+from tests.channels.slack_payloads import event_request, message_event
 from tests.channels.webhook_calls import settle, webhook_request
+from tests.security.platform_channels import slack_input, telegram_input
 
 WORDS = "my card number is 4111 1111 1111 1111"
 
@@ -78,16 +76,7 @@ def assert_no_traceback_above_debug(records: List[logging.LogRecord]) -> None:
 def test_a_failed_slack_turn_is_logged_without_its_traceback(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ):
-    slack = SlackInput(
-        SlackConfig.from_credentials(
-            {
-                "slack_token": TOKEN,
-                "slack_signing_secret": SECRET,
-                "api_url": "http://127.0.0.1:9/api/",
-                "dedup_db": str(tmp_path / "d.db"),
-            }
-        )
-    )
+    slack = slack_input(tmp_path / "d.db")
     request = webhook_request(*event_request(message_event(WORDS)))
     assert_no_traceback_above_debug(failed_turn_logs(slack, request, caplog))
 
@@ -95,15 +84,6 @@ def test_a_failed_slack_turn_is_logged_without_its_traceback(
 def test_a_failed_telegram_turn_is_logged_without_its_traceback(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ):
-    telegram = TelegramInput(
-        TelegramConfig.from_credentials(
-            {
-                "access_token": tg.TOKEN,
-                "secret_token": tg.SECRET,
-                "base_url": "http://127.0.0.1:9/bot",
-                "dedup_db": str(tmp_path / "d.db"),
-            }
-        )
-    )
+    telegram = telegram_input(tmp_path / "d.db")
     request = webhook_request(tg.body(tg.text_message(tg.next_id(), WORDS)), tg.headers())
     assert_no_traceback_above_debug(failed_turn_logs(telegram, request, caplog))
