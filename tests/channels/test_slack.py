@@ -217,7 +217,7 @@ def channel(tmp_path: Path, **extra: Any) -> SlackInput:
 
 def test_a_direct_message_is_one_message_for_the_sender(tmp_path: Path):
     envelope = message_event(f"<@{BOT_USER}> hello", event_id="Ev1")
-    incoming = channel(tmp_path).event_message(envelope)
+    incoming = channel(tmp_path).events.event_message(envelope)
     assert incoming is not None
     assert incoming.sender_id == "slack:U0CUSTOMER"
     assert incoming.channel == "D0DIRECT01" and incoming.thread_ts is None
@@ -251,41 +251,42 @@ def test_a_direct_message_is_one_message_for_the_sender(tmp_path: Path):
     ],
 )
 def test_the_bots_own_messages_and_non_messages_are_ignored(tmp_path: Path, extra: Dict):
-    assert channel(tmp_path).event_message(message_event("hello", **extra)) is None
+    assert channel(tmp_path).events.event_message(message_event("hello", **extra)) is None
 
 
 def test_channel_messages_are_answered_only_when_meant_for_the_bot(tmp_path: Path):
     slack = channel(tmp_path, slack_channel="C0SUPPORT")
     in_general = message_event("hello", channel="C0GENERAL", channel_type="channel")
-    assert slack.event_message(in_general) is None
+    assert slack.events.event_message(in_general) is None
     in_support = message_event("hello", channel="C0SUPPORT", channel_type="channel")
-    assert slack.event_message(in_support) is not None
+    assert slack.events.event_message(in_support) is not None
     # A mention comes twice (message and app_mention): only the app_mention counts.
     mention_text = f"<@{BOT_USER}> hello"
     as_message = message_event(mention_text, channel="C0SUPPORT", channel_type="channel")
-    assert slack.event_message(as_message) is None
+    assert slack.events.event_message(as_message) is None
     as_mention = message_event(mention_text, channel="C0GENERAL", event_type="app_mention")
-    incoming = slack.event_message(as_mention)
+    incoming = slack.events.event_message(as_mention)
     assert incoming is not None and incoming.messages[0].text == "hello"
 
 
 def test_threads_answer_in_the_thread_and_keep_a_conversation_per_thread(tmp_path: Path):
     plain = channel(tmp_path)
     in_thread = message_event("hello", channel="C0X", event_type="app_mention", thread_ts="1.5")
-    incoming = plain.event_message(in_thread)
+    incoming = plain.events.event_message(in_thread)
     assert incoming is not None
     assert incoming.thread_ts == "1.5", "a customer in a thread is answered there"
     assert incoming.sender_id == "slack:U0CUSTOMER", "granularity 'sender' by default"
 
     threads = channel(tmp_path, use_threads=True)
     top = message_event("hello", channel="C0X", event_type="app_mention", ts="2.5")
-    incoming = threads.event_message(top)
+    incoming = threads.events.event_message(top)
     assert incoming is not None and incoming.thread_ts == "2.5", "starts a thread"
     assert incoming.sender_id == "slack:U0CUSTOMER_C0X_2.5"
     # The click on a button posted in that thread belongs to the same conversation.
-    click = threads.click_message(block_actions("/affirm", "Yes", channel="C0X", thread_ts="2.5"))
+    clicked = block_actions("/affirm", "Yes", channel="C0X", thread_ts="2.5")
+    click = threads.events.click_message(clicked)
     assert click is not None and click.sender_id == "slack:U0CUSTOMER_C0X_2.5"
-    direct = threads.event_message(message_event("hello"))
+    direct = threads.events.event_message(message_event("hello"))
     assert direct is not None and direct.thread_ts is None, "DMs stay unthreaded"
     assert direct.sender_id == "slack:U0CUSTOMER_D0DIRECT01"
 
@@ -300,7 +301,8 @@ def test_files_become_attachment_messages_then_the_caption(tmp_path: Path):
             "url_private": "https://files.slack.com/files-pri/T0-F0PHOTO01/broken.jpg",
         }
     ]
-    incoming = channel(tmp_path).event_message(message_event("it arrived broken", files=files))
+    event = message_event("it arrived broken", files=files)
+    incoming = channel(tmp_path).events.event_message(event)
     assert incoming is not None
     notice, caption = incoming.messages
     metadata = notice.metadata
@@ -333,7 +335,7 @@ def test_fields_of_the_wrong_type_are_ignored_not_a_crash(
     # Found by tests/production/test_fuzz.py: each was a 500 (TypeError, AttributeError).
     envelope = {**message_event("it arrived broken"), **envelope_fields}
     envelope["event"].update(event_fields)
-    incoming = channel(tmp_path).event_message(envelope)
+    incoming = channel(tmp_path).events.event_message(envelope)
     assert incoming is not None and incoming.messages[-1].text == "it arrived broken"
     for attachment in incoming.messages[0].metadata.get("attachments", []):
         # Only values of the types Slack documents reach the tracker.
@@ -345,15 +347,16 @@ def test_fields_of_the_wrong_type_are_ignored_not_a_crash(
 
 def test_a_click_is_the_buttons_payload(tmp_path: Path):
     payload = block_actions("/affirm", "Yes, connect me")
-    incoming = channel(tmp_path).click_message(payload)
+    incoming = channel(tmp_path).events.click_message(payload)
     assert incoming is not None
     assert incoming.messages[0].text == "/affirm" and incoming.chosen == "Yes, connect me"
     assert incoming.messages[0].parse_data is None, "a button's value is text for Rasa"
     assert incoming.clicked is not None and incoming.delivery_id.startswith("action:U0CUSTOMER:")
     link = block_actions("/x", "Docs")
     del link["actions"][0]["value"]
-    assert channel(tmp_path).click_message(link) is None, "a link button says nothing"
-    assert channel(tmp_path, update_clicked_message=False).click_message(payload).clicked is None
+    assert channel(tmp_path).events.click_message(link) is None, "a link button says nothing"
+    unchanged = channel(tmp_path, update_clicked_message=False)
+    assert unchanged.events.click_message(payload).clicked is None
 
 
 @pytest.mark.parametrize(
@@ -369,7 +372,7 @@ def test_malformed_clicks_are_400(tmp_path: Path, broken: Callable[[Dict], Any])
     payload = block_actions("/affirm", "Yes")
     broken(payload)
     with pytest.raises(WebhookRejected) as error:
-        channel(tmp_path).click_message(payload)
+        channel(tmp_path).events.click_message(payload)
     assert error.value.status == 400
 
 
@@ -377,9 +380,9 @@ def test_an_event_without_id_or_event_is_400(tmp_path: Path):
     envelope = message_event("hello")
     del envelope["event_id"]
     with pytest.raises(WebhookRejected, match="event_id"):
-        channel(tmp_path).event_message(envelope)
+        channel(tmp_path).events.event_message(envelope)
     with pytest.raises(WebhookRejected, match="event"):
-        channel(tmp_path).event_message({**message_event("hi"), "event": "text"})
+        channel(tmp_path).events.event_message({**message_event("hi"), "event": "text"})
 
 
 @pytest.mark.parametrize(
@@ -398,14 +401,14 @@ def test_odd_field_types_are_ignored_or_400_never_a_crash(tmp_path: Path, field:
     envelope = message_event("hello")
     envelope["event"][field] = value
     try:
-        channel(tmp_path).event_message(envelope)
+        channel(tmp_path).events.event_message(envelope)
     except WebhookRejected as error:
         assert error.status == 400
     click = block_actions("/affirm", "Yes")
     click["message"] = value
     click["container"] = value
     try:
-        channel(tmp_path).click_message(click)
+        channel(tmp_path).events.click_message(click)
     except WebhookRejected as error:
         assert error.status == 400
 
@@ -427,7 +430,7 @@ def test_one_conversation_is_handled_in_order_and_failures_are_contained(
         for index in range(4):
             for user in ("U0A", "U0B"):
                 text = "boom" if (user, index) == ("U0B", 1) else f"m{index}"
-                incoming = slack.event_message(message_event(text, user=user))
+                incoming = slack.events.event_message(message_event(text, user=user))
                 assert incoming is not None
                 slack._schedule(incoming, on_new_message)
         while slack._tasks:
