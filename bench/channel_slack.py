@@ -58,7 +58,7 @@ class StockSlackInput(RasaSlackInput):
         channel.api_url = api_url  # type: ignore[attr-defined]
         return channel
 
-    def get_output_channel(
+    def get_output_channel(  # positional: Rasa's SlackInput calls it (channel, thread_id)
         self, channel: Optional[str] = None, thread_id: Optional[str] = None
     ) -> OutputChannel:
         output = super().get_output_channel(channel=channel, thread_id=thread_id)

@@ -98,7 +98,7 @@ async def conversation(
 
     chat = tg.next_id()
     key = str(chat)
-    headers = tg.headers(tg.SECRET if channel == "rasa-llm" else None)
+    headers = tg.headers(secret=tg.SECRET if channel == "rasa-llm" else None)
     latencies = []
     for index in range(messages):
         before = len(api.arrivals.get(key, ()))

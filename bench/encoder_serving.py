@@ -115,7 +115,7 @@ def mcnemar_exact_p(b: int, c: int) -> float:
     return min(1.0, 2 * tail)
 
 
-def paired_difference_ci(b: int, c: int, n: int, z: float = 1.96) -> Tuple[float, float]:
+def paired_difference_ci(b: int, c: int, n: int, *, z: float = 1.96) -> Tuple[float, float]:
     """95 % interval, in points, of accuracy(variant) − accuracy(reference) on ``n`` pairs.
 
     ``b``: reference right, variant wrong; ``c``: reference wrong, variant right. The
@@ -130,7 +130,7 @@ def paired_difference_ci(b: int, c: int, n: int, z: float = 1.96) -> Tuple[float
 
 
 def compare_predictions(
-    gold: Sequence[str], predictions: Mapping[str, Sequence[str]], reference: str = REFERENCE
+    gold: Sequence[str], predictions: Mapping[str, Sequence[str]], *, reference: str = REFERENCE
 ) -> Dict[str, Dict[str, Any]]:
     """Accuracy, its change in points against ``reference``, and agreement with it."""
     truth = np.asarray(gold)
@@ -156,7 +156,7 @@ def compare_predictions(
 
 
 def ratios(
-    rows: Dict[str, Dict[str, Any]], keys: Sequence[str], reference: str = REFERENCE
+    rows: Dict[str, Dict[str, Any]], keys: Sequence[str], *, reference: str = REFERENCE
 ) -> None:
     """Add ``<key>_ratio`` (variant ÷ reference) to every row, in place."""
     for row in rows.values():
@@ -166,12 +166,12 @@ def ratios(
                 row[f"{key}_ratio"] = row[key] / base
 
 
-def adopt(delta_points: float, max_drop_points: float = 0.3) -> bool:
+def adopt(delta_points: float, *, max_drop_points: float = 0.3) -> bool:
     """Issue 7's rule: adopt by default if accuracy drops by no more than 0.3 points."""
     return delta_points >= -max_drop_points - 1e-9
 
 
-def find_component_dir(names: Sequence[str], component: str = INTENT_COMPONENT) -> str:
+def find_component_dir(names: Sequence[str], *, component: str = INTENT_COMPONENT) -> str:
     """The archive folder holding ``component``'s model (``components/train_...0/``)."""
     found = sorted(
         {
@@ -306,7 +306,7 @@ def export_onnx(model: Any, tokenizer: Any, path: Path) -> float:
     return time.perf_counter() - started
 
 
-def quantize_onnx(source: Path, target: Path, per_channel: bool = False) -> float:
+def quantize_onnx(source: Path, target: Path, *, per_channel: bool = False) -> float:
     """ONNX Runtime's dynamic int8 of every weight MatMul but the head's."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -349,7 +349,7 @@ def onnx_variant(name: str, path: Path, model_dir: Path, max_length: int, thread
     return Variant(name, run, load_seconds, path.stat().st_size, 0.0)
 
 
-def torch_int8(model: Any, per_channel: bool = False) -> Any:
+def torch_int8(model: Any, *, per_channel: bool = False) -> Any:
     """Torch's dynamic int8 of the encoder's linear layers, the head left float32: what
     ``quantize: auto`` served until 2026-12-02, with one weight scale per matrix, or
     with one per output channel."""
@@ -372,7 +372,7 @@ def torch_int8(model: Any, per_channel: bool = False) -> Any:
 
 
 def build_variants(
-    model_dir: Path, workdir: Path, with_onnx: bool, per_channel: bool = False
+    model_dir: Path, workdir: Path, with_onnx: bool, *, per_channel: bool = False
 ) -> Tuple[List[Variant], Dict]:
     """Load every variant of the classifier in ``model_dir``, measuring each as it loads.
 
@@ -420,7 +420,7 @@ def build_variants(
         graph = export_int8_graph(state["model"])
         export_seconds = time.perf_counter() - started
         started = time.perf_counter()
-        model = serving_model(state["model"], torch.device("cpu"), "int8", graph)
+        model = serving_model(state["model"], torch.device("cpu"), "int8", graph=graph)
         seconds = time.perf_counter() - started
         max_length = int(state["meta"].get("max_length", 64))
         variant = torch_variant(
@@ -523,6 +523,7 @@ def calibration_figures(
     labels: Sequence[str],
     logits: Mapping[str, np.ndarray],
     temperature: float,
+    *,
     own: Optional[Mapping[str, float]] = None,
 ) -> Dict[str, Dict[str, float]]:
     """Expected calibration error of each variant with the model's stored temperature
@@ -539,9 +540,11 @@ def calibration_figures(
         stored = (own or {}).get(name, temperature)
         figures[name] = {
             "stored_temperature": stored,
-            "ece": expected_calibration_error(softmax(rows, stored), truth),
+            "ece": expected_calibration_error(softmax(rows, temperature=stored), truth),
             "best_temperature": best,
-            "ece_best_temperature": expected_calibration_error(softmax(rows, best), truth),
+            "ece_best_temperature": expected_calibration_error(
+                softmax(rows, temperature=best), truth
+            ),
         }
     return figures
 
@@ -555,7 +558,9 @@ def run_set(
     with_onnx: bool,
 ) -> Dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
-        variants, info = build_variants(model_dir, Path(tmp), with_onnx, args.per_channel)
+        variants, info = build_variants(
+            model_dir, Path(tmp), with_onnx, per_channel=args.per_channel
+        )
         unknown = sorted(set(gold) - set(info["labels"]))
         if unknown:
             raise SystemExit(f"{name}: the model does not know the test labels {unknown}")
@@ -566,7 +571,7 @@ def run_set(
         )
     rows = compare_predictions(gold, predictions)
     calibration = calibration_figures(
-        gold, info["labels"], logits, info["temperature"], info["own_temperatures"]
+        gold, info["labels"], logits, info["temperature"], own=info["own_temperatures"]
     )
     for variant in variants:
         rows[variant.name].update(

@@ -233,7 +233,7 @@ def find_any(text: str, needles: Iterable[str]) -> List[str]:
     return [n for n in needles if normalise(n) in haystack]
 
 
-def word_runs(text: str, n: int = LEAK_RUN_WORDS) -> Set[Tuple[str, ...]]:
+def word_runs(text: str, *, n: int = LEAK_RUN_WORDS) -> Set[Tuple[str, ...]]:
     """Every run of ``n`` consecutive words, ignoring case and punctuation."""
     words = _WORD.findall(normalise(text))
     return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
@@ -365,9 +365,9 @@ def instruction_leak(
     Runs that are also in ``allowed`` (the customer's own message, retrieved passages)
     do not count: repeating the attacker's text leaks nothing.
     """
-    runs = word_runs(reply, n) & word_runs(instructions, n)
+    runs = word_runs(reply, n=n) & word_runs(instructions, n=n)
     for text in allowed:
-        runs -= word_runs(text, n)
+        runs -= word_runs(text, n=n)
     return sorted(" ".join(run) for run in runs)
 
 
@@ -385,15 +385,17 @@ def passage_leaks(
     card number or PIN" appears in several sections) or with ``allowed`` is not a leak.
     """
     retrieved = set(retrieved_ids)
-    runs = word_runs(reply, n)
+    runs = word_runs(reply, n=n)
     for passage_id in retrieved:
-        runs -= word_runs(passages.get(passage_id, ""), n)
+        runs -= word_runs(passages.get(passage_id, ""), n=n)
     for text in allowed:
-        runs -= word_runs(text, n)
+        runs -= word_runs(text, n=n)
     if not runs:
         return []
     return sorted(
-        pid for pid, text in passages.items() if pid not in retrieved and runs & word_runs(text, n)
+        pid
+        for pid, text in passages.items()
+        if pid not in retrieved and runs & word_runs(text, n=n)
     )
 
 
@@ -961,7 +963,7 @@ async def _run(args: argparse.Namespace) -> Dict[str, Any]:
     return report
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, default=ROOT / "bench" / "data")
     parser.add_argument("--bot-dir", type=Path, default=ROOT / "bot")
@@ -992,4 +994,4 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

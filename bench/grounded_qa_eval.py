@@ -110,7 +110,7 @@ async def _replies(adapter: Optional[str], examples: List[Dict[str, Any]]) -> Li
     return rows
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="grounded-data --out DIR")
     parser.add_argument("--per-set", type=int, default=50, help="answerable and unanswerable")
@@ -137,4 +137,4 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

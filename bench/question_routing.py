@@ -113,7 +113,7 @@ def _entries(data: Mapping[str, Any], key: str, allowed: set, path: Path) -> Lis
     return entries
 
 
-def load_routing(path: Path = DATA) -> Tuple[List[RoutingQuestion], List[TaskRequest]]:
+def load_routing(*, path: Path = DATA) -> Tuple[List[RoutingQuestion], List[TaskRequest]]:
     """The questions and requests of ``path``; malformed data raises :class:`BenchDataError`."""
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict) or data.get("version") != 1:
@@ -196,6 +196,7 @@ def score_question(
     question: RoutingQuestion,
     replies: Sequence[Mapping[str, Any]],
     events: Sequence[Mapping[str, Any]],
+    *,
     seconds: float = 0.0,
 ) -> QuestionResult:
     """Correct when no form started and a reply states one of the question's facts."""
@@ -215,6 +216,7 @@ def score_request(
     request: TaskRequest,
     replies: Sequence[Mapping[str, Any]],
     events: Sequence[Mapping[str, Any]],
+    *,
     seconds: float = 0.0,
 ) -> RequestResult:
     """Started when the request's ``starts`` action ran in its turn."""
@@ -257,7 +259,7 @@ def summarise(
     }
 
 
-def markdown(summary: Mapping[str, Any], label: str = "this checkout") -> str:
+def markdown(summary: Mapping[str, Any], *, label: str = "this checkout") -> str:
     """The summary as a Markdown table (one column per run)."""
 
     def pct(value: float) -> str:
@@ -310,14 +312,14 @@ def run(
                 question_results = []
                 for n, question in enumerate(questions, 1):
                     replies, events, seconds = _turn(server, question.text)
-                    result = score_question(question, replies, events, seconds)
+                    result = score_question(question, replies, events, seconds=seconds)
                     question_results.append(result)
                     mark = "ok " if result.correct else ("FORM" if result.form else "miss")
                     print(f"[{n}/{len(questions)}] {mark} {question.id} {seconds:.1f}s", flush=True)
                 request_results = []
                 for request in requests:
                     replies, events, seconds = _turn(server, request.text)
-                    result = score_request(request, replies, events, seconds)
+                    result = score_request(request, replies, events, seconds=seconds)
                     request_results.append(result)
                     print(f"{'ok ' if result.started else 'MISS'} {request.id}", flush=True)
         finally:
@@ -325,7 +327,7 @@ def run(
     return question_results, request_results
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str]) -> int:
     from bench.support.rasa_process import MODEL
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -335,7 +337,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args(argv)
 
-    questions, requests = load_routing(args.data)
+    questions, requests = load_routing(path=args.data)
     if args.limit:
         questions, requests = questions[: args.limit], requests[: args.limit]
     started = time.monotonic()
@@ -356,10 +358,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "question_routing.json"
     path.write_text(json.dumps(report, indent=2, ensure_ascii=False))
-    print(markdown(summary, str(ROOT)))
+    print(markdown(summary, label=str(ROOT)))
     print(f"written to {path}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -29,7 +29,7 @@ SETS = ("validation", "squad_heldout", "conditionalqa_dev")
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
-def sweep(rows: Sequence[Dict[str, Any]], thresholds: Sequence[float] = THRESHOLDS) -> Dict:
+def sweep(rows: Sequence[Dict[str, Any]], *, thresholds: Sequence[float] = THRESHOLDS) -> Dict:
     """Shares refused at each threshold, for rows of ``{"answerable", "probability"}``."""
     groups = {
         "answerable": [r["probability"] for r in rows if r["answerable"]],
@@ -56,7 +56,7 @@ def answerable(example: Dict[str, Any]) -> bool:
     return not is_refusal(example["response"])
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="grounded-data --out DIR")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "refusal_probability.json")
@@ -92,4 +92,4 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -20,12 +20,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 from statistics import median
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
 
@@ -161,7 +162,7 @@ def on_postgres(url: str, lengths: Sequence[int], repeats: int) -> Dict[str, Any
         admin.close()
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--turns", type=int, nargs="+", default=[5, 20, 60])
     parser.add_argument("--repeats", type=int, default=20)
@@ -181,4 +182,4 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))

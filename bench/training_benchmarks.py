@@ -197,6 +197,7 @@ def diet(data: Path, work: Path, epochs: int) -> Dict[str, Any]:
 def soup(
     args: argparse.Namespace,
     flags: Sequence[str],
+    *,
     name: str = "banking77_soup",
     soup_flags: Sequence[str] = (),
 ) -> Dict[str, Any]:
@@ -235,7 +236,7 @@ def mpnet(args: argparse.Namespace) -> Path:
     return args.mpnet_dir or fetch(ALL_MPNET_BASE_V2, args.work / "encoders")
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--work", type=Path, default=Path("/tmp/rasa-llm-training-bench"))
@@ -350,4 +351,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

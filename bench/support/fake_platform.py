@@ -180,7 +180,7 @@ class FakePlatform:
         with self._lock:
             return [call for call in self.calls if call.path == path]
 
-    def wait_for_calls(self, path: str, count: int = 1, timeout: float = 30.0) -> List[Call]:
+    def wait_for_calls(self, path: str, *, count: int = 1, timeout: float = 30.0) -> List[Call]:
         """The calls to ``path`` once there are at least ``count``; fails after ``timeout``."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

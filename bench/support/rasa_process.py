@@ -68,7 +68,7 @@ def rest_id(sender: str) -> str:
     return f"rest:{sender}"
 
 
-def rasa_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+def rasa_env(*, extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
     return {
         **os.environ,
         "RASA_TELEMETRY_ENABLED": "false",
@@ -86,7 +86,7 @@ def rasa_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
     }
 
 
-def run_rasa(args: List[str], cwd: Path, timeout: int = 1200) -> subprocess.CompletedProcess:
+def run_rasa(args: List[str], cwd: Path, *, timeout: int = 1200) -> subprocess.CompletedProcess:
     """Run Rasa's CLI; fail the test with its output if it fails."""
     result = subprocess.run(
         [RASA, *args], cwd=cwd, env=rasa_env(), capture_output=True, text=True, timeout=timeout
@@ -100,12 +100,12 @@ def run_rasa(args: List[str], cwd: Path, timeout: int = 1200) -> subprocess.Comp
 
 
 def run_rasa_expecting_failure(
-    args: List[str], cwd: Path, env: Optional[Dict[str, str]] = None, timeout: int = 300
+    args: List[str], cwd: Path, *, env: Optional[Dict[str, str]] = None, timeout: int = 300
 ) -> str:
     """Run Rasa's CLI, which must fail (exit, not keep serving); its output."""
     try:
         result = subprocess.run(
-            [RASA, *args], cwd=cwd, env=rasa_env(env), capture_output=True, text=True,
+            [RASA, *args], cwd=cwd, env=rasa_env(extra=env), capture_output=True, text=True,
             timeout=timeout,
         )  # fmt: skip
     except subprocess.TimeoutExpired as expired:
@@ -166,7 +166,7 @@ def start_and_wait(
     """Start a Rasa CLI process and wait until ``health_url`` answers 200."""
     log = log_path.open("a")
     process = subprocess.Popen(
-        [RASA, *args], cwd=cwd, env=rasa_env(env), stdout=log, stderr=subprocess.STDOUT
+        [RASA, *args], cwd=cwd, env=rasa_env(extra=env), stdout=log, stderr=subprocess.STDOUT
     )
     log.close()
     deadline = time.monotonic() + timeout
@@ -278,7 +278,7 @@ class RasaServer:
         )
 
     def user_events(
-        self, conversation_id: str, count: int = 0, timeout: float = 90
+        self, conversation_id: str, *, count: int = 0, timeout: float = 90
     ) -> List[Dict[str, Any]]:
         """The conversation's user events, once there are at least ``count`` of them.
 
@@ -321,7 +321,7 @@ class ActionServer:
         self.log_path = workdir / "actions.log"
         self.process: Optional[subprocess.Popen] = None
 
-    def start(self, startup_timeout: float = 180) -> ActionServer:
+    def start(self, *, startup_timeout: float = 180) -> ActionServer:
         self.process = start_and_wait(
             ["run", "actions", "--actions", "actions", "--port", str(self.port)],
             cwd=BOT,

@@ -31,7 +31,7 @@ class RedisServer:
         self.log_path = workdir / "redis.log"
         self.process: Optional[subprocess.Popen] = None
 
-    def start(self, timeout: float = 30) -> RedisServer:
+    def start(self, *, timeout: float = 30) -> RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.fail(f"no redis-server on PATH: {INSTALL_HINT}")

@@ -88,7 +88,7 @@ def text_message(chat_id: int, text: str, **kw: Any) -> Dict[str, Any]:
     return message(chat_id, **fields, **kw)
 
 
-def photo(file_id: str = "AgACAgQAAxkBAAIBZ2Zp") -> List[Dict[str, Any]]:
+def photo(*, file_id: str = "AgACAgQAAxkBAAIBZ2Zp") -> List[Dict[str, Any]]:
     """A photo as Telegram lists it: the same picture in sizes, smallest first."""
     return [
         {
@@ -119,7 +119,7 @@ def keyboard_message(chat_id: int, text: str, rows: List[List[Tuple[str, str]]])
 
 
 def callback_query(
-    chat_id: int, data: str, keyboard: Optional[Dict[str, Any]] = None, **kw: Any
+    chat_id: int, data: str, *, keyboard: Optional[Dict[str, Any]] = None, **kw: Any
 ) -> Dict[str, Any]:
     return {
         "update_id": kw.get("update_id", next_id()),
@@ -133,7 +133,7 @@ def callback_query(
     }
 
 
-def headers(secret: Optional[str] = SECRET, content_type: str = "application/json") -> Dict:
+def headers(*, secret: Optional[str] = SECRET, content_type: str = "application/json") -> Dict:
     found = {"Content-Type": content_type}
     if secret is not None:
         found["X-Telegram-Bot-Api-Secret-Token"] = secret
@@ -206,7 +206,7 @@ class BotApi:
         return 200, {"ok": True, "result": True}, {}
 
 
-def flood(seconds: int = 1) -> Reply:
+def flood(*, seconds: int = 1) -> Reply:
     return (
         429,
         {
@@ -219,7 +219,7 @@ def flood(seconds: int = 1) -> Reply:
     )
 
 
-def server_error(status: int = 502) -> Reply:
+def server_error(*, status: int = 502) -> Reply:
     return status, {"ok": False, "error_code": status, "description": "Bad Gateway"}, {}
 
 
@@ -247,7 +247,7 @@ def calls_in_order(fake: FakePlatform, chat_id: Any) -> List[str]:
     ]
 
 
-def sent(fake: FakePlatform, chat_id: Any, method: str = "sendMessage") -> List[Dict[str, Any]]:
+def sent(fake: FakePlatform, chat_id: Any, *, method: str = "sendMessage") -> List[Dict[str, Any]]:
     return [
         fields
         for fields in (call.fields() for call in fake.calls_to(path(method)))

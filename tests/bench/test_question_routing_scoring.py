@@ -75,7 +75,7 @@ def test_a_question_is_correct_with_a_fact_and_no_form():
         {"text": "Returning a Northwind order is free from anywhere in the UK with the label."},
         {"text": "Would you like to start a return?", "buttons": [{"payload": "/return_item"}]},
     ]
-    result = score_question(POSTAGE, answer, ANSWERED, 2.5)
+    result = score_question(POSTAGE, answer, ANSWERED, seconds=2.5)
     assert result.correct and result.by_fallback and result.offered and result.form is None
     wrong = score_question(POSTAGE, [{"text": "Returns cost €6.95 from the EU."}], ANSWERED)
     assert not wrong.correct and not wrong.offered
@@ -117,7 +117,7 @@ def test_summary_and_table():
     assert summary["wrongly_started_a_form"] == 0.5
     assert summary["requests_started_their_task"] == 0.5
     assert summary["by_topic"]["returns"]["questions"] == 2
-    table = markdown(summary, "after")
+    table = markdown(summary, label="after")
     assert "| questions answered correctly | 50.0 % |" in table
     assert "| requests that started their task | 50.0 % |" in table
 
@@ -141,7 +141,7 @@ def test_malformed_data_is_refused(tmp_path: Path):
     ]:
         path.write_text(yaml.safe_dump(data))
         with pytest.raises(BenchDataError, match=message):
-            load_routing(path)
+            load_routing(path=path)
 
 
 # ------------------------------------------------------------------ the shipped data
@@ -170,7 +170,7 @@ def _other_bench_texts() -> set:
 
 
 def test_the_set_covers_every_topic_with_a_task_and_enough_requests():
-    questions, requests = load_routing(DATA / "question_routing.yml")
+    questions, requests = load_routing(path=DATA / "question_routing.yml")
     assert len(questions) >= 60 and len(requests) >= 20
     assert {q.topic for q in questions} == TOPICS
     texts = [normalise(x.text) for x in [*questions, *requests]]
@@ -181,7 +181,7 @@ def test_every_fact_is_in_the_section_it_names():
     from rasa_llm.fallback.knowledge_base import KnowledgeBase
 
     sections = {p.id: p.text for p in KnowledgeBase.from_directory(BOT / "knowledge").passages}
-    questions, _ = load_routing(DATA / "question_routing.yml")
+    questions, _ = load_routing(path=DATA / "question_routing.yml")
     for q in questions:
         assert q.source in sections, q.id
         assert find_any(sections[q.source], q.facts) == list(q.facts), q.id
@@ -190,12 +190,12 @@ def test_every_fact_is_in_the_section_it_names():
 def test_requests_name_a_form_or_action_of_the_domain():
     domain = yaml.safe_load((BOT / "domain.yml").read_text())
     known = set(domain["forms"]) | set(domain["actions"]) | set(domain["responses"])
-    _, requests = load_routing(DATA / "question_routing.yml")
+    _, requests = load_routing(path=DATA / "question_routing.yml")
     assert {r.starts for r in requests} <= known
 
 
 def test_the_set_is_unseen_by_the_bot_and_not_taken_from_the_fallback_eval():
-    questions, requests = load_routing(DATA / "question_routing.yml")
+    questions, requests = load_routing(path=DATA / "question_routing.yml")
     texts = {normalise(x.text) for x in [*questions, *requests]}
     assert not texts & _bot_texts()
     assert not texts & _other_bench_texts()
@@ -203,7 +203,7 @@ def test_the_set_is_unseen_by_the_bot_and_not_taken_from_the_fallback_eval():
 
 def test_the_bots_nlu_data_copies_no_benchmark_question():
     """The NLU no-copy check, for this set and the fallback's sets (bench/data/*.yml)."""
-    questions, requests = load_routing(DATA / "question_routing.yml")
+    questions, requests = load_routing(path=DATA / "question_routing.yml")
     bench = {normalise(x.text) for x in [*questions, *requests]} | _other_bench_texts()
     loose = {" ".join(re.sub(r"[^\w\s]", " ", t).split()) for t in bench}
     copied = [

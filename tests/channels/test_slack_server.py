@@ -236,7 +236,7 @@ def test_an_attachment_is_acknowledged_by_kind(
     archive = {**photo, "id": unique("F"), "name": "x.zip", "mimetype": "application/zip"}
     say(server, "", user, channel, files=[archive])
     wait_for_text(slack, channel, "Thanks, but I can't open a file here.")
-    metadata = [e["metadata"] for e in server.user_events(conversation(user), 2)]
+    metadata = [e["metadata"] for e in server.user_events(conversation(user), count=2)]
     assert metadata[0]["attachments"][0]["file_id"] == photo["id"]
     assert metadata[0]["attachments"][0]["kind"] == "image"
 

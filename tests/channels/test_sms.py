@@ -499,7 +499,7 @@ def test_a_slow_bot_falls_back_to_rest_in_order(tmp_path: Path):
     try:
         xml = asyncio.run(scenario())
         assert "<Message>" not in xml, "past the deadline the TwiML answer is empty"
-        calls = fake.wait_for_calls(MESSAGES_PATH, 2, timeout=10)
+        calls = fake.wait_for_calls(MESSAGES_PATH, count=2, timeout=10)
         assert [call.form["Body"] for call in calls] == ["first", "second"]
         fake.assert_no_unexpected_calls()
     finally:

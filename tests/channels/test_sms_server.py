@@ -87,7 +87,7 @@ def server(
 
 def events(server: RasaServer, sender: str, count: int = 0) -> List[Dict[str, Any]]:
     """The sender's user events (their conversation is ``sms:<number>``)."""
-    return server.user_events(f"sms:{sender}", count)
+    return server.user_events(f"sms:{sender}", count=count)
 
 
 def trigger_greet(server: RasaServer, conversation: str) -> None:

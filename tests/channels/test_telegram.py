@@ -168,7 +168,7 @@ def test_commands_are_mapped_and_other_bots_commands_ignored(
 
 
 def test_a_photo_with_a_caption_is_an_attachment_then_the_words(tmp_path: Path):
-    update = tg.message(5, photo=tg.photo("PHOTO"), caption="the box arrived crushed")
+    update = tg.message(5, photo=tg.photo(file_id="PHOTO"), caption="the box arrived crushed")
     incoming = parsed(tmp_path, update)
     assert incoming is not None
     notice, caption = incoming.messages
@@ -451,7 +451,7 @@ def test_an_image_with_a_short_text_is_one_photo_with_a_caption(bot_api: Any, tm
             "telegram:55", {"text": "Your <parcel>", "image": "https://i.example/p.jpg"}
         )
     )
-    [photo] = tg.sent(bot_api, 55, "sendPhoto")
+    [photo] = tg.sent(bot_api, 55, method="sendPhoto")
     assert photo["photo"] == "https://i.example/p.jpg"
     assert photo["caption"] == "Your &lt;parcel&gt;" and photo["parse_mode"] == "HTML"
     assert tg.sent(bot_api, 55) == []
@@ -481,17 +481,19 @@ def test_quick_replies_cards_files_and_custom_calls(
             "telegram:58", {"type": "file", "payload": {"src": "https://f.example/a.pdf"}}
         )
     )
-    assert tg.sent(bot_api, 58, "sendDocument")[0]["document"] == "https://f.example/a.pdf"
+    assert tg.sent(bot_api, 58, method="sendDocument")[0]["document"] == "https://f.example/a.pdf"
     with caplog.at_level(logging.ERROR):
         asyncio.run(bot.send_custom_json("telegram:59", {"method": "banChatMember", "user_id": 1}))
         asyncio.run(bot.send_attachment("telegram:59", "not a url"))
     assert "banChatMember" in caplog.text and "attachment without a URL" in caplog.text
-    assert tg.sent(bot_api, 59) == [] and tg.sent(bot_api, 59, "sendDocument") == []
+    assert tg.sent(bot_api, 59) == [] and tg.sent(bot_api, 59, method="sendDocument") == []
 
 
 def test_flood_control_and_unavailable_are_retried(bot_api: Any, tmp_path: Path):
     slept: List[float] = []
-    bot_api.api.fail_next(77, tg.flood(7), tg.server_error(503), tg.server_error(503))
+    bot_api.api.fail_next(
+        77, tg.flood(seconds=7), tg.server_error(status=503), tg.server_error(status=503)
+    )
     asyncio.run(output(bot_api, tmp_path, slept).send_text_message("telegram:77", "hello there"))
     attempts = tg.sent(bot_api, 77)
     assert len(attempts) == 4 and attempts[-1]["text"] == "hello there"
@@ -503,7 +505,7 @@ def test_a_server_error_that_may_have_sent_is_not_sent_again(
     bot_api: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture, status: int
 ):
     slept: List[float] = []
-    bot_api.api.fail_next(76, tg.server_error(status))
+    bot_api.api.fail_next(76, tg.server_error(status=status))
     with caplog.at_level(logging.ERROR):
         asyncio.run(output(bot_api, tmp_path, slept).send_text_message("telegram:76", "secret"))
     assert len(tg.sent(bot_api, 76)) == 1 and slept == []

@@ -76,7 +76,7 @@ def chat() -> int:
 
 def events(server: RasaServer, chat: int, count: int = 0) -> List[Dict[str, Any]]:
     """The chat's user events (its conversation is ``telegram:<chat>``)."""
-    return server.user_events(f"telegram:{chat}", count)
+    return server.user_events(f"telegram:{chat}", count=count)
 
 
 def post(
@@ -90,7 +90,7 @@ def post(
     return requests.post(
         f"{server.url}/webhooks/telegram/webhook",
         data=data,
-        headers=tg.headers(secret, content_type),
+        headers=tg.headers(secret=secret, content_type=content_type),
         timeout=30,
     )
 
@@ -106,11 +106,13 @@ def wait_for(
 ) -> List[Dict[str, Any]]:
     deadline = time.monotonic() + REPLY_TIMEOUT
     while time.monotonic() < deadline:
-        found = tg.sent(fake, chat, method)
+        found = tg.sent(fake, chat, method=method)
         if len(found) >= count:
             return found
         time.sleep(0.1)
-    raise AssertionError(f"{count} {method} to {chat} expected, got {tg.sent(fake, chat, method)}")
+    raise AssertionError(
+        f"{count} {method} to {chat} expected, got {tg.sent(fake, chat, method=method)}"
+    )
 
 
 # ------------------------------------------------------------ end to end
@@ -138,10 +140,10 @@ def test_typing_is_shown_before_the_reply_and_a_failed_action_loses_nothing(
     calls = tg.calls_in_order(telegram, chat)
     assert calls[0] == tg.CHAT_ACTION and calls[-1] == "sendMessage", calls
     assert set(calls[:-1]) == {tg.CHAT_ACTION}, "no action after the reply"
-    assert tg.sent(telegram, chat, tg.CHAT_ACTION)[0]["action"] == "typing"
+    assert tg.sent(telegram, chat, method=tg.CHAT_ACTION)[0]["action"] == "typing"
     # Telegram refusing the action: the reply comes all the same, and the log says why.
     other = tg.next_id()
-    telegram.api.fail_next_actions(other, tg.server_error(502))  # type: ignore[attr-defined]
+    telegram.api.fail_next_actions(other, tg.server_error(status=502))  # type: ignore[attr-defined]
     say(server, other, "hello")
     [reply] = wait_for(telegram, other, 1)
     assert reply["text"].startswith(GREETING)
@@ -165,9 +167,9 @@ def test_a_complaint_gets_a_keyboard_and_a_click_hands_over(
     ]
 
     rows = [[(b["text"], b["callback_data"]) for b in row] for row in keyboard]
-    click = tg.callback_query(chat, "/deny", tg.keyboard_message(chat, OFFER, rows))
+    click = tg.callback_query(chat, "/deny", keyboard=tg.keyboard_message(chat, OFFER, rows))
     assert post(server, click).status_code == 200
-    telegram.wait_for_calls(tg.path("answerCallbackQuery"), 1, REPLY_TIMEOUT)
+    telegram.wait_for_calls(tg.path("answerCallbackQuery"), count=1, timeout=REPLY_TIMEOUT)
     answers = [
         call.fields()
         for call in telegram.calls_to(tg.path("answerCallbackQuery"))
@@ -176,7 +178,7 @@ def test_a_complaint_gets_a_keyboard_and_a_click_hands_over(
     assert len(answers) == 1 and "text" not in answers[0]
     declined = wait_for(telegram, chat, 3)[-1]
     assert declined["text"].startswith(DECLINED)
-    [edited] = tg.sent(telegram, chat, "editMessageText")
+    [edited] = tg.sent(telegram, chat, method="editMessageText")
     assert edited["message_id"] == str(click["callback_query"]["message"]["message_id"])
     assert edited["text"].endswith("<i>✓ No thanks</i>") and "reply_markup" not in edited
     assert [e["text"] for e in events(server, chat, 3)][-1] == "/deny"
@@ -296,7 +298,7 @@ def test_updates_to_ignore_are_acknowledged_without_a_reply(server: RasaServer, 
 def test_a_photo_is_received_and_a_sticker_politely_declined(
     server: RasaServer, telegram: FakePlatform, chat: int
 ):
-    photo = tg.message(chat, photo=tg.photo("DAMAGED"), caption="thank you")
+    photo = tg.message(chat, photo=tg.photo(file_id="DAMAGED"), caption="thank you")
     assert post(server, photo).status_code == 200
     received, welcome = wait_for(telegram, chat, 2)
     assert received["text"].startswith("Thanks, I've received your photo.")
@@ -325,7 +327,7 @@ def test_flood_control_and_unavailable_are_retried(
 ):
     """What Telegram did not act on is sent again; a 500, 502 or a timeout may have been
     sent and is not (tests/security/test_duplicate_sends.py)."""
-    telegram.api.fail_next(chat, tg.flood(1), tg.server_error(503))  # type: ignore[attr-defined]
+    telegram.api.fail_next(chat, tg.flood(seconds=1), tg.server_error(status=503))  # type: ignore[attr-defined]
     say(server, chat, "hello")
     attempts = wait_for(telegram, chat, 3)
     assert len({a["text"] for a in attempts}) == 1 and attempts[-1]["text"].startswith(GREETING)

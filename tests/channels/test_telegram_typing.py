@@ -87,7 +87,7 @@ def test_typing_is_sent_before_the_turn_and_the_reply_follows_it(
     chat = tg.next_id()
     post(tmp_path, bot_api, ThinkingBot(0.3), "how much is delivery?", chat=chat)
     assert tg.calls_in_order(bot_api, chat) == [ACTION, "sendMessage"]
-    [action] = tg.sent(bot_api, chat, ACTION)
+    [action] = tg.sent(bot_api, chat, method=ACTION)
     assert action["action"] == "typing"
     [reply] = tg.sent(bot_api, chat)
     assert reply["text"] == "Delivery costs £3.95."
@@ -114,8 +114,8 @@ def test_a_long_turn_repeats_typing_every_few_seconds_and_never_after_the_reply(
     "failure, reason",
     [
         (tg.refused(403, "Forbidden: bot was blocked by the user"), "forbidden"),
-        (tg.server_error(502), "HTTP 502"),
-        (tg.flood(30), "flood control"),
+        (tg.server_error(status=502), "HTTP 502"),
+        (tg.flood(seconds=30), "flood control"),
     ],
 )
 def test_a_failing_chat_action_is_logged_once_and_the_reply_still_goes(

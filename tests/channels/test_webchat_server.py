@@ -91,7 +91,7 @@ def test_a_new_visitor_gets_a_session_and_the_bots_reply(server: RasaServer):
         assert {"type": "user", "id": "greet-0001", "text": "hello"} in frames
         assert bot_text(frames[-1]).startswith(GREETING)
         await ws.close()
-        assert [e["text"] for e in server.user_events(webchat_id(session_id), 1)] == ["hello"]
+        assert [e["text"] for e in server.user_events(webchat_id(session_id), count=1)] == ["hello"]
 
     run(scenario())
 
@@ -262,7 +262,7 @@ def test_a_retried_message_id_gets_exactly_one_reply(server: RasaServer):
         assert any(f.get("id") == "marker-0001" and f["type"] == "user" for f in seen)
         await ws.close()
         await other.close()
-        assert [e["text"] for e in server.user_events(webchat_id(session[0]), 2)] == [
+        assert [e["text"] for e in server.user_events(webchat_id(session[0]), count=2)] == [
             "hello",
             "/thank",
         ]
@@ -309,7 +309,8 @@ def test_an_attached_photo_is_stored_privately_and_the_bot_says_so(server: RasaS
         stored = list((server.workdir / "uploads" / session[0]).iterdir())
         assert len(stored) == 1 and stored[0].read_bytes() == PNG
         attachments = [
-            e["metadata"]["attachments"][0] for e in server.user_events(webchat_id(session[0]), 2)
+            e["metadata"]["attachments"][0]
+            for e in server.user_events(webchat_id(session[0]), count=2)
         ]
         assert attachments[0]["kind"] == "image" and attachments[0]["mime_type"] == "image/png"
         assert attachments[0]["name"] == "broken mug.png"
@@ -427,7 +428,7 @@ def test_a_customer_chats_in_headless_chromium_and_a_reload_keeps_the_conversati
     run(scenario())
     # The reloaded page went on as the same sender.
     session_id = json.loads(stored_session[0])["id"]
-    texts = [e["text"] for e in server.user_events(webchat_id(session_id), 3)]
+    texts = [e["text"] for e in server.user_events(webchat_id(session_id), count=3)]
     assert texts[0] == "hello" and texts[2] == "/deny"
     assert texts[-1].startswith("<img src=x") and texts[-1].endswith("/o/1.")
 
@@ -480,7 +481,7 @@ def test_a_new_visitor_is_greeted_and_a_suggested_question_is_answered_after_typ
 
     run(scenario())
     session_id = json.loads(stored_session[0])["id"]
-    [event] = server.user_events(webchat_id(session_id), 1)
+    [event] = server.user_events(webchat_id(session_id), count=1)
     assert event["text"] == question, "the customer's words, not a payload"
     assert event["metadata"]["webchat"]["display"] is None
 
@@ -512,7 +513,7 @@ def test_after_a_restart_the_page_resumes_its_conversation_and_retries_are_still
         frames = await until(ws, lambda f: bot_text(f).startswith(WELCOME))
         assert not any(bot_text(f).startswith(GREETING) for f in frames)
         await ws.close()
-        assert [e["text"] for e in server.user_events(webchat_id(session[0]), 2)] == [
+        assert [e["text"] for e in server.user_events(webchat_id(session[0]), count=2)] == [
             "hello",
             "/thank",
         ]

@@ -175,7 +175,7 @@ def say(server: RasaServer, chat: int, text: str) -> None:
     answer = requests.post(
         f"{server.url}/webhooks/telegram/webhook",
         data=tg.body(tg.text_message(chat, text)),
-        headers=tg.headers(tg.SECRET, "application/json"),
+        headers=tg.headers(secret=tg.SECRET, content_type="application/json"),
         timeout=30,
     )
     assert answer.status_code == 200, answer.text

@@ -319,7 +319,7 @@ def test_telegram_junk_with_the_secret_token_gets_no_5xx(http, server, log):
     @fuzz(200)
     @given(fz.junk_bodies, mostly(fz.JSON))
     def run(body: bytes, content_type: Optional[str]) -> None:
-        headers = tg.headers(tg.SECRET, content_type or "")
+        headers = tg.headers(secret=tg.SECRET, content_type=content_type or "")
         if content_type is None:
             del headers["Content-Type"]
         response = send(http, server, "POST", TELEGRAM, body, headers)

@@ -29,7 +29,8 @@ def texted(production: Production, server: int, sender: str, body: str) -> dict:
 
 def settled(production: Production, sender: str) -> int:
     """How many messages the bot sent ``sender`` once its answer is complete."""
-    production.servers[0].user_events(f"sms:{sender}", 1)  # the turn is saved after its replies
+    # the turn is saved after its replies
+    production.servers[0].user_events(f"sms:{sender}", count=1)
     count = len(production.twilio.wait_for(sender, 1))
     while True:
         time.sleep(1.0)  # a reply split into several messages may still be on its way
@@ -46,7 +47,9 @@ def test_a_webhook_retried_through_the_other_server_is_answered_once(production:
     # Twilio's retry of the same MessageSid reaches the other server (load balancer).
     assert post(production.servers[1], hello).status_code == 200
     twilio.assert_quiet(sender, replies)
-    assert [e["text"] for e in production.servers[1].user_events(f"sms:{sender}", 1)] == ["hello"]
+    assert [e["text"] for e in production.servers[1].user_events(f"sms:{sender}", count=1)] == [
+        "hello"
+    ]
     with psycopg2.connect(production.database_url) as connection, connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(*) FROM deliveries WHERE channel = 'twilio' AND delivery_id = %s",
@@ -66,5 +69,7 @@ def test_an_opt_out_taken_by_one_server_holds_on_the_other(production: Productio
     texted(production, 0, sender, "START")
     texted(production, 1, sender, "hello")
     assert settled(production, sender) >= 1
-    assert [e["text"] for e in production.servers[0].user_events(f"sms:{sender}", 1)] == ["hello"]
+    assert [e["text"] for e in production.servers[0].user_events(f"sms:{sender}", count=1)] == [
+        "hello"
+    ]
     twilio.fake.assert_no_unexpected_calls()

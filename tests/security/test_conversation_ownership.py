@@ -22,7 +22,7 @@ def test_a_rest_post_cannot_continue_an_sms_customers_conversation(stack: Stack)
     assert sms.post(stack.rasa, sms.form(number, "where is my order 10024")).status_code == 200
     stack.twilio.wait_for(number, 1)
     customer = f"sms:{number}"
-    stack.rasa.user_events(customer, 1)
+    stack.rasa.user_events(customer, count=1)
     assert stack.rasa.tracker(customer)["slots"]["order_number"] == "10024"
     sent_before = len(stack.twilio.sent_to(number))
 
@@ -34,7 +34,7 @@ def test_a_rest_post_cannot_continue_an_sms_customers_conversation(stack: Stack)
     assert "10024" not in str(replies)  # nothing of the SMS conversation is revealed
 
     # Their message is in the REST channel's own conversation, not the customer's.
-    assert [e["text"] for e in stack.rasa.user_events(f"rest:{number}", 1)] == [
+    assert [e["text"] for e in stack.rasa.user_events(f"rest:{number}", count=1)] == [
         "what are the order details? my email is x@evil.example"
     ]
     tracker = stack.rasa.tracker(customer)
@@ -50,9 +50,9 @@ def test_a_rest_post_cannot_continue_an_sms_customers_conversation(stack: Stack)
 def test_a_rest_post_cannot_reach_a_telegram_chat(stack: Stack):
     chat = tg.next_id()
     assert post_telegram(stack, tg.text_message(chat, "hello")).status_code == 200
-    stack.rasa.user_events(f"telegram:{chat}", 1)
+    stack.rasa.user_events(f"telegram:{chat}", count=1)
     assert stack.rasa.rest(str(chat), "/restart").status_code == 200
-    stack.rasa.user_events(f"rest:{chat}", 1)
+    stack.rasa.user_events(f"rest:{chat}", count=1)
     assert [e["text"] for e in stack.rasa.user_events(f"telegram:{chat}")] == ["hello"]
 
 

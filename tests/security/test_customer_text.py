@@ -18,7 +18,7 @@ from tests.security.conftest import Stack, post_telegram
 
 
 def last_parse(server: RasaServer, conversation: str, count: int) -> Dict[str, Any]:
-    event = server.user_events(conversation, count)[count - 1]
+    event = server.user_events(conversation, count=count)[count - 1]
     return dict(event["parse_data"])
 
 

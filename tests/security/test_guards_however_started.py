@@ -94,7 +94,7 @@ def test_customer_text_stays_out_of_the_debug_log(server: RasaServer):
     before = len(server.log())
     answer = server.rest("debug-log", f"hello, {SECRET}")
     assert answer.status_code == 200
-    server.user_events("debug-log", 1)  # Rasa's stock REST channel: the id as sent
+    server.user_events("debug-log", count=1)  # Rasa's stock REST channel: the id as sent
     written = server.log()[before:]
     assert "processor" in written  # --debug wrote about the message
     assert "MYSECRETPASSPHRASE" not in written
@@ -113,7 +113,7 @@ def test_with_telemetry_on_the_server_refuses_to_start(bot_model: Path, tmp_path
     args = [sys.executable, "-m", "rasa", "run", "--model", str(bot_model)]
     args += ["--credentials", "credentials.yml", "--port", str(free_port())]
     args += ["--interface", "127.0.0.1"]
-    env = rasa_env({"RASA_TELEMETRY_ENABLED": "true"})
+    env = rasa_env(extra={"RASA_TELEMETRY_ENABLED": "true"})
     finished = subprocess.run(
         args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
     )
@@ -129,7 +129,7 @@ def test_the_action_server_under_python_m_rasa_sdk_requires_its_token(tmp_path: 
     with log_path.open("a") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)],
-            cwd=BOT, env=rasa_env(env), stdout=log, stderr=subprocess.STDOUT,
+            cwd=BOT, env=rasa_env(extra=env), stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
         url = f"http://127.0.0.1:{port}"

@@ -143,7 +143,7 @@ class TestStockSettings:
             assert f"{FILES_PER_DAY} files" in over.json()["error"]
             stored = list((stock.workdir / "webchat_uploads" / session[0]).iterdir())
             assert len(stored) == FILES_PER_DAY
-            events = stock.user_events(webchat_id(session[0]), FILES_PER_DAY)
+            events = stock.user_events(webchat_id(session[0]), count=FILES_PER_DAY)
             assert len(events) == FILES_PER_DAY
             await ws.close()
 
@@ -224,7 +224,7 @@ class TestTightLimits:
             assert refused["code"] == "rate_limited" and refused["id"] == ids[-1], refused
             assert 1 <= refused["retry_after"] <= 60 // MESSAGES_PER_MINUTE
             assert acks == ids[:-1], "the messages within the limit are taken, in order"
-            taken = limited.user_events(webchat_id(session[0]), MESSAGES_PER_MINUTE)
+            taken = limited.user_events(webchat_id(session[0]), count=MESSAGES_PER_MINUTE)
             assert len(taken) == MESSAGES_PER_MINUTE
             # Not taken, so the page sends it again after retry_after; then it is.
             await asyncio.sleep(refused["retry_after"] + 0.5)
@@ -232,7 +232,7 @@ class TestTightLimits:
             answer = await until(ws, lambda f: f.get("id") == ids[-1] and f["type"] != "user")
             assert answer[-1] == {"type": "ack", "id": ids[-1], "duplicate": False}
             await ws.close()
-            taken = limited.user_events(webchat_id(session[0]), len(ids))
+            taken = limited.user_events(webchat_id(session[0]), count=len(ids))
             assert len(taken) == len(ids)
 
         run(scenario())
@@ -293,7 +293,7 @@ class TestTightLimits:
                 await browser.close()
 
         run(scenario())
-        taken = limited.user_events(webchat_id(session[0]), len(texts))
+        taken = limited.user_events(webchat_id(session[0]), count=len(texts))
         assert [e["text"] for e in taken] == texts, "every message once, in the order typed"
 
     def test_requests_from_one_address_past_the_limit_are_refused(self, limited: RasaServer):
