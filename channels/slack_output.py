@@ -137,6 +137,7 @@ class SlackBot(OutputChannel):
         for piece in split_mrkdwn(text):
             await self._post(where, text=piece)
 
+    # Rasa's OutputChannel.send_text_with_buttons signature, alike in every channel.
     async def send_text_with_buttons(
         self,
         recipient_id: str,

@@ -268,44 +268,37 @@ class TwilioSmsInput(InputChannel):
         """Keywords' notices, numbered options, then the bot; never raises."""
         try:
             async with self._conversations.turn(inbound.sender):
-                await self._handle_in_turn(inbound, decision, output, on_new_message)
+                sender, word = conversation_id(CHANNEL, inbound.sender), decision.word
+                notices = {
+                    STOP: self.config.stop_text,
+                    START: self.config.start_text,
+                    HELP: self.config.help_text,
+                }
+                if word in notices:
+                    notice = notices[word]
+                    if notice:
+                        await output.send_notice(sender, notice)
+                    return
+                if decision.opted_out:
+                    logger.info(
+                        "%s: message from an opted-out sender not passed to the bot", CHANNEL
+                    )
+                    return
+                for said in await self._user_messages(inbound):
+                    await on_new_message(
+                        UserMessage(
+                            said.text,
+                            output,
+                            sender,
+                            parse_data=said.parse_data,
+                            input_channel=CHANNEL,
+                            metadata=said.metadata,
+                        )
+                    )
         except Exception:  # noqa: BLE001 - a failed message must not kill the channel
             # No exc_info at error level: a traceback may quote the customer's text.
             logger.error("%s: handling a message failed", CHANNEL)
             logger.debug("%s: handling a message failed", CHANNEL, exc_info=True)
-
-    async def _handle_in_turn(
-        self,
-        inbound: Inbound,
-        decision: Decision,
-        output: TwilioSmsOutput,
-        on_new_message: OnNewMessage,
-    ) -> None:
-        sender, word = conversation_id(CHANNEL, inbound.sender), decision.word
-        notices = {
-            STOP: self.config.stop_text,
-            START: self.config.start_text,
-            HELP: self.config.help_text,
-        }
-        if word in notices:
-            notice = notices[word]
-            if notice:
-                await output.send_notice(sender, notice)
-            return
-        if decision.opted_out:
-            logger.info("%s: message from an opted-out sender not passed to the bot", CHANNEL)
-            return
-        for said in await self._user_messages(inbound):
-            await on_new_message(
-                UserMessage(
-                    said.text,
-                    output,
-                    sender,
-                    parse_data=said.parse_data,
-                    input_channel=CHANNEL,
-                    metadata=said.metadata,
-                )
-            )
 
     async def _user_messages(self, inbound: Inbound) -> List[Said]:
         """What the bot is told: a chosen button's payload, or the customer's own words."""

@@ -127,6 +127,7 @@ class TwilioSmsOutput(OutputChannel):
         if number is not None:
             await self._send(number, text)
 
+    # Rasa's OutputChannel.send_text_with_buttons signature, alike in every channel.
     async def send_text_with_buttons(
         self,
         recipient_id: str,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 from sanic.exceptions import WebsocketClosed
@@ -64,25 +65,16 @@ MAX_REFUSED_MESSAGES = 200
 MAX_PENDING_MESSAGES = 32
 
 
+@dataclass(frozen=True)
 class WebChatSocket:
     """Serves the channel's sockets: one hello, then the page's messages, in order."""
 
-    def __init__(
-        self,
-        config: WebChatConfig,
-        *,
-        signer: SessionSigner,
-        limits: WebChatLimits,
-        deliveries: DeliveryLog,
-        hub: SessionHub,
-        turns: SessionTurns,
-    ) -> None:
-        self.config = config
-        self.signer = signer
-        self.limits = limits
-        self.deliveries = deliveries
-        self.hub = hub
-        self.turns = turns
+    config: WebChatConfig
+    signer: SessionSigner
+    limits: WebChatLimits
+    deliveries: DeliveryLog
+    hub: SessionHub
+    turns: SessionTurns
 
     async def serve(self, request: Request, ws: Any, on_new_message: OnNewMessage) -> None:
         """Greet the page, then read its frames until it goes away."""
