@@ -16,20 +16,19 @@ type, UTF-8, Slack's signature with slack_sdk, then the body) and every re-deliv
 dropped by its ``event_id``. Outbound calls go through
 :func:`channels.outbound.call_with_retry`; a call that still fails raises
 :class:`AgentSlackError`, because the desk must know that an agent never saw the
-customer. Logs hold ids, kinds and lengths, never what anybody wrote.
+customer. Logs hold ids, kinds and lengths, never what anybody wrote. How posts are
+escaped and replies read is :mod:`channels.agent_slack_text`.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from typing import (
     Any,
     Callable,
     Dict,
     List,
-    Literal,
     Optional,
     Sequence,
     Set,
@@ -47,14 +46,23 @@ from channels.agent_slack_config import (
     AgentSlackConfigError,
     get_default_config,
 )
+from channels.agent_slack_text import (
+    CLAIM_COMMAND,
+    HANDBACK_COMMAND,
+    RELEASE_COMMAND,
+    EventKind,
+    agent_text,
+    command_kind,
+    escape_note,
+    transcript_pieces,
+)
 from channels.delivery_log import DeliveryLog
 from channels.outbound import AT_MOST_ONCE, Failure, RetryPolicy, call_with_retry
 from channels.slack_format import (
     TEXT_LIMIT,
+    bot_user_ids,
     escape_mrkdwn,
-    objects_in,
     split_mrkdwn,
-    unescape_mrkdwn,
 )
 from channels.slack_output import classify_slack_error
 from channels.text_splitting import split_text
@@ -84,10 +92,6 @@ logger = logging.getLogger(__name__)
 # The name in log lines and the delivery log's key: distinct from the customer Slack
 # channel's, so one Slack app serving both cannot have its event ids mixed up.
 CHANNEL = "agent_slack"
-HANDBACK_COMMAND = "!handback"
-CLAIM_COMMAND = "!claim"
-RELEASE_COMMAND = "!release"
-_COMMANDS = {HANDBACK_COMMAND: "handback", CLAIM_COMMAND: "claim", RELEASE_COMMAND: "release"}
 _CUSTOMER_LABEL = "Customer:"
 JSON = "application/json"
 # A parent message names the reason; a model-made reason must not fill the channel.
@@ -95,9 +99,6 @@ REASON_LIMIT = 300
 # Subtypes that are a person writing in the thread: a reply also sent to the channel is
 # still a reply. Edits, deletions, joins, bot posts and file shares are not forwarded.
 _AGENT_SUBTYPES = (None, "thread_broadcast")
-_USER_MENTION = re.compile(r"<@[UW][A-Z0-9]+>")
-
-EventKind = Literal["message", "handback", "claim", "release", "not_agent", "challenge", "ignored"]
 
 
 class AgentSlackError(RuntimeError):
@@ -255,8 +256,8 @@ class SlackAgentBridge:
         Everything is escaped except user mentions (``<@U…>``), so a note can name an
         agent but never ping ``<!channel>`` or forge a link.
         """
-        pieces = split_text(text, TEXT_LIMIT, measure=lambda piece: len(_escape_note(piece)))
-        escaped = [_escape_note(piece) for piece in pieces]
+        pieces = split_text(text, TEXT_LIMIT, measure=lambda piece: len(escape_note(piece)))
+        escaped = [escape_note(piece) for piece in pieces]
         await self._post_pieces("chat.postMessage (note)", escaped, thread_ts)
 
     async def close(self) -> None:
@@ -317,11 +318,7 @@ class SlackAgentBridge:
         event = envelope["event"]
         if not isinstance(event, dict):
             raise WebhookRejected(400, "`event` is not an event object")
-        bot_users = {
-            str(item.get("user_id"))
-            for item in objects_in(envelope.get("authorizations"))
-            if item.get("is_bot") and item.get("user_id")
-        }
+        bot_users = bot_user_ids(envelope)
         reason = self._ignore_reason(event, bot_users)
         if reason:
             logger.debug("%s: ignored event %s: %s", CHANNEL, envelope["event_id"], reason)
@@ -334,7 +331,7 @@ class SlackAgentBridge:
         if user not in self.config.agent_user_ids:
             kind = "not_agent"
         else:
-            kind = _command_kind(text)
+            kind = command_kind(text)
         return (
             AgentSlackEvent(
                 kind,
@@ -361,66 +358,3 @@ class SlackAgentBridge:
         if not isinstance(thread_ts, str) or not thread_ts or thread_ts == ts:
             return "not a reply in a thread"
         return None
-
-
-def _command_kind(text: str) -> EventKind:
-    command = _COMMANDS.get(text.strip().lower())
-    if command == "handback":
-        return "handback"
-    if command == "claim":
-        return "claim"
-    if command == "release":
-        return "release"
-    return "message"
-
-
-def transcript_pieces(transcript: Sequence[Tuple[str, str]]) -> List[str]:
-    """The transcript as escaped mrkdwn, one line per turn, split to Slack's limit."""
-    lines = [
-        f"{(role or 'unknown').strip().capitalize()}: {' '.join(str(text).split())}"
-        for role, text in transcript
-        if str(text).strip()
-    ]
-    if not lines:
-        return []
-    return split_mrkdwn("Recent conversation:\n" + "\n".join(lines))
-
-
-def _escape_note(text: str) -> str:
-    parts: List[str] = []
-    last = 0
-    for match in _USER_MENTION.finditer(text):
-        parts.append(escape_mrkdwn(text[last : match.start()]))
-        parts.append(match.group(0))
-        last = match.end()
-    parts.append(escape_mrkdwn(text[last:]))
-    return "".join(parts)
-
-
-_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|([^>]*))?>")
-_CHANNEL_LINK = re.compile(r"<#[A-Z0-9]+(?:\|([^>]*))?>")
-_LINK = re.compile(r"<((?:https?|mailto|tel):[^|>]+)(?:\|([^>]*))?>")
-_SPECIAL = re.compile(r"<![^|>]+(?:\|([^>]*))?>")
-
-
-def agent_text(text: str) -> str:
-    """What an agent wrote, as the customer should read it, line breaks kept.
-
-    A link keeps its address (``label (https://…)``), since the customer cannot click
-    Slack's markup; mentions and channel names become the text Slack shows; entities are
-    unescaped last, so a typed ``&lt;`` stays the characters ``<``.
-    """
-
-    def link(match: re.Match) -> str:
-        target, label = match.group(1), match.group(2)
-        shown = target.removeprefix("mailto:").removeprefix("tel:")
-        if not label or label in (target, shown):
-            return shown
-        return f"{label} ({shown})"
-
-    text = _MENTION.sub(lambda m: "@" + (m.group(2) or m.group(1)), text)
-    text = _CHANNEL_LINK.sub(lambda m: "#" + (m.group(1) or "channel"), text)
-    text = _LINK.sub(link, text)
-    text = _SPECIAL.sub(lambda m: m.group(1) or "", text)
-    lines = [" ".join(line.split()) for line in unescape_mrkdwn(text).splitlines()]
-    return "\n".join(lines).strip()

@@ -17,7 +17,7 @@ from slack_bolt.request.payload_utils import is_block_actions, is_event
 from channels.attachments import Attachment, Said, kind_from_mime, user_messages
 from channels.conversation_ids import conversation_id
 from channels.slack_config import CHANNEL, SlackConfig
-from channels.slack_format import objects_in, plain_text
+from channels.slack_format import bot_user_ids, objects_in, plain_text
 from channels.webhook_guard import WebhookRejected, parse_json_object, require
 
 logger = logging.getLogger(__name__)
@@ -55,11 +55,7 @@ class SlackEvents:
         if not isinstance(envelope["event"], dict) or not is_event(envelope):
             raise WebhookRejected(400, "`event` is not an event object")
         event: Dict[str, Any] = envelope["event"]
-        bot_users = {
-            str(item.get("user_id"))
-            for item in objects_in(envelope.get("authorizations"))
-            if item.get("is_bot") and item.get("user_id")
-        }
+        bot_users = bot_user_ids(envelope)
         reason = self._ignore_reason(event, bot_users)
         if reason:
             logger.debug("%s: ignored event %s: %s", CHANNEL, envelope["event_id"], reason)

@@ -12,7 +12,7 @@ a message's ``text`` (its hard limit, 40,000, truncates silently). Blocks are bu
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Set
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -170,3 +170,12 @@ def plain_text(text: str, *, remove_users: Iterable[str] = ()) -> str:
 def objects_in(value: Any) -> List[Dict[str, Any]]:
     """The objects of a list Slack sends; anything else there is ignored, not a crash."""
     return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def bot_user_ids(envelope: Dict[str, Any]) -> Set[str]:
+    """The bot users an Events API envelope was delivered for (its ``authorizations``)."""
+    return {
+        str(item.get("user_id"))
+        for item in objects_in(envelope.get("authorizations"))
+        if item.get("is_bot") and item.get("user_id")
+    }
