@@ -32,6 +32,8 @@ from typing import Optional
 
 from channels.conversation_ids import channel_of, platform_id
 
+from .store_records import Order
+
 # Misses before a conversation's look-ups pause, and the window they are counted in.
 MISSES_PER_CONVERSATION = 5
 CONVERSATION_WINDOW = timedelta(minutes=30)
@@ -93,3 +95,15 @@ def same_phone(a: Optional[str], b: Optional[str]) -> bool:
         return False
     left, right = _PHONE_PUNCTUATION.sub("", a), _PHONE_PUNCTUATION.sub("", b)
     return left.startswith("+") and left == right
+
+
+def same_email(a: Optional[str], b: Optional[str]) -> bool:
+    """Email addresses compare case-insensitively (customers type them both ways)."""
+    if not a or not b:
+        return False
+    return a.strip().casefold() == b.strip().casefold()
+
+
+def owns(order: Order, email: Optional[str], phone: Optional[str]) -> bool:
+    """The order's email, or (over SMS) the phone number the order was placed with."""
+    return same_email(order.email, email) or same_phone(order.phone, phone)

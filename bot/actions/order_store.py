@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from . import store_schema as t
-from .lookup_limits import DEFAULT_LIMITS, Claimant, LookupLimits, same_phone
+from .lookup_limits import DEFAULT_LIMITS, Claimant, LookupLimits, owns, same_email, same_phone
 from .order_policy import return_deadline
 from .store_database import STORE_URL_ENV, StoreDatabase, StoreUnavailable, uk_today
 from .store_records import (
@@ -39,18 +39,6 @@ from .store_seed import SAMPLE_DATA
 # need the same weekdays every run. Unset in production.
 STORE_TODAY_ENV = "BOT_STORE_TODAY"
 DEFAULT_URL = f"sqlite:///{Path(__file__).resolve().parents[1] / 'store' / 'northwind.db'}"
-
-
-def same_email(a: Optional[str], b: Optional[str]) -> bool:
-    """Email addresses compare case-insensitively (customers type them both ways)."""
-    if not a or not b:
-        return False
-    return a.strip().casefold() == b.strip().casefold()
-
-
-def owns(order: Order, email: Optional[str], phone: Optional[str]) -> bool:
-    """The order's email, or (over SMS) the phone number the order was placed with."""
-    return same_email(order.email, email) or same_phone(order.phone, phone)
 
 
 def utc_now() -> datetime:

@@ -9,7 +9,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from . import store_schema as t
-from .order_actions import (
+from .order_action_base import (
     ChangeRequest,
     OrderAction,
     OrderChangeAction,
@@ -49,19 +49,15 @@ class ActionStartReturn(OrderChangeAction):
         """action_start_return: starts a return of the owner's order."""
         return "action_start_return"
 
-    def change(self, store: OrderStore, request: ChangeRequest) -> Change:
+    def change(self, request: ChangeRequest) -> Change:
         """Record the return, with the return_reason slot's reason, in the store."""
         who = request.claimant
-        return store.start_return(
+        return request.store.start_return(
             request.order.order_number, who.email, request.detail, phone=who.phone
         )
 
     def reply(
-        self,
-        store: OrderStore,
-        dispatcher: CollectingDispatcher,
-        request: ChangeRequest,
-        change: Change,
+        self, dispatcher: CollectingDispatcher, request: ChangeRequest, change: Change
     ) -> None:
         """Give the return's reference and drop-off day, or say why it cannot start."""
         number, order = request.order.order_number, change.order
@@ -72,7 +68,7 @@ class ActionStartReturn(OrderChangeAction):
                 return_reference=change.reference,
                 # The label goes to the order's email, also when SMS proved the owner.
                 email=order.email if order is not None else request.claimant.email,
-                drop_off_by=format_day(store.today() + timedelta(days=DROP_OFF_DAYS)),
+                drop_off_by=format_day(request.store.today() + timedelta(days=DROP_OFF_DAYS)),
             )
         elif change.outcome is Outcome.ALREADY_DONE:
             dispatcher.utter_message(
