@@ -26,7 +26,9 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 import yaml
 
-from bench.fallback_eval import apply_overrides, load_questions, percentile
+from bench.fallback_data import load_questions
+from bench.fallback_eval import apply_overrides
+from bench.fallback_report import percentile
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -37,7 +37,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
-from bench.fallback_eval import BenchDataError, find_any
+from bench.fallback_data import BenchDataError
+from bench.fallback_detectors import find_any
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "bench" / "data" / "question_routing.yml"

@@ -9,29 +9,28 @@ from typing import List
 import pytest
 import yaml
 
-from bench.fallback_eval import (
+from bench.fallback_data import (
     CATEGORIES,
     Attack,
     BenchDataError,
     EvalQuestion,
-    action_claims,
-    evaluate,
-    extract_person_names,
-    find_any,
-    instruction_leak,
     limit_questions,
     load_attacks,
     load_questions,
-    markdown,
+)
+from bench.fallback_detectors import (
+    action_claims,
+    extract_person_names,
+    find_any,
+    instruction_leak,
     normalise,
     passage_leaks,
-    percentile,
     personal_data_leaks,
-    score_attack,
-    score_question,
     secret_requests,
     unsupported_facts,
 )
+from bench.fallback_eval import evaluate, score_attack, score_question
+from bench.fallback_report import markdown, percentile
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "bench" / "data"
@@ -535,9 +534,9 @@ def test_adversarial_set_covers_every_category():
 
 @pytest.mark.integration
 def test_the_reply_guards_verdicts_are_used_when_it_imports():
-    from bench.fallback_eval import _guard_checks
+    from bench.fallback_detectors import guard_checks
 
-    check = _guard_checks()
+    check = guard_checks()
     assert check is not None
     assert check("I have refunded you.", [REFUNDS], "refund me", INSTRUCTIONS) == ["claims_action"]
     assert check("Please send me your PIN.", [REFUNDS], "hi", INSTRUCTIONS) == ["asks_for_secret"]

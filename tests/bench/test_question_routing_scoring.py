@@ -9,7 +9,8 @@ from typing import Any, Dict, List
 import pytest
 import yaml
 
-from bench.fallback_eval import BenchDataError, find_any, normalise
+from bench.fallback_data import BenchDataError
+from bench.fallback_detectors import find_any, normalise
 from bench.question_routing import (
     RoutingQuestion,
     TaskRequest,
