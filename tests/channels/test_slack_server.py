@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import pytest
 import requests
 
+from tests.channels.bot_replies import APOLOGY, DECLINED, GREETING, OFFER, WELCOME, rasa_with
 from tests.channels.slack_payloads import (
     SECRET,
     TOKEN,
@@ -33,13 +34,6 @@ from tests.rasa_process import RasaServer
 
 pytestmark = pytest.mark.integration
 
-GREETING = "Hi, welcome to Northwind customer service!"
-APOLOGY = "I'm really sorry about this"
-OFFER = "Would you like me to connect you with a member of our team?"
-# Accepting the offered person runs action_handoff on the action server: that path is
-# tested end to end in tests/integration/test_handoff.py. Here the customer declines.
-DECLINED = "Alright. Is there anything else I can help you with?"
-WELCOME = "You're welcome!"
 SUPPORT_CHANNEL = "C0SUPPORT1"
 REPLY_TIMEOUT = 90
 
@@ -79,17 +73,15 @@ def slack() -> Any:
 @pytest.fixture(scope="module")
 def server(bot_model: Path, slack: FakePlatform, tmp_path_factory: pytest.TempPathFactory) -> Any:
     workdir = tmp_path_factory.mktemp("slack")
-    credentials = workdir / "credentials.yml"
-    credentials.write_text(
+    yield from rasa_with(
+        bot_model,
+        workdir,
         "channels.slack.SlackInput:\n"
         f'  slack_token: "{TOKEN}"\n'
         f'  slack_signing_secret: "{SECRET}"\n'
         f'  slack_channel: "{SUPPORT_CHANNEL}"\n'
-        f'  api_url: "{slack.url}/api/"\n'
+        f'  api_url: "{slack.url}/api/"\n',
     )
-    rasa = RasaServer(bot_model, workdir, credentials=credentials).start()
-    yield rasa
-    rasa.stop()
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ import requests
 from twilio.request_validator import RequestValidator
 
 from channels.sms_segments import segment_count
+from tests.channels.bot_replies import APOLOGY, DECLINED, GREETING, rasa_with, trigger_greet
 from tests.channels.sms_support import (
     ACCOUNT_SID,
     AUTH_TOKEN,
@@ -36,15 +37,10 @@ from tests.rasa_process import RasaServer
 
 pytestmark = pytest.mark.integration
 
-GREETING = "Hi, welcome to Northwind customer service!"
-APOLOGY = "I'm really sorry about this"
 OPTIONS = (
     "Would you like me to connect you with a member of our team?\n"
     "1. Yes, connect me\n2. No thanks\nReply with the number."
 )
-# Accepting the offered person runs action_handoff on the action server: that path is
-# tested end to end in tests/integration/test_handoff.py. Here the customer declines.
-DECLINED = "Alright. Is there anything else I can help you with?"
 HELP_TEXT = "Northwind SMS help: ask about orders. Reply STOP to opt out."
 COMPLAINT = "this is the worst service I have ever had"
 
@@ -68,8 +64,9 @@ def server(
     bot_model: Path, tmp_path_factory: pytest.TempPathFactory, twilio: TwilioApi
 ) -> Iterator[RasaServer]:
     workdir = tmp_path_factory.mktemp("sms")
-    credentials = workdir / "credentials.yml"
-    credentials.write_text(
+    yield from rasa_with(
+        bot_model,
+        workdir,
         "channels.sms.TwilioSmsInput:\n"
         f'  account_sid: "{ACCOUNT_SID}"\n'
         f'  auth_token: "{AUTH_TOKEN}"\n'
@@ -78,27 +75,13 @@ def server(
         f'  api_base_url: "{twilio.fake.url}"\n'
         # One segment per message, so the bot's longer replies are split.
         "  max_segments: 1\n"
-        f'  help_text: "{HELP_TEXT}"\n'
+        f'  help_text: "{HELP_TEXT}"\n',
     )
-    rasa = RasaServer(bot_model, workdir, credentials=credentials).start()
-    yield rasa
-    rasa.stop()
 
 
 def events(server: RasaServer, sender: str, count: int = 0) -> List[Dict[str, Any]]:
     """The sender's user events (their conversation is ``sms:<number>``)."""
     return server.user_events(f"sms:{sender}", count=count)
-
-
-def trigger_greet(server: RasaServer, conversation: str) -> None:
-    """Rasa's HTTP API makes the bot greet ``conversation`` through the SMS channel."""
-    answer = server.api(
-        "POST",
-        f"/conversations/{conversation}/trigger_intent",
-        params={"output_channel": "twilio"},
-        json={"name": "greet"},
-    )
-    assert answer.status_code == 200, answer.text
 
 
 def text(server: RasaServer, sender: str, body: str, **extra: str) -> requests.Response:
@@ -214,7 +197,7 @@ def test_stop_silences_the_bot_help_still_answers_start_resumes(
     twilio.assert_quiet(sender, 0)
     assert events(server, sender) == [], "neither STOP nor later texts reach the bot"
     # Replies the bot would send on its own (Rasa's HTTP API) respect the opt-out too.
-    trigger_greet(server, f"sms:{sender}")
+    trigger_greet(server, f"sms:{sender}", output_channel="twilio")
     text(server, sender, "help")
     assert twilio.bodies(sender, 1) == [HELP_TEXT]
     text(server, sender, "start")
@@ -228,7 +211,7 @@ def test_stop_silences_the_bot_help_still_answers_start_resumes(
 
 def test_out_of_band_replies_use_the_channel(server: RasaServer, twilio: TwilioApi):
     sender = new_number()
-    trigger_greet(server, f"sms:{sender}")
+    trigger_greet(server, f"sms:{sender}", output_channel="twilio")
     assert twilio.bodies(sender, 1)[0].startswith(GREETING)
 
 
@@ -237,7 +220,7 @@ def test_no_sms_reaches_a_number_through_another_channels_conversation(
 ):
     sender = new_number()
     for conversation in (f"rest:{sender}", sender):  # a REST caller's, a bare id
-        trigger_greet(server, conversation)
+        trigger_greet(server, conversation, output_channel="twilio")
     twilio.assert_quiet(sender, 0)
     assert "twilio: reply not sent: a conversation of channel 'rest'" in server.log()
 

@@ -18,6 +18,7 @@ import pytest
 import requests
 from twilio.request_validator import RequestValidator
 
+from tests.channels.bot_replies import DECLINED, GREETING, rasa_with
 from tests.fake_platform import FakePlatform
 from tests.rasa_process import RasaServer
 
@@ -28,11 +29,7 @@ AUTH_TOKEN = "twiml-test-auth-token-81b2"
 NUMBER = "+15005550006"
 PROXY_HEADERS = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "sms.example.com"}
 PUBLIC_URL = "https://sms.example.com/webhooks/twilio/webhook"
-GREETING = "Hi, welcome to Northwind customer service!"
 OPTIONS_TAIL = "1. Yes, connect me\n2. No thanks\nReply with the number."
-# Accepting the offered person runs action_handoff on the action server: that path is
-# tested end to end in tests/integration/test_handoff.py. Here the customer declines.
-DECLINED = "Alright. Is there anything else I can help you with?"
 
 _numbers = itertools.count(1)
 _sids = itertools.count(1)
@@ -57,8 +54,9 @@ def server(
     bot_model: Path, tmp_path_factory: pytest.TempPathFactory, twilio: FakePlatform
 ) -> Iterator[RasaServer]:
     workdir = tmp_path_factory.mktemp("sms_twiml")
-    credentials = workdir / "credentials.yml"
-    credentials.write_text(
+    yield from rasa_with(
+        bot_model,
+        workdir,
         "channels.sms.TwilioSmsInput:\n"
         f'  account_sid: "{ACCOUNT_SID}"\n'
         f'  auth_token: "{AUTH_TOKEN}"\n'
@@ -67,11 +65,8 @@ def server(
         "  reply_mode: twiml\n"
         # Generous: the first message after start-up warms the model up.
         "  twiml_deadline_seconds: 14\n"
-        "  trust_proxy_headers: true\n"
+        "  trust_proxy_headers: true\n",
     )
-    rasa = RasaServer(bot_model, workdir, credentials=credentials).start()
-    yield rasa
-    rasa.stop()
 
 
 def sms(sender: str, body: str) -> Dict[str, str]:

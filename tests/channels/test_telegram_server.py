@@ -21,18 +21,20 @@ import requests
 
 from channels.telegram_buttons import KEY_PREFIX, ButtonPayloads
 from tests.channels import telegram_payloads as tg
+from tests.channels.bot_replies import (
+    APOLOGY,
+    DECLINED,
+    GREETING,
+    OFFER,
+    WELCOME,
+    rasa_with,
+    trigger_greet,
+)
 from tests.fake_platform import FakePlatform
 from tests.rasa_process import RasaServer
 
 pytestmark = pytest.mark.integration
 
-GREETING = "Hi, welcome to Northwind customer service!"
-APOLOGY = "I'm really sorry about this"
-OFFER = "Would you like me to connect you with a member of our team?"
-# Accepting the offered person runs action_handoff on the action server: that path is
-# tested end to end in tests/integration/test_handoff.py. Here the customer declines.
-DECLINED = "Alright. Is there anything else I can help you with?"
-WELCOME = "You're welcome!"
 REPLY_TIMEOUT = 90
 
 
@@ -55,18 +57,16 @@ def server(
     bot_model: Path, telegram: FakePlatform, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RasaServer]:
     workdir = tmp_path_factory.mktemp("telegram")
-    credentials = workdir / "credentials.yml"
-    credentials.write_text(
+    yield from rasa_with(
+        bot_model,
+        workdir,
         "channels.telegram.TelegramInput:\n"
         f'  access_token: "{tg.TOKEN}"\n'
         f'  verify: "{tg.BOT_USERNAME}"\n'
         '  webhook_url: "https://bot.example.com/webhooks/telegram/webhook"\n'
         f'  secret_token: "{tg.SECRET}"\n'
-        f'  base_url: "{telegram.url}/bot"\n'
+        f'  base_url: "{telegram.url}/bot"\n',
     )
-    rasa = RasaServer(bot_model, workdir, credentials=credentials).start()
-    yield rasa
-    rasa.stop()
 
 
 @pytest.fixture
@@ -339,13 +339,7 @@ def test_flood_control_and_unavailable_are_retried(
 def test_the_bot_can_start_a_conversation_through_the_channel(
     server: RasaServer, telegram: FakePlatform, chat: int
 ):
-    response = server.api(
-        "POST",
-        f"/conversations/telegram:{chat}/trigger_intent",
-        params={"output_channel": "telegram"},
-        json={"name": "greet"},
-    )
-    assert response.status_code == 200, response.text
+    trigger_greet(server, f"telegram:{chat}", output_channel="telegram")
     [reply] = wait_for(telegram, chat, 1)
     assert reply["text"].startswith(GREETING)
 

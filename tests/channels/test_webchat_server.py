@@ -21,6 +21,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatusCode
 
 from channels.webchat_config import get_default_config
 from channels.webchat_session import SessionSigner
+from tests.channels.bot_replies import DECLINED, GREETING, OFFER, WELCOME, rasa_with
 from tests.channels.webchat_cdp import Browser
 from tests.channels.webchat_client import (
     bot_text,
@@ -39,12 +40,6 @@ pytestmark = pytest.mark.integration
 
 SECRET = "webchat-test-secret-0123456789abcdefghijklmnop"
 MAX_ATTACHMENT = 64 * 1024
-GREETING = "Hi, welcome to Northwind customer service!"
-OFFER = "Would you like me to connect you with a member of our team?"
-# Accepting the offered person runs action_handoff on the action server: that path is
-# tested end to end in tests/integration/test_handoff.py. Here the customer declines.
-DECLINED = "Alright. Is there anything else I can help you with?"
-WELCOME = "You're welcome!"
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
 MAX_FRAME_BYTES = 4096
 
@@ -52,17 +47,15 @@ MAX_FRAME_BYTES = 4096
 @pytest.fixture(scope="module")
 def server(bot_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
     workdir = tmp_path_factory.mktemp("webchat")
-    credentials = workdir / "credentials.yml"
-    credentials.write_text(
+    yield from rasa_with(
+        bot_model,
+        workdir,
         "channels.webchat.WebChatInput:\n"
         f'  session_secret: "{SECRET}"\n'
         f"  max_frame_bytes: {MAX_FRAME_BYTES}\n"
         "  attachment_dir: uploads\n"
-        f"  max_attachment_bytes: {MAX_ATTACHMENT}\n"
+        f"  max_attachment_bytes: {MAX_ATTACHMENT}\n",
     )
-    rasa = RasaServer(bot_model, workdir, credentials=credentials).start()
-    yield rasa
-    rasa.stop()
 
 
 # ---------------------------------------------------------------- page
