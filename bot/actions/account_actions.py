@@ -6,7 +6,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from .order_store import OrderStore
-from .store_action import StoreAction, in_thread, text_slot
+from .store_action import StoreAction, in_thread, slot_or_ask
 from .store_records import Outcome
 
 
@@ -30,9 +30,8 @@ class ActionSendPasswordReset(StoreAction):
         """Record a reset link for the email slot's address and say one was sent, whether or not
         the account exists.
         """
-        email = text_slot(tracker, "email")
+        email = slot_or_ask(dispatcher, tracker, "email", ask="utter_ask_reset_password_form_email")
         if email is None:
-            dispatcher.utter_message(response="utter_ask_reset_password_form_email")
             return
         await in_thread(store.record_password_reset, email)
         # The same reply whether or not the account exists: the chat must not tell
@@ -51,9 +50,8 @@ class ActionCloseAccount(StoreAction):
         self, store: OrderStore, dispatcher: CollectingDispatcher, tracker: Tracker
     ) -> None:
         """Request closure of the email slot's account, or say it is unknown or what is open."""
-        email = text_slot(tracker, "email")
+        email = slot_or_ask(dispatcher, tracker, "email", ask="utter_ask_close_account_form_email")
         if email is None:
-            dispatcher.utter_message(response="utter_ask_close_account_form_email")
             return
         change = await in_thread(store.request_account_closure, email)
         if change.outcome is Outcome.NOT_FOUND:
@@ -82,14 +80,11 @@ class ActionBlockCard(StoreAction):
         self, store: OrderStore, dispatcher: CollectingDispatcher, tracker: Tracker
     ) -> None:
         """Block the email slot's account's card if full_name is its holder's; else say why not."""
-        email = text_slot(tracker, "email")
-        full_name = text_slot(tracker, "full_name")
-        if email is None or full_name is None:
-            dispatcher.utter_message(
-                response="utter_ask_lost_card_form_email"
-                if email is None
-                else "utter_ask_full_name"
-            )
+        email = slot_or_ask(dispatcher, tracker, "email", ask="utter_ask_lost_card_form_email")
+        if email is None:
+            return
+        full_name = slot_or_ask(dispatcher, tracker, "full_name", ask="utter_ask_full_name")
+        if full_name is None:
             return
         change = await in_thread(store.block_card, email, full_name)
         response = {

@@ -20,7 +20,7 @@ from . import store_schema as t
 from .lookup_limits import Claimant
 from .order_policy import format_day
 from .order_store import OrderStore
-from .store_action import LookupsPaused, StoreAction, claimant, in_thread, text_slot
+from .store_action import LookupsPaused, StoreAction, claimant, in_thread, slot_or_ask, text_slot
 from .store_records import Access, Change, Order, Outcome
 
 
@@ -134,10 +134,11 @@ class OrderChangeAction(OrderAction, ABC):
         """Ask for the detail slot while it is empty; otherwise make the change and answer."""
         detail = ""
         if self.detail_slot is not None:
-            detail = text_slot(tracker, self.detail_slot) or ""
-            if not detail:
-                dispatcher.utter_message(response=f"utter_ask_{self.detail_slot}")
+            ask = f"utter_ask_{self.detail_slot}"
+            given = slot_or_ask(dispatcher, tracker, self.detail_slot, ask=ask)
+            if given is None:
                 return
+            detail = given
         request = ChangeRequest(store, order, claimant(tracker), detail)
         change = await in_thread(self.change, request)
         self.reply(dispatcher, request, change)

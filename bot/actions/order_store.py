@@ -184,6 +184,9 @@ class OrderStore(StoreDatabase):
     ) -> Change:
         """``write`` the order in one transaction if ``email`` or the SMS ``phone`` owns
         it; NOT_FOUND or NOT_OWNER otherwise.
+
+        The owner's writes below share this check, and so the shape of their signatures:
+        the order number, the email given, what the change needs, and ``phone``.
         """
         with self._begin() as conn:
             order = self._order(conn, order_number)

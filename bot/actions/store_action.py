@@ -47,6 +47,16 @@ def text_slot(tracker: Tracker, name: str) -> Optional[str]:
     return value or None
 
 
+def slot_or_ask(
+    dispatcher: CollectingDispatcher, tracker: Tracker, slot: str, *, ask: str
+) -> Optional[str]:
+    """The slot's text (see :func:`text_slot`), or None once response ``ask`` has asked for it."""
+    value = text_slot(tracker, slot)
+    if value is None:
+        dispatcher.utter_message(response=ask)
+    return value
+
+
 class StoreAction(Action, ABC):
     """An action that answers from the order store and never crashes when it is down."""
 
