@@ -10,23 +10,24 @@ import numpy as np
 import pytest
 import torch
 
-from bench.encoder_serving import (
-    REFERENCE,
-    SERVED,
+from bench.encoder_figures import (
     adopt,
-    build_variants,
     calibration_figures,
     compare_predictions,
-    extract_intent_classifier,
-    find_component_dir,
     latency_summary,
     markdown_table,
     mcnemar_exact_p,
-    measure_interleaved,
-    nodes_to_quantize,
     paired_difference_ci,
     ratios,
-    rotation,
+)
+from bench.encoder_serving import measure_interleaved, rotation
+from bench.encoder_variants import (
+    REFERENCE,
+    SERVED,
+    build_variants,
+    extract_intent_classifier,
+    find_component_dir,
+    nodes_to_quantize,
 )
 from rasa_llm.models.encoder_classifier import EncoderClassifier
 from rasa_llm.models.model_files import load_pretrained, save_classifier
