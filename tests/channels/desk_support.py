@@ -10,6 +10,8 @@ fake Slack Web API, with Events API requests signed for real.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,6 +41,7 @@ from tests.channels.slack_payloads import SECRET as SLACK_SECRET
 from tests.channels.slack_payloads import TOKEN as SLACK_TOKEN
 from tests.channels.slack_payloads import event_request, message_event
 from tests.fake_platform import Call, FakePlatform, Reply
+from tests.rasa_process import ROOT, rasa_env
 from tests.sanic_serving import serving
 
 SERVICE_TOKEN = "desk-service-token-0123456789abcdef"
@@ -144,6 +147,17 @@ class DeskServer:
         reference = answer.json().get("handoff_id")
         return str(reference) if reference else None
 
+    def hand_off(self, sender_id: str = SMS_CONVERSATION, *, paused: bool = False) -> str:
+        """The customer asks for a person and the action server opens a hand-off; its
+        reference. ``paused``: the conversation is paused first, as ``action_handoff``
+        does."""
+        self.customer_says(sender_id, "I want to talk to a person", "twilio")
+        if paused:
+            self.pause(sender_id)
+        reference = self.open(sender_id)
+        assert reference is not None
+        return reference
+
     def add_agent(self, name: str) -> str:
         """A new agent's token, from the desk's own directory."""
         return self.desk.agents.add_sync(name)
@@ -204,6 +218,18 @@ class DeskServer:
         while self.desk._tasks and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not self.desk._tasks, "the desk's Slack work did not finish"
+
+
+def desk_agents_command(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """``python -m channels.desk_agents ARGS`` run as an operator runs it, in ``cwd``."""
+    return subprocess.run(
+        [sys.executable, "-m", "channels.desk_agents", *args],
+        cwd=cwd,
+        env=rasa_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def sms_channel(tmp_path: Path, api: twilio.TwilioApi) -> TwilioSmsInput:

@@ -9,8 +9,6 @@ import io
 import logging
 import os
 import stat
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,18 +29,11 @@ from tests.channels.desk_support import (
     SLACK_AGENT_2,
     SMS_CONVERSATION,
     DeskServer,
+    desk_agents_command,
     desk_server,
 )
-from tests.rasa_process import ROOT, rasa_env
 
 SMS = SMS_CONVERSATION
-
-
-def handed_off(server: DeskServer, sender_id: str = SMS) -> str:
-    server.customer_says(sender_id, "I want to talk to a person", "twilio")
-    ref = server.open(sender_id)
-    assert ref is not None
-    return ref
 
 
 def audit_of(server: DeskServer, ref: str) -> List[tuple]:
@@ -93,7 +84,7 @@ def test_post_routes_declare_their_body_limit(tmp_path: Path):
 # ------------------------------------------------------------------- claims
 def test_the_list_shows_who_claimed_each_and_how_long_the_customer_waited(tmp_path: Path):
     with desk_server(tmp_path) as server:
-        ref = handed_off(server)
+        ref = server.hand_off()
         anna = server.add_agent("anna")
         time.sleep(0.2)
         (first,) = server.call("GET", "/handoffs", anna).json()["handoffs"]
@@ -117,7 +108,7 @@ def test_release_lets_another_agent_claim_and_everything_is_audited(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ):
     with caplog.at_level(logging.INFO), desk_server(tmp_path) as server:
-        ref = handed_off(server)
+        ref = server.hand_off()
         anna, ben = server.add_agent("anna"), server.add_agent("ben")
         assert server.call("POST", f"/handoffs/{ref}/claim", anna).json()["status"] == "claimed"
         again = server.call("POST", f"/handoffs/{ref}/claim", anna).json()
@@ -149,7 +140,7 @@ def test_release_lets_another_agent_claim_and_everything_is_audited(
 
 def test_an_agent_silent_past_takeover_after_s_can_be_taken_over(tmp_path: Path):
     with desk_server(tmp_path, takeover_after_s=0.5) as server:
-        ref = handed_off(server)
+        ref = server.hand_off()
         anna, ben = server.add_agent("anna"), server.add_agent("ben")
         server.call("POST", f"/handoffs/{ref}/claim", anna)
         refused = server.call("POST", f"/handoffs/{ref}/claim", ben, json={"take_over": True})
@@ -171,7 +162,7 @@ def test_an_agent_silent_past_takeover_after_s_can_be_taken_over(tmp_path: Path)
 
 def test_take_over_can_be_switched_off(tmp_path: Path):
     with desk_server(tmp_path, takeover_after_s=None) as server:
-        ref = handed_off(server)
+        ref = server.hand_off()
         anna, ben = server.add_agent("anna"), server.add_agent("ben")
         server.call("POST", f"/handoffs/{ref}/claim", anna)
         refused = server.call("POST", f"/handoffs/{ref}/claim", ben, json={"take_over": True})
@@ -180,7 +171,7 @@ def test_take_over_can_be_switched_off(tmp_path: Path):
 
 def test_bodies_are_strict(tmp_path: Path):
     with desk_server(tmp_path) as server:
-        ref = handed_off(server)
+        ref = server.hand_off()
         anna = server.add_agent("anna")
         server.call("POST", f"/handoffs/{ref}/claim", anna)
         for path, body, reason in [
@@ -212,7 +203,7 @@ def test_a_rest_conversation_is_recorded_not_pushed_and_a_bare_id_goes_nowhere(t
 def test_slack_claim_release_and_notes(tmp_path: Path):
     with desk_server(tmp_path, with_slack=True) as server:
         assert server.slack is not None
-        ref = handed_off(server)
+        ref = server.hand_off()
         (thread,) = server.slack.parents
         (parent,) = server.slack.posts()
         assert ref in parent and CUSTOMER_NUMBER not in parent
@@ -265,14 +256,7 @@ def desk_cli(*args: str, cwd: Optional[Path] = None) -> Ran:
 
 def test_the_command_line_runs_as_a_program(tmp_path: Path):
     db = str(tmp_path / "desk.db")
-    ran = subprocess.run(
-        [sys.executable, "-m", "channels.desk_agents", "add", "anna", "--db", db],
-        cwd=ROOT,
-        env=rasa_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    ran = desk_agents_command("add", "anna", "--db", db)
     assert ran.returncode == 0, ran.stderr[-2000:]
     token = ran.stdout.strip()
     assert token.startswith("desk_") and "shown once" in ran.stderr
@@ -338,7 +322,7 @@ def test_the_desk_database_comes_from_credentials(tmp_path: Path, monkeypatch: p
 
 def test_rotate_and_remove_take_effect_at_once(tmp_path: Path):
     with desk_server(tmp_path) as server:
-        ref = handed_off(server)
+        ref = server.hand_off()
         directory = server.desk.agents
         old = server.add_agent("anna")
         assert server.call("POST", f"/handoffs/{ref}/claim", old).status_code == 200

@@ -112,14 +112,6 @@ def test_settings_that_are_not_a_mapping_are_refused():
 
 
 # ------------------------------------------------------ output against a fake
-@pytest.fixture
-def slack_api() -> Any:
-    fake = FakePlatform("slack").start()
-    yield fake
-    fake.stop()
-    fake.assert_no_unexpected_calls()
-
-
 def new_bridge(tmp_path: Path, api_url: str = "http://127.0.0.1:9/api/") -> SlackAgentBridge:
     config = AgentSlackConfig(
         slack_token=TOKEN,
@@ -265,21 +257,23 @@ def test_429_and_5xx_are_retried_until_slack_takes_the_message(
     assert len(calls) == 3 and all(c["text"].startswith("Hand-off: r") for c in calls)
 
 
+async def open_with_a_secret_transcript(bridge: SlackAgentBridge) -> str:
+    """Open a thread whose transcript holds text no log may show (``secret order``)."""
+    return await bridge.open_thread(
+        handoff_id="h-000000000003",
+        customer_channel="slack",
+        reason="r",
+        transcript=[("customer", "secret order 42")],
+    )
+
+
 def test_a_parent_that_cannot_be_posted_raises_with_slacks_reason_and_no_text(
     tmp_path: Path, slack_api: FakePlatform, caplog: pytest.LogCaptureFixture
 ):
     slack_api.expect("POST", POST, {"ok": False, "error": "channel_not_found"}, times=1)
 
-    async def use(bridge: SlackAgentBridge) -> str:
-        return await bridge.open_thread(
-            handoff_id="h-000000000003",
-            customer_channel="slack",
-            reason="r",
-            transcript=[("customer", "secret order 42")],
-        )
-
     with caplog.at_level(logging.DEBUG), pytest.raises(AgentSlackError) as error:
-        with_bridge(tmp_path, slack_api, use)
+        with_bridge(tmp_path, slack_api, open_with_a_secret_transcript)
     assert error.value.operation.startswith("chat.postMessage")
     assert "channel_not_found" in error.value.reason
     assert len(posted(slack_api)) == 1, "an error retrying cannot fix is not retried"
@@ -303,16 +297,8 @@ def test_a_transcript_that_cannot_be_posted_still_opens_the_thread(
     slack_api.expect("POST", POST, slack_posts, times=1)
     slack_api.expect("POST", POST, {"ok": False, "error": "msg_too_long"}, times=1)
 
-    async def use(bridge: SlackAgentBridge) -> str:
-        return await bridge.open_thread(
-            handoff_id="h-000000000003",
-            customer_channel="slack",
-            reason="r",
-            transcript=[("customer", "secret order 42")],
-        )
-
     with caplog.at_level(logging.ERROR):
-        assert with_bridge(tmp_path, slack_api, use) == PARENT_TS
+        assert with_bridge(tmp_path, slack_api, open_with_a_secret_transcript) == PARENT_TS
     assert "transcript of hand-off thread" in caplog.text and "msg_too_long" in caplog.text
     assert "secret order" not in caplog.text
 

@@ -7,7 +7,6 @@ server on loopback (bench/support/postgres_server.py).
 
 from __future__ import annotations
 
-import itertools
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,18 +23,9 @@ from channels.sms_state import Option, SenderStore
 from channels.telegram_buttons import ButtonPayloads
 from tests.rasa_process import free_port
 
-_databases = itertools.count(1)
 # Epoch seconds of today: a float4 column (PostgreSQL's REAL) holds them to the nearest
 # 128 s (this one 63 s early), so windows of seconds would not hold.
 NOW = 1_764_633_663.25
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def location(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
-    if request.param == "sqlite":
-        return tmp_path / "channels.db"
-    server = request.getfixturevalue("postgres_server")
-    return server.create_database(f"channels_{next(_databases)}")
 
 
 def race(calls: int, call: Callable[[int], Any]) -> List[Any]:

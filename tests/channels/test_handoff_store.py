@@ -1,13 +1,11 @@
 """The desk's hand-off table: openings, references, claims, and an earlier version's file."""
 
-import itertools
 import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 
 from channels.channel_database import ChannelDatabase
@@ -139,17 +137,6 @@ def test_a_database_of_the_earlier_version_keeps_working(tmp_path: Path):
     assert closed.ref != handoff.ref
     assert stores[0].claim_sync("telegram:42", "anna")[0] is Claim.CLAIMED
     assert HandoffStore(path).get_sync("telegram:42").ref == handoff.ref  # type: ignore[union-attr]
-
-
-_databases = itertools.count(1)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def location(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
-    if request.param == "sqlite":
-        return tmp_path / "desk.db"
-    server = request.getfixturevalue("postgres_server")
-    return server.create_database(f"handoff_store_{next(_databases)}")
 
 
 def test_one_of_many_agents_racing_wins_the_claim(location: Any):

@@ -461,14 +461,6 @@ def test_one_conversations_events_reach_the_bot_in_arrival_order(
 
 
 # ------------------------------------------------------- output against a fake
-@pytest.fixture
-def slack_api() -> Any:
-    fake = FakePlatform("slack").start()
-    yield fake
-    fake.stop()
-    fake.assert_no_unexpected_calls()
-
-
 def send(fake: FakePlatform, action: Callable[[SlackBot], Any], *, thread: Any = None) -> None:
     async def run() -> None:
         client = AsyncWebClient(token=TOKEN, base_url=f"{fake.url}/api/", retry_handlers=[])

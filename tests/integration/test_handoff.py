@@ -11,8 +11,6 @@ generative fallback: two questions the bot has no answer for hand the customer o
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
@@ -22,11 +20,12 @@ import pytest
 import requests
 
 from tests.channels import telegram_payloads as tg
+from tests.channels.desk_support import desk_agents_command
 from tests.channels.slack_payloads import SECRET as SLACK_SECRET
 from tests.channels.slack_payloads import TOKEN as SLACK_TOKEN
 from tests.channels.slack_payloads import event_request, message_event
 from tests.fake_platform import Call, FakePlatform, Reply
-from tests.rasa_process import DESK_TOKEN, ActionServer, RasaServer, free_port, rasa_env
+from tests.rasa_process import DESK_TOKEN, ActionServer, RasaServer, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -141,14 +140,14 @@ def servers(
     # The agents, as an operator makes them: in the server's folder, tokens in files.
     for name in (ANNA, BEN):
         token_file = workdir / ".secrets" / f"{name}-token"
-        made = subprocess.run(
-            [sys.executable, "-m", "channels.desk_agents", "ensure", name]
-            + ["--credentials", str(credentials), "--token-file", str(token_file)],
+        made = desk_agents_command(
+            "ensure",
+            name,
+            "--credentials",
+            str(credentials),
+            "--token-file",
+            str(token_file),
             cwd=workdir,
-            env=rasa_env(),
-            capture_output=True,
-            text=True,
-            timeout=300,
         )
         assert made.returncode == 0, made.stderr[-2000:]
         assert token_file.stat().st_mode & 0o777 == 0o600

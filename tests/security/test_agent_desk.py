@@ -12,8 +12,6 @@ import hashlib
 import logging
 import secrets
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 from typing import List
 
@@ -28,30 +26,11 @@ from tests.channels.desk_support import (
     SLACK_AGENT_2,
     SMS_CONVERSATION,
     DeskServer,
+    desk_agents_command,
     desk_server,
 )
-from tests.rasa_process import ROOT, rasa_env
 
 SMS = SMS_CONVERSATION
-
-
-def desk_cli(*args: str) -> subprocess.CompletedProcess:
-    """``python -m channels.desk_agents ...`` as an operator runs it."""
-    return subprocess.run(
-        [sys.executable, "-m", "channels.desk_agents", *args],
-        cwd=ROOT,
-        env=rasa_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def handed_off(server: DeskServer) -> None:
-    """An SMS customer whose conversation the bot handed to a person."""
-    server.customer_says(SMS, "I want to talk to a person", "twilio")
-    server.pause(SMS)
-    server.open(SMS)
 
 
 def bodies(server: DeskServer) -> List[str]:
@@ -63,8 +42,8 @@ def test_agent_tokens_come_from_the_directory_and_unknown_ones_are_refused(
 ):
     db = str(tmp_path / "desk.db")
     with caplog.at_level(logging.INFO), desk_server(tmp_path) as server:
-        handed_off(server)
-        added = desk_cli("add", "anna", "--db", db)
+        server.hand_off(paused=True)
+        added = desk_agents_command("add", "anna", "--db", db)
         assert added.returncode == 0, added.stderr
         anna = added.stdout.strip()
         assert server.call("GET", "/handoffs", anna).status_code == 200
@@ -76,7 +55,7 @@ def test_agent_tokens_come_from_the_directory_and_unknown_ones_are_refused(
             assert refused.json() == {"error": "unknown token"}
         assert server.call("GET", "/handoffs").status_code == 401
 
-        removed = desk_cli("remove", "anna", "--db", db)
+        removed = desk_agents_command("remove", "anna", "--db", db)
         assert removed.returncode == 0, removed.stderr
         assert server.call("GET", "/handoffs", anna).status_code == 403
     # The database keeps the token's SHA-256 only; no log holds a token.
@@ -89,7 +68,7 @@ def test_agent_tokens_come_from_the_directory_and_unknown_ones_are_refused(
 
 def test_tokens_are_stored_as_their_hash(tmp_path: Path):
     db = str(tmp_path / "desk.db")
-    added = desk_cli("add", "anna", "--db", db)
+    added = desk_agents_command("add", "anna", "--db", db)
     assert added.returncode == 0, added.stderr
     token = added.stdout.strip()
     with sqlite3.connect(db) as connection:
@@ -100,7 +79,7 @@ def test_tokens_are_stored_as_their_hash(tmp_path: Path):
 
 def test_the_service_token_cannot_answer_a_customer(tmp_path: Path):
     with desk_server(tmp_path) as server:
-        handed_off(server)
+        server.hand_off(paused=True)
         for method, path, body in [
             ("POST", f"/handoffs/{SMS}/messages", {"text": "a message from the service"}),
             ("POST", f"/handoffs/{SMS}/claim", {}),
@@ -119,7 +98,7 @@ def test_the_service_token_cannot_answer_a_customer(tmp_path: Path):
 
 def test_an_agent_cannot_answer_or_hand_back_an_unclaimed_handoff(tmp_path: Path):
     with desk_server(tmp_path) as server:
-        handed_off(server)
+        server.hand_off(paused=True)
         anna = server.add_agent("anna")
         said = server.call("POST", f"/handoffs/{SMS}/messages", anna, json={"text": "Hi, Anna"})
         assert said.status_code == 409 and "claim this hand-off first" in said.json()["error"]
@@ -136,7 +115,7 @@ def test_an_agent_cannot_answer_or_hand_back_an_unclaimed_handoff(tmp_path: Path
 
 def test_a_second_agent_cannot_claim_or_answer_a_handoff_the_first_holds(tmp_path: Path):
     with desk_server(tmp_path) as server:
-        handed_off(server)
+        server.hand_off(paused=True)
         anna, ben = server.add_agent("anna"), server.add_agent("ben")
         assert server.call("POST", f"/handoffs/{SMS}/claim", anna).status_code == 200
         for path, body in [
@@ -159,7 +138,7 @@ def test_a_second_agent_cannot_claim_or_answer_a_handoff_the_first_holds(tmp_pat
 
 def test_the_agents_name_comes_from_the_token_not_the_body(tmp_path: Path):
     with desk_server(tmp_path) as server:
-        handed_off(server)
+        server.hand_off(paused=True)
         anna = server.add_agent("anna")
         assert server.call("POST", f"/handoffs/{SMS}/claim", anna).status_code == 200
         forged = server.call(
@@ -177,7 +156,7 @@ def test_a_slack_reply_from_someone_not_in_agent_user_ids_does_not_reach_the_cus
 ):
     with desk_server(tmp_path, with_slack=True) as server:
         assert server.slack is not None
-        handed_off(server)
+        server.hand_off(paused=True)
         (thread,) = server.slack.parents
         server.slack_reply(thread, "Here is your refund: https://evil.example", user=NOT_AN_AGENT)
         server.settle()
@@ -199,7 +178,7 @@ def test_a_slack_reply_from_someone_not_in_agent_user_ids_does_not_reach_the_cus
 
 def test_an_agent_reply_to_an_sms_customer_goes_by_sms_even_after_a_rest_post(tmp_path: Path):
     with desk_server(tmp_path) as server:
-        handed_off(server)
+        server.hand_off(paused=True)
         # Something else wrote last (as a REST post into this id could before ids
         # named their channel): the tracker's latest input channel is now "rest".
         server.customer_says(SMS, "written by someone else", "rest")
