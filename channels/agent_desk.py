@@ -48,7 +48,8 @@ import rasa_llm  # noqa: F401 - installs rasa-llm's server guards before Rasa ma
 from channels.agent_desk_config import CHANNEL, AgentDeskConfig
 from channels.conversation_ids import channel_of
 from channels.desk_conversations import transcript
-from channels.desk_work import DeskError, HandoffDesk, rasa_agent
+from channels.desk_slack import SlackDesk
+from channels.desk_work import DeskError, rasa_agent
 from channels.handoff_store import Handoff
 from channels.verification import BearerTokenVerifier, bearer_token
 from channels.webhook_guard import (
@@ -87,10 +88,10 @@ class Caller:
         return self.name == SERVICE
 
 
-class AgentDeskInput(HandoffDesk, InputChannel):
+class AgentDeskInput(SlackDesk, InputChannel):
     """Hand-offs to people: open, claim, answer, hand back; optionally through Slack.
 
-    The desk's work is :class:`~channels.desk_work.HandoffDesk`'s; this class adds its
+    The desk's work is :class:`~channels.desk_slack.SlackDesk`'s; this class adds its
     routes and who may call them.
     """
 

@@ -84,3 +84,8 @@ def agent_text(text: str) -> str:
     text = _SPECIAL.sub(lambda m: m.group(1) or "", text)
     lines = [" ".join(line.split()) for line in unescape_mrkdwn(text).splitlines()]
     return "\n".join(lines).strip()
+
+
+def shown(agent: str) -> str:
+    """An agent as a Slack note names them: ``<@U…>`` for a Slack user, else the name."""
+    return f"<@{agent[len('slack:') :]}>" if agent.startswith("slack:") else agent

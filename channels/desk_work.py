@@ -1,36 +1,29 @@
 """What the agent desk does to a hand-off, whoever asks: the HTTP API or Slack.
 
 Open a hand-off (and its Slack thread), claim it, release it, answer the customer on
-the channel their conversation belongs to, hand the conversation back to the bot; and,
-with Slack, apply what agents write in a hand-off's thread and forward the customer's
-new messages there. Each step is checked against the claim (one agent at a time) and
-recorded in the audit trail (:mod:`channels.desk_audit`). How requests reach the desk,
-and who may make them, is :mod:`channels.agent_desk`'s part.
+the channel their conversation belongs to, hand the conversation back to the bot. Each
+step is checked against the claim (one agent at a time), recorded in the audit trail
+(:mod:`channels.desk_audit`) and noted in the hand-off's Slack thread, if it has one.
+How agents' Slack replies become these steps is :mod:`channels.desk_slack`; how HTTP
+requests reach the desk, and who may make them, is :mod:`channels.agent_desk`.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import logging
 import time
-from typing import Any, Awaitable, Callable, Dict, Optional, Sequence, Set, Tuple
+from typing import Any, AsyncIterator, Callable, Dict, Optional, Sequence, Tuple
 
-from rasa.shared.core.events import (
-    ActionExecuted,
-    BotUttered,
-    ConversationResumed,
-    UserUttered,
-)
+from rasa.core.channels.channel import OutputChannel
+from rasa.shared.core.events import ActionExecuted, BotUttered, ConversationResumed
+from rasa.shared.core.trackers import DialogueStateTracker
 from sanic import Sanic
 
 from channels import desk_audit as audit
 from channels.agent_desk_config import AgentDeskConfig
-from channels.agent_slack_bridge import (
-    AgentSlackConfig,
-    AgentSlackError,
-    AgentSlackEvent,
-    SlackAgentBridge,
-)
+from channels.agent_slack_bridge import AgentSlackConfig, AgentSlackError, SlackAgentBridge
+from channels.agent_slack_text import shown
 from channels.conversation_ids import channel_of
 from channels.desk_agents import AgentDirectory
 from channels.desk_audit import DeskAudit
@@ -63,8 +56,6 @@ class HandoffDesk:
             if config.slack
             else None
         )
-        self._tasks: Set[asyncio.Task] = set()
-        self._forwarder: Optional[asyncio.Task] = None
 
     async def open(
         self,
@@ -174,13 +165,7 @@ class HandoffDesk:
         where the client can read it.
         """
         sender_id = handoff.sender_id
-        agent = rasa_agent(app)
-        async with agent.lock_store.lock(sender_id):
-            await self._require_claimed(sender_id, agent_name)
-            tracker = await agent.tracker_store.retrieve(sender_id)
-            if tracker is None:
-                raise DeskError(404, "no such conversation")
-            output = customer_output(app, sender_id, tracker)
+        async with self._claimed(app, sender_id, agent_name) as (agent, tracker, output):
             if output is not None:
                 await output.send_response(sender_id, {"text": text})
             tracker.update(BotUttered(text, metadata={"agent": agent_name}))
@@ -202,15 +187,9 @@ class HandoffDesk:
         Only the agent who claimed the hand-off may.
         """
         sender_id = handoff.sender_id
-        agent = rasa_agent(app)
-        async with agent.lock_store.lock(sender_id):
-            await self._require_claimed(sender_id, agent_name)
-            tracker = await agent.tracker_store.retrieve(sender_id)
-            if tracker is None:
-                raise DeskError(404, "no such conversation")
+        async with self._claimed(app, sender_id, agent_name) as (agent, tracker, output):
             tracker.update(ConversationResumed())
             name = self.config.handback_response
-            output = customer_output(app, sender_id, tracker)
             if name:
                 message = await agent.nlg.generate(name, tracker, channel_of(sender_id) or "")
                 if message:
@@ -229,6 +208,21 @@ class HandoffDesk:
             await self.store.close(sender_id)
         await self.audit.record(agent_name, audit.HANDBACK, handoff.ref, sender_id)
         await self._note(handoff, f"Handed back to the bot by {shown(agent_name)}.")
+
+    @contextlib.asynccontextmanager
+    async def _claimed(
+        self, app: Sanic, sender_id: str, agent_name: str
+    ) -> AsyncIterator[Tuple[Any, DialogueStateTracker, Optional[OutputChannel]]]:
+        """Under the conversation's lock, once ``agent_name``'s claim is checked: the
+        Rasa agent, the tracker (the caller saves it) and the customer's output channel.
+        """
+        agent = rasa_agent(app)
+        async with agent.lock_store.lock(sender_id):
+            await self._require_claimed(sender_id, agent_name)
+            tracker = await agent.tracker_store.retrieve(sender_id)
+            if tracker is None:
+                raise DeskError(404, "no such conversation")
+            yield agent, tracker, customer_output(app, sender_id, tracker)
 
     async def require_open(self, ref: str) -> Handoff:
         """The open hand-off ``ref`` names (reference or conversation id); 409 if none."""
@@ -262,127 +256,6 @@ class HandoffDesk:
             await self.slack.post_note(handoff.thread_ts, text)
         except AgentSlackError as e:
             logger.warning("agent desk: Slack note failed (%s)", type(e).__name__)
-
-    # --------------------------------------------------------------------- Slack
-    def apply_slack_event(self, app: Sanic, event: AgentSlackEvent) -> None:
-        """Apply an agent's Slack event in the background (Slack wants its answer in 3 s)."""
-        self._spawn(self._from_slack(app, event))
-
-    def start_forwarding(self, app: Sanic) -> None:
-        """With Slack, start forwarding customers' messages to their hand-off threads."""
-        if self.slack is not None:
-            self._forwarder = asyncio.create_task(self._forward_forever(app))
-
-    async def stop_forwarding(self) -> None:
-        """Stop forwarding, and close the Slack client."""
-        if self._forwarder is not None:
-            self._forwarder.cancel()
-        if self.slack is not None:
-            await self.slack.close()
-
-    async def _from_slack(self, app: Sanic, event: AgentSlackEvent) -> None:
-        handoff = await self.store.by_thread(event.thread_ts or "")
-        if handoff is None:
-            return
-        agent_name = f"slack:{event.agent}"
-        try:
-            if event.kind == "not_agent":
-                await self._refuse_non_agent(handoff, agent_name)
-            elif event.kind == "release":
-                await self.release(handoff, agent_name)
-            else:
-                # An agent's first reply (or !handback) in an unclaimed thread claims it;
-                # !claim also takes it over from an agent silent for takeover_after_s.
-                take_over = event.kind == "claim" and self.config.takeover_after_s is not None
-                await self.claim(handoff, agent_name, take_over=take_over)
-                if event.kind == "handback":
-                    await self.hand_back(app, handoff, agent_name)
-                elif event.kind == "message":
-                    await self.send_agent_message(app, handoff, event.text, agent_name)
-        except DeskError as e:
-            logger.warning("agent desk: Slack %s not applied (%s)", event.kind, e.reason)
-            what = "that message did not reach the customer" if event.kind == "message" else ""
-            await self._note(
-                handoff,
-                f"{shown(agent_name)}: {e.reason}" + (f"; {what}." if what else "."),
-            )
-        except Exception as e:  # a background task: nobody else would see it fail
-            logger.error("agent desk: Slack %s failed (%s)", event.kind, type(e).__name__)
-
-    async def _refuse_non_agent(self, handoff: Handoff, agent_name: str) -> None:
-        logger.warning(
-            "agent desk: a reply in the Slack thread of %s from a user not in "
-            "agent_user_ids was not sent to the customer",
-            handoff.ref,
-        )
-        await self.audit.record(
-            agent_name,
-            audit.REFUSED,
-            handoff.ref,
-            handoff.sender_id,
-            detail="not in agent_user_ids",
-        )
-        await self._note(
-            handoff,
-            f"{shown(agent_name)} is not one of the desk's agents (agent_user_ids): "
-            "that message did not reach the customer.",
-        )
-
-    async def _forward_forever(self, app: Sanic) -> None:
-        while True:
-            try:
-                await self.forward_customer_messages(app)
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:  # keep forwarding; the next round retries
-                logger.warning("agent desk: forwarding failed (%s)", type(e).__name__)
-            await asyncio.sleep(self.config.forward_interval_s)
-
-    async def forward_customer_messages(self, app: Sanic) -> int:
-        """Post customers' new messages to their hand-off threads; how many were posted."""
-        if self.slack is None:
-            return 0
-        posted = 0
-        agent = rasa_agent(app)
-        for handoff in await self.store.list_open():
-            if not handoff.thread_ts:
-                continue
-            tracker = await agent.tracker_store.retrieve(handoff.sender_id)
-            new = [
-                e
-                for e in (tracker.events if tracker else [])
-                if isinstance(e, UserUttered) and e.text and e.timestamp > handoff.forwarded_until
-            ]
-            if not new:
-                continue
-            until = max(e.timestamp for e in new)
-            if not await self.store.claim_forward(
-                handoff.sender_id, handoff.forwarded_until, until
-            ):
-                continue  # another worker took them
-            # Claimed before posting, so at most once: a message Slack refuses after the
-            # retries is not posted again, but stays in GET /handoffs/<ref>.
-            for event in new:
-                try:
-                    await self.slack.post_customer_message(handoff.thread_ts, str(event.text))
-                    posted += 1
-                except AgentSlackError as e:
-                    logger.warning(
-                        "agent desk: a customer message was not forwarded to Slack (%s); "
-                        "it is in GET /handoffs/<ref>",
-                        type(e).__name__,
-                    )
-        return posted
-
-    def _spawn(self, coroutine: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-
-def shown(agent: str) -> str:
-    """An agent as a Slack note names them: ``<@U…>`` for a Slack user, else the name."""
-    return f"<@{agent[len('slack:') :]}>" if agent.startswith("slack:") else agent
 
 
 def rasa_agent(app: Sanic) -> Any:
