@@ -402,15 +402,6 @@ def test_keyboard_layout_follows_button_type_and_label_length(tmp_path: Path):
 
 
 # ----------------------------------------------------------- replies (output)
-@pytest.fixture
-def bot_api() -> Iterator[Any]:
-    fake, api = tg.fake_bot_api()
-    fake.api = api  # type: ignore[attr-defined]
-    yield fake
-    fake.stop()
-    fake.assert_no_unexpected_calls()
-
-
 def output(fake: FakePlatform, tmp_path: Path, slept: Optional[List[float]] = None) -> TelegramBot:
     made = channel(tmp_path, base_url=f"{fake.url}/bot").get_output_channel()
     assert isinstance(made, TelegramBot)

@@ -9,7 +9,7 @@ import logging
 import re
 import time
 from pathlib import Path
-from typing import Any, Iterator, List
+from typing import Any, List
 
 import pytest
 from rasa.core.channels.channel import UserMessage
@@ -22,15 +22,6 @@ from tests.channels.webhook_calls import settle, webhook_request
 from tests.fake_platform import FakePlatform
 
 ACTION = tg.CHAT_ACTION
-
-
-@pytest.fixture
-def bot_api() -> Iterator[Any]:
-    fake, api = tg.fake_bot_api()
-    fake.api = api  # type: ignore[attr-defined]
-    yield fake
-    fake.stop()
-    fake.assert_no_unexpected_calls()
 
 
 def channel(tmp_path: Path, fake: FakePlatform) -> TelegramInput:

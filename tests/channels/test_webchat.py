@@ -44,6 +44,7 @@ from channels.webchat_session import (
 )
 from channels.webchat_storage import QuotaExceeded, RetentionTask, UploadQuota, remove_expired
 from channels.webchat_uploads import clean_file_name, describe, sniff_type, store
+from tests.channels.webchat_fakes import BrokenTrackerStore, Request
 
 SECRET = "s" * 40
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
@@ -538,19 +539,6 @@ class ScriptedSocket(FakeSocket):
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         self.close_code = code
-
-
-class Request:
-    """What `_greet` reads of a Sanic request: the app's Rasa agent."""
-
-    def __init__(self, tracker_store: Any) -> None:
-        agent = type("Agent", (), {"tracker_store": tracker_store})()
-        self.app = type("App", (), {"ctx": type("Ctx", (), {"agent": agent})()})()
-
-
-class BrokenTrackerStore:
-    async def retrieve(self, sender_id: str) -> Any:
-        raise ConnectionError("database is down")
 
 
 def test_a_silent_or_rude_page_is_closed_and_a_store_outage_still_greets(tmp_path: Path):

@@ -30,6 +30,7 @@ from channels.webchat_config import (
     get_default_config,
 )
 from tests.channels.webchat_cdp import Browser
+from tests.channels.webchat_fakes import BrokenTrackerStore, Request
 from tests.sanic_serving import serving
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,19 +113,6 @@ class FakeSocket:
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         pass
-
-
-class Request:
-    """What ``_greet`` reads of a Sanic request: the app's Rasa agent."""
-
-    def __init__(self, tracker_store: Any) -> None:
-        agent = type("Agent", (), {"tracker_store": tracker_store})()
-        self.app = type("App", (), {"ctx": type("Ctx", (), {"agent": agent})()})()
-
-
-class BrokenTrackerStore:
-    async def retrieve(self, sender_id: str) -> Any:
-        raise ConnectionError("database is down")
 
 
 def greeted(channel: WebChatInput, store: Any, session: Optional[Tuple[str, str]] = None) -> Any:
