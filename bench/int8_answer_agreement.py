@@ -34,7 +34,7 @@ from rasa_llm.models.model_files import load_classifier
 from rasa_llm.models.neighbour_score import load_neighbours, neighbour_score
 from rasa_llm.models.onnx_encoder_classifier import GRAPH_FILE, OnnxEncoderClassifier
 from rasa_llm.models.serving import served_oos_score, served_temperature, served_threshold
-from training.classification import prepare
+from training.classifier_data import prepare
 from training.cli import parse_arguments
 
 

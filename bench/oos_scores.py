@@ -38,7 +38,7 @@ from rasa_llm.models.calibration import softmax
 from rasa_llm.models.encoder_classifier import mean_pool
 from rasa_llm.models.inference import predict
 from rasa_llm.models.model_files import load_classifier
-from training.classification import prepare
+from training.classifier_data import prepare
 from training.cli import parse_arguments
 from training.metrics import auroc
 

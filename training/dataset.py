@@ -45,7 +45,7 @@ class LabelledTexts:
 
 @dataclass(frozen=True)
 class PreparedData:
-    """TRAIN and TEST split the way a classifier run uses them (``classification.prepare``)."""
+    """TRAIN and TEST split the way a classifier run uses them (``classifier_data.prepare``)."""
 
     labels: List[str]
     train: LabelledTexts

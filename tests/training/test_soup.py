@@ -20,7 +20,7 @@ from rasa_llm.models.encoder_classifier import EncoderClassifier
 from rasa_llm.models.inference import predict
 from rasa_llm.models.model_files import load_classifier
 from tests.training.conftest import CLASS_WORDS, make_rows, tiny_args, write_csv
-from training.classification import prepare
+from training.classifier_data import prepare
 from training.cli import main, parse_arguments
 from training.soup import average, greedy
 
