@@ -261,8 +261,7 @@ class TelegramBot(OutputChannel):
 
             await self.call("sendMessage", send)
 
-    # The arguments of send_text_with_buttons once the chat is known (send_elements
-    # calls it too), hence the same shape.
+    # send_text_with_buttons' arguments once the chat is known: alike by necessity.
     async def _send_keyboard(
         self,
         chat_id: str,
