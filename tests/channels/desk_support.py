@@ -66,11 +66,16 @@ responses:
 
 
 class SlackApi:
-    """The agents' Slack: chat.postMessage, each parent message with a ts of its own."""
+    """The agents' Slack: chat.postMessage, each parent message with a ts of its own.
 
-    def __init__(self) -> None:
+    ``parents``: each parent message's fields by its ts (its thread), oldest first.
+    ``wait``: seconds to wait for a post before a test fails.
+    """
+
+    def __init__(self, *, wait: float = WAIT) -> None:
         self.fake = FakePlatform("slack").start()
-        self.parents: List[str] = []
+        self.parents: Dict[str, Dict[str, Any]] = {}
+        self.wait = wait
         self.fake.expect("POST", "/api/chat.postMessage", self._post)
 
     def _post(self, call: Call) -> Reply:
@@ -78,8 +83,18 @@ class SlackApi:
         if fields.get("thread_ts"):
             return 200, {"ok": True, "ts": f"1800000000.{len(self.fake.calls):06d}"}, {}
         ts = f"1700000000.{len(self.parents) + 1:06d}"
-        self.parents.append(ts)
+        self.parents[ts] = fields
         return 200, {"ok": True, "channel": fields.get("channel"), "ts": ts}, {}
+
+    def thread_of(self, handoff_id: str) -> str:
+        """The thread whose parent message names the hand-off ``handoff_id``."""
+        deadline = time.monotonic() + self.wait
+        while time.monotonic() < deadline:
+            for ts, fields in list(self.parents.items()):
+                if handoff_id in str(fields.get("text")):
+                    return ts
+            time.sleep(0.05)
+        raise AssertionError(f"no hand-off thread for {handoff_id}: {self.parents}")
 
     def posts(self, thread: Optional[str] = None) -> List[str]:
         """The texts posted (in ``thread``, or as parents when None)."""
@@ -90,7 +105,8 @@ class SlackApi:
         ]
 
     def wait_for(self, thread: str, needle: str) -> List[str]:
-        deadline = time.monotonic() + WAIT
+        """The texts posted in ``thread``, once one of them holds ``needle``."""
+        deadline = time.monotonic() + self.wait
         while time.monotonic() < deadline:
             found = self.posts(thread)
             if any(needle in text for text in found):

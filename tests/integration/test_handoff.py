@@ -20,11 +20,11 @@ import pytest
 import requests
 
 from tests.channels import telegram_payloads as tg
-from tests.channels.desk_support import desk_agents_command
+from tests.channels.desk_support import SlackApi, desk_agents_command
 from tests.channels.slack_payloads import SECRET as SLACK_SECRET
 from tests.channels.slack_payloads import TOKEN as SLACK_TOKEN
 from tests.channels.slack_payloads import event_request, message_event
-from tests.fake_platform import Call, FakePlatform, Reply
+from tests.fake_platform import FakePlatform
 from tests.rasa_process import DESK_TOKEN, ActionServer, RasaServer, free_port
 
 pytestmark = pytest.mark.integration
@@ -57,48 +57,9 @@ def telegram() -> Iterator[FakePlatform]:
     fake.stop()
 
 
-class SlackApi:
-    """The agents' Slack: chat.postMessage, each new thread with a ts of its own."""
-
-    def __init__(self) -> None:
-        self.fake = FakePlatform("slack").start()
-        self.parents: Dict[str, Dict[str, Any]] = {}
-        self.fake.expect("POST", "/api/chat.postMessage", self.post)
-
-    def post(self, call: Call) -> Reply:
-        fields = call.fields()
-        if fields.get("thread_ts"):
-            return 200, {"ok": True, "ts": f"1800000000.{len(self.fake.calls):06d}"}, {}
-        ts = f"1700000000.{len(self.parents) + 1:06d}"
-        self.parents[ts] = fields
-        return 200, {"ok": True, "channel": fields.get("channel"), "ts": ts}, {}
-
-    def thread_of(self, handoff_id: str) -> str:
-        deadline = time.monotonic() + WAIT
-        while time.monotonic() < deadline:
-            for ts, fields in list(self.parents.items()):
-                if handoff_id in str(fields.get("text")):
-                    return ts
-            time.sleep(0.1)
-        raise AssertionError(f"no hand-off thread for {handoff_id}: {self.parents}")
-
-    def in_thread(self, thread: str, needle: str) -> List[str]:
-        deadline = time.monotonic() + WAIT
-        while time.monotonic() < deadline:
-            found = [
-                str(c.fields().get("text"))
-                for c in self.fake.calls_to("/api/chat.postMessage")
-                if c.fields().get("thread_ts") == thread
-            ]
-            if any(needle in text for text in found):
-                return found
-            time.sleep(0.1)
-        raise AssertionError(f"{needle!r} never posted in thread {thread}")
-
-
 @pytest.fixture(scope="module")
 def slack() -> Iterator[SlackApi]:
-    api = SlackApi()
+    api = SlackApi(wait=WAIT)
     yield api
     api.fake.stop()
 
@@ -354,27 +315,27 @@ def test_agents_answer_in_a_slack_thread(
     thread = slack.thread_of(ref)
     assert slack.parents[thread]["channel"] == AGENTS
     assert chat_id(chat) not in str(slack.parents[thread]["text"]), "no customer id in Slack"
-    slack.in_thread(thread, "I need to speak with someone from your team")  # transcript
+    slack.wait_for(thread, "I need to speak with someone from your team")  # transcript
 
     # The customer's next message is forwarded into the thread, not answered by the bot.
     say(servers, chat, "my parcel never arrived")
-    slack.in_thread(thread, "my parcel never arrived")
+    slack.wait_for(thread, "my parcel never arrived")
     assert len(tg.sent(telegram, chat)) == 1
 
     # Someone in the channel who is not an agent reaches nobody; a note says so.
     agent_says(servers, thread, "psst, try a refund", user="U0VISITOR1")
-    slack.in_thread(thread, "not one of the desk's agents")
+    slack.wait_for(thread, "not one of the desk's agents")
 
     # The agent's reply in the thread claims it and reaches the customer on Telegram.
     agent_says(servers, thread, "Hello from the team, I'm looking into your parcel now.")
     assert texts(telegram, chat, 2)[1] == "Hello from the team, I'm looking into your parcel now."
-    slack.in_thread(thread, f"Claimed by <@{AGENT}>")
+    slack.wait_for(thread, f"Claimed by <@{AGENT}>")
     assert len(tg.sent(telegram, chat)) == 2, "the visitor's message reached the customer"
 
     # `!handback` gives the conversation back; the thread gets a note.
     agent_says(servers, thread, "!handback")
     assert texts(telegram, chat, 3)[2].startswith(HANDBACK)
-    slack.in_thread(thread, "Handed back to the bot")
+    slack.wait_for(thread, "Handed back to the bot")
     listed = desk(servers, "GET", "/handoffs", headers=auth(ANNA)).json()["handoffs"]
     assert all(h["sender_id"] != chat_id(chat) for h in listed)
 
