@@ -77,7 +77,7 @@ class _Alias(importlib.abc.Loader):
 class MovedModuleFinder(importlib.abc.MetaPathFinder):
     """Finds the old names in :data:`MOVED`; every other import goes on as usual."""
 
-    def find_spec(
+    def find_spec(  # positional: importlib calls find_spec(fullname, path, target)
         self,
         fullname: str,
         path: Optional[Sequence[str]],

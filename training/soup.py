@@ -71,7 +71,7 @@ def load_ingredients(
     tokenizer = None
     for raw in paths:
         path = model_directory(Path(raw))
-        model, loaded_tokenizer, meta = load_classifier(path, dropout, kind)
+        model, loaded_tokenizer, meta = load_classifier(path, dropout, kind=kind)
         if tokenizer is None:  # runs of one base model share its tokenizer
             tokenizer = loaded_tokenizer
         if list(meta["labels"]) != list(labels):
@@ -187,7 +187,9 @@ def make_soup(
 
     def logits(model: Any, texts: Sequence[str]) -> np.ndarray:
         model.to(device)
-        found = predict(model, tokenizer, texts, args.max_length, device, args.eval_batch_size)
+        found = predict(
+            model, tokenizer, texts, args.max_length, device, batch_size=args.eval_batch_size
+        )
         model.cpu()  # one run on the device at a time
         return found[1]
 
@@ -248,6 +250,6 @@ def _test_figures(record: Dict[str, Any], logits: Sequence[np.ndarray], truth: n
     for entry, run_logits in zip(record["ingredients"], logits, strict=True):
         entry["test_accuracy"] = float((run_logits.argmax(axis=1) == truth).mean())
         if entry["kept"]:
-            kept_probs.append(calibration.softmax(run_logits, 1.0))
+            kept_probs.append(calibration.softmax(run_logits, temperature=1.0))
     ensemble = np.mean(kept_probs, axis=0)
     record["ensemble_test_accuracy"] = float((ensemble.argmax(axis=1) == truth).mean())

@@ -114,11 +114,13 @@ class ActionGenerativeFallback(Action):
         task_offers(offers_path(config_path()))  # a broken task_offers.yml fails the start
 
     def name(self) -> str:
+        """The action's name in the domain: ``action_generative_fallback``."""
         return "action_generative_fallback"
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
     ) -> List[Dict[str, Any]]:
+        """Answer the customer's last message from the knowledge base, or with a scripted reply."""
         text, history = conversation(tracker)
         try:
             fallback = await asyncio.to_thread(SERVICE.get)

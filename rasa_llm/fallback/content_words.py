@@ -33,6 +33,7 @@ _SUFFIXES = (("ies", "y"), ("ied", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("
 
 
 def words(text: str) -> List[str]:
+    """The lower-cased words of ``text``, with typographic apostrophes made plain."""
     return [w.replace("’", "'") for w in _WORD_PATTERN.findall(text.lower())]
 
 

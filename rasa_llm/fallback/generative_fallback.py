@@ -199,7 +199,7 @@ class GenerativeFallback:
 
     @classmethod
     def from_config(
-        cls, config: Optional[Mapping[str, Any]] = None, *, bot_dir: Path | str = "."
+        cls, config: Optional[Mapping[str, Any]], *, bot_dir: Path | str = "."
     ) -> GenerativeFallback:
         """Validate ``config``, load the knowledge base, the encoder and the backend."""
         merged = merged_config(config or {})
@@ -246,7 +246,7 @@ class GenerativeFallback:
             return self._scripted("low_relevance", found)
 
         selected = await asyncio.to_thread(self._select, query, relevant)
-        messages = self.prompt.build(question, selected, history)
+        messages = self.prompt.build(question, selected, history=history)
         if not self._admit():
             return self._fallback("busy", relevant, language)
         remaining = float(config["deadline_s"]) - (time.monotonic() - started)
@@ -279,7 +279,7 @@ class GenerativeFallback:
             sentences=selected,
         )
         grounding = self.guard.ground(text, context)
-        failures = self.guard.check(text, context, grounding)
+        failures = self.guard.check(text, context, grounding=grounding)
         if failures:
             return self._fallback(f"guard:{failures[0].check}", relevant, language)
         if not self._shares_a_word(question, text):

@@ -1,6 +1,6 @@
 """Generation in this process with a Hugging Face causal LM (default: SmolLM2-135M-Instruct).
 
-The model is loaded once per process (see :func:`clear_model_cache`) and answers on a
+The model is loaded once per process (:mod:`rasa_llm.fallback.loaded_model`) and answers on a
 dedicated thread pool, so the event loop of the action server never blocks on torch.
 Where the weights come from, and the one-time conversion of the packaged GGUF file into
 a cached plain checkpoint, is :mod:`rasa_llm.fallback.model_source`.
@@ -18,17 +18,15 @@ import logging
 import os
 import threading
 import time
-import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, FrozenSet, List, Optional, Tuple
+from typing import Any, List, Optional
 
 import torch
-from torch import nn
 
 from rasa_llm.errors import InvalidComponentConfigError, ModelLoadError
-from rasa_llm.fallback.adapter import PACKAGED_ADAPTER, merge_adapter
+from rasa_llm.fallback.adapter import PACKAGED_ADAPTER
 from rasa_llm.fallback.generation_backend import ChatMessage, GenerationError, GenerationTimeout
+from rasa_llm.fallback.loaded_model import LoadedModel, clear_model_cache, load_shared
 from rasa_llm.fallback.model_source import (
     CONVERSION_FORMAT_VERSION,
     CONVERSION_MARKER,
@@ -60,34 +58,9 @@ COMPONENT = "generation"
 # int8 made SmolLM2's replies clearly worse in our measurements (an invented URL, off-
 # topic legal talk) for about 1.7x the speed, so there is no "auto": int8 is opt-in.
 QUANTIZE_MODES = ("none", "int8")
-# Chat models end a turn with one of these even when the tokenizer names another EOS
-# (SmolLM2's GGUF tokenizer calls <|im_start|> its EOS).
-_END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>")
 # max_time stops a running generation at the deadline; the event-loop backstop waits
 # a little longer so that the worker, which knows why it stopped, reports it.
 _BACKSTOP_GRACE_S = 0.2
-
-
-@dataclass
-class _LoadedModel:
-    model: Any
-    tokenizer: Any
-    device: torch.device
-    stop_ids: FrozenSet[int]
-    pad_id: int
-    max_positions: Optional[int]
-
-
-# One loaded model per (source, device, quantize, adapter) for the whole process: the
-# action server may build several fallbacks (or rebuild one) but holds the weights once.
-_SHARED: Dict[Tuple[str, str, str, str], _LoadedModel] = {}
-_SHARED_LOCK = threading.Lock()
-
-
-def clear_model_cache() -> None:
-    """Forget every model loaded in this process (backends already loaded keep theirs)."""
-    with _SHARED_LOCK:
-        _SHARED.clear()
 
 
 class LocalTransformersBackend:
@@ -154,7 +127,7 @@ class LocalTransformersBackend:
             initializer=self._bound_threads,
         )
         self._load_lock = threading.Lock()
-        self._loaded: Optional[_LoadedModel] = None
+        self._loaded: Optional[LoadedModel] = None
         self._load_error: Optional[ModelLoadError] = None
         self._closed = False
 
@@ -226,7 +199,7 @@ class LocalTransformersBackend:
         if self._device.type == "cpu":
             torch.set_num_threads(self._cpu_threads)
 
-    def _ensure_loaded(self) -> _LoadedModel:
+    def _ensure_loaded(self) -> LoadedModel:
         with self._load_lock:
             if self._loaded is not None:
                 return self._loaded
@@ -236,8 +209,12 @@ class LocalTransformersBackend:
                 raise self._load_error
             try:
                 self._bound_threads()
-                self._loaded = _load_shared(
-                    self._source, self._cache_dir, self._device, self._quantize, self._adapter
+                self._loaded = load_shared(
+                    self._source,
+                    self._cache_dir,
+                    self._device,
+                    self._quantize,
+                    adapter=self._adapter,
                 )
             except ModelLoadError as e:
                 self._load_error = e
@@ -307,7 +284,7 @@ class LocalTransformersBackend:
 
     def _run_model(
         self,
-        loaded: _LoadedModel,
+        loaded: LoadedModel,
         input_ids: torch.Tensor,
         encoded: Any,
         max_new_tokens: int,
@@ -337,7 +314,7 @@ class LocalTransformersBackend:
             raise GenerationError(f"{self.name}: generation failed ({type(e).__name__})") from e
         return [int(t) for t in output[0, input_ids.shape[1] :].tolist()]
 
-    def _greedy_config(self, loaded: _LoadedModel, **settings: Any) -> Any:
+    def _greedy_config(self, loaded: LoadedModel, **settings: Any) -> Any:
         """Greedy decoding with this backend's penalty and the model's end-of-turn tokens.
 
         A fresh config, not the model's: a checkpoint's own sampling defaults must not
@@ -355,7 +332,7 @@ class LocalTransformersBackend:
             **settings,
         )
 
-    def _refusal_token(self, loaded: _LoadedModel) -> Optional[int]:
+    def _refusal_token(self, loaded: LoadedModel) -> Optional[int]:
         return first_token(loaded.tokenizer, self._refusal_text) if self._refusal_text else None
 
 
@@ -366,68 +343,3 @@ def _adapter_path(adapter: Optional[str], model: Optional[str]) -> Optional[Path
     if adapter == "auto":
         return PACKAGED_ADAPTER if model is None else None
     return Path(adapter).expanduser()
-
-
-def _load_shared(
-    source: ModelSource,
-    cache_dir: Path,
-    device: torch.device,
-    quantize: str,
-    adapter: Optional[Path] = None,
-) -> _LoadedModel:
-    key = (str(source.path.resolve()), str(device), quantize, str(adapter))
-    with _SHARED_LOCK:
-        if key in _SHARED:
-            return _SHARED[key]
-        began = time.monotonic()
-        model, tokenizer = source.load(cache_dir)
-        if adapter is not None:
-            # Before quantizing and moving: the update is added to the float32 weights.
-            merge_adapter(model, adapter, source.name)
-        loaded = _prepare(model, tokenizer, device, quantize, source.path)
-        _SHARED[key] = loaded
-        logger.info(
-            "Loaded generation model %s%s on %s (quantize=%s) in %.1f s.",
-            source.name,
-            f" with adapter {adapter}" if adapter else "",
-            device,
-            quantize,
-            time.monotonic() - began,
-        )
-        return loaded
-
-
-def _prepare(
-    model: Any, tokenizer: Any, device: torch.device, quantize: str, path: Path
-) -> _LoadedModel:
-    if not getattr(tokenizer, "chat_template", None):
-        raise ModelLoadError(
-            path,
-            "its tokenizer has no chat template, so chat messages cannot be turned into a prompt",
-            "use an instruction-tuned chat model, or add a chat_template to its "
-            "tokenizer_config.json",
-        )
-    model = model.to(device).eval()
-    if quantize == "int8":
-        with warnings.catch_warnings():
-            # torch announces that eager-mode quantization moves to torchao; it still
-            # works in every torch version pyproject.toml allows.
-            warnings.simplefilter("ignore")
-            model = torch.ao.quantization.quantize_dynamic(
-                model, {nn.Linear}, dtype=torch.qint8, inplace=True
-            )
-    stop_ids = set()
-    for ids in (getattr(model.generation_config, "eos_token_id", None), tokenizer.eos_token_id):
-        if ids is not None:
-            stop_ids.update(ids if isinstance(ids, list) else [ids])
-    vocab = tokenizer.get_vocab()
-    stop_ids.update(vocab[token] for token in _END_OF_TURN_TOKENS if token in vocab)
-    if not stop_ids:
-        raise ModelLoadError(
-            path,
-            "neither the tokenizer nor the generation config names an end-of-sequence token",
-            "set eos_token in tokenizer_config.json",
-        )
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(stop_ids)
-    max_positions = getattr(model.config, "max_position_embeddings", None)
-    return _LoadedModel(model, tokenizer, device, frozenset(stop_ids), pad_id, max_positions)

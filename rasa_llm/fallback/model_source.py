@@ -66,10 +66,12 @@ class ModelSource:
 
     @property
     def name(self) -> str:
+        """The model's name: the GGUF file's stem, or the directory's name."""
         return self.gguf.stem if self.gguf else self.directory.name
 
     @property
     def path(self) -> Path:
+        """Where the model lives: the GGUF file, or the directory."""
         return self.gguf or self.directory
 
     def load(self, cache_dir: Path) -> Tuple[Any, Any]:

@@ -143,6 +143,7 @@ class MaskedText:
 
     @property
     def total(self) -> int:
+        """How many values were masked, of every kind."""
         return sum(self.counts.values())
 
 

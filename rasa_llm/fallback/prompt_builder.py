@@ -61,6 +61,7 @@ class PromptBuilder:
         self,
         question: str,
         passages: Sequence[PromptPassage],
+        *,
         history: Sequence[Tuple[str, str]] = (),
     ) -> List[ChatMessage]:
         """Messages for one reply.

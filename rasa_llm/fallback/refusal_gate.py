@@ -35,6 +35,7 @@ class RefusalGate:
         self.prompt_length = prompt_length
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        """On the first step only, rule out the refusal token where it is under the threshold."""
         if input_ids.shape[1] != self.prompt_length:
             return scores
         probability = torch.softmax(scores.float(), dim=-1)[:, self.token_id]

@@ -76,6 +76,7 @@ class Grounding:
 
     @property
     def failures(self) -> List[SentenceCheck]:
+        """The reply sentences that failed their check."""
         return [s for s in self.sentences if s.problem is not None]
 
     def as_metadata(self) -> List[Dict[str, Any]]:

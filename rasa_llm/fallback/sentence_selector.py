@@ -45,6 +45,7 @@ class PromptPassage:
 
     @property
     def text(self) -> str:
+        """The selected sentences, joined with spaces."""
         return " ".join(text for _, text in self.sentences)
 
 

@@ -35,11 +35,13 @@ class ActionHandoff(Action):
     """Hands the conversation to a person through the agent desk."""
 
     def name(self) -> str:
+        """The action's name in the domain: ``action_handoff``."""
         return "action_handoff"
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
     ) -> List[Dict[str, Any]]:
+        """Open a hand-off at the agent desk with the recent turns, and tell the customer."""
         rule = HandoffRule()
         reason = rule.reason(rule.turns_from_events(tracker.events)) or REASON_ASKED
         # No channel: the desk takes it from the conversation id, never from the
@@ -83,7 +85,7 @@ async def notify_desk(body: Dict[str, Any]) -> bool:
 
 
 def recent_turns(
-    events: List[Dict[str, Any]], turns: int = TRANSCRIPT_TURNS
+    events: List[Dict[str, Any]], *, turns: int = TRANSCRIPT_TURNS
 ) -> List[Tuple[str, str]]:
     """The last ``turns`` customer and bot texts, oldest first, for the agents."""
     said: List[Tuple[str, str]] = []

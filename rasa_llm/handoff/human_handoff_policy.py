@@ -54,6 +54,7 @@ class HumanHandoffPolicy(Policy):
 
     @staticmethod
     def get_default_config() -> Dict[str, Any]:
+        """The policy's settings with their defaults (docs/configuration.md lists them)."""
         return {
             # Above RulePolicy: a customer who is upset twice goes to a person even
             # when a rule would answer the message.
@@ -78,9 +79,10 @@ class HumanHandoffPolicy(Policy):
 
     @staticmethod
     def supported_data() -> SupportedData:
+        """The policy reads both stories and rules (it learns nothing from either)."""
         return SupportedData.ML_AND_RULE_DATA
 
-    def __init__(
+    def __init__(  # positional: Rasa's Policy.__init__ signature
         self,
         config: Dict[str, Any],
         model_storage: ModelStorage,
@@ -114,6 +116,7 @@ class HumanHandoffPolicy(Policy):
         domain: Domain,
         **kwargs: Any,
     ) -> Resource:
+        """Nothing to learn: check the hand-off action is in the domain and keep the settings."""
         if self.rule.handoff_action not in domain.action_names_or_texts:
             raise InvalidComponentConfigError(
                 type(self).__name__,
@@ -124,13 +127,14 @@ class HumanHandoffPolicy(Policy):
             )
         return self._resource
 
-    def predict_action_probabilities(
+    def predict_action_probabilities(  # positional: overrides Rasa's Policy method
         self,
         tracker: DialogueStateTracker,
         domain: Domain,
         rule_only_data: Optional[Dict[str, Any]] = None,
         **kwargs: Any,
     ) -> PolicyPrediction:
+        """Predict the hand-off action when the rules say so; listen after it; else abstain."""
         probabilities = self._default_predictions(domain)
         # After the hand-off action the bot waits: a person has the conversation, or the
         # desk was unreachable and the customer was told so. Rules only know this for

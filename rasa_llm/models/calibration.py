@@ -16,7 +16,7 @@ from scipy.optimize import minimize_scalar
 _LOG_T_BOUNDS = (-0.6931471805599453, 3.0)
 
 
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+def softmax(logits: np.ndarray, *, temperature: float = 1.0) -> np.ndarray:
     """Row-wise softmax of ``logits / temperature``, numerically stable."""
     scaled = np.asarray(logits, dtype=np.float64) / temperature
     scaled -= scaled.max(axis=-1, keepdims=True)
@@ -26,7 +26,7 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
 
 def negative_log_likelihood(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
     """Mean negative log-likelihood of the true labels at one temperature."""
-    probs = softmax(logits, temperature)
+    probs = softmax(logits, temperature=temperature)
     picked = probs[np.arange(len(labels)), labels]
     return float(-np.mean(np.log(np.clip(picked, 1e-12, None))))
 
@@ -44,7 +44,7 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(np.exp(result.x))
 
 
-def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: int = 10) -> float:
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, *, n_bins: int = 10) -> float:
     """ECE: the gap between confidence and accuracy, averaged over equal-width bins."""
     probs = np.asarray(probs, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)

@@ -49,7 +49,7 @@ def resolve_device(component: str, requested: str) -> torch.device:
     return device
 
 
-def autocast(device: torch.device, cpu_bf16: bool = False) -> Any:
+def autocast(device: torch.device, *, cpu_bf16: bool = False) -> Any:
     """bf16 autocast on a GPU; on the CPU only when asked (``cpu_bf16``), since float32
     is faster there unless the CPU multiplies bf16 in hardware (see :func:`cpu_has_bf16`).
     """

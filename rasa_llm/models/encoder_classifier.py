@@ -28,6 +28,7 @@ class EncoderClassifier(nn.Module):
 
     @property
     def hidden_size(self) -> int:
+        """The width of the encoder's sentence vectors."""
         return int(self.encoder.config.hidden_size)
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -71,6 +71,7 @@ class FineTuneSettings:
     rdrop_weight: float = 0.0
 
     def loop_settings(self) -> LoopSettings:
+        """The training-loop settings these fine-tuning settings imply."""
         return LoopSettings(
             epochs=self.epochs,
             batch_size=self.batch_size,
@@ -99,7 +100,9 @@ class FineTuneResult:
     averaged: bool = False
 
 
-def freeze(model: EncoderClassifier, embeddings: bool, layers: int, encoder: bool = False) -> None:
+def freeze(
+    model: EncoderClassifier, embeddings: bool, layers: int, *, encoder: bool = False
+) -> None:
     """Stop gradients to the embeddings, the bottom ``layers`` layers, or the encoder."""
     if encoder:
         for param in model.encoder.parameters():
@@ -220,9 +223,9 @@ def fine_tune(
     val_labels: Sequence[int],
     settings: FineTuneSettings,
     device: torch.device,
+    *,
     auxiliary_labels: Optional[Sequence[int]] = None,
     auxiliary_classes: int = 0,
-    *,
     outlier_texts: Sequence[str] = (),
     checkpoint_dir: Optional[Path] = None,
     resume: bool = False,
@@ -264,7 +267,9 @@ def fine_tune(
     net = nn.ModuleDict(
         {"classifier": model, "aux": nn.Linear(model.hidden_size, max(auxiliary_classes, 1))}
     ).to(device)
-    freeze(model, settings.freeze_embeddings, settings.freeze_layers, settings.freeze_encoder)
+    freeze(
+        model, settings.freeze_embeddings, settings.freeze_layers, encoder=settings.freeze_encoder
+    )
     labels = torch.tensor(list(train_labels), dtype=torch.long)
     if not resume or checkpoint_dir is None:
         # A resumed run gets its head from the checkpoint.

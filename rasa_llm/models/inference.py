@@ -58,6 +58,7 @@ def predict(
     texts: Sequence[str],
     max_length: int,
     device: torch.device,
+    *,
     batch_size: int = 64,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pooled vectors and logits for ``texts`` (in their order), in eval mode, in batches.

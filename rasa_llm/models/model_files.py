@@ -182,6 +182,7 @@ def save_classifier(
     model: EncoderClassifier,
     tokenizer: PreTrainedTokenizerBase,
     meta: Mapping[str, Any],
+    *,
     kind: str = INTENT_KIND,
 ) -> None:
     """Write a classifier directory (also the export format for ``classifier_path``)."""
@@ -195,7 +196,7 @@ def save_classifier(
 
 
 def load_classifier(
-    directory: Path, dropout: float, kind: str = INTENT_KIND
+    directory: Path, dropout: float, *, kind: str = INTENT_KIND
 ) -> Tuple[EncoderClassifier, PreTrainedTokenizerBase, Dict[str, Any]]:
     """Read a classifier directory written by :func:`save_classifier`, in eval mode."""
     encoder, tokenizer, head, meta = load_model_dir(Path(directory), kind)

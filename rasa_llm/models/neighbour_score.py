@@ -96,6 +96,7 @@ class NeighbourScore:
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any], bank: np.ndarray) -> NeighbourScore:
+        """Rebuild the score from its stored record and the stored bank of training vectors."""
         return cls(
             bank=unit_vectors(bank),
             confidence_mean=float(record["confidence_mean"]),

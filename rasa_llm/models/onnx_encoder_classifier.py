@@ -171,12 +171,14 @@ class OnnxEncoderClassifier(nn.Module):
 
     @property
     def hidden_size(self) -> int:
+        """The width of the graph's sentence vectors (the head's input)."""
         return int(self.head.in_features)
 
     @torch.no_grad()
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Run the graph: logits and sentence vectors, as ``EncoderClassifier`` returns them."""
         feed = {
             "input_ids": input_ids.cpu().numpy().astype(np.int64),
             "attention_mask": attention_mask.cpu().numpy().astype(np.int64),

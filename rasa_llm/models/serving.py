@@ -84,7 +84,7 @@ class ServingThreadsError(RasaLLMError):
     """``RASA_LLM_TORCH_THREADS`` is not a whole number of threads."""
 
 
-def serving_threads(environ: Optional[Mapping[str, str]] = None) -> int:
+def serving_threads(*, environ: Optional[Mapping[str, str]] = None) -> int:
     """The CPU threads torch answers messages with: ``RASA_LLM_TORCH_THREADS``, else 1."""
     raw = (environ if environ is not None else os.environ).get(THREADS_ENV, "").strip()
     if not raw:
@@ -98,9 +98,9 @@ def serving_threads(environ: Optional[Mapping[str, str]] = None) -> int:
     return int(raw)
 
 
-def use_serving_threads(environ: Optional[Mapping[str, str]] = None) -> int:
+def use_serving_threads(*, environ: Optional[Mapping[str, str]] = None) -> int:
     """Set torch's CPU threads (process-wide) for a process that answers messages."""
-    threads = serving_threads(environ)
+    threads = serving_threads(environ=environ)
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return threads
@@ -140,7 +140,7 @@ Served = Union[EncoderClassifier, OnnxEncoderClassifier]
 
 
 def agreement_texts(
-    held_out: Sequence[str], training: Sequence[str], seed: int = 0
+    held_out: Sequence[str], training: Sequence[str], *, seed: int = 0
 ) -> Tuple[List[str], str]:
     """The texts to measure int8 agreement on, and what they are.
 
@@ -189,7 +189,9 @@ def int8_refusal(meta: Mapping[str, Any], min_agreement: float) -> Optional[str]
     )
 
 
-def graph_cosine(model: EncoderClassifier, served: OnnxEncoderClassifier, seed: int = 0) -> float:
+def graph_cosine(
+    model: EncoderClassifier, served: OnnxEncoderClassifier, *, seed: int = 0
+) -> float:
     """Mean cosine of the float32 and graph sentence vectors of random token sequences."""
     config = getattr(model.encoder, "config", None)
     vocab = int(getattr(config, "vocab_size", 0) or 0)
@@ -215,6 +217,7 @@ def serving_model(
     model: EncoderClassifier,
     device: torch.device,
     mode: str,
+    *,
     graph: Optional[bytes] = None,
     component: str = "the encoder",
     meta: Optional[Mapping[str, Any]] = None,
@@ -264,7 +267,7 @@ def stored_graph(directory: Path) -> Optional[bytes]:
     return path.read_bytes() if path.is_file() else None
 
 
-def store_graph(directory: Path, served: Served, graph: Optional[bytes] = None) -> None:
+def store_graph(directory: Path, served: Served, *, graph: Optional[bytes] = None) -> None:
     """Keep the int8 graph in the component's directory, so loads skip the export.
 
     ``served``'s graph, or ``graph`` when float32 answers (``auto`` refused the graph):

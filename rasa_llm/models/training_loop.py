@@ -13,7 +13,6 @@ beside the raw weights, keeping whichever validates better.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
 import math
@@ -30,10 +29,16 @@ from tqdm import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from rasa_llm.models.device import autocast
+from rasa_llm.models.loop_checkpoint import (
+    CHECKPOINT_FILE,
+    LoopState,
+    restore_checkpoint,
+    save_checkpoint,
+)
+from rasa_llm.models.weight_average import averaged_weights, update_average
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_FILE = "checkpoint.pt"
 
 
 @dataclass(frozen=True)
@@ -150,6 +155,7 @@ def epoch_batches(
     n_examples: int,
     batch_size: int,
     generator: torch.Generator,
+    *,
     lengths: Optional[Sequence[int]] = None,
     length_groups: int = 0,
 ) -> List[List[int]]:
@@ -210,11 +216,11 @@ def train_loop(
         optimizer, int(settings.warmup_ratio * total_steps), total_steps
     )
     generator = torch.Generator().manual_seed(settings.seed)
-    state = _LoopState()
+    state = LoopState()
     result = LoopResult()
     checkpoint = checkpoint_dir / CHECKPOINT_FILE if checkpoint_dir else None
     if resume and checkpoint is not None and checkpoint.is_file():
-        state = _restore(checkpoint, model, optimizer, scheduler, generator, result)
+        state = restore_checkpoint(checkpoint, model, optimizer, scheduler, generator, result)
         logger.info("resuming after epoch %d from %s", state.epoch, checkpoint)
     elif resume:
         logger.warning("nothing to resume: no %s; training from the start", checkpoint)
@@ -231,7 +237,11 @@ def train_loop(
         epoch += 1
         model.train()
         batches = epoch_batches(
-            n_examples, settings.batch_size, generator, lengths, settings.length_groups
+            n_examples,
+            settings.batch_size,
+            generator,
+            lengths=lengths,
+            length_groups=settings.length_groups,
         )
         progress = tqdm(
             batches, desc=f"epoch {epoch}/{settings.epochs}", disable=not settings.show_progress
@@ -240,7 +250,7 @@ def train_loop(
         epoch_started = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
         for index, batch in enumerate(progress, start=1):
-            with autocast(device, settings.cpu_bf16):
+            with autocast(device, cpu_bf16=settings.cpu_bf16):
                 loss = task.loss(batch)
             (loss.float() / accumulation).backward()
             running += float(loss.item()) * len(batch)
@@ -255,7 +265,7 @@ def train_loop(
             optimizer.zero_grad(set_to_none=True)
             state.steps += 1
             if state.ema is not None:
-                _update_average(state.ema, model, settings.ema_decay, state.steps)
+                update_average(state.ema, model, settings.ema_decay, state.steps)
             progress.set_postfix(loss=f"{np.mean(window[-accumulation:]):.3f}")
             limit_hit = settings.max_steps is not None and state.steps >= settings.max_steps
             periodic = settings.eval_every_steps and state.steps % settings.eval_every_steps == 0
@@ -274,7 +284,7 @@ def train_loop(
         state.epoch = epoch
         result.epochs_run = epoch
         if checkpoint is not None:
-            _save(checkpoint, model, optimizer, scheduler, generator, state, result)
+            save_checkpoint(checkpoint, model, optimizer, scheduler, generator, state, result)
 
     if state.best_state is not None:
         model.load_state_dict(state.best_state)
@@ -286,56 +296,10 @@ def train_loop(
     return result
 
 
-@dataclass
-class _LoopState:
-    epoch: int = 0
-    steps: int = 0
-    steps_at_resume: int = 0
-    best_score: float = -math.inf
-    best_state: Optional[Dict[str, torch.Tensor]] = None
-    stale: int = 0
-    finished: bool = False
-    stopped_early: bool = False
-    # The moving average of the trainable parameters (``LoopSettings.ema_decay``).
-    ema: Optional[Dict[str, torch.Tensor]] = None
-
-
-def _update_average(
-    average: Dict[str, torch.Tensor], model: nn.Module, decay: float, step: int
-) -> None:
-    """One step of the weight average; its decay warms up so the start is forgotten.
-
-    Without the warm-up (``(1 + step) / (10 + step)``, as TensorFlow's
-    ExponentialMovingAverage does) the average would hold the pretrained weights for
-    hundreds of steps and score worse than the raw ones at the first validations.
-    """
-    rate = min(decay, (1.0 + step) / (10.0 + step))
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if name in average:
-                average[name].mul_(rate).add_(param.detach(), alpha=1.0 - rate)
-
-
-@contextlib.contextmanager
-def _averaged_weights(model: nn.Module, average: Dict[str, torch.Tensor]) -> Any:
-    """The model holds the averaged weights inside the block and its own after it."""
-    params = dict(model.named_parameters())
-    saved = {name: params[name].detach().clone() for name in average}
-    with torch.no_grad():
-        for name, value in average.items():
-            params[name].copy_(value)
-    try:
-        yield
-    finally:
-        with torch.no_grad():
-            for name, value in saved.items():
-                params[name].copy_(value)
-
-
 def _validate(
     task: LoopTask,
     model: nn.Module,
-    state: _LoopState,
+    state: LoopState,
     result: LoopResult,
     settings: LoopSettings,
     epoch: int,
@@ -350,7 +314,7 @@ def _validate(
         metrics = dict(task.validate())
         averaged: Dict[str, float] = {}
         if state.ema is not None:
-            with _averaged_weights(model, state.ema):
+            with averaged_weights(model, state.ema):
                 averaged = dict(task.validate())
     record = {"epoch": float(epoch), "step": float(step), "train_loss": train_loss, **metrics}
     record.update({f"ema_{key}": value for key, value in averaged.items()})
@@ -362,7 +326,7 @@ def _validate(
         result.best_epoch, result.best_metrics = epoch, record
         state.best_state, result.averaged = None, state.ema is not None
         if state.ema is not None:  # the average is the result, as when it validates
-            with _averaged_weights(model, state.ema):
+            with averaged_weights(model, state.ema):
                 state.best_state = copy.deepcopy(model.state_dict())
         return
     use_average = averaged.get("score", -math.inf) > score
@@ -371,7 +335,7 @@ def _validate(
     if score > state.best_score:
         state.best_score, state.stale = float(score), 0
         if use_average and state.ema is not None:
-            with _averaged_weights(model, state.ema):
+            with averaged_weights(model, state.ema):
                 state.best_state = copy.deepcopy(model.state_dict())
         else:
             state.best_state = copy.deepcopy(model.state_dict())
@@ -382,61 +346,3 @@ def _validate(
     if settings.early_stopping_patience and state.stale >= settings.early_stopping_patience:
         logger.info("early stopping at epoch %d (best: epoch %d)", epoch, result.best_epoch)
         state.finished = state.stopped_early = True
-
-
-def _save(
-    path: Path,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    generator: torch.Generator,
-    state: _LoopState,
-    result: LoopResult,
-) -> None:
-    """Write everything a resumed run needs, atomically (a crash mid-write keeps the old)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(
-        {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "generator": generator.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "state": {k: v for k, v in vars(state).items() if k not in ("best_state", "ema")},
-            "best_state": state.best_state,
-            "ema": state.ema,
-            "history": result.history,
-            "best_epoch": result.best_epoch,
-            "best_metrics": result.best_metrics,
-            "averaged": result.averaged,
-        },
-        tmp,
-    )
-    tmp.replace(path)
-
-
-def _restore(
-    path: Path,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    generator: torch.Generator,
-    result: LoopResult,
-) -> _LoopState:
-    saved = torch.load(path, map_location="cpu", weights_only=False)
-    model.load_state_dict(saved["model"])
-    optimizer.load_state_dict(saved["optimizer"])
-    scheduler.load_state_dict(saved["scheduler"])
-    generator.set_state(saved["generator"])
-    torch.set_rng_state(saved["torch_rng"])
-    state = _LoopState(**saved["state"])
-    state.best_state = saved["best_state"]
-    state.ema = saved.get("ema")
-    state.steps_at_resume = state.steps
-    result.history = list(saved["history"])
-    result.best_epoch = saved["best_epoch"]
-    result.best_metrics = saved["best_metrics"]
-    result.averaged = bool(saved.get("averaged", False))
-    result.resumed_from_epoch = state.epoch
-    return state

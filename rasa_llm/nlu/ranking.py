@@ -34,6 +34,7 @@ def reject_below(
     ranking: List[Dict[str, Any]],
     threshold: float | None,
     name: str,
+    *,
     score: float | None = None,
 ) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
     """``name`` when the top intent's confidence (or ``score``) is below ``threshold``.

@@ -20,8 +20,7 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 from transformers import PreTrainedTokenizerBase
 
-from rasa_llm.config_validation import TypeSpec, require, validate_config
-from rasa_llm.constants import DEFAULT_RANKING_LENGTH, SENTENCE_VECTOR, SENTIMENT_LABELS
+from rasa_llm.constants import SENTENCE_VECTOR, SENTIMENT_LABELS
 from rasa_llm.errors import ModelLoadError, TrainingDataError
 from rasa_llm.models import calibration, model_files
 from rasa_llm.models.device import resolve_device
@@ -34,16 +33,8 @@ from rasa_llm.models.neighbour_score import (
     neighbour_score,
     save_neighbours,
 )
-from rasa_llm.models.onnx_encoder_classifier import OnnxEncoderClassifier
 from rasa_llm.models.serving import (
-    DEFAULT_MIN_AGREEMENT,
-    INT8_META,
     Served,
-    agreement_record,
-    agreement_texts,
-    check_min_agreement,
-    check_quantize,
-    int8_refusal,
     served_oos_score,
     served_temperature,
     served_threshold,
@@ -51,43 +42,16 @@ from rasa_llm.models.serving import (
     store_graph,
     stored_graph,
 )
-from rasa_llm.models.splits import stratified_split
+from rasa_llm.nlu import intent_config
+from rasa_llm.nlu.intent_training import fine_tune_intents
 from rasa_llm.nlu.ranking import build_ranking, empty_intent, reject_below
+from rasa_llm.nlu.resources import read_resource
 from rasa_llm.nlu.sentiment_data import sentiment_label
 from rasa_llm.server.log_redactor import log_redactor
 
 logger = logging.getLogger(__name__)
 
 KIND = model_files.INTENT_KIND
-
-_NUMBER = (int, float)
-_CONFIG_TYPES: Dict[str, TypeSpec] = {
-    "model_name_or_path": (str, type(None)),
-    "classifier_path": (str, type(None)),
-    "device": str,
-    "epochs": int,
-    "batch_size": int,
-    "learning_rate": _NUMBER,
-    "head_learning_rate": _NUMBER,
-    "weight_decay": _NUMBER,
-    "warmup_ratio": _NUMBER,
-    "dropout": _NUMBER,
-    "max_length": int,
-    "freeze_embeddings": bool,
-    "freeze_layers": int,
-    "early_stopping_patience": int,
-    "validation_fraction": _NUMBER,
-    "calibrate": bool,
-    "random_seed": int,
-    "ranking_length": int,
-    "inference_batch_size": int,
-    "show_progress": bool,
-    "sentiment_loss_weight": _NUMBER,
-    "quantize": str,
-    "int8_min_agreement": _NUMBER,
-    "use_stored_threshold": bool,
-}
-
 
 @DefaultV1Recipe.register(
     [
@@ -103,107 +67,20 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
 
     @staticmethod
     def get_default_config() -> Dict[str, Any]:
-        """Every key this component accepts, with its default."""
-        return {
-            # Local Hugging Face encoder directory to fine-tune; null = shipped MiniLM.
-            "model_name_or_path": None,
-            # Directory of a classifier fine-tuned outside Rasa (rasa-llm layout);
-            # when set, `rasa train` uses it as is instead of fine-tuning.
-            "classifier_path": None,
-            # "auto" (cuda when available, else cpu), "cpu", "cuda" or "cuda:N".
-            "device": "auto",
-            # Passes over the training data; early stopping may end sooner.
-            "epochs": 12,
-            "batch_size": 32,
-            # AdamW learning rate of the encoder.
-            "learning_rate": 5.0e-5,
-            # AdamW learning rate of the new classification head.
-            "head_learning_rate": 2.0e-3,
-            "weight_decay": 0.01,
-            # Share of the steps spent warming the learning rate up from zero.
-            "warmup_ratio": 0.1,
-            # Dropout on the pooled sentence vector before the head.
-            "dropout": 0.1,
-            # Longer messages are cut to this many tokens.
-            "max_length": 64,
-            # Keep the pretrained token embeddings fixed.
-            "freeze_embeddings": False,
-            # Keep this many bottom encoder layers fixed (and the embeddings).
-            "freeze_layers": 0,
-            # Stop after this many epochs without a better validation score.
-            "early_stopping_patience": 3,
-            # Share of each intent's examples held out for early stopping and
-            # calibration (intents with fewer than 3 examples keep all of theirs).
-            "validation_fraction": 0.15,
-            # Fit a temperature on the held-out examples so confidences are calibrated.
-            "calibrate": True,
-            "random_seed": 42,
-            # Entries in intent_ranking; 0 keeps all, as in Rasa's classifiers.
-            "ranking_length": DEFAULT_RANKING_LENGTH,
-            # Messages per forward pass when many are processed at once.
-            "inference_batch_size": 64,
-            # Show a progress bar per epoch during `rasa train`.
-            "show_progress": True,
-            # Weight of a joint sentiment loss on examples labelled with sentiment
-            # metadata, so the shared encoder keeps what the sentiment analyzer
-            # needs; 0 fine-tunes on intents alone.
-            "sentiment_loss_weight": 0.5,
-            # How the encoder answers messages: "auto" = an int8 ONNX Runtime graph on
-            # the CPU (about five times as fast, within 0.1 points of float32) and
-            # unchanged on a GPU; "int8" = the graph, or fail; "none" = float32 torch.
-            # Training always runs in full precision.
-            "quantize": "auto",
-            # "auto" answers in float32 instead when, at training, the graph kept the
-            # float32 model's top intent on fewer than this share of held-out messages
-            # (0.99: at most one changed answer in a hundred; larger encoders such as
-            # all-mpnet-base-v2 change 3 to 6 in int8 and lose accuracy).
-            "int8_min_agreement": DEFAULT_MIN_AGREEMENT,
-            # A classifier from `python -m training intent --oos-label ...` stores the
-            # out-of-scope threshold chosen on its validation data; below it a message
-            # gets intent nlu_fallback, as with FallbackClassifier. false ignores it.
-            "use_stored_threshold": True,
-        }
+        """Every key this component accepts, with its default (``intent_config``)."""
+        return intent_config.defaults()
 
     @classmethod
     def validate(cls, config: Dict[str, Any]) -> None:
         """Reject unknown keys, wrong types and values out of range."""
-        defaults = cls.get_default_config()
-        name = cls.__name__
-        validate_config(name, config, defaults, _CONFIG_TYPES)
-
-        def check(key: str, ok: bool, problem: str) -> None:
-            require(name, key, ok, problem, defaults[key])
-
-        check("epochs", config["epochs"] >= 1, "must be at least 1")
-        check("batch_size", config["batch_size"] >= 1, "must be at least 1")
-        check("learning_rate", config["learning_rate"] > 0, "must be positive")
-        check("head_learning_rate", config["head_learning_rate"] > 0, "must be positive")
-        check("weight_decay", config["weight_decay"] >= 0, "must not be negative")
-        check("warmup_ratio", 0 <= config["warmup_ratio"] < 1, "must be in [0, 1)")
-        check("dropout", 0 <= config["dropout"] < 1, "must be in [0, 1)")
-        check("max_length", 8 <= config["max_length"] <= 512, "must be in [8, 512]")
-        check("freeze_layers", config["freeze_layers"] >= 0, "must not be negative")
-        check(
-            "early_stopping_patience",
-            config["early_stopping_patience"] >= 1,
-            "must be at least 1",
-        )
-        check(
-            "validation_fraction",
-            0 <= config["validation_fraction"] <= 0.5,
-            "must be in [0, 0.5]",
-        )
-        check("sentiment_loss_weight", config["sentiment_loss_weight"] >= 0, "must not be negative")
-        check("ranking_length", config["ranking_length"] >= 0, "must not be negative")
-        check("inference_batch_size", config["inference_batch_size"] >= 1, "must be at least 1")
-        check_quantize(name, config["quantize"], resolve_device(name, config["device"]))
-        check_min_agreement(name, config["int8_min_agreement"])
+        intent_config.validate(cls.__name__, config)
 
     def __init__(
         self,
         config: Dict[str, Any],
         model_storage: ModelStorage,
         resource: Resource,
+        *,
         model: EncoderClassifier | None = None,
         tokenizer: PreTrainedTokenizerBase | None = None,
         labels: Sequence[str] = (),
@@ -277,148 +154,13 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
         return texts, intents, sentiments
 
     def _fine_tune(self, texts: List[str], intents: List[str], sentiments: List[int]) -> None:
-        base_path = (
-            Path(self._config["model_name_or_path"])
-            if self._config["model_name_or_path"]
-            else model_files.default_encoder_path()
+        name = type(self).__name__
+        trained = fine_tune_intents(
+            self._config, texts, intents, sentiments, device=self.device, component=name
         )
-        encoder, tokenizer = model_files.load_pretrained(base_path)
-        self._serving, self._graph = None, None  # they belong to the model it replaces
-        self.labels = sorted(set(intents))
-        label_ids = [self.labels.index(i) for i in intents]
-        train_idx, val_idx = stratified_split(
-            label_ids, self._config["validation_fraction"], self._config["random_seed"]
-        )
-        model = EncoderClassifier(encoder, len(self.labels), self._config["dropout"])
-        # Imported here: serving a trained model never loads the training loop.
-        from rasa_llm.models.fine_tuning import FineTuneSettings, fine_tune
-
-        settings = FineTuneSettings(
-            epochs=self._config["epochs"],
-            batch_size=self._config["batch_size"],
-            learning_rate=float(self._config["learning_rate"]),
-            head_learning_rate=float(self._config["head_learning_rate"]),
-            weight_decay=float(self._config["weight_decay"]),
-            warmup_ratio=float(self._config["warmup_ratio"]),
-            max_length=self._config["max_length"],
-            freeze_embeddings=self._config["freeze_embeddings"],
-            freeze_layers=self._config["freeze_layers"],
-            early_stopping_patience=self._config["early_stopping_patience"],
-            seed=self._config["random_seed"],
-            show_progress=self._config["show_progress"],
-            auxiliary_weight=float(self._config["sentiment_loss_weight"]),
-        )
-        result = fine_tune(
-            model,
-            tokenizer,
-            [texts[i] for i in train_idx],
-            [label_ids[i] for i in train_idx],
-            [texts[i] for i in val_idx],
-            [label_ids[i] for i in val_idx],
-            settings,
-            self.device,
-            auxiliary_labels=[sentiments[i] for i in train_idx],
-            auxiliary_classes=len(SENTIMENT_LABELS),
-        )
-        temperature, ece_before, ece_after = 1.0, None, None
-        int8: Dict[str, Any] = {}
-        val_texts = [texts[i] for i in val_idx]
-        # The int8 graph, if this mode and device serve one (whether `auto` keeps it is
-        # decided below, from how many answers it changes).
-        graph = serving_model(
-            model.eval(), self.device, self._config["quantize"], None, type(self).__name__
-        )
-        if isinstance(graph, OnnxEncoderClassifier):
-            self._graph = graph.graph
-            measured, on = agreement_texts(
-                val_texts, [texts[i] for i in train_idx], self._config["random_seed"]
-            )
-            int8.update(
-                agreement_record(
-                    self._logits(model, tokenizer, measured),
-                    self._logits(graph, tokenizer, measured),
-                    on,
-                )
-            )
-        # What will answer messages: the graph, unless `auto` refuses it for the
-        # answers it changes (`int8` serves it whatever it changes).
-        serves_graph = graph is not model and (
-            self._config["quantize"] != "auto"
-            or int8_refusal({INT8_META: int8}, float(self._config["int8_min_agreement"])) is None
-        )
-        if val_idx:
-            val_labels = np.asarray([label_ids[i] for i in val_idx])
-            # One temperature for the float32 model (a GPU, or quantize: none) and one
-            # for the int8 graph that answers on the CPU: their logits differ a little.
-            logits = self._logits(model, tokenizer, val_texts)
-            if self._config["calibrate"]:
-                temperature = calibration.fit_temperature(logits, val_labels)
-            if graph is not model:
-                int8_logits = self._logits(graph, tokenizer, val_texts)
-                int8["temperature"] = (
-                    calibration.fit_temperature(int8_logits, val_labels)
-                    if self._config["calibrate"]
-                    else 1.0
-                )
-            # The figures of the model that will answer messages.
-            temperature_served = temperature
-            if serves_graph:
-                logits, temperature_served = int8_logits, int8["temperature"]
-            ece_before = calibration.expected_calibration_error(
-                calibration.softmax(logits), val_labels
-            )
-            ece_after = calibration.expected_calibration_error(
-                calibration.softmax(logits, temperature_served), val_labels
-            )
-        elif self._config["calibrate"]:
-            logger.warning(
-                "%s: too few examples to hold any out, so confidences are not "
-                "calibrated; add examples (at least 3 per intent) to calibrate.",
-                type(self).__name__,
-            )
-        self.model, self.tokenizer = model.eval(), tokenizer
-        self.meta = {
-            "kind": KIND,
-            "labels": self.labels,
-            "temperature": temperature,
-            "max_length": self._config["max_length"],
-            "base_model": str(base_path),
-            "best_epoch": result.best_epoch,
-            "epochs_run": result.epochs_run,
-            "validation_examples": len(val_idx),
-            "validation_ece_uncalibrated": ece_before,
-            "validation_ece_calibrated": ece_after,
-            "history": result.history,
-        }
-        if int8:
-            self.meta[INT8_META] = int8
-        self._serving = graph if serves_graph else model
-        if graph is not model and not serves_graph:
-            logger.warning(
-                "%s answers in float32 (quantize: auto): %s",
-                type(self).__name__,
-                int8_refusal(self.meta, float(self._config["int8_min_agreement"])),
-            )
-        logger.info(
-            "%s: trained %d epochs (best %d) in %.1f s, temperature %.3f",
-            type(self).__name__,
-            result.epochs_run,
-            result.best_epoch,
-            result.seconds,
-            self.temperature,
-        )
-
-    def _logits(
-        self, model: Served, tokenizer: PreTrainedTokenizerBase, texts: List[str]
-    ) -> np.ndarray:
-        return predict(
-            model,
-            tokenizer,
-            texts,
-            self._config["max_length"],
-            self.device,
-            self._config["inference_batch_size"],
-        )[1]
+        self.model, self.tokenizer = trained.model, trained.tokenizer
+        self.labels, self.meta = trained.labels, trained.meta
+        self._serving, self._graph = trained.served, trained.graph
 
     def _adopt(self, path: Path, intents: set) -> None:
         """Use a classifier fine-tuned outside Rasa, after checking its labels."""
@@ -467,7 +209,7 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
         for message, vector, row, score in zip(with_text, pooled, probs, scores, strict=True):
             intent, ranking = build_ranking(row, self.labels, self._config["ranking_length"])
             intent, ranking = reject_below(
-                intent, ranking, threshold, DEFAULT_NLU_FALLBACK_INTENT_NAME, score
+                intent, ranking, threshold, DEFAULT_NLU_FALLBACK_INTENT_NAME, score=score
             )
             message.set(INTENT, intent, add_to_output=True)
             message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
@@ -497,9 +239,9 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
             texts,
             int(self.meta.get("max_length", self._config["max_length"])),
             self.device,
-            self._config["inference_batch_size"],
+            batch_size=self._config["inference_batch_size"],
         )
-        return pooled.astype(np.float32), calibration.softmax(logits, self.temperature)
+        return pooled.astype(np.float32), calibration.softmax(logits, temperature=self.temperature)
 
     def _oos_scorer(self) -> NeighbourScore | None:
         """The neighbour score of what answers, or None where the threshold is on softmax."""
@@ -516,10 +258,10 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
                 model,
                 self.device,
                 self._config["quantize"],
-                self._graph,
-                type(self).__name__,
-                self.meta,
-                float(self._config["int8_min_agreement"]),
+                graph=self._graph,
+                component=type(self).__name__,
+                meta=self.meta,
+                min_agreement=float(self._config["int8_min_agreement"]),
             )
         return self._serving
 
@@ -530,7 +272,7 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
         with self._model_storage.write_to(self._resource) as directory:
             save_classifier(directory, self.model, self.tokenizer, self.meta)
             # The int8 graph too, so that `rasa run` does not export it at every start.
-            store_graph(directory, self._served(self.model), self._graph)
+            store_graph(directory, self._served(self.model), graph=self._graph)
             if self._neighbours is not None:
                 save_neighbours(directory, self._neighbours)
 
@@ -545,27 +287,20 @@ class TransformerIntentClassifier(GraphComponent, IntentClassifier):
     ) -> TransformerIntentClassifier:
         """Load what :meth:`persist` wrote; a missing or broken model fails here, loudly."""
         cls.validate(config)
-        try:
-            with model_storage.read_from(resource) as directory:
-                model, tokenizer, meta = load_classifier(directory, config["dropout"])
-                graph = stored_graph(directory)
-                neighbours = load_neighbours(directory, meta, model.hidden_size)
-        except ValueError as e:  # Rasa's storage: the resource does not exist
-            raise ModelLoadError(
-                resource.name,
-                f"the trained model has no '{resource.name}' resource ({e})",
-                "run 'rasa train' again; the model file may be from another config",
-            ) from e
+        with read_resource(model_storage, resource) as directory:
+            model, tokenizer, meta = load_classifier(directory, config["dropout"])
+            graph = stored_graph(directory)
+            neighbours = load_neighbours(directory, meta, model.hidden_size)
         component = cls(
             config,
             model_storage,
             resource,
-            model,
-            tokenizer,
-            meta["labels"],
-            meta,
-            graph,
-            neighbours,
+            model=model,
+            tokenizer=tokenizer,
+            labels=meta["labels"],
+            meta=meta,
+            graph=graph,
+            neighbours=neighbours,
         )
         # Ready before the first customer: a model without a stored graph (trained on
         # a GPU, or before graphs were stored) is exported here, not on a message.

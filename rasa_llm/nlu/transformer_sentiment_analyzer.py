@@ -49,6 +49,7 @@ from rasa_llm.models.serving import (
     stored_graph,
 )
 from rasa_llm.nlu.ranking import build_ranking
+from rasa_llm.nlu.resources import read_resource
 from rasa_llm.nlu.sentiment_data import labelled_examples
 from rasa_llm.nlu.transformer_intent_classifier import TransformerIntentClassifier
 from rasa_llm.server.log_redactor import log_redactor
@@ -154,6 +155,7 @@ class TransformerSentimentAnalyzer(GraphComponent, EntityExtractorMixin):
         config: Dict[str, Any],
         model_storage: ModelStorage,
         resource: Resource,
+        *,
         weights: np.ndarray | None = None,
         bias: np.ndarray | None = None,
         meta: Dict[str, Any] | None = None,
@@ -188,6 +190,7 @@ class TransformerSentimentAnalyzer(GraphComponent, EntityExtractorMixin):
 
     @property
     def labels(self) -> List[str]:
+        """The sentiment labels the head predicts, in its output order."""
         return list(self.meta.get("labels", SENTIMENT_LABELS))
 
     # ------------------------------------------------------------------ training
@@ -234,7 +237,7 @@ class TransformerSentimentAnalyzer(GraphComponent, EntityExtractorMixin):
 
     def _adopt(self, path: Path) -> None:
         """Use a classifier from ``python -m training sentiment``, checking its labels."""
-        model, tokenizer, meta = load_classifier(path, 0.0, CLASSIFIER_KIND)
+        model, tokenizer, meta = load_classifier(path, 0.0, kind=CLASSIFIER_KIND)
         unknown = sorted(set(meta["labels"]) - set(SENTIMENT_LABELS))
         if unknown:
             raise ModelLoadError(
@@ -316,7 +319,9 @@ class TransformerSentimentAnalyzer(GraphComponent, EntityExtractorMixin):
             int(self.meta.get("max_length", 64)),
             self.device,
         )
-        return calibration.softmax(logits, served_temperature(self.meta, self._served()))
+        return calibration.softmax(
+            logits, temperature=served_temperature(self.meta, self._served())
+        )
 
     def _served(self) -> Served:
         """What answers for the adopted classifier, built once (exported, if need be)."""
@@ -326,10 +331,10 @@ class TransformerSentimentAnalyzer(GraphComponent, EntityExtractorMixin):
                 self.classifier[0],
                 self.device,
                 self._config["quantize"],
-                self._graph,
-                type(self).__name__,
-                self.meta,
-                float(self._config["int8_min_agreement"]),
+                graph=self._graph,
+                component=type(self).__name__,
+                meta=self.meta,
+                min_agreement=float(self._config["int8_min_agreement"]),
             )
         return self._serving
 
@@ -349,15 +354,15 @@ class TransformerSentimentAnalyzer(GraphComponent, EntityExtractorMixin):
                 "run 'rasa train --force' so both heads share one encoder",
             )
         logits = features @ self.weights.T + self.bias
-        return calibration.softmax(logits, float(self.meta.get("temperature", 1.0)))
+        return calibration.softmax(logits, temperature=float(self.meta.get("temperature", 1.0)))
 
     # ------------------------------------------------------------ persistence
     def persist(self) -> None:
         """Write the head (or the adopted classifier) and its label map; :meth:`load` reads it."""
         with self._model_storage.write_to(self._resource) as directory:
             if self.classifier is not None:
-                save_classifier(Path(directory), *self.classifier, self.meta, CLASSIFIER_KIND)
-                store_graph(Path(directory), self._served(), self._graph)
+                save_classifier(Path(directory), *self.classifier, self.meta, kind=CLASSIFIER_KIND)
+                store_graph(Path(directory), self._served(), graph=self._graph)
                 return
             assert self.weights is not None and self.bias is not None
             model_files.save_linear_head(Path(directory), self.weights, self.bias, self.meta)
@@ -373,25 +378,18 @@ class TransformerSentimentAnalyzer(GraphComponent, EntityExtractorMixin):
     ) -> TransformerSentimentAnalyzer:
         """Load what :meth:`persist` wrote; a missing or broken model fails here, loudly."""
         cls.validate(config)
-        try:
-            with model_storage.read_from(resource) as directory:
-                if model_files.directory_kind(Path(directory)) == CLASSIFIER_KIND:
-                    model, tokenizer, meta = load_classifier(Path(directory), 0.0, CLASSIFIER_KIND)
-                    component = cls(
-                        config,
-                        model_storage,
-                        resource,
-                        meta=meta,
-                        classifier=(model, tokenizer),
-                        graph=stored_graph(Path(directory)),
-                    )
-                    component._served()  # ready before the first message
-                    return component
-                weights, bias, meta = model_files.load_linear_head(Path(directory), KIND)
-        except ValueError as e:  # Rasa's storage: the resource does not exist
-            raise ModelLoadError(
-                resource.name,
-                f"the trained model has no '{resource.name}' resource ({e})",
-                "run 'rasa train' again; the model file may be from another config",
-            ) from e
-        return cls(config, model_storage, resource, weights, bias, meta)
+        with read_resource(model_storage, resource) as directory:
+            if model_files.directory_kind(directory) == CLASSIFIER_KIND:
+                model, tokenizer, meta = load_classifier(directory, 0.0, kind=CLASSIFIER_KIND)
+                component = cls(
+                    config,
+                    model_storage,
+                    resource,
+                    meta=meta,
+                    classifier=(model, tokenizer),
+                    graph=stored_graph(directory),
+                )
+                component._served()  # ready before the first message
+                return component
+            weights, bias, meta = model_files.load_linear_head(directory, KIND)
+        return cls(config, model_storage, resource, weights=weights, bias=bias, meta=meta)

@@ -93,7 +93,7 @@ class ActionFailureReply:
     and predicts exactly as it would for the action itself.
     """
 
-    def __init__(self, action: Action, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    def __init__(self, action: Action, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self._action = action
         self._timeout_s = timeout_s
 
@@ -101,6 +101,7 @@ class ActionFailureReply:
         return getattr(self._action, name)
 
     def name(self) -> str:
+        """The wrapped action's name."""
         return str(self._action.name())
 
     def __str__(self) -> str:
@@ -113,6 +114,7 @@ class ActionFailureReply:
         tracker: DialogueStateTracker,
         domain: Domain,
     ) -> List[Event]:
+        """Run the wrapped action; if it fails or times out, send the scripted apology instead."""
         from rasa.core.actions.action import ActionExecutionRejection
 
         try:
@@ -155,7 +157,7 @@ class ActionFailureReply:
         return create_bot_utterance(message)
 
 
-def install_action_failure_reply(timeout_s: Optional[float] = None) -> None:
+def install_action_failure_reply(*, timeout_s: Optional[float] = None) -> None:
     """Make Rasa's message processor answer the customer when an action fails.
 
     ``timeout_s`` defaults to ``RASA_LLM_ACTION_TIMEOUT_S`` (20 s); a value that is not a
@@ -177,7 +179,7 @@ def install_action_failure_reply(timeout_s: Optional[float] = None) -> None:
         nlg: NaturalLanguageGenerator,
         prediction: Any,
     ) -> bool:
-        wrapped: Any = ActionFailureReply(action, deadline)
+        wrapped: Any = ActionFailureReply(action, timeout_s=deadline)
         return bool(await original(self, wrapped, tracker, output_channel, nlg, prediction))
 
     setattr(_run_action, _INSTALLED, True)

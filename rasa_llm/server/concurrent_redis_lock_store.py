@@ -101,7 +101,7 @@ class ConcurrentRedisLockStoreError(RasaLLMError):
 class ConcurrentRedisLockStore(RedisLockStore):
     """Ticket locks in Redis whose every step is one atomic script."""
 
-    def __init__(self, endpoint_config: Optional[EndpointConfig] = None, **kwargs: Any) -> None:
+    def __init__(self, *, endpoint_config: Optional[EndpointConfig] = None, **kwargs: Any) -> None:
         if endpoint_config is not None:  # how Rasa builds a lock store named by class
             kwargs = {"host": endpoint_config.url or "localhost", **endpoint_config.kwargs}
         limit = kwargs.pop("max_concurrent_messages", DEFAULT_MAX_CONCURRENT_MESSAGES)
@@ -124,7 +124,10 @@ class ConcurrentRedisLockStore(RedisLockStore):
         base = self.key_prefix + conversation_id
         return f"{base}:counter", f"{base}:tickets", f"{base}:expiries"
 
-    def issue_ticket(self, conversation_id: str, lock_lifetime: float = LOCK_LIFETIME) -> int:
+    def issue_ticket(  # positional: overrides Rasa's LockStore method
+        self, conversation_id: str, lock_lifetime: float = LOCK_LIFETIME
+    ) -> int:
+        """Take the next ticket in the conversation's queue, kept for ``lock_lifetime`` seconds."""
         try:
             return int(
                 self._issue(keys=self._keys(conversation_id), args=[int(lock_lifetime * 1000)])
@@ -150,12 +153,13 @@ class ConcurrentRedisLockStore(RedisLockStore):
             await asyncio.sleep(wait_time_in_seconds)
 
     @asynccontextmanager
-    async def lock(
+    async def lock(  # positional: overrides Rasa's LockStore method
         self,
         conversation_id: str,
         lock_lifetime: float = LOCK_LIFETIME,
         wait_time_in_seconds: float = POLL_SECONDS,
     ) -> AsyncGenerator[TicketLock, None]:
+        """Hold the conversation's lock: wait for the ticket's turn, finish it afterwards."""
         loop = asyncio.get_running_loop()
         admission = self._admission.get(loop)
         if admission is None:
@@ -170,7 +174,9 @@ class ConcurrentRedisLockStore(RedisLockStore):
                 self.cleanup(conversation_id, ticket)
 
     def cleanup(self, conversation_id: str, ticket_number: int) -> None:
+        """Finish ``ticket_number`` so the next ticket in the queue is served."""
         self._finish(keys=self._keys(conversation_id)[1:], args=[ticket_number])
 
     def is_someone_waiting(self, conversation_id: str) -> bool:
+        """Whether any ticket for the conversation is waiting or being served."""
         return self.now_serving(conversation_id) is not None

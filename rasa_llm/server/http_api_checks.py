@@ -30,7 +30,7 @@ REST_DOCS = DOCS_URL_CONNECTORS + "your-own-website#restinput"
 class BodyRefused(Exception):
     """A body Rasa would fail on; the message and parameter quote nothing from it."""
 
-    def __init__(self, message: str, parameter: str = "") -> None:
+    def __init__(self, message: str, *, parameter: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.parameter = parameter
@@ -117,11 +117,13 @@ def check_rest_message(value: Any) -> None:
         raise BodyRefused(
             f"'message' is {_kind(body, 'message')}; send the customer's text as a "
             f"string, as in {REST_EXAMPLE}.",
-            "message",
+            parameter="message",
         )
     metadata = body.get("metadata")
     if metadata and not isinstance(metadata, dict):  # Rasa reads a falsy one as none
-        raise BodyRefused(f"'metadata' is {_json_type(metadata)}; send an object.", "metadata")
+        raise BodyRefused(
+            f"'metadata' is {_json_type(metadata)}; send an object.", parameter="metadata"
+        )
 
 
 def check_parse(value: Any) -> None:
@@ -134,7 +136,7 @@ def check_parse(value: Any) -> None:
         raise BodyRefused(
             f"'text' is {_kind(body, 'text')}; send the text to parse as a string, as in "
             f"{PARSE_EXAMPLE}.",
-            "text",
+            parameter="text",
         )
 
 
@@ -145,7 +147,7 @@ def check_add_message(value: Any) -> None:
         raise BodyRefused(
             f"'sender' must be \"user\": this endpoint adds only user messages (send "
             f"{MESSAGE_EXAMPLE}).",
-            "sender",
+            parameter="sender",
         )
     parse_data, text = body.get("parse_data"), body.get("text")
     if parse_data:  # Rasa skips NLU and indexes it
@@ -154,7 +156,7 @@ def check_add_message(value: Any) -> None:
         raise BodyRefused(
             f"'text' is {_kind(body, 'text')}; send the message as a string, as in "
             f"{MESSAGE_EXAMPLE} (null only with parse_data).",
-            "text",
+            parameter="text",
         )
 
 
@@ -219,7 +221,7 @@ def _read_event(index: int, event: Dict[str, Any]) -> Any:
             f"({type(error).__name__}); give it the fields Rasa's event reference lists "
             f"(a 'user' event needs parse_data with intent and entities, a 'reminder' a "
             f"date_time): {HTTP_API_DOCS}.",
-            str(index),
+            parameter=str(index),
         ) from error
 
 
@@ -279,20 +281,20 @@ def _check_events(events: List[Any]) -> None:
             raise BodyRefused(
                 f"Event {index} has an unknown 'event'; use one of "
                 f"{', '.join(sorted(_EVENT_VARIANTS))} ({HTTP_API_DOCS}).",
-                str(index),
+                parameter=str(index),
             )
         own = [e for e in error.context or () if e.relative_schema_path[0] == variant]
         error = best_match(own) or error
     field = _dotted(list(error.absolute_path)[1:])
     where = f"event {index}" + (f", field {field}," if field else "")
-    raise BodyRefused(_schema_problem(error, where), str(index))
+    raise BodyRefused(_schema_problem(error, where), parameter=str(index))
 
 
 def _check_schema(validator: Any, value: Any, parameter: str) -> None:
     error = best_match(validator.iter_errors(value))
     if error is not None:
         where = f"'{_dotted([parameter, *error.absolute_path])}'"
-        raise BodyRefused(_schema_problem(error, where), parameter)
+        raise BodyRefused(_schema_problem(error, where), parameter=parameter)
 
 
 def _dotted(path: List[Any]) -> str:

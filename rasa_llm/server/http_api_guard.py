@@ -190,7 +190,9 @@ async def _guard(routes: Dict[str, _Route], request: Request) -> Optional[HTTPRe
         return None
     from rasa.server import ErrorResponse, requires_auth
 
-    async def check(request: Request, conversation_id: Optional[str] = None) -> None:
+    async def check(
+        request: Request, conversation_id: Optional[str] = None
+    ) -> None:  # positional: Rasa's requires_auth calls it so
         # conversation_id: requires_auth reads it by name for a JWT user's scope.
         try:
             guarded.check(read_body(request, guarded.example))
@@ -241,6 +243,7 @@ class TolerantAcceptRequest(Request):
 
     @property
     def accept(self) -> AcceptContainer:
+        """The parsed ``Accept`` header; an unreadable one counts as absent, not as an error."""
         try:
             return super().accept
         except (SanicException, ValueError):

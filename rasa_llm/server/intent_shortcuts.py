@@ -93,7 +93,7 @@ def shortcut_allowed(message: UserMessage, tracker: Optional[DialogueStateTracke
     return text in offered_payloads(tracker.events)
 
 
-def in_rasa_shell(argv: Optional[List[str]] = None) -> bool:
+def in_rasa_shell(*, argv: Optional[List[str]] = None) -> bool:
     """Whether this process is ``rasa shell`` (or ``python -m rasa shell``)."""
     args = sys.argv if argv is None else argv
     if args[1:2] != ["shell"]:
@@ -112,7 +112,7 @@ def _text_only(message: UserMessage) -> UserMessage:
 
 def _wrap_parse_message(original: Any) -> Any:
     @functools.wraps(original)
-    async def parse_message(
+    async def parse_message(  # positional: replaces Rasa's method of the same signature
         self: Any,
         message: UserMessage,
         tracker: Optional[DialogueStateTracker] = None,
@@ -138,7 +138,9 @@ def _wrap_parse_message(original: Any) -> Any:
 
 def _wrap_regex_process(original: Any) -> Any:
     @functools.wraps(original)
-    def process(self: Any, messages: List[Any], domain: Any = None) -> List[Any]:
+    def process(
+        self: Any, messages: List[Any], domain: Any = None
+    ) -> List[Any]:  # positional: replaces Rasa's method of the same signature
         marked = [bool((m.get("metadata") or {}).get(TEXT_ONLY_KEY)) for m in messages]
         if not any(marked):
             return list(original(self, messages, domain))

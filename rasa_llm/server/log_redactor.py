@@ -89,7 +89,7 @@ class LogRedactorError(RasaLLMError):
 class LogRedactor:
     """Redacts recent customer texts, e-mails and phone numbers from log messages."""
 
-    def __init__(self, capacity: int = 2048) -> None:
+    def __init__(self, *, capacity: int = 2048) -> None:
         self._recent: Deque[str] = collections.deque()
         # The same texts, longest first: a text that holds another is replaced whole.
         self._longest_first: List[str] = []
@@ -165,7 +165,7 @@ def log_redactor() -> LogRedactor:
     return _REDACTOR
 
 
-def full_logging_requested(environ: Optional[Dict[str, str]] = None) -> bool:
+def full_logging_requested(*, environ: Optional[Dict[str, str]] = None) -> bool:
     value = (environ if environ is not None else os.environ).get(FULL_LOGGING_ENV, "false")
     normalised = value.strip().lower()
     if normalised in ("1", "true", "yes", "on"):
@@ -193,7 +193,7 @@ def _exception_tuple(exc_info: Any) -> Optional[Tuple[Any, Any, Any]]:
 def _redacting_showwarning(
     previous: Callable[..., None], redactor: LogRedactor
 ) -> Callable[..., None]:
-    def showwarning(
+    def showwarning(  # positional: warnings calls showwarning so
         message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None
     ) -> None:
         previous(redactor.redact_warning(str(message)), category, filename, lineno, file, line)

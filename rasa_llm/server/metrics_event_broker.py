@@ -44,17 +44,18 @@ class MetricsEventBroker(EventBroker):
     """Counts every published event, then forwards it to an optional second broker."""
 
     def __init__(
-        self, metrics: Optional[ServingMetrics] = None, forward_to: Optional[EventBroker] = None
+        self, *, metrics: Optional[ServingMetrics] = None, forward_to: Optional[EventBroker] = None
     ) -> None:
         self.metrics = metrics if metrics is not None else serving_metrics()
         self.forward_to = forward_to
 
     @classmethod
-    async def from_endpoint_config(
+    async def from_endpoint_config(  # positional: Rasa's EventBroker.from_endpoint_config signature
         cls,
         broker_config: EndpointConfig,
         event_loop: Optional[AbstractEventLoop] = None,
     ) -> MetricsEventBroker:
+        """Build the broker from ``event_broker:`` in endpoints.yml (and its ``forward_to``)."""
         settings: Dict[str, Any] = dict(broker_config.kwargs)
         unknown = sorted(set(settings) - KNOWN_KEYS)
         if unknown or broker_config.url:
@@ -77,6 +78,7 @@ class MetricsEventBroker(EventBroker):
         return cls(forward_to=forward_to)
 
     def publish(self, event: Dict[str, Any]) -> None:
+        """Count the event for the metrics, then forward it (a metrics error never stops it)."""
         try:
             self.metrics.observe(event)
         except Exception:  # a metrics bug must never cost a conversation its events
@@ -85,8 +87,10 @@ class MetricsEventBroker(EventBroker):
             self.forward_to.publish(event)
 
     def is_ready(self) -> bool:
+        """Whether the broker forwarded to is ready (always, when there is none)."""
         return self.forward_to.is_ready() if self.forward_to is not None else True
 
     async def close(self) -> None:
+        """Close the broker forwarded to."""
         if self.forward_to is not None:
             await self.forward_to.close()

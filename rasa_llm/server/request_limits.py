@@ -67,6 +67,7 @@ class LimitedRequest(Request):
 
     @property  # type: ignore[override]
     def route(self) -> Optional[Any]:
+        """The Sanic route the request matched (setting it applies the route's body limit)."""
         return _ROUTE_SLOT.__get__(self)
 
     @route.setter

@@ -94,17 +94,21 @@ class ResilientSQLTrackerStore(SQLTrackerStore):
             attempt += 1
 
     async def retrieve(self, sender_id: str) -> Optional[DialogueStateTracker]:
+        """Read a conversation's tracker (from its last session), retrying a lost connection."""
         return await self._retrying("read", lambda: SQLTrackerStore.retrieve(self, sender_id))
 
     async def retrieve_full_tracker(self, sender_id: str) -> Optional[DialogueStateTracker]:
+        """Read a conversation's tracker with every session, retrying a lost connection."""
         return await self._retrying(
             "read", lambda: SQLTrackerStore.retrieve_full_tracker(self, sender_id)
         )
 
     async def save(self, tracker: DialogueStateTracker) -> None:
+        """Save the tracker's new events, retrying a lost connection."""
         await self._retrying("write", lambda: SQLTrackerStore.save(self, tracker))
 
     async def keys(self) -> Iterable[str]:
+        """The ids of every stored conversation, retrying a lost connection."""
         return await self._retrying("read", lambda: SQLTrackerStore.keys(self))
 
     async def stream_events(self, tracker: DialogueStateTracker) -> None:

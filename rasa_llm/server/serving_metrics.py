@@ -54,6 +54,7 @@ class ServingMetrics:
 
     def __init__(
         self,
+        *,
         registry: Optional[CollectorRegistry] = None,
         clock: Callable[[], float] = time.time,
     ) -> None:

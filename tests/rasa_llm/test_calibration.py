@@ -15,7 +15,7 @@ def overconfident_sample(true_temperature: float, n: int = 4000, seed: int = 0):
     """Labels drawn from softmax(z / T): logits z are over-confident by factor T."""
     rng = np.random.default_rng(seed)
     logits = rng.normal(0.0, 4.0, size=(n, 5))
-    probs = softmax(logits, true_temperature)
+    probs = softmax(logits, temperature=true_temperature)
     labels = np.array([rng.choice(5, p=p) for p in probs])
     return logits, labels
 
@@ -39,7 +39,7 @@ def test_fitted_temperature_lowers_nll_and_ece():
         logits, labels, 1.0
     )
     before = expected_calibration_error(softmax(logits), labels)
-    after = expected_calibration_error(softmax(logits, temperature), labels)
+    after = expected_calibration_error(softmax(logits, temperature=temperature), labels)
     assert after < before / 3
     assert after < 0.03
 
@@ -48,7 +48,7 @@ def test_temperature_keeps_the_ranking():
     logits, labels = overconfident_sample(2.0, n=200)
     temperature = fit_temperature(logits, labels)
     np.testing.assert_array_equal(
-        softmax(logits).argmax(axis=1), softmax(logits, temperature).argmax(axis=1)
+        softmax(logits).argmax(axis=1), softmax(logits, temperature=temperature).argmax(axis=1)
     )
 
 

@@ -63,9 +63,9 @@ def test_rasa_shell_may_use_shortcuts(monkeypatch):
     monkeypatch.setattr("sys.argv", ["/venv/bin/rasa", "shell", "--debug"])
     message = UserMessage("/restart", sender_id="c", input_channel="cmdline")
     assert shortcut_allowed(message, tracker())
-    assert in_rasa_shell(["/venv/lib/python3.10/site-packages/rasa/__main__.py", "shell"])
-    assert not in_rasa_shell(["/venv/bin/rasa", "run"])
-    assert not in_rasa_shell(["/usr/bin/my-server", "shell"])
+    assert in_rasa_shell(argv=["/venv/lib/python3.10/site-packages/rasa/__main__.py", "shell"])
+    assert not in_rasa_shell(argv=["/venv/bin/rasa", "run"])
+    assert not in_rasa_shell(argv=["/usr/bin/my-server", "shell"])
 
 
 def test_without_a_tracker_a_channel_message_is_text():

@@ -92,13 +92,13 @@ def test_structlog_keys_with_customer_content_are_blanked():
     ("value", "full"), [("true", True), ("1", True), ("false", False), ("", False)]
 )
 def test_full_logging_setting(value: str, full: bool):
-    assert full_logging_requested({FULL_LOGGING_ENV: value}) is full
-    assert full_logging_requested({}) is False
+    assert full_logging_requested(environ={FULL_LOGGING_ENV: value}) is full
+    assert full_logging_requested(environ={}) is False
 
 
 def test_an_unreadable_setting_names_the_variable_and_the_fix():
     with pytest.raises(LogRedactorError, match=f"{FULL_LOGGING_ENV}='maybe'.*set it to true"):
-        full_logging_requested({FULL_LOGGING_ENV: "maybe"})
+        full_logging_requested(environ={FULL_LOGGING_ENV: "maybe"})
 
 
 def test_installed_redaction_reaches_plain_and_structured_log_lines(

@@ -112,10 +112,10 @@ def test_int8_and_float32_agree(intent_config, model_storage, execution_context)
         {**config, "quantize": "int8"},
         model_storage,
         float32._resource,
-        float32.model,
-        float32.tokenizer,
-        float32.labels,
-        float32.meta,
+        model=float32.model,
+        tokenizer=float32.tokenizer,
+        labels=float32.labels,
+        meta=float32.meta,
     )
     p32, p8 = float32.predict(TEXTS)[1], int8.predict(TEXTS)[1]
     assert float32._serving is float32.model
@@ -141,10 +141,10 @@ def test_auto_answers_in_float32_when_the_export_fails_and_int8_says_how_to_fix(
         {**intent_config(), "quantize": "int8"},
         model_storage,
         component._resource,
-        component.model,
-        component.tokenizer,
-        component.labels,
-        component.meta,
+        model=component.model,
+        tokenizer=component.tokenizer,
+        labels=component.labels,
+        meta=component.meta,
     )
     with pytest.raises(OnnxServingError, match="quantize: none"):
         strict.predict(TEXTS)
@@ -183,11 +183,11 @@ def test_int8_on_a_gpu_is_refused_but_auto_is_fine():
 def test_serving_threads_default_to_one_and_a_bad_setting_names_the_fix():
     from rasa_llm.models.serving import THREADS_ENV, ServingThreadsError, serving_threads
 
-    assert serving_threads({}) == 1
-    assert serving_threads({THREADS_ENV: " 4 "}) == 4
+    assert serving_threads(environ={}) == 1
+    assert serving_threads(environ={THREADS_ENV: " 4 "}) == 4
     for bad in ("0", "-2", "two", "1.5"):
         with pytest.raises(ServingThreadsError, match=f"{THREADS_ENV}=.*unset it"):
-            serving_threads({THREADS_ENV: bad})
+            serving_threads(environ={THREADS_ENV: bad})
 
 
 def test_use_serving_threads_sets_torch_s_threads():
@@ -195,7 +195,7 @@ def test_use_serving_threads_sets_torch_s_threads():
 
     before = torch.get_num_threads()
     try:
-        assert use_serving_threads({THREADS_ENV: "1"}) == 1
+        assert use_serving_threads(environ={THREADS_ENV: "1"}) == 1
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
@@ -248,7 +248,7 @@ def test_training_records_how_many_answers_the_graph_keeps(
     ids = [labels.index(intent) for _, intent, _ in EXAMPLES]
     train_idx, val_idx = stratified_split(ids, config["validation_fraction"], 42)
     texts, on = agreement_texts(
-        [EXAMPLES[i][0] for i in val_idx], [EXAMPLES[i][0] for i in train_idx], 42
+        [EXAMPLES[i][0] for i in val_idx], [EXAMPLES[i][0] for i in train_idx], seed=42
     )
     assert on == "validation+training" and len(texts) == len(EXAMPLES)
     cpu = torch.device("cpu")
@@ -307,10 +307,10 @@ def test_auto_answers_in_float32_when_the_graph_changed_too_many_answers(
             intent_config(quantize="none"),
             model_storage,
             trained._resource,
-            trained.model,
-            trained.tokenizer,
-            trained.labels,
-            trained.meta,
+            model=trained.model,
+            tokenizer=trained.tokenizer,
+            labels=trained.labels,
+            meta=trained.meta,
         )
         np.testing.assert_allclose(loaded.predict(TEXTS)[1], float32.predict(TEXTS)[1], atol=1e-5)
 
@@ -430,7 +430,7 @@ def test_rasa_train_itself_answers_in_float32_when_its_graph_changed_too_many_an
     texts = [EXAMPLES[i][0] for i in val_idx]
     logits = predict(component.model, component.tokenizer, texts, 64, torch.device("cpu"))[1]
     expected = calibration.expected_calibration_error(
-        calibration.softmax(logits, component.meta["temperature"]),
+        calibration.softmax(logits, temperature=component.meta["temperature"]),
         np.asarray([ids[i] for i in val_idx]),
     )
     assert component.meta["validation_ece_calibrated"] == pytest.approx(expected, abs=1e-6)

@@ -260,7 +260,7 @@ def test_the_int8_graph_answers_with_its_own_temperature_and_threshold(
 
     texts = [r["text"] for r in predictions(intent_run)]
     _, logits = predict(loaded._served(loaded.model), loaded.tokenizer, texts, 64, loaded.device)
-    probs = calibration.softmax(logits, expected["temperature"])
+    probs = calibration.softmax(logits, temperature=expected["temperature"])
     messages = loaded.process([Message.build(t) for t in texts])
     rejected = 0
     for message, row in zip(messages, probs, strict=True):

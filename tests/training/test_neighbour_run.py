@@ -68,8 +68,8 @@ def test_the_scores_are_the_standardised_confidence_plus_cosine(neighbour_run: P
     rows = rows_of(neighbour_run)
     texts = [r["text"] for r in rows]
     # In batches of 128, as training scored them (the padding changes the last digits).
-    vectors, logits = predict(model, tokenizer, texts, 64, torch.device("cpu"), 128)
-    confidence = calibration.softmax(logits, meta["temperature"]).max(axis=1)
+    vectors, logits = predict(model, tokenizer, texts, 64, torch.device("cpu"), batch_size=128)
+    confidence = calibration.softmax(logits, temperature=meta["temperature"]).max(axis=1)
     bank = unit_vectors(np.load(neighbour_run / "model" / NEIGHBOURS_FILE))
     record = meta["oos_score"]
     expected = (confidence - record["confidence_mean"]) / record["confidence_std"]

@@ -300,7 +300,9 @@ def test_length_grouped_batches_hold_every_example_once_pad_little_and_stay_rand
     lengths = torch.randint(1, 61, (1000,), generator=torch.Generator().manual_seed(3)).tolist()
 
     def batches(seed: int, groups: int) -> List[List[int]]:
-        return epoch_batches(1000, 8, torch.Generator().manual_seed(seed), lengths, groups)
+        return epoch_batches(
+            1000, 8, torch.Generator().manual_seed(seed), lengths=lengths, length_groups=groups
+        )
 
     grouped, plain = batches(0, 10), batches(0, 0)
     for drawn in (grouped, plain):
@@ -339,7 +341,9 @@ def test_the_loop_trains_on_length_grouped_batches_when_given_lengths(groups: in
     train_loop(model, task, 64, optimizer, settings, CPU, lengths=lengths)
     generator = torch.Generator().manual_seed(settings.seed)
     expected = [
-        batch for _ in range(2) for batch in epoch_batches(64, 4, generator, lengths, groups)
+        batch
+        for _ in range(2)
+        for batch in epoch_batches(64, 4, generator, lengths=lengths, length_groups=groups)
     ]
     assert task.batches == expected
     # Groups of 4 batches of 4: a batch spans a quarter of a group's length range.

@@ -18,7 +18,7 @@ def test_customer_text_stays_in_the_data_block_and_out_of_the_instructions():
     messages = builder.build(
         "how long do refunds take?",
         [_passage("Refunds take 5-10 business days.")],
-        [("customer", "hi"), ("bot", "Hello! How can I help?")],
+        history=[("customer", "hi"), ("bot", "Hello! How can I help?")],
     )
     system, user = messages[0]["content"], messages[1]["content"]
     assert [m["role"] for m in messages] == ["system", "user"]
