@@ -22,7 +22,7 @@ from rasa_llm.fallback.local_transformers_backend import LocalTransformersBacken
 from rasa_llm.fallback.prompt_builder import REFUSAL, PromptBuilder
 from rasa_llm.fallback.sentence_selector import PromptPassage, SentenceSelector, SourcePassage
 from tests.rasa_llm.fallback.test_local_transformers_backend import build_tiny_model
-from training import grounded_data
+from training import grounded_data, grounded_sources
 from training import instruction_data as data
 from training.cli import main
 from training.lora import LoRALinear, add_lora
@@ -59,7 +59,7 @@ def test_the_training_prompt_is_byte_for_byte_the_prompt_the_fallback_sends(
     asyncio.run(fallback.answer(FallbackRequest(text=question)))
 
     # The training data's builder, with the same selector and retrieval.
-    builder = grounded_data.Builder(
+    builder = grounded_sources.Builder(
         SentenceSelector(fallback.retriever.embed, max_sentences=fallback.selector.max_sentences),
         business=fallback.config["business_name"],
     )
