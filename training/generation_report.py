@@ -11,7 +11,8 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Mapping
 
-from training.report import plot_training_curves, to_plain
+from training.plain import to_plain
+from training.report_plots import plot_training_curves
 
 
 def write_generation_report(out_dir: Path, report: Mapping[str, Any]) -> Dict[str, Path]:

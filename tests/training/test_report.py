@@ -12,7 +12,8 @@ import pytest
 
 from rasa_llm.models.calibration import softmax
 from training.metrics import classification_figures, confusion_matrix, reliability_bins
-from training.report import plot_training_curves, write_report
+from training.report import write_report
+from training.report_plots import plot_training_curves
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 HISTORY = [
