@@ -49,17 +49,12 @@ from bench.encoder_figures import (
     ratios,
 )
 from bench.encoder_variants import Variant, build_variants, extract_intent_classifier
+from bench.support.offline_env import offline_env
 
 ROOT = Path(__file__).resolve().parents[1]
 BOT_ARCHIVE = ROOT / "bot" / "models" / "customer-service.tar.gz"
 BOT_TEST = ROOT / "bot" / "tests" / "nlu_test.yml"
-ENV = {
-    **os.environ,
-    "RASA_TELEMETRY_ENABLED": "false",
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "TF_CPP_MIN_LOG_LEVEL": "2",
-}
+ENV = offline_env()
 
 
 # ----------------------------------------------------------------------- measuring

@@ -31,18 +31,16 @@ import requests
 import yaml
 from sklearn.metrics import accuracy_score, f1_score
 
+from bench.support.offline_env import offline_env
+from bench.support.rasa_process import intent_scores, nlu_test_args
+
 ROOT = Path(__file__).resolve().parents[1]
 BOT = ROOT / "bot"
 RASA = str(Path(sys.executable).with_name("rasa"))
-ENV = {
-    **os.environ,
-    "RASA_TELEMETRY_ENABLED": "false",
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "TF_CPP_MIN_LOG_LEVEL": "2",
-    # rasa-llm's server refuses an HTTP API without a token: the requests below send it.
-    "RASA_LLM_API_TOKEN": os.environ.get("RASA_LLM_API_TOKEN", "bench-api-token-0123456789"),
-}
+# rasa-llm's server refuses an HTTP API without a token: the requests below send it.
+ENV = offline_env(
+    RASA_LLM_API_TOKEN=os.environ.get("RASA_LLM_API_TOKEN", "bench-api-token-0123456789")
+)
 API = {"Authorization": f"Bearer {ENV['RASA_LLM_API_TOKEN']}"}
 
 
@@ -180,24 +178,9 @@ def measure_side_by_side(
 
 def accuracy(model: Path, out: Path) -> Dict[str, float]:
     subprocess.run(
-        [
-            RASA,
-            "test",
-            "nlu",
-            "--model",
-            str(model),
-            "--nlu",
-            str(BOT / "tests" / "nlu_test.yml"),
-            "--out",
-            str(out),
-        ],
-        cwd=BOT,
-        env=ENV,
-        check=True,
-        capture_output=True,
+        [RASA, *nlu_test_args(model, out)], cwd=BOT, env=ENV, check=True, capture_output=True
     )
-    report = json.loads((out / "intent_report.json").read_text())
-    return {"accuracy": report["accuracy"], "macro_f1": report["macro avg"]["f1-score"]}
+    return intent_scores(out)
 
 
 def main() -> None:

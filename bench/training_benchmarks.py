@@ -61,17 +61,12 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
 
+from bench.support.offline_env import offline_env
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "docs" / "training_benchmarks.json"
 RASA = str(Path(sys.executable).with_name("rasa"))
-ENV = {
-    **os.environ,
-    "RASA_TELEMETRY_ENABLED": "false",
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "TF_CPP_MIN_LOG_LEVEL": "2",
-    "TOKENIZERS_PARALLELISM": "false",
-}
+ENV = offline_env(TOKENIZERS_PARALLELISM="false")
 STEPS = (
     "banking77",
     "banking77_all",

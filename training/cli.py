@@ -24,6 +24,7 @@ from training.arguments import (
     from_namespace,
 )
 from training.errors import TrainingInputError
+from training.flag_types import count, positive, share
 from training.soup import SOUP_METHODS
 
 EPILOG = """\
@@ -65,31 +66,10 @@ def _non_negative(value: str) -> float:
     return number
 
 
-def _share(value: str) -> float:
-    number = float(value)
-    if not 0 <= number < 1:
-        raise argparse.ArgumentTypeError("must be in [0, 1)")
-    return number
-
-
 def _recall(value: str) -> float:
     number = float(value)
     if not 0 < number <= 1:
         raise argparse.ArgumentTypeError("must be in (0, 1]")
-    return number
-
-
-def _positive(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return number
-
-
-def _count(value: str) -> int:
-    number = int(value)
-    if number < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
     return number
 
 
@@ -110,7 +90,7 @@ def add_classifier_arguments(parser: argparse.ArgumentParser, task: str) -> None
     )
     data.add_argument(
         "--per-class",
-        type=_positive,
+        type=positive,
         default=None,
         metavar="N",
         help="few-shot: train on N examples of each label, drawn with --split-seed",
@@ -144,7 +124,7 @@ def add_classifier_arguments(parser: argparse.ArgumentParser, task: str) -> None
         )
         oos.add_argument(
             "--oos-train-fraction",
-            type=_share,
+            type=share,
             default=0.0,
             metavar="F",
             help="share of TRAIN's out-of-scope rows trained on as outliers (taught a low "
@@ -166,15 +146,15 @@ def add_classifier_arguments(parser: argparse.ArgumentParser, task: str) -> None
         help="local Hugging Face encoder directory (default: the shipped all-MiniLM-L6-v2)",
     )
     model.add_argument("--device", default="auto", help="auto (cuda when present), cpu, cuda")
-    model.add_argument("--epochs", type=_positive, default=5)
-    model.add_argument("--batch-size", type=_positive, default=32)
-    model.add_argument("--grad-accum", type=_positive, default=1, help="batches per optimizer step")
+    model.add_argument("--epochs", type=positive, default=5)
+    model.add_argument("--batch-size", type=positive, default=32)
+    model.add_argument("--grad-accum", type=positive, default=1, help="batches per optimizer step")
     model.add_argument("--lr", type=float, default=5e-5, help="AdamW learning rate, encoder")
     model.add_argument("--head-lr", type=float, default=2e-3, help="learning rate, task head")
     model.add_argument("--weight-decay", type=float, default=0.01)
     model.add_argument("--warmup-ratio", type=float, default=0.1, help="share of warm-up steps")
     model.add_argument("--dropout", type=float, default=0.1, help="dropout before the head")
-    model.add_argument("--max-length", type=_positive, default=64, help="tokens per text")
+    model.add_argument("--max-length", type=positive, default=64, help="tokens per text")
     model.add_argument(
         "--freeze",
         type=_freeze,
@@ -184,7 +164,7 @@ def add_classifier_arguments(parser: argparse.ArgumentParser, task: str) -> None
     )
     model.add_argument(
         "--length-groups",
-        type=_count,
+        type=count,
         default=50,
         metavar="N",
         help="batch texts of similar length: each epoch's shuffled rows are cut into groups "
@@ -193,7 +173,7 @@ def add_classifier_arguments(parser: argparse.ArgumentParser, task: str) -> None
     )
     model.add_argument(
         "--label-smoothing",
-        type=_share,
+        type=share,
         default=0.0,
         metavar="S",
         help="spread this share of each training target evenly over all classes "
@@ -226,7 +206,7 @@ def add_classifier_arguments(parser: argparse.ArgumentParser, task: str) -> None
     )
     model.add_argument(
         "--ema-decay",
-        type=_share,
+        type=share,
         default=0.0,
         metavar="D",
         help="keep a moving average of the weights with this decay per step (0.998 "
@@ -259,7 +239,7 @@ def add_classifier_arguments(parser: argparse.ArgumentParser, task: str) -> None
         action="store_false",
         help="skip temperature scaling on the validation part",
     )
-    model.add_argument("--eval-batch-size", type=_positive, default=128)
+    model.add_argument("--eval-batch-size", type=positive, default=128)
     run = parser.add_argument_group("run")
     run.add_argument(
         "--resume", action="store_true", help="continue from OUT/checkpoint after a stop"

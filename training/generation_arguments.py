@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from training.flag_types import count, positive, share
+
 DEFAULT_SYSTEM_PROMPT = (
     "You are a helpful customer-service assistant. Answer the customer's question "
     "politely, clearly and briefly."
@@ -15,31 +17,10 @@ LORA_LEARNING_RATE = 2e-4
 FULL_LEARNING_RATE = 2e-5
 
 
-def _positive(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return number
-
-
-def _non_negative(value: str) -> int:
-    number = int(value)
-    if number < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
-    return number
-
-
 def _open_fraction(value: str) -> float:
     number = float(value)
     if not 0 < number < 1:
         raise argparse.ArgumentTypeError("must be between 0 and 1 (exclusive)")
-    return number
-
-
-def _dropout(value: str) -> float:
-    number = float(value)
-    if not 0 <= number < 1:
-        raise argparse.ArgumentTypeError("must be in [0, 1)")
     return number
 
 
@@ -82,7 +63,7 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--max-examples",
-        type=_positive,
+        type=positive,
         default=None,
         metavar="N",
         help="train on N pairs of TRAIN drawn with --seed (short CPU runs)" + _NO_DEFAULT,
@@ -96,7 +77,7 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--max-length",
         metavar="N",
-        type=_positive,
+        type=positive,
         default=512,
         help="tokens per example, prompt included; longer responses lose their end",
     )
@@ -112,7 +93,7 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--lora-rank",
         metavar="R",
-        type=_non_negative,
+        type=count,
         default=8,
         help="rank of the low-rank adapters; 0 trains every weight (full fine-tuning)",
     )
@@ -127,7 +108,7 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
         "--lora-alpha", metavar="A", type=float, default=16.0, help="adapter scale numerator"
     )
     group.add_argument(
-        "--lora-dropout", metavar="P", type=_dropout, default=0.05, help="adapter dropout"
+        "--lora-dropout", metavar="P", type=share, default=0.05, help="adapter dropout"
     )
     group.add_argument(
         "--lora-targets",
@@ -137,21 +118,21 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
         "(Llama: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj)",
     )
     group = parser.add_argument_group("optimisation")
-    group.add_argument("--epochs", metavar="N", type=_positive, default=3, help="passes over TRAIN")
+    group.add_argument("--epochs", metavar="N", type=positive, default=3, help="passes over TRAIN")
     group.add_argument(
         "--max-steps",
-        type=_positive,
+        type=positive,
         default=None,
         metavar="N",
         help="stop after N optimizer steps (the schedule ends there too)" + _NO_DEFAULT,
     )
     group.add_argument(
-        "--batch-size", metavar="N", type=_positive, default=8, help="examples per batch"
+        "--batch-size", metavar="N", type=positive, default=8, help="examples per batch"
     )
     group.add_argument(
         "--grad-accum",
         metavar="N",
-        type=_positive,
+        type=positive,
         default=1,
         help="batches per optimizer step (effective batch = batch size x this)",
     )
@@ -174,7 +155,7 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--eval-every",
-        type=_positive,
+        type=positive,
         default=None,
         metavar="N",
         help="also measure the held-out loss every N optimizer steps (not only per epoch)"
@@ -183,7 +164,7 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--patience",
         metavar="N",
-        type=_non_negative,
+        type=count,
         default=2,
         help="validations without a lower held-out loss before stopping (0: never)",
     )

@@ -8,6 +8,8 @@
   Twilio's web APIs that fails every call it was not told to expect;
 - :mod:`bench.support.slack_payloads`, :mod:`bench.support.telegram_payloads`: the
   platforms' webhook requests, signed as they sign them.
+- :mod:`bench.support.offline_env`: the environment Rasa and training subprocesses
+  run in (no telemetry, Hugging Face offline).
 
 A server that does not start calls ``pytest.fail`` with its log, as a test wants it;
 in a benchmark that stops the run with the same message.

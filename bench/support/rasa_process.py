@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -14,8 +15,11 @@ from urllib.parse import quote
 import pytest
 import requests
 
+from bench.support.offline_env import offline_env
+
 ROOT = Path(__file__).resolve().parents[2]
 BOT = ROOT / "bot"
+NLU_TEST = BOT / "tests" / "nlu_test.yml"
 MODEL = BOT / "models" / "customer-service.tar.gz"
 RASA = str(Path(sys.executable).with_name("rasa"))
 # The agent desk's token in tests (bot/credentials.yml reads ${RASA_LLM_DESK_TOKEN}).
@@ -70,11 +74,7 @@ def rest_id(sender: str) -> str:
 
 def rasa_env(*, extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
     return {
-        **os.environ,
-        "RASA_TELEMETRY_ENABLED": "false",
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
+        **offline_env(),
         # bot/credentials.yml reads the agent desk's token from the environment.
         "RASA_LLM_DESK_TOKEN": os.environ.get("RASA_LLM_DESK_TOKEN", DESK_TOKEN),
         "RASA_LLM_API_TOKEN": os.environ.get("RASA_LLM_API_TOKEN", API_TOKEN),
@@ -84,6 +84,17 @@ def rasa_env(*, extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         **(extra or {}),
     }
+
+
+def nlu_test_args(model: Path, out: Path) -> List[str]:
+    """``rasa test nlu``'s arguments: ``model`` on bot/tests/nlu_test.yml, reports in ``out``."""
+    return ["test", "nlu", "--model", str(model), "--nlu", str(NLU_TEST), "--out", str(out)]
+
+
+def intent_scores(out: Path) -> Dict[str, float]:
+    """Accuracy and macro-F1 from the ``intent_report.json`` ``rasa test nlu`` wrote in ``out``."""
+    report = json.loads((out / "intent_report.json").read_text())
+    return {"accuracy": report["accuracy"], "macro_f1": report["macro avg"]["f1-score"]}
 
 
 def run_rasa(args: List[str], cwd: Path, *, timeout: int = 1200) -> subprocess.CompletedProcess:
