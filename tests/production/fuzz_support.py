@@ -125,7 +125,7 @@ def bot_spoke(http: requests.Session, server: RasaServer, conversation: str) -> 
 
 
 # ------------------------------------------------------------------ web chat
-# The close codes of channels/webchat.py (1013: a new session over its rate), and the
+# The close codes of channels/webchat_socket.py (1013: a new session over its rate), and the
 # protocol's own for oversized frames.
 CLOSE_CODES = {1007, 1008, 1009, 1013, 4401}
 
