@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar, Union
 from urllib.parse import parse_qs, urlsplit
 
 Reply = Tuple[int, Union[Dict[str, Any], str, bytes], Dict[str, str]]
@@ -65,6 +65,35 @@ class _Expectation:
     times: Optional[int]
     delay: float = 0.0
     used: int = 0
+
+
+_T = TypeVar("_T")
+
+
+def wait_for_count(get: Callable[[], List[_T]], count: int, timeout: float) -> Optional[List[_T]]:
+    """``get()`` once it holds ``count`` items or more (asked every 50 ms), or None after
+    ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = get()
+        if len(found) >= count:
+            return found
+        time.sleep(0.05)
+    return None
+
+
+def take_failure_or_wait(
+    lock: threading.Lock, failures: Dict[str, List[Reply]], delays: Dict[str, float], key: str
+) -> Optional[Reply]:
+    """The reply queued first in ``failures[key]``, taken off the queue; with none queued,
+    None once ``delays[key]`` seconds (0 when unset) have passed. ``lock`` guards both."""
+    with lock:
+        queued = failures.get(key)
+        failure = queued.pop(0) if queued else None
+        delay = delays.get(key, 0.0)
+    if failure is None:
+        time.sleep(delay)
+    return failure
 
 
 @dataclass
@@ -182,12 +211,9 @@ class FakePlatform:
 
     def wait_for_calls(self, path: str, *, count: int = 1, timeout: float = 30.0) -> List[Call]:
         """The calls to ``path`` once there are at least ``count``; fails after ``timeout``."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = self.calls_to(path)
-            if len(found) >= count:
-                return found
-            time.sleep(0.05)
+        found = wait_for_count(lambda: self.calls_to(path), count, timeout)
+        if found is not None:
+            return found
         raise AssertionError(
             f"{self.name}: expected {count} call(s) to {path} within {timeout} s, got "
             f"{len(self.calls_to(path))}; all calls: {[(c.method, c.path) for c in self.calls]}"

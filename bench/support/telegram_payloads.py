@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
-from bench.support.fake_platform import Call, FakePlatform, Reply
+from bench.support.fake_platform import Call, FakePlatform, Reply, take_failure_or_wait
 
 TOKEN = "7352614:AAH4xTestTokenForTheFakeBotApi_0k"
 SECRET = "s3cr3t-Token_for_tests-0123456789"
@@ -174,13 +174,10 @@ class BotApi:
             return self._chat_action(str(fields.get("chat_id")))
         chat_id = str(fields.get("chat_id"))
         with self.lock:
-            queued = self.failures.get(chat_id)
-            failure = queued.pop(0) if queued else None
             self.arrivals.setdefault(chat_id, []).append(time.monotonic())
-            delay = self.slow.get(chat_id, 0.0)
+        failure = take_failure_or_wait(self.lock, self.failures, self.slow, chat_id)
         if failure is not None:
             return failure
-        time.sleep(delay)
         sent: Dict[str, Any] = {
             "message_id": next_id() % 100000,
             "from": BOT_USER,
@@ -196,13 +193,9 @@ class BotApi:
         return 200, {"ok": True, "result": sent}, {}
 
     def _chat_action(self, chat_id: str) -> Reply:
-        with self.lock:
-            queued = self.action_failures.get(chat_id)
-            failure = queued.pop(0) if queued else None
-            delay = self.slow_actions.get(chat_id, 0.0)
+        failure = take_failure_or_wait(self.lock, self.action_failures, self.slow_actions, chat_id)
         if failure is not None:
             return failure
-        time.sleep(delay)
         return 200, {"ok": True, "result": True}, {}
 
 

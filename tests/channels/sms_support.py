@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 import requests
 from twilio.request_validator import RequestValidator
 
+from bench.support.fake_platform import wait_for_count
 from tests.fake_platform import Call, FakePlatform, Reply, TwilioMessageLog
 from tests.rasa_process import RasaServer
 
@@ -56,12 +57,9 @@ class TwilioApi:
         ]
 
     def wait_for(self, number: str, count: int, timeout: float = 90) -> List[Call]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            calls = self.sent_to(number)
-            if len(calls) >= count:
-                return calls
-            time.sleep(0.05)
+        calls = wait_for_count(lambda: self.sent_to(number), count, timeout)
+        if calls is not None:
+            return calls
         raise AssertionError(
             f"expected {count} message(s) to {number}, got "
             f"{[c.form.get('Body') for c in self.sent_to(number)]}"

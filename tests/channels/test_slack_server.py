@@ -29,7 +29,7 @@ from tests.channels.slack_payloads import (
     signed_headers,
     unique,
 )
-from tests.fake_platform import Call, FakePlatform, Reply
+from tests.fake_platform import Call, FakePlatform, Reply, take_failure_or_wait
 from tests.rasa_process import RasaServer
 
 pytestmark = pytest.mark.integration
@@ -48,13 +48,9 @@ class SlackApi:
 
     def post_message(self, call: Call) -> Reply:
         channel = str(call.fields().get("channel"))
-        with self.lock:
-            queued = self.failures.get(channel)
-            failure = queued.pop(0) if queued else None
-            delay = self.slow.get(channel, 0.0)
+        failure = take_failure_or_wait(self.lock, self.failures, self.slow, channel)
         if failure is not None:
             return failure
-        time.sleep(delay)
         return 200, {"ok": True, "channel": channel, "ts": f"{time.time():.6f}"}, {}
 
 
