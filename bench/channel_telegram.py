@@ -177,6 +177,8 @@ def main() -> None:
             fake.stop()
     fake.assert_no_unexpected_calls()
 
+    # Every channel benchmark ends alike: its own levels and names through
+    # channel_common's table and report.
     table = shared.markdown_table(
         levels, {"rasa-llm": ("rasa-llm telegram", "rasa-llm")}, "stock", "stock telegram"
     )

@@ -128,6 +128,8 @@ def main() -> None:
         finally:
             server.stop()
 
+    # Every channel benchmark ends alike: its own levels and names through
+    # channel_common's table and report.
     table = shared.markdown_table(
         levels, {"webchat": ("rasa-llm webchat", "webchat")}, "socketio", "stock socketio"
     )

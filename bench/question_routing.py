@@ -213,6 +213,7 @@ def score_question(
     )  # fmt: skip
 
 
+# The same inputs as score_question (one turn's replies and events), scored for a task.
 def score_request(
     request: TaskRequest,
     replies: Sequence[Mapping[str, Any]],

@@ -75,6 +75,8 @@ def _recall(value: str) -> float:
 
 def add_classifier_arguments(parser: argparse.ArgumentParser, task: str) -> None:
     """Flags shared by ``intent`` and ``sentiment``."""
+    # Alike in shape to the generate flags and bench.training_benchmarks' own: argparse
+    # declares each flag with one add_argument call.
     data = parser.add_argument_group("data")
     data.add_argument(
         "--train",

@@ -26,6 +26,8 @@ def _open_fraction(value: str) -> float:
 
 def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of ``python -m training generate``."""
+    # One add_argument call a flag: the calls look alike (flag, metavar, type, default,
+    # help) because that is how argparse declares a flag, not repeated logic.
     group = parser.add_argument_group("data")
     group.add_argument(
         "--train",

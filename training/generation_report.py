@@ -7,24 +7,16 @@ fallback at the model; the plot shows the training and held-out loss per step.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Dict, List, Mapping
 
-from training.plain import to_plain
+from training.report import start_report
 from training.report_plots import plot_training_curves
 
 
 def write_generation_report(out_dir: Path, report: Mapping[str, Any]) -> Dict[str, Path]:
     """Write the three report files into ``out_dir`` (created if missing); return their paths."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "json": out_dir / "report.json",
-        "markdown": out_dir / "report.md",
-        "curves": out_dir / "curves.png",
-    }
-    plain = to_plain(report)
-    paths["json"].write_text(json.dumps(plain, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    paths, plain = start_report(out_dir, report, ("curves",))
     paths["markdown"].write_text(_markdown(plain, out_dir), encoding="utf-8")
     # The held-out loss before training is drawn at step 0, so the curve starts there.
     start = {"epoch": 0.0, "step": 0.0, "val_loss": plain["held_out_loss_before"]}

@@ -48,6 +48,20 @@ def confusion_matrix(y_true: Ints, y_pred: Ints, n_labels: int) -> np.ndarray:
     return matrix
 
 
+def square_confusion(confusion: np.ndarray, labels: Sequence[str], dtype: Any) -> np.ndarray:
+    """``confusion`` as an array of ``dtype``; a ValueError unless it is one row and one
+    column per label.
+    """
+    matrix = np.asarray(confusion, dtype=dtype)
+    n = len(labels)
+    if matrix.shape != (n, n):
+        raise ValueError(
+            f"confusion matrix has shape {matrix.shape} but there are {n} labels: "
+            "pass the labels in label-id order, one per row"
+        )
+    return matrix
+
+
 def classification_figures(confusion: np.ndarray, labels: Sequence[str]) -> Dict[str, Any]:
     """Accuracy, macro-F1 and per-class precision, recall, F1 and support.
 
@@ -60,13 +74,8 @@ def classification_figures(confusion: np.ndarray, labels: Sequence[str]) -> Dict
       listed in ``per_class`` with support 0 but does not count;
     - ``support`` is the number of rows whose true label is the class (an int).
     """
-    confusion = np.asarray(confusion, dtype=np.int64)
+    confusion = square_confusion(confusion, labels, np.int64)
     n = len(labels)
-    if confusion.shape != (n, n):
-        raise ValueError(
-            f"confusion matrix has shape {confusion.shape} but there are {n} labels: "
-            "pass the labels in label-id order, one per row"
-        )
     tp = np.diag(confusion).astype(np.float64)
     support = confusion.sum(axis=1)
     predicted = confusion.sum(axis=0)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Sequence
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 import numpy as np
 
@@ -39,6 +39,22 @@ _SECTIONS = {
 # Up to this many labels, the confusion plot writes the share into each cell.
 
 
+def start_report(
+    out_dir: Path, report: Mapping[str, Any], plots: Sequence[str]
+) -> Tuple[Dict[str, Path], Any]:
+    """Create ``out_dir`` and write ``report.json`` (``report`` as plain values) into it.
+
+    Returns the paths of the report's files (``json``, ``markdown``, then ``<name>.png``
+    for each of ``plots``) and the plain report the other files are written from.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out_dir / "report.json", "markdown": out_dir / "report.md"}
+    paths.update({name: out_dir / f"{name}.png" for name in plots})
+    plain = to_plain(report)
+    paths["json"].write_text(json.dumps(plain, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return paths, plain
+
+
 def write_report(
     out_dir: Path,
     report: Mapping[str, Any],
@@ -55,17 +71,7 @@ def write_report(
     ``report.md`` shows the headline figures, the held-out (out-of-scope) labels, the
     per-class figures worst first, the settings and the plots.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "json": out_dir / "report.json",
-        "markdown": out_dir / "report.md",
-        "confusion": out_dir / "confusion.png",
-        "reliability": out_dir / "reliability.png",
-        "curves": out_dir / "curves.png",
-    }
-    plain = to_plain(report)
-    paths["json"].write_text(json.dumps(plain, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    paths, plain = start_report(Path(out_dir), report, ("confusion", "reliability", "curves"))
     paths["markdown"].write_text(_markdown(plain, title), encoding="utf-8")
     plot_confusion(confusion, labels, paths["confusion"], title)
     ece = plain.get("ece")

@@ -16,6 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from training.metrics import square_confusion
 from training.plain import is_number, to_plain
 
 _ANNOTATE_MAX_LABELS = 20
@@ -32,13 +33,8 @@ def _save(figure: Figure, path: Path) -> None:
 
 def plot_confusion(confusion: np.ndarray, labels: Sequence[str], path: Path, title: str) -> None:
     """Row-normalised confusion matrix; shares written in the cells up to 20 labels."""
-    counts = np.asarray(confusion, dtype=np.float64)
+    counts = square_confusion(confusion, labels, np.float64)
     n = len(labels)
-    if counts.shape != (n, n):
-        raise ValueError(
-            f"confusion matrix has shape {counts.shape} but there are {n} labels: "
-            "pass the labels in label-id order"
-        )
     totals = counts.sum(axis=1, keepdims=True)
     shares = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
     # About a quarter inch per label, between a readable minimum and a sane maximum.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Callable, Dict, List, Sequence
 
 import pytest
 import torch
@@ -79,17 +79,26 @@ def test_predict_sorts_batches_by_length_and_returns_rows_in_the_given_order(
         )
 
 
+def watch_train_loop(monkeypatch: pytest.MonkeyPatch, look: Callable[..., None]) -> None:
+    """Have fine-tuning call ``look`` with the training loop's arguments, then the loop."""
+    real_loop = fine_tuning.train_loop
+
+    def spy(*args: object, **kwargs: object) -> object:
+        look(*args, **kwargs)
+        return real_loop(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fine_tuning, "train_loop", spy)
+
+
 def test_fine_tuning_gives_the_loop_each_texts_token_count(
     tiny_encoder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: Dict[str, object] = {}
-    real_loop = fine_tuning.train_loop
 
-    def spy(*args: object, **kwargs: object) -> object:
+    def look(*args: object, **kwargs: object) -> None:
         seen.update(kwargs)
-        return real_loop(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(fine_tuning, "train_loop", spy)
+    watch_train_loop(monkeypatch, look)
     train_tiny(tiny_encoder)
     _, tokenizer = model_files.load_pretrained(tiny_encoder)
     rows = make_rows({k: CLASS_WORDS[k] for k in LABELS}, 12, seed=5)[:30]
@@ -128,9 +137,8 @@ def test_label_smoothing_spreads_that_share_of_the_target_over_all_classes(
     tiny_encoder: Path, monkeypatch: pytest.MonkeyPatch, smoothing: float
 ) -> None:
     seen: Dict[str, float] = {}
-    real_loop = fine_tuning.train_loop
 
-    def spy(*args: object, **kwargs: object) -> object:
+    def look(*args: object, **kwargs: object) -> None:
         task = args[1]
         seen["loss"], log_p, labels = first_batch(args[0], task)
         # (1 - s) on the true class and s / C on every class, by hand.
@@ -148,9 +156,8 @@ def test_label_smoothing_spreads_that_share_of_the_target_over_all_classes(
                 torch.from_numpy(task.val_labels),  # type: ignore[attr-defined]
             )
         )
-        return real_loop(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(fine_tuning, "train_loop", spy)
+    watch_train_loop(monkeypatch, look)
     train_tiny(tiny_encoder, epochs=1, label_smoothing=smoothing)
     assert seen["loss"] == pytest.approx(seen["expected"], rel=1e-5)
     if smoothing:
@@ -168,9 +175,8 @@ def test_rdrop_adds_the_symmetric_kl_of_two_dropout_draws_to_the_loss(
     tiny_encoder: Path, monkeypatch: pytest.MonkeyPatch, weight: float
 ) -> None:
     seen: Dict[str, float] = {}
-    real_loop = fine_tuning.train_loop
 
-    def spy(*args: object, **kwargs: object) -> object:
+    def look(*args: object, **kwargs: object) -> None:
         seen["loss"], log_p, labels = first_batch(args[0], args[1], twice=True)
         p, q = log_p[:6], log_p[6:]
         cross_entropy = float(torch.nn.functional.nll_loss(log_p, torch.cat([labels, labels])))
@@ -178,9 +184,8 @@ def test_rdrop_adds_the_symmetric_kl_of_two_dropout_draws_to_the_loss(
         kl_qp = float((q.exp() * (q - p)).sum(dim=1).mean())
         seen["kl"] = (kl_pq + kl_qp) / 2
         seen["expected"] = cross_entropy + weight * seen["kl"]
-        return real_loop(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(fine_tuning, "train_loop", spy)
+    watch_train_loop(monkeypatch, look)
     train_tiny(tiny_encoder, epochs=1, rdrop_weight=weight)
     assert seen["kl"] > 1e-4  # dropout made the two passes differ
     if weight:
