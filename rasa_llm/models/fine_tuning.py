@@ -30,15 +30,16 @@ FREEZE_MODES = ("none", "embeddings", "layers", "encoder")
 
 
 @dataclass(frozen=True)
-class FineTuneSettings:
-    """Hyper-parameters of one fine-tuning run (the component's config keys)."""
+class FineTuneSettings(LoopSettings):
+    """Hyper-parameters of one fine-tuning run: the loop's settings and the task's own.
 
-    epochs: int = 10
-    batch_size: int = 32
+    The loop's (epochs, batch size, warm-up, early stopping, seed, weight average, length
+    groups, ...) are :class:`LoopSettings`' fields, inherited; these are the task's.
+    """
+
     learning_rate: float = 5e-5
     head_learning_rate: float = 1e-3
     weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
     max_length: int = 64
     # Keep the token embeddings fixed.
     freeze_embeddings: bool = False
@@ -46,19 +47,11 @@ class FineTuneSettings:
     freeze_layers: int = 0
     # Keep the whole encoder fixed and train the head alone ("all but the head").
     freeze_encoder: bool = False
-    early_stopping_patience: int = 3
-    gradient_accumulation_steps: int = 1
-    seed: int = 42
-    show_progress: bool = True
     # Weight of the auxiliary loss (see :func:`fine_tune`); 0 turns it off.
     auxiliary_weight: float = 0.5
     # Weight of the outlier-exposure loss on out-of-scope texts (see :func:`fine_tune`);
     # 0.5 as in Hendrycks et al. 2019.
     outlier_weight: float = 0.5
-    # Moving average of the weights (``LoopSettings.ema_decay``); 0 keeps none.
-    ema_decay: float = 0.0
-    # Texts of similar length share a batch (``LoopSettings.length_groups``); 0 = off.
-    length_groups: int = 50
     # Share of each target spread evenly over all classes (Szegedy et al. 2016):
     # the head stops pushing logits of already-right texts apart and spends the
     # updates on the hard ones. Validation loss stays plain cross-entropy; the
@@ -69,20 +62,6 @@ class FineTuneSettings:
     # predictions joins the loss, so the head learns answers that dropout does not
     # sway. Twice the compute a step. 0 = off.
     rdrop_weight: float = 0.0
-
-    def loop_settings(self) -> LoopSettings:
-        """The training-loop settings these fine-tuning settings imply."""
-        return LoopSettings(
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            gradient_accumulation_steps=self.gradient_accumulation_steps,
-            warmup_ratio=self.warmup_ratio,
-            early_stopping_patience=self.early_stopping_patience,
-            seed=self.seed,
-            show_progress=self.show_progress,
-            ema_decay=self.ema_decay,
-            length_groups=self.length_groups,
-        )
 
 
 @dataclass
@@ -312,7 +291,7 @@ def fine_tune(
         task,
         len(train_texts),
         optimizer,
-        settings.loop_settings(),
+        settings,
         device,
         checkpoint_dir=checkpoint_dir,
         resume=resume,
