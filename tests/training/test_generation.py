@@ -7,7 +7,6 @@ import asyncio
 import csv
 import json
 import math
-import shutil
 from pathlib import Path
 from typing import Dict, List, Sequence
 
@@ -19,6 +18,7 @@ from rasa_llm.fallback.backend_factory import get_default_config
 from rasa_llm.fallback.generation_backend import ChatMessage
 from rasa_llm.fallback.local_transformers_backend import LocalTransformersBackend
 from rasa_llm.fallback.model_source import ModelSource
+from tests.rasa_llm.fallback import test_local_transformers_backend as local_backend
 from tests.rasa_llm.fallback.test_local_transformers_backend import WORDS, build_tiny_model
 from training import instruction_data as data
 from training.arguments import GenerateArguments, from_namespace
@@ -60,23 +60,14 @@ REPORT_KEYS = {
 }
 
 
+# The local backend's tiny model, built once per module and copied for each test.
+tiny_template = local_backend.tiny_template
+tiny_dir = local_backend.tiny_dir
+
+
 def test_the_examples_use_only_words_the_tiny_tokenizer_knows() -> None:
     words = set(" ".join(QUESTIONS + [SYSTEM, REPLY]).split())
     assert words <= set(WORDS)
-
-
-@pytest.fixture(scope="module")
-def tiny_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("tiny-llama")
-    build_tiny_model(path)
-    return path
-
-
-@pytest.fixture()
-def tiny_dir(tiny_template: Path, tmp_path: Path) -> Path:
-    path = tmp_path / "tiny-llama"
-    shutil.copytree(tiny_template, path)
-    return path
 
 
 def write_csv(path: Path, rows: Sequence[Dict[str, str]]) -> Path:
