@@ -8,7 +8,7 @@ an hour with the default. Every component of rasa-llm validates its merged confi
 from __future__ import annotations
 
 import difflib
-from typing import Any, Dict, Mapping, Tuple, Type
+from typing import Any, Dict, Mapping, Sequence, Tuple, Type
 
 from rasa_llm.errors import InvalidComponentConfigError
 
@@ -16,6 +16,14 @@ from rasa_llm.errors import InvalidComponentConfigError
 _RASA_INJECTED_KEYS = frozenset({"finetuning_epoch_fraction"})
 
 TypeSpec = Type[Any] | Tuple[Type[Any], ...]
+
+
+def unknown_key_fix(key: str, known: Sequence[str]) -> str:
+    """The fix to suggest for an unknown ``key``: the nearest known key, or the list."""
+    close = difflib.get_close_matches(key, list(known), n=1)
+    if close:
+        return f"did you mean '{close[0]}'?"
+    return f"remove it; known keys are {', '.join(known)}."
 
 
 def validate_config(
@@ -36,13 +44,9 @@ def validate_config(
     for key in config:
         if key in defaults or key in _RASA_INJECTED_KEYS:
             continue
-        close = difflib.get_close_matches(key, list(defaults), n=1)
-        fix = (
-            f"did you mean '{close[0]}'?"
-            if close
-            else f"remove it; known keys are {', '.join(sorted(defaults))}."
+        raise InvalidComponentConfigError(
+            component, key, "is not a known key", unknown_key_fix(key, sorted(defaults))
         )
-        raise InvalidComponentConfigError(component, key, "is not a known key", fix)
     for key, expected in types.items():
         value = config.get(key, defaults[key])
         # bool is an int in Python; a `true` where a number belongs is a mistake.

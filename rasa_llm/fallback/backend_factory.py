@@ -13,13 +13,12 @@ the backend not in use is still checked for typos::
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 from typing import Any, Dict, Mapping, Optional
 from urllib.parse import urlsplit
 
-from rasa_llm.config_validation import TypeSpec, validate_config
+from rasa_llm.config_validation import TypeSpec, unknown_key_fix, validate_config
 from rasa_llm.errors import InvalidComponentConfigError
 from rasa_llm.fallback.generation_backend import GenerationBackend
 
@@ -180,12 +179,7 @@ def _check_top_level(config: Mapping[str, Any], defaults: Mapping[str, Any]) -> 
         if home is not None:
             fix = f"move it under '{home}:' (settings of one backend live in its section)."
         else:
-            close = difflib.get_close_matches(key, list(defaults), n=1)
-            fix = (
-                f"did you mean '{close[0]}'?"
-                if close
-                else f"remove it; known keys are {', '.join(defaults)}."
-            )
+            fix = unknown_key_fix(key, list(defaults))
         raise InvalidComponentConfigError(COMPONENT, key, "is not a known key", fix)
     backend = config.get("backend", defaults["backend"])
     if backend not in BACKENDS:
