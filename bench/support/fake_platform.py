@@ -70,16 +70,18 @@ class _Expectation:
 _T = TypeVar("_T")
 
 
-def wait_for_count(get: Callable[[], List[_T]], count: int, timeout: float) -> Optional[List[_T]]:
-    """``get()`` once it holds ``count`` items or more (asked every 50 ms), or None after
-    ``timeout`` seconds."""
+def wait_for_count(
+    get: Callable[[], List[_T]], count: int, timeout: float, *, failure: Callable[[], str]
+) -> List[_T]:
+    """``get()`` once it holds ``count`` items or more (asked every 50 ms); after
+    ``timeout`` seconds an AssertionError saying ``failure()``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = get()
         if len(found) >= count:
             return found
         time.sleep(0.05)
-    return None
+    raise AssertionError(failure())
 
 
 def take_failure_or_wait(
@@ -211,12 +213,15 @@ class FakePlatform:
 
     def wait_for_calls(self, path: str, *, count: int = 1, timeout: float = 30.0) -> List[Call]:
         """The calls to ``path`` once there are at least ``count``; fails after ``timeout``."""
-        found = wait_for_count(lambda: self.calls_to(path), count, timeout)
-        if found is not None:
-            return found
-        raise AssertionError(
-            f"{self.name}: expected {count} call(s) to {path} within {timeout} s, got "
-            f"{len(self.calls_to(path))}; all calls: {[(c.method, c.path) for c in self.calls]}"
+        return wait_for_count(
+            lambda: self.calls_to(path),
+            count,
+            timeout,
+            failure=lambda: (
+                f"{self.name}: expected {count} call(s) to {path} within {timeout} s, got "
+                f"{len(self.calls_to(path))}; all calls: "
+                f"{[(c.method, c.path) for c in self.calls]}"
+            ),
         )
 
     def assert_no_unexpected_calls(self) -> None:

@@ -57,12 +57,14 @@ class TwilioApi:
         ]
 
     def wait_for(self, number: str, count: int, timeout: float = 90) -> List[Call]:
-        calls = wait_for_count(lambda: self.sent_to(number), count, timeout)
-        if calls is not None:
-            return calls
-        raise AssertionError(
-            f"expected {count} message(s) to {number}, got "
-            f"{[c.form.get('Body') for c in self.sent_to(number)]}"
+        return wait_for_count(
+            lambda: self.sent_to(number),
+            count,
+            timeout,
+            failure=lambda: (
+                f"expected {count} message(s) to {number}, got "
+                f"{[c.form.get('Body') for c in self.sent_to(number)]}"
+            ),
         )
 
     def bodies(self, number: str, count: int, timeout: float = 90) -> List[str]:
