@@ -46,6 +46,8 @@ from bench.production_load import machine, write_report  # noqa: E402
 from rasa_llm.server.metrics_event_broker import MetricsEventBroker  # noqa: E402
 from rasa_llm.server.resilient_sql_tracker_store import ResilientSQLTrackerStore  # noqa: E402
 
+# Alike in shape to the conversation-id migration tests' imports and domain: both build
+# Rasa trackers from the same events; that test's domain has a slot more.
 DOMAIN = Domain.from_yaml(
     'version: "3.1"\nintents: [order_status]\n'
     "slots:\n  order_number:\n    type: text\n    mappings: [{type: custom}]\n"
