@@ -347,9 +347,7 @@ def main(argv: Sequence[str]) -> int:
     summary = summarise(question_results, request_results)
     report = {
         "benchmark": "question_routing",
-        "command": " ".join(
-            [Path(sys.executable).name, "-m", "bench.question_routing", *(argv or sys.argv[1:])]
-        ),
+        "command": " ".join([Path(sys.executable).name, "-m", "bench.question_routing", *argv]),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
         "wall_s": round(time.monotonic() - started, 1),
