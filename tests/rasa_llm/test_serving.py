@@ -34,6 +34,19 @@ def _stored(storage, name: str = "intent") -> Path:
         return Path(directory) / GRAPH_FILE
 
 
+def _same_model(component, config, model_storage):
+    """Another component serving ``component``'s trained model, with ``config``."""
+    return type(component)(
+        config,
+        model_storage,
+        component._resource,
+        model=component.model,
+        tokenizer=component.tokenizer,
+        labels=component.labels,
+        meta=component.meta,
+    )
+
+
 def test_auto_serves_an_int8_onnx_graph_on_the_cpu_and_keeps_the_trained_model(
     intent_config, model_storage, execution_context
 ):
@@ -108,15 +121,7 @@ def test_int8_and_float32_agree(intent_config, model_storage, execution_context)
     config = intent_config(quantize="none")
     float32 = train_classifier(config, model_storage, execution_context)
     assert not _stored(model_storage).exists(), "quantize: none stores no graph"
-    int8 = type(float32)(
-        {**config, "quantize": "int8"},
-        model_storage,
-        float32._resource,
-        model=float32.model,
-        tokenizer=float32.tokenizer,
-        labels=float32.labels,
-        meta=float32.meta,
-    )
+    int8 = _same_model(float32, {**config, "quantize": "int8"}, model_storage)
     p32, p8 = float32.predict(TEXTS)[1], int8.predict(TEXTS)[1]
     assert float32._serving is float32.model
     assert isinstance(int8._serving, OnnxEncoderClassifier)
@@ -137,15 +142,7 @@ def test_auto_answers_in_float32_when_the_export_fails_and_int8_says_how_to_fix(
     assert "answers in float32 (quantize: auto)" in caplog.text
     assert not _stored(model_storage).exists()
     component.process(messages(*TEXTS))  # and it answers
-    strict = type(component)(
-        {**intent_config(), "quantize": "int8"},
-        model_storage,
-        component._resource,
-        model=component.model,
-        tokenizer=component.tokenizer,
-        labels=component.labels,
-        meta=component.meta,
-    )
+    strict = _same_model(component, {**intent_config(), "quantize": "int8"}, model_storage)
     with pytest.raises(OnnxServingError, match="quantize: none"):
         strict.predict(TEXTS)
 
@@ -303,15 +300,7 @@ def test_auto_answers_in_float32_when_the_graph_changed_too_many_answers(
         assert "answers in float32 (quantize: auto)" in caplog.text
         assert "97.0% of 1000" in caplog.text and "quantize: int8" in caplog.text
         # Float32 answers as the trained model did.
-        float32 = type(trained)(
-            intent_config(quantize="none"),
-            model_storage,
-            trained._resource,
-            model=trained.model,
-            tokenizer=trained.tokenizer,
-            labels=trained.labels,
-            meta=trained.meta,
-        )
+        float32 = _same_model(trained, intent_config(quantize="none"), model_storage)
         np.testing.assert_allclose(loaded.predict(TEXTS)[1], float32.predict(TEXTS)[1], atol=1e-5)
 
 
@@ -409,7 +398,7 @@ def test_rasa_train_itself_answers_in_float32_when_its_graph_changed_too_many_an
     from rasa_llm.models import calibration
     from rasa_llm.models.inference import predict
     from rasa_llm.models.splits import stratified_split
-    from rasa_llm.nlu import transformer_intent_classifier as module
+    from rasa_llm.nlu import intent_training as module
     from tests.rasa_llm.conftest import EXAMPLES
 
     def changed(float32_logits, int8_logits, measured_on):
