@@ -19,6 +19,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
+from rasa.core.channels.channel import OutputChannel, UserMessage
+
 # The kinds the bot accepts, and the words it uses for them in replies.
 SUPPORTED_KINDS = {
     "image": "photo",
@@ -93,6 +95,17 @@ class Said:
     def with_metadata(self, extra: Dict[str, Any]) -> Said:
         """The same message with ``extra`` added to its metadata (``extra`` wins)."""
         return Said(self.text, {**self.metadata, **extra}, self.parse_data)
+
+    def user_message(self, output: OutputChannel, sender_id: str, channel: str) -> UserMessage:
+        """The message as Rasa takes it from ``channel``, answered through ``output``."""
+        return UserMessage(
+            self.text,
+            output,
+            sender_id,
+            parse_data=self.parse_data,
+            input_channel=channel,
+            metadata=self.metadata,
+        )
 
 
 def channel_intent(payload: str) -> Dict[str, Any]:

@@ -235,13 +235,4 @@ class SlackInput(InputChannel):
                 incoming.chosen,
             )
         for said in incoming.messages:
-            await on_new_message(
-                UserMessage(
-                    said.text,
-                    output,
-                    incoming.sender_id,
-                    parse_data=said.parse_data,
-                    input_channel=CHANNEL,
-                    metadata=said.metadata,
-                )
-            )
+            await on_new_message(said.user_message(output, incoming.sender_id, CHANNEL))

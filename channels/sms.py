@@ -285,16 +285,7 @@ class TwilioSmsInput(InputChannel):
                     )
                     return
                 for said in await self._user_messages(inbound):
-                    await on_new_message(
-                        UserMessage(
-                            said.text,
-                            output,
-                            sender,
-                            parse_data=said.parse_data,
-                            input_channel=CHANNEL,
-                            metadata=said.metadata,
-                        )
-                    )
+                    await on_new_message(said.user_message(output, sender, CHANNEL))
         except Exception:  # noqa: BLE001 - a failed message must not kill the channel
             # No exc_info at error level: a traceback may quote the customer's text.
             logger.error("%s: handling a message failed", CHANNEL)

@@ -262,13 +262,8 @@ class TelegramInput(InputChannel):
             for said in incoming.messages:
                 # "typing…" from before the turn until its first reply or its end.
                 typing = output.typing = self._typing(incoming.chat_id)
-                message = UserMessage(
-                    said.text,
-                    output,
-                    conversation_id(CHANNEL, incoming.chat_id),
-                    parse_data=said.parse_data,
-                    input_channel=CHANNEL,
-                    metadata=said.metadata,
+                message = said.user_message(
+                    output, conversation_id(CHANNEL, incoming.chat_id), CHANNEL
                 )
                 try:
                     await typing.start()

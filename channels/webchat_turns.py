@@ -50,17 +50,7 @@ class SessionTurns:
         """Hand messages to the bot after the session's earlier ones, out of band."""
         output = self.output()
         sender_id = conversation_id(CHANNEL, session_id)
-        user_messages_ = [
-            UserMessage(
-                said.text,
-                output,
-                sender_id,
-                parse_data=said.parse_data,
-                input_channel=CHANNEL,
-                metadata=said.metadata,
-            )
-            for said in messages
-        ]
+        user_messages_ = [said.user_message(output, sender_id, CHANNEL) for said in messages]
         previous = self._tails.get(session_id)
         task = asyncio.get_running_loop().create_task(
             self._run_after(previous, session_id, user_messages_, on_new_message)
