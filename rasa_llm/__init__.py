@@ -4,6 +4,7 @@ fallback and server protections for Rasa 3.6.
 Use them from a bot's ``config.yml``::
 
     pipeline:
+      - name: rasa_llm.MessageLanguageDetector
       - name: rasa_llm.TransformerIntentClassifier
       - name: rasa_llm.TransformerSentimentAnalyzer
       - name: FallbackClassifier
@@ -17,7 +18,8 @@ from its ``endpoints.yml`` (``type: rasa_llm.ResilientSQLTrackerStore``,
 
 The package by job: :mod:`rasa_llm.nlu` (the components), :mod:`rasa_llm.models` (their
 network, directory format, inference, serving and training), :mod:`rasa_llm.fallback`,
-:mod:`rasa_llm.handoff` and :mod:`rasa_llm.server` (what it adds to Rasa's servers).
+:mod:`rasa_llm.handoff`, :mod:`rasa_llm.language` (the bot's languages) and
+:mod:`rasa_llm.server` (what it adds to Rasa's servers).
 Module paths of rasa-llm 0.1 (``rasa_llm.transformer_intent_classifier`` and the like,
 which models trained before the move name) still import (:mod:`rasa_llm._moved`).
 
@@ -36,6 +38,7 @@ from rasa_llm._moved import install_moved_module_finder
 install_moved_module_finder()
 
 from rasa_llm.handoff.human_handoff_policy import HumanHandoffPolicy  # noqa: E402
+from rasa_llm.language.message_language_detector import MessageLanguageDetector  # noqa: E402
 from rasa_llm.nlu.transformer_intent_classifier import TransformerIntentClassifier  # noqa: E402
 from rasa_llm.nlu.transformer_sentiment_analyzer import (  # noqa: E402
     TransformerSentimentAnalyzer,
@@ -53,6 +56,7 @@ _LAZY = {
 
 __all__ = [
     "HumanHandoffPolicy",
+    "MessageLanguageDetector",
     "TransformerIntentClassifier",
     "TransformerSentimentAnalyzer",
     *_LAZY,
