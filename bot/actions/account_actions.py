@@ -8,13 +8,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from .order_store import OrderStore
 from .store_action import StoreAction, in_thread, slot_or_ask
 from .store_records import Outcome
-
-
-def join_numbers(numbers: tuple[str, ...]) -> str:
-    """'10023', '10023 and 10028', '10023, 10028 and 10030'."""
-    if len(numbers) < 2:
-        return "".join(numbers)
-    return f"{', '.join(numbers[:-1])} and {numbers[-1]}"
+from .wording import wording_of
 
 
 class ActionSendPasswordReset(StoreAction):
@@ -59,7 +53,7 @@ class ActionCloseAccount(StoreAction):
         elif change.outcome is Outcome.NOT_ALLOWED:
             dispatcher.utter_message(
                 response="utter_account_has_open_orders",
-                open_orders=join_numbers(change.open_orders),
+                open_orders=wording_of(tracker).numbers(change.open_orders),
             )
         else:  # DONE, or ALREADY_DONE: asking twice changes nothing
             dispatcher.utter_message(response="utter_account_closure_requested", email=email)

@@ -36,6 +36,7 @@ from .order_policy import can_redirect
 from .order_store import OrderStore, StoreUnavailable, store_from_env
 from .store_action import claimant, in_thread, text_slot
 from .store_records import Access, Order
+from .wording import Wording, wording_of
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ class StoreFormValidation(FormValidationAction, ABC):
         if answer.access is Access.NOT_MATCHED:
             return self._not_matched(dispatcher, number)
         if answer.access is Access.GRANTED and answer.order is not None:
-            return self._owned(dispatcher, answer.order)
+            return self._owned(dispatcher, answer.order, wording_of(tracker))
         # No proof yet (the form asks for the email next), or paused (the form stops):
         # either way nothing is said about the number, known or not.
         return {"order_number": number}
@@ -144,7 +145,8 @@ class StoreFormValidation(FormValidationAction, ABC):
                 if answer is not None and answer.access is Access.NOT_MATCHED:
                     return self._not_matched(dispatcher, number)
                 if answer is not None and answer.access is Access.GRANTED and answer.order:
-                    return {"email": email, **self._owned(dispatcher, answer.order)}
+                    owned = self._owned(dispatcher, answer.order, wording_of(tracker))
+                    return {"email": email, **owned}
         if self.needs_account:
             reached, account = await ask_store(self.name(), lambda store: store.get_account(email))
             if reached and account is None:
@@ -162,12 +164,14 @@ class StoreFormValidation(FormValidationAction, ABC):
         dispatcher.utter_message(response="utter_order_not_matched", order_number=number)
         return {"order_number": None, "email": None}
 
-    def _owned(self, dispatcher: CollectingDispatcher, order: Order) -> Slots:
+    def _owned(self, dispatcher: CollectingDispatcher, order: Order, words: Wording) -> Slots:
         """The customer's own order: accepted, unless the task is too late for it."""
         number = order.order_number
         if self.refusal_after_dispatch and order.status not in t.NOT_DISPATCHED:
             dispatcher.utter_message(
-                response=self.refusal_after_dispatch, order_number=number, status=order.status
+                response=self.refusal_after_dispatch,
+                order_number=number,
+                status=words.status(order.status),
             )
             if self.refusal_after_dispatch == "utter_address_change_refused" and can_redirect(
                 order.status, order.carrier

@@ -17,15 +17,16 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from . import store_schema as t
+from .answer_parsing import ascii_text
 from .lookup_limits import Claimant
-from .order_policy import format_day
 from .order_store import OrderStore
 from .store_action import LookupsPaused, StoreAction, claimant, in_thread, slot_or_ask, text_slot
 from .store_records import Access, Change, Order, Outcome
+from .wording import Wording, wording_of
 
 
 def utter_order_problem(
-    dispatcher: CollectingDispatcher, order_number: str, change: Change
+    dispatcher: CollectingDispatcher, order_number: str, change: Change, words: Wording
 ) -> bool:
     """Answer the outcomes every order write shares; True if one was answered.
 
@@ -34,18 +35,18 @@ def utter_order_problem(
     if change.outcome in (Outcome.NOT_FOUND, Outcome.NOT_OWNER):
         dispatcher.utter_message(response="utter_order_not_matched", order_number=order_number)
     elif change.order is not None and change.order.status == t.CANCELLED:
-        utter_cancelled(dispatcher, change.order)
+        utter_cancelled(dispatcher, change.order, words)
     else:
         return False
     return True
 
 
-def utter_cancelled(dispatcher: CollectingDispatcher, order: Order) -> None:
-    """Say that ``order`` was cancelled, and on which day."""
+def utter_cancelled(dispatcher: CollectingDispatcher, order: Order, words: Wording) -> None:
+    """Say that ``order`` was cancelled, and on which day (in ``words``' language)."""
     dispatcher.utter_message(
         response="utter_order_status_cancelled",
         order_number=order.order_number,
-        cancelled_on=format_day(order.cancelled_on),
+        cancelled_on=words.day(order.cancelled_on),
     )
 
 
@@ -77,7 +78,8 @@ async def owned_order(
     The form checked the same already; this check is the one that counts, whatever
     the tracker holds. Raises :class:`LookupsPaused` after too many misses.
     """
-    order_number = text_slot(tracker, "order_number")
+    # Typed with full-width digits ("４８２１３") the number is read as ASCII.
+    order_number = ascii_text(text_slot(tracker, "order_number"))
     answer = await in_thread(store.order_access, order_number, claimant(tracker))
     if answer.access is Access.PAUSED:
         raise LookupsPaused()
@@ -119,6 +121,8 @@ class ChangeRequest:
     claimant: Claimant
     # The text of the action's detail_slot (new address, return reason); "" if none.
     detail: str
+    # The conversation's language, for the values of the reply.
+    words: Wording
 
 
 class OrderChangeAction(OrderAction, ABC):
@@ -139,7 +143,7 @@ class OrderChangeAction(OrderAction, ABC):
             if given is None:
                 return
             detail = given
-        request = ChangeRequest(store, order, claimant(tracker), detail)
+        request = ChangeRequest(store, order, claimant(tracker), detail, wording_of(tracker))
         change = await in_thread(self.change, request)
         self.reply(dispatcher, request, change)
 

@@ -26,29 +26,27 @@ from .order_action_base import (
 from .order_policy import (
     add_working_days,
     can_redirect,
-    format_day,
     format_money,
     late_after,
     problem_report_deadline,
-    refund_timing,
 )
 from .order_store import OrderStore
 from .store_action import text_slot
 from .store_records import Change, Order, Outcome
+from .wording import Wording, wording_of
 
-# Said when an order has no carrier or tracking link of its own.
-ANY_CARRIER = "our carrier"
+# Given when an order has no tracking link of its own.
 TRACKING_PAGE = "https://northwind.example/track"
 
 
-def parcel_values(order: Order) -> Dict[str, str]:
+def parcel_values(order: Order, words: Wording) -> Dict[str, str]:
     """The values every answer about a dispatched parcel fills in: number, carrier,
     dispatch day and tracking link.
     """
     return dict(
         order_number=order.order_number,
-        carrier=order.carrier or ANY_CARRIER,
-        dispatched_on=format_day(order.dispatched_on),
+        carrier=words.carrier(order.carrier),
+        dispatched_on=words.day(order.dispatched_on),
         tracking_url=order.tracking_url or TRACKING_PAGE,
     )
 
@@ -66,40 +64,40 @@ class ActionOrderStatus(OrderAction):
         self, store: OrderStore, dispatcher: CollectingDispatcher, tracker: Tracker, order: Order
     ) -> None:
         """Utter the response for the order's status, with its dates and tracking link."""
-        today = store.today()
+        today, words = store.today(), wording_of(tracker)
         if order.status in t.NOT_DISPATCHED:
             dispatcher.utter_message(
                 response="utter_order_status_not_dispatched",
                 order_number=order.order_number,
-                status=order.status,
-                placed_on=format_day(order.placed_on),
+                status=words.status(order.status),
+                placed_on=words.day(order.placed_on),
             )
         elif order.status in t.IN_TRANSIT and order.dispatched_on is not None:
             late_on = late_after(order.dispatched_on, order.destination)
-            values = parcel_values(order)
+            values = parcel_values(order, words)
             if today >= late_on:
                 dispatcher.utter_message(response="utter_order_status_late", **values)
             elif order.expected_on is not None and order.expected_on < today:
                 dispatcher.utter_message(
                     response="utter_order_status_delayed",
-                    expected_on=format_day(order.expected_on),
-                    late_after=format_day(late_on),
+                    expected_on=words.day(order.expected_on),
+                    late_after=words.day(late_on),
                     **values,
                 )
             else:
                 dispatcher.utter_message(
                     response="utter_order_status_dispatched",
-                    expected_on=format_day(order.expected_on),
+                    expected_on=words.day(order.expected_on),
                     **values,
                 )
         elif order.status == t.DELIVERED:
             dispatcher.utter_message(
                 response="utter_order_status_delivered",
                 order_number=order.order_number,
-                delivered_on=format_day(order.delivered_on),
+                delivered_on=words.day(order.delivered_on),
             )
         else:
-            utter_cancelled(dispatcher, order)
+            utter_cancelled(dispatcher, order, words)
 
 
 class ActionConfirmCancel(OrderAction):
@@ -113,17 +111,18 @@ class ActionConfirmCancel(OrderAction):
         self, store: OrderStore, dispatcher: CollectingDispatcher, tracker: Tracker, order: Order
     ) -> None:
         """Ask for confirmation before dispatch; after it, say why it cannot be cancelled."""
+        words = wording_of(tracker)
         if order.status in t.NOT_DISPATCHED:
             dispatcher.utter_message(
                 response="utter_confirm_cancel", order_number=order.order_number
             )
         elif order.status == t.CANCELLED:
-            utter_cancelled(dispatcher, order)
+            utter_cancelled(dispatcher, order, words)
         else:
             dispatcher.utter_message(
                 response="utter_cancel_refused",
                 order_number=order.order_number,
-                status=order.status,
+                status=words.status(order.status),
             )
 
 
@@ -143,18 +142,20 @@ class ActionCancelOrder(OrderChangeAction):
         self, dispatcher: CollectingDispatcher, request: ChangeRequest, change: Change
     ) -> None:
         """Confirm the cancellation and the refund, or say why the order cannot be cancelled."""
-        number, order = request.order.order_number, change.order
+        number, order, words = request.order.order_number, change.order, request.words
         if change.outcome is Outcome.DONE and order is not None:
             dispatcher.utter_message(
                 response="utter_order_cancelled",
                 order_number=number,
                 amount=format_money(order.total_pence, currency=order.currency),
-                payment_method=order.payment_method,
-                refund_timing=refund_timing(order.payment_method),
+                payment_method=words.payment_method(order.payment_method),
+                refund_timing=words.refund_timing(order.payment_method),
             )
-        elif not utter_order_problem(dispatcher, number, change) and order is not None:
+        elif not utter_order_problem(dispatcher, number, change, words) and order is not None:
             dispatcher.utter_message(
-                response="utter_cancel_refused", order_number=number, status=order.status
+                response="utter_cancel_refused",
+                order_number=number,
+                status=words.status(order.status),
             )
 
 
@@ -185,10 +186,13 @@ class ActionChangeAddress(OrderChangeAction):
                 response="utter_address_changed", order_number=number, new_address=request.detail
             )
             return
-        if utter_order_problem(dispatcher, number, change) or order is None:
+        words = request.words
+        if utter_order_problem(dispatcher, number, change, words) or order is None:
             return
         dispatcher.utter_message(
-            response="utter_address_change_refused", order_number=number, status=order.status
+            response="utter_address_change_refused",
+            order_number=number,
+            status=words.status(order.status),
         )
         if can_redirect(order.status, order.carrier):
             dispatcher.utter_message(response="utter_address_redirect_dpd")
@@ -211,24 +215,24 @@ class ActionReportDeliveryProblem(OrderAction):
         if problem not in PROBLEM_TYPES:
             dispatcher.utter_message(response="utter_ask_problem_type")
             return
-        number, today = order.order_number, store.today()
+        number, today, words = order.order_number, store.today(), wording_of(tracker)
         if order.status == t.CANCELLED:
-            utter_cancelled(dispatcher, order)
+            utter_cancelled(dispatcher, order, words)
         elif order.status != t.DELIVERED or order.delivered_on is None:
-            await self._not_delivered(store, dispatcher, order, problem)
+            await self._not_delivered(store, dispatcher, order, problem, words)
         elif today > problem_report_deadline(order.delivered_on):
             dispatcher.utter_message(
                 response="utter_problem_report_window_passed",
                 order_number=number,
-                delivered_on=format_day(order.delivered_on),
+                delivered_on=words.day(order.delivered_on),
             )
         elif problem in ("late", "lost") and today <= add_working_days(order.delivered_on, 1):
             # Parcels are sometimes scanned as delivered hours before they arrive.
             dispatcher.utter_message(
                 response="utter_delivered_check_first",
                 order_number=number,
-                delivered_on=format_day(order.delivered_on),
-                wait_until=format_day(add_working_days(order.delivered_on, 1)),
+                delivered_on=words.day(order.delivered_on),
+                wait_until=words.day(add_working_days(order.delivered_on, 1)),
                 tracking_url=order.tracking_url or TRACKING_PAGE,
             )
         else:
@@ -236,12 +240,19 @@ class ActionReportDeliveryProblem(OrderAction):
             await self._open_case(store, dispatcher, order, kind)
 
     async def _not_delivered(
-        self, store: OrderStore, dispatcher: CollectingDispatcher, order: Order, problem: str
+        self,
+        store: OrderStore,
+        dispatcher: CollectingDispatcher,
+        order: Order,
+        problem: str,
+        words: Wording,
     ) -> None:
         number = order.order_number
         if problem in ("damaged", "wrong_item") or order.status in t.NOT_DISPATCHED:
             dispatcher.utter_message(
-                response="utter_problem_not_delivered_yet", order_number=number, status=order.status
+                response="utter_problem_not_delivered_yet",
+                order_number=number,
+                status=words.status(order.status),
             )
             return
         assert order.dispatched_on is not None
@@ -249,9 +260,9 @@ class ActionReportDeliveryProblem(OrderAction):
         if store.today() < late_on:
             dispatcher.utter_message(
                 response="utter_parcel_not_late_yet",
-                expected_on=format_day(order.expected_on),
-                late_after=format_day(late_on),
-                **parcel_values(order),
+                expected_on=words.day(order.expected_on),
+                late_after=words.day(late_on),
+                **parcel_values(order, words),
             )
             return
         await self._open_case(store, dispatcher, order, "late")

@@ -1,6 +1,7 @@
 """Northwind's rules about dates and money, as bot/knowledge states them.
 
-Pure functions over dates, so each rule is tested without a store or a tracker.
+Pure functions over dates, so each rule is tested without a store or a tracker. How
+dates, statuses and refund times are worded, in each language, is wording.py's job.
 Working days are Monday to Friday; UK bank holidays are not modelled, so a deadline
 near one is a day early at worst, never late.
 """
@@ -22,24 +23,6 @@ LATE_AFTER_WORKING_DAYS = {"UK": 5, "EU": 10}
 PROBLEM_REPORT_DAYS = 14
 # A refund not seen 10 business days after it was issued is worth tracing (ARN).
 REFUND_TRACE_AFTER_BUSINESS_DAYS = 10
-
-# How long an issued refund takes to reach the customer, by payment method
-# (returns_and_refunds.md, "Refund times by payment method").
-_REFUND_TIMING = {
-    "debit card": "Refunds to a debit card take 5-10 business days to appear on your statement.",
-    "credit card": (
-        "Refunds to a credit card take 5-10 business days to appear on your statement."
-    ),
-    "apple pay": (
-        "Apple Pay refunds go to the card behind it and take 5-10 business days to appear."
-    ),
-    "google pay": (
-        "Google Pay refunds go to the card behind it and take 5-10 business days to appear."
-    ),
-    "paypal": "PayPal refunds arrive within 1-2 business days.",
-    "northwind store card": "Refunds to the Northwind store card appear within 2 business days.",
-    "gift card": "Refunds of gift card payments go back onto the gift card straight away.",
-}
 
 
 def is_working_day(day: date) -> bool:
@@ -89,24 +72,9 @@ def problem_report_deadline(delivered_on: date) -> date:
     return delivered_on + timedelta(days=PROBLEM_REPORT_DAYS)
 
 
-def refund_timing(method: str) -> str:
-    """One sentence on how long a refund to ``method`` takes once Northwind issues it."""
-    return _REFUND_TIMING.get(
-        method.strip().lower(),
-        "The time the refund then takes to appear depends on your bank.",
-    )
-
-
 def refund_trace_date(issued_on: date) -> date:
     """From this day on, an issued refund that has not arrived is worth tracing."""
     return add_working_days(issued_on, REFUND_TRACE_AFTER_BUSINESS_DAYS)
-
-
-def format_day(day: Optional[date]) -> str:
-    """'Tuesday 10 June', the way Northwind's emails write dates."""
-    if day is None:
-        return "unknown"
-    return f"{day:%A} {day.day} {day:%B}"
 
 
 def format_money(pence: int, *, currency: str = "GBP") -> str:

@@ -16,16 +16,11 @@ from .order_action_base import (
     utter_case,
     utter_order_problem,
 )
-from .order_policy import (
-    format_day,
-    format_money,
-    refund_timing,
-    refund_trace_date,
-    return_deadline,
-)
+from .order_policy import format_money, refund_trace_date, return_deadline
 from .order_store import OrderStore
 from .store_action import in_thread
 from .store_records import Change, Order, Outcome, Payment
+from .wording import wording_of
 
 # A started return must be dropped off within 14 days (returns_and_refunds.md).
 DROP_OFF_DAYS = 14
@@ -60,7 +55,7 @@ class ActionStartReturn(OrderChangeAction):
         self, dispatcher: CollectingDispatcher, request: ChangeRequest, change: Change
     ) -> None:
         """Give the return's reference and drop-off day, or say why it cannot start."""
-        number, order = request.order.order_number, change.order
+        number, order, words = request.order.order_number, change.order, request.words
         if change.outcome is Outcome.DONE:
             dispatcher.utter_message(
                 response="utter_return_started",
@@ -68,7 +63,7 @@ class ActionStartReturn(OrderChangeAction):
                 return_reference=change.reference,
                 # The label goes to the order's email, also when SMS proved the owner.
                 email=order.email if order is not None else request.claimant.email,
-                drop_off_by=format_day(request.store.today() + timedelta(days=DROP_OFF_DAYS)),
+                drop_off_by=words.day(request.store.today() + timedelta(days=DROP_OFF_DAYS)),
             )
         elif change.outcome is Outcome.ALREADY_DONE:
             dispatcher.utter_message(
@@ -76,18 +71,20 @@ class ActionStartReturn(OrderChangeAction):
                 order_number=number,
                 return_reference=change.reference,
             )
-        elif utter_order_problem(dispatcher, number, change) or order is None:
+        elif utter_order_problem(dispatcher, number, change, words) or order is None:
             return
         elif order.status == t.DELIVERED and order.delivered_on is not None:
             dispatcher.utter_message(
                 response="utter_return_window_passed",
                 order_number=number,
-                delivered_on=format_day(order.delivered_on),
-                return_deadline=format_day(return_deadline(order.placed_on, order.delivered_on)),
+                delivered_on=words.day(order.delivered_on),
+                return_deadline=words.day(return_deadline(order.placed_on, order.delivered_on)),
             )
         else:
             dispatcher.utter_message(
-                response="utter_return_not_delivered", order_number=number, status=order.status
+                response="utter_return_not_delivered",
+                order_number=number,
+                status=words.status(order.status),
             )
 
 
@@ -102,22 +99,22 @@ class ActionRefundStatus(OrderAction):
         self, store: OrderStore, dispatcher: CollectingDispatcher, tracker: Tracker, order: Order
     ) -> None:
         """Utter the latest issued refund, else the open return it waits for, else none."""
-        number = order.order_number
+        number, words = order.order_number, wording_of(tracker)
         refunds = await payments_of(store, number, "refund", "issued")
         if refunds:
             refund = refunds[-1]
             values = dict(
                 order_number=number,
                 amount=format_money(refund.amount_pence, currency=order.currency),
-                payment_method=refund.method,
-                issued_on=format_day(refund.made_on),
+                payment_method=words.payment_method(refund.method),
+                issued_on=words.day(refund.made_on),
             )
             if store.today() >= refund_trace_date(refund.made_on):
                 dispatcher.utter_message(response="utter_refund_overdue", **values)
             else:
                 dispatcher.utter_message(
                     response="utter_refund_issued",
-                    refund_timing=refund_timing(refund.method),
+                    refund_timing=words.refund_timing(refund.method),
                     **values,
                 )
             return
@@ -127,11 +124,11 @@ class ActionRefundStatus(OrderAction):
                 response="utter_refund_after_return",
                 order_number=number,
                 return_reference=open_returns[-1].reference,
-                started_on=format_day(open_returns[-1].started_on),
+                started_on=words.day(open_returns[-1].started_on),
             )
         else:
             dispatcher.utter_message(
-                response="utter_no_refund", order_number=number, status=order.status
+                response="utter_no_refund", order_number=number, status=words.status(order.status)
             )
 
 
@@ -146,7 +143,7 @@ class ActionCheckPayment(OrderAction):
         self, store: OrderStore, dispatcher: CollectingDispatcher, tracker: Tracker, order: Order
     ) -> None:
         """Utter no charge, the one charge, or the duplicate found and its case."""
-        number = order.order_number
+        number, words = order.order_number, wording_of(tracker)
         charges = await payments_of(store, number, "charge", "completed")
         if not charges:
             dispatcher.utter_message(response="utter_payment_not_taken", order_number=number)
@@ -155,8 +152,8 @@ class ActionCheckPayment(OrderAction):
                 response="utter_payment_single",
                 order_number=number,
                 amount=format_money(charges[0].amount_pence, currency=order.currency),
-                payment_method=charges[0].method,
-                paid_on=format_day(charges[0].made_on),
+                payment_method=words.payment_method(charges[0].method),
+                paid_on=words.day(charges[0].made_on),
             )
         else:
             # Two completed charges are a duplicate in our own records, not a pending
@@ -188,7 +185,9 @@ class ActionInvoice(OrderAction):
             dispatcher.utter_message(response="utter_invoice_order_cancelled", order_number=number)
         elif order.status in t.NOT_DISPATCHED:
             dispatcher.utter_message(
-                response="utter_invoice_not_ready", order_number=number, status=order.status
+                response="utter_invoice_not_ready",
+                order_number=number,
+                status=wording_of(tracker).status(order.status),
             )
         else:
             dispatcher.utter_message(response="utter_invoice_available", order_number=number)

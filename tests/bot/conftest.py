@@ -32,6 +32,15 @@ OWNERS = {
 }
 
 
+# Chinese (Han) characters: a Chinese text has them, an English one none.
+HAN = re.compile("[\u3400-\u9fff\uf900-\ufaff]")
+
+
+def has_han(text: str) -> bool:
+    """True if ``text`` has a Chinese character."""
+    return bool(HAN.search(text))
+
+
 def owned(number: str, **slots: Any) -> Dict[str, Any]:
     """The slots of a look-up of ``number`` by its owner: the number and its email."""
     return {"order_number": number, "email": OWNERS.get(number, JANE), **slots}

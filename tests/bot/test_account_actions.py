@@ -12,7 +12,6 @@ from bot.actions.account_actions import (
     ActionBlockCard,
     ActionCloseAccount,
     ActionSendPasswordReset,
-    join_numbers,
 )
 from bot.actions.order_store import STORE_URL_ENV
 
@@ -67,9 +66,3 @@ def test_a_card_block_that_cannot_happen_says_why(store, domain, email, name, re
     messages, _ = run_action(ActionBlockCard(), {"email": email, "full_name": name}, domain)
     assert responses(messages) == [response]
     assert store.get_account("jane.doe@example.com").store_card == "active"
-
-
-def test_open_orders_read_as_a_list():
-    assert join_numbers(()) == ""
-    assert join_numbers(("10023",)) == "10023"
-    assert join_numbers(("10023", "10024")) == "10023 and 10024"

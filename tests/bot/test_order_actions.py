@@ -14,9 +14,10 @@ from bot.actions.order_actions import (
     ActionOrderStatus,
     ActionReportDeliveryProblem,
 )
-from bot.actions.order_policy import add_working_days, format_day
+from bot.actions.order_policy import add_working_days
 from bot.actions.order_store import STORE_TODAY_ENV
 from bot.actions.return_and_payment_actions import ActionStartReturn
+from bot.actions.wording import Wording
 
 from .conftest import JANE, SAM, TODAY, only, owned, responses, run_action
 
@@ -26,7 +27,7 @@ def test_where_is_order_10023_gives_the_carrier_dates_and_tracking_link(store, d
     said = only(messages)
     assert said["response"] == "utter_order_status_dispatched"
     assert said["order_number"] == "10023" and said["carrier"] == "DPD"
-    assert said["dispatched_on"] == format_day(add_working_days(TODAY, -2)) == "Monday 9 June"
+    assert said["dispatched_on"] == Wording().day(add_working_days(TODAY, -2)) == "Monday 9 June"
     assert said["expected_on"] == "Thursday 12 June"
     assert said["tracking_url"] == "https://northwind.example/track/10023"
     assert events == []
@@ -175,7 +176,7 @@ def test_a_parcel_just_marked_delivered_is_looked_for_first(store, domain, monke
     slots = owned("48213", problem_type="lost")
     said = only(run_action(ActionReportDeliveryProblem(), slots, domain)[0])
     assert said["response"] == "utter_delivered_check_first"
-    assert said["wait_until"] == format_day(add_working_days(delivered, 1))
+    assert said["wait_until"] == Wording().day(add_working_days(delivered, 1))
 
 
 @pytest.mark.parametrize(
