@@ -29,6 +29,7 @@ import channels.webchat_config
 import rasa_llm
 import rasa_llm.fallback.backend_factory
 import rasa_llm.fallback.generative_fallback
+import rasa_llm.fallback.language_shelves
 from rasa_llm.fallback.pii_masker import PiiMasker
 from rasa_llm.fallback.reply_guard import ReplyGuard
 
@@ -50,10 +51,12 @@ TABLES: Dict[str, List[Tuple[str, Defaults]]] = {
         ("", rasa_llm.TransformerSentimentAnalyzer.get_default_config)
     ],
     "rasa_llm.HumanHandoffPolicy": [("", rasa_llm.HumanHandoffPolicy.get_default_config)],
+    "rasa_llm.MessageLanguageDetector": [("", rasa_llm.MessageLanguageDetector.get_default_config)],
     "fallback.yml": [
         ("", rasa_llm.fallback.generative_fallback.get_default_config),
         ("generation", rasa_llm.fallback.backend_factory.get_default_config),
     ],
+    "fallback.yml.other_languages": [("", rasa_llm.fallback.language_shelves.get_default_config)],
     "ReplyGuard": [("", ReplyGuard.get_default_config)],
     "PiiMasker": [("", PiiMasker.get_default_config)],
     "channels.rest.RestInput": [("", channels.rest.get_default_config)],

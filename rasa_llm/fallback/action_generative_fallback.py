@@ -125,7 +125,12 @@ class ActionGenerativeFallback(Action):
         try:
             fallback = await asyncio.to_thread(SERVICE.get)
             reply: Optional[FallbackReply] = await fallback.answer(
-                FallbackRequest(text, history, tracker.get_latest_input_channel())
+                FallbackRequest(
+                    text,
+                    history,
+                    tracker.get_latest_input_channel(),
+                    language=_conversation_language(tracker),
+                )
             )
         except Exception as e:  # the customer gets the scripted answer whatever broke
             # Our errors say what to fix and hold no customer text; anything else might
@@ -143,6 +148,12 @@ class ActionGenerativeFallback(Action):
             dispatcher.utter_message(text=reply.text, **why)
             offer_task(dispatcher, tracker, reply)
         return []
+
+
+def _conversation_language(tracker: Tracker) -> Optional[str]:
+    """The ``language`` slot (rasa_llm.language) when the domain has one, else None."""
+    value = tracker.slots.get("language")
+    return value if isinstance(value, str) else None
 
 
 _LAST_RESORT = "Sorry, I can't answer that right now. Please ask to talk to a person."

@@ -33,8 +33,13 @@ class PassageRetriever:
         *,
         encoder_path: Optional[Path] = None,
         device: torch.device | str = "cpu",
+        query_prefix: str = "",
+        passage_prefix: str = "",
     ) -> None:
         self.knowledge = knowledge
+        # Some encoders were trained with a marker before each kind of text (e5:
+        # "query: ", "passage: ").
+        self.query_prefix = query_prefix
         self.device = torch.device(device)
         encoder, tokenizer = load_pretrained(Path(encoder_path or default_encoder_path()))
         # nn.Module.to moves in place; transformers' typing of it confuses mypy.
@@ -44,7 +49,9 @@ class PassageRetriever:
         # The action server answers several conversations at once from threads; the
         # tokenizer and module are not documented as thread-safe, and a pass is a few ms.
         self._lock = threading.Lock()
-        self._matrix = self.embed([_passage_document(p) for p in knowledge.passages])
+        self._matrix = self.embed(
+            [passage_prefix + _passage_document(p) for p in knowledge.passages]
+        )
 
     def embed(self, texts: Sequence[str]) -> torch.Tensor:
         """Unit-length mean-pooled embeddings, one row per text."""
@@ -68,7 +75,7 @@ class PassageRetriever:
         """The ``top_k`` passages by cosine similarity, best first."""
         if not question.strip() or top_k <= 0:
             return []
-        scores = self._matrix @ self.embed([question])[0]
+        scores = self._matrix @ self.embed([self.query_prefix + question])[0]
         best = torch.topk(scores, k=min(top_k, len(self.knowledge.passages)))
         return [
             RetrievedPassage(self.knowledge.passages[int(i)], float(s))

@@ -34,7 +34,7 @@ from bench.fallback_report import markdown, percentile
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "bench" / "data"
-KNOWLEDGE = ROOT / "bot" / "knowledge"
+KNOWLEDGE = ROOT / "bot" / "knowledge" / "en"
 
 REFUNDS = (
     "Refunds to debit cards and credit cards take 5-10 business days to appear on your "

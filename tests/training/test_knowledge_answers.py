@@ -11,7 +11,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "training" / "data" / "knowledge_answers.yml"
-KNOWLEDGE = ROOT / "bot" / "knowledge"
+KNOWLEDGE = ROOT / "bot" / "knowledge" / "en"
 
 URL = re.compile(r"https?://[^\s\"()]+")
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")

@@ -59,6 +59,6 @@ def test_missing_or_empty_directory_says_how_to_fix(tmp_path: Path):
 
 
 def test_the_bots_knowledge_base_loads():
-    kb = KnowledgeBase.from_directory(Path(__file__).parents[3] / "bot" / "knowledge")
+    kb = KnowledgeBase.from_directory(Path(__file__).parents[3] / "bot" / "knowledge" / "en")
     assert len(kb.passages) >= 20
     assert all(p.text.strip() for p in kb.passages)

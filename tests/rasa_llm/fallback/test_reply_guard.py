@@ -328,7 +328,7 @@ def test_every_sentence_of_the_bots_knowledge_base_passes_when_quoted(
 ) -> None:
     # The knowledge base is what the model is told to repeat: the guard must never
     # reject its own source, whatever the bot builder writes there.
-    knowledge = KnowledgeBase.from_directory(Path(__file__).parents[3] / "bot" / "knowledge")
+    knowledge = KnowledgeBase.from_directory(Path(__file__).parents[3] / "bot" / "knowledge" / "en")
     rejected = []
     for passage in knowledge.passages:
         ctx = context(customer="help", max_chars=2000, passages=(passage.text,))

@@ -84,7 +84,7 @@ def test_an_absent_file_means_no_offers_and_broken_yaml_fails(tmp_path: Path, mo
 
 def test_the_bots_offers_name_real_sections_and_intents_of_its_domain():
     offers = TaskOffers.from_file(BOT / "task_offers.yml")
-    passages = KnowledgeBase.from_directory(BOT / "knowledge").passages
+    passages = KnowledgeBase.from_directory(BOT / "knowledge" / "en").passages
     known = {p.id for p in passages} | {p.source for p in passages}
     domain = yaml.safe_load((BOT / "domain.yml").read_text())
     intents = {next(iter(i)) if isinstance(i, dict) else i for i in domain["intents"]}
