@@ -68,7 +68,8 @@ def get_default_config() -> Dict[str, Any]:
         # A reply longer than this many segments is sent as several messages (1 to 10).
         "max_segments": MAX_SEGMENTS,
         # Replace curly quotes, dashes and the like by GSM-7 characters before sending,
-        # so one of them does not switch a whole reply to UCS-2 (70 instead of 160).
+        # so one of them does not switch a whole reply to UCS-2 (70 instead of 160);
+        # only in a message that becomes GSM-7 (Chinese keeps its “” and ——).
         "smart_encoding": True,
         # Said after the numbered options that stand in for buttons.
         "options_prompt": "Reply with the number.",

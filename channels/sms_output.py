@@ -4,9 +4,9 @@ Every reply passes the same steps: the recipient must be a conversation of this
 channel (``sms:<number>``; an id of another channel is refused with one log line, and
 nothing is sent), the number's opt-out is checked (nothing goes to a number that
 texted STOP, whatever asks to send: a reply, a reminder, the HTTP API),
-look-alike characters are made GSM-7 (``smart_encoding``), the text is split into
-messages of at most ``max_segments`` segments, and the messages are handed to a
-*delivery*: :class:`RestDelivery` (Twilio's REST API, the default) or
+the text is split into messages of at most ``max_segments`` segments (look-alike
+characters made GSM-7 where that makes a message GSM-7, ``smart_encoding``), and the
+messages are handed to a *delivery*: :class:`RestDelivery` (Twilio's REST API, the default) or
 :class:`TwimlReply` (the webhook's own TwiML answer, falling back to REST when the
 bot is slower than the deadline). Buttons become numbered lines, remembered per
 sender so that "1" can be read as the first button's payload
@@ -25,7 +25,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from channels.conversation_ids import recipient
 from channels.sms_config import CHANNEL, SmsConfig
 from channels.sms_rest import TwilioMessages
-from channels.sms_segments import gsm_lookalikes, split_sms
+from channels.sms_segments import split_sms
 from channels.sms_state import Option, SenderStore
 
 logger = logging.getLogger(__name__)
@@ -231,9 +231,11 @@ class TwilioSmsOutput(OutputChannel):
         if respect_opt_out and await self.store.is_opted_out(number):
             logger.info("%s: reply not sent, the recipient opted out (STOP)", CHANNEL)
             return False
-        if self.config.smart_encoding:
-            text = gsm_lookalikes(text)
-        pieces = split_sms(text, max_segments=self.config.max_segments)
+        pieces = split_sms(
+            text,
+            max_segments=self.config.max_segments,
+            smart_encoding=self.config.smart_encoding,
+        )
         media: Optional[Sequence[str]] = media_urls
         if not pieces and media:
             pieces = [""]

@@ -10,10 +10,13 @@ units in one segment, 67 per part, and a surrogate pair is never split either.
 
 Twilio bills per segment and refuses bodies over 1,600 characters, so replies are
 split into messages of at most ``max_segments`` segments, at paragraph, sentence or
-word breaks (:func:`channels.text_splitting.split_text`). Typographic look-alikes
-(curly quotes, dashes, ellipsis, non-breaking spaces) are best replaced first
-(:func:`gsm_lookalikes`), as Twilio's own *Smart Encoding* does: one ``’`` in a bot
-reply would otherwise halve what a segment holds.
+word breaks, or between two Chinese characters
+(:func:`channels.text_splitting.split_text`). Typographic look-alikes (curly quotes,
+dashes, ellipsis, non-breaking spaces) are best replaced (:func:`gsm_lookalikes`), as
+Twilio's own *Smart Encoding* does: one ``’`` in a bot reply would otherwise halve what
+a segment holds. They are replaced only in a message that the replacement makes GSM-7
+(:func:`sms_body`): a Chinese reply travels as UCS-2 whatever its quotes, so its ``“”``
+and ``——`` stay as Chinese is written instead of turning into ``""`` and ``--``.
 """
 
 from __future__ import annotations
@@ -75,6 +78,15 @@ def gsm_lookalikes(text: str) -> str:
     return text.translate(_LOOKALIKE_TABLE)
 
 
+def sms_body(text: str, *, smart_encoding: bool = True) -> str:
+    """``text`` as sent: with look-alikes replaced when that makes it GSM-7, else as is."""
+    if smart_encoding and not is_gsm7(text):
+        replaced = gsm_lookalikes(text)
+        if is_gsm7(replaced):
+            return replaced
+    return text
+
+
 def count_segments(text: str) -> SegmentCount:
     """The encoding, length and number of segments of one SMS with body ``text``."""
     if is_gsm7(text):
@@ -109,18 +121,26 @@ def utf16_length(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-def split_sms(text: str, *, max_segments: int = MAX_SEGMENTS) -> List[str]:
+def split_sms(
+    text: str, *, max_segments: int = MAX_SEGMENTS, smart_encoding: bool = False
+) -> List[str]:
     """``text`` as messages of at most ``max_segments`` segments and 1,600 characters.
 
     Each message is measured on its own, so a part with an emoji costs UCS-2 while
-    the others stay GSM-7. Words are only cut when one alone does not fit.
+    the others stay GSM-7; with ``smart_encoding`` each is :func:`sms_body` of its
+    text. Words are only cut when one alone does not fit; Chinese breaks after a
+    sentence or clause, else between two characters.
     """
     if not 1 <= max_segments <= MAX_SEGMENTS:
         raise ValueError(f"max_segments must be between 1 and {MAX_SEGMENTS}, not {max_segments}")
 
-    def measure(piece: str) -> int:
-        if utf16_length(piece) > TWILIO_MAX_BODY_CHARS:
-            return max_segments + 1
-        return segment_count(piece)
+    def body(piece: str) -> str:
+        return sms_body(piece, smart_encoding=smart_encoding)
 
-    return split_text(text, max_segments, measure=measure)
+    def measure(piece: str) -> int:
+        sent = body(piece)
+        if utf16_length(sent) > TWILIO_MAX_BODY_CHARS:
+            return max_segments + 1
+        return segment_count(sent)
+
+    return [body(piece) for piece in split_text(text, max_segments, measure=measure)]

@@ -8,8 +8,9 @@ shown as written, so no reply is ever refused for bad markup.
 
 Limits are counted as Telegram counts them, in UTF-16 code units, on the HTML as sent
 (a little stricter than Telegram, which counts after parsing). Text is split as plain
-text and each piece is converted afterwards; the spaces inside a Markdown span are
-protected while splitting, so a link or a bold phrase is never cut in two.
+text and each piece is converted afterwards; the spaces inside a Markdown span, and the
+places between its Chinese characters, are protected while splitting, so a link or a
+bold phrase (``**您的订单已发货**``) is never cut in two.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import html
 import re
 from typing import List
 
-from channels.text_splitting import split_text
+from channels.text_splitting import NO_BREAK, split_text
 
 # Telegram's limits, in UTF-16 code units.
 MESSAGE_LIMIT = 4096
@@ -29,9 +30,10 @@ _SPANS = re.compile(
     r"|\*\*(?P<bold>[^*\n]+)\*\*"
     r"|`(?P<code>[^`\n]+)`"
 )
-# Private-use stand-ins for spaces inside a span while the text is split.
+# Private-use stand-ins for spaces inside a span while the text is split; a word joiner
+# between each two of its characters forbids a break between Chinese ones.
 _GUARDS = str.maketrans({" ": "\ue000", "\t": "\ue001"})
-_UNGUARDS = str.maketrans({"\ue000": " ", "\ue001": "\t"})
+_UNGUARDS = str.maketrans({"\ue000": " ", "\ue001": "\t", NO_BREAK: None})
 
 
 def escape(text: str) -> str:
@@ -69,10 +71,10 @@ def html_pieces(text: str, *, limit: int = MESSAGE_LIMIT) -> List[str]:
     :func:`channels.text_splitting.split_text`); a word is cut only when it alone is
     longer than the limit.
     """
-    if "\ue000" in text or "\ue001" in text:
+    if "\ue000" in text or "\ue001" in text or NO_BREAK in text:
         guarded = text  # the text uses the stand-ins itself: split without protection
     else:
-        guarded = _SPANS.sub(lambda match: match.group(0).translate(_GUARDS), text)
+        guarded = _SPANS.sub(lambda match: NO_BREAK.join(match.group(0).translate(_GUARDS)), text)
 
     def measure(piece: str) -> int:
         return utf16_length(to_html(piece.translate(_UNGUARDS)))
