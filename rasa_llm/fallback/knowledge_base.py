@@ -105,4 +105,5 @@ def _tidy(text: str) -> str:
 
 
 def _slug(heading: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", heading.lower()).strip("-")
+    # Han characters are kept: a Chinese heading ("退款时间") is its own id.
+    return re.sub(r"[^a-z0-9\u3400-\u4dbf\u4e00-\u9fff]+", "-", heading.lower()).strip("-")

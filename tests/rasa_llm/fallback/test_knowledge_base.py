@@ -62,3 +62,17 @@ def test_the_bots_knowledge_base_loads():
     kb = KnowledgeBase.from_directory(Path(__file__).parents[3] / "bot" / "knowledge" / "en")
     assert len(kb.passages) >= 20
     assert all(p.text.strip() for p in kb.passages)
+
+
+def test_chinese_headings_are_their_own_ids(tmp_path: Path) -> None:
+    (tmp_path / "refunds.md").write_text("# 退款\n\n## 退款时间\n五个工作日。\n\n## 重复扣款 (FAQ)\n自动退回。\n")
+    ids = [p.id for p in KnowledgeBase.from_directory(tmp_path).passages]
+    assert ids == ["refunds.md#退款时间", "refunds.md#重复扣款-faq"]
+
+
+def test_the_bots_chinese_knowledge_base_has_the_english_one_s_sections() -> None:
+    bot = Path(__file__).parents[3] / "bot" / "knowledge"
+    english = KnowledgeBase.from_directory(bot / "en").passages
+    chinese = KnowledgeBase.from_directory(bot / "zh").passages
+    assert [p.source for p in chinese] == [p.source for p in english]
+    assert len({p.id for p in chinese}) == len(chinese)
