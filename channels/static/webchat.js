@@ -8,6 +8,12 @@
 // it when the connection is lost, when a message fails, or after TYPING_TIMEOUT_MS
 // without a word from the bot. A conversation without messages comes with a greeting
 // and suggested questions (in the history frame); a click sends the question as text.
+// The page's own words (labels, placeholder, status lines) follow the browser's
+// languages: the first of navigator.languages that is Chinese (any zh-*) or English
+// picks TEXTS.zh (simplified) or TEXTS.en; the page's lang says which. A bubble with
+// Chinese in it is marked lang="zh-Hans" whatever the page's language, so a CJK font
+// for simplified Chinese draws it. Enter while an input method is composing (choosing
+// a Chinese word from pinyin) picks the word and never sends the message.
 (function () {
   "use strict";
 
@@ -18,6 +24,66 @@
   var input = document.getElementById("webchat-input");
   var attach = document.getElementById("webchat-attach");
   var fileInput = document.getElementById("webchat-file");
+
+  var TEXTS = {
+    en: {
+      lang: "en",
+      conversation: "Conversation",
+      connecting: "Connecting…",
+      connected: "Connected",
+      reconnecting: "Reconnecting…",
+      attach: "Attach a photo or PDF",
+      yourMessage: "Your message",
+      placeholder: "Type your message and press Enter",
+      send: "Send",
+      youSaid: "You said: ",
+      assistant: "Assistant: ",
+      typing: "Assistant is typing",
+      image: "Image from the assistant",
+      choices: "Choices",
+      suggestions: "Suggested questions",
+      notSent: "The message could not be sent: ",
+      tooLong: "That message is too long to send; please shorten it.",
+      seconds: function (count) { return count === 1 ? "1 second" : count + " seconds"; },
+      busy: function (wait) { return "The chat is busy right now; trying again in " + wait + "."; },
+      quickly: function (wait) { return "You're sending messages quickly, so I'll send yours in " + wait + "."; },
+      notConnected: "Not connected yet; try again in a moment.",
+      fileTooLarge: function (mb) { return "That file is too large (at most " + mb + " MB)."; },
+      filesQuickly: function (wait) { return "You're sending files quickly, so I'll send yours in " + wait + "."; },
+      fileNotSent: "The file could not be sent: ",
+      fileOffline: "The file could not be sent; check your connection."
+    },
+    zh: {
+      lang: "zh-Hans",
+      conversation: "对话",
+      connecting: "正在连接…",
+      connected: "已连接",
+      reconnecting: "正在重新连接…",
+      attach: "添加照片或 PDF",
+      yourMessage: "您的消息",
+      placeholder: "输入消息，按回车发送",
+      send: "发送",
+      youSaid: "您说：",
+      assistant: "客服助手：",
+      typing: "客服助手正在输入",
+      image: "客服助手发送的图片",
+      choices: "选项",
+      suggestions: "推荐问题",
+      notSent: "消息未能发送：",
+      tooLong: "消息太长，无法发送，请缩短后再试。",
+      seconds: function (count) { return count + " 秒"; },
+      busy: function (wait) { return "当前咨询人数较多，将在 " + wait + "后重试。"; },
+      quickly: function (wait) { return "您发送消息太快了，您的消息将在 " + wait + "后发送。"; },
+      notConnected: "尚未连接，请稍后再试。",
+      fileTooLarge: function (mb) { return "文件太大（最大 " + mb + " MB）。"; },
+      filesQuickly: function (wait) { return "您发送文件太快了，您的文件将在 " + wait + "后发送。"; },
+      fileNotSent: "文件未能发送：",
+      fileOffline: "文件未能发送，请检查网络连接。"
+    }
+  };
+  var t = TEXTS[pageLanguage()];
+  var HAN = /[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|[\ud840-\ud87f][\udc00-\udfff]/;
+  var KANA = /[\u3040-\u30ff]/;
 
   var base = root.dataset.base;
   var maxAttachmentBytes = Number(root.dataset.maxAttachmentBytes);
@@ -40,6 +106,29 @@
   var TYPING_TIMEOUT_MS = 60000; // a turn that says nothing for this long is over
   var typingTimer = null;
   var typing = typingIndicator();
+
+  // ------------------------------------------------------------ language
+  function pageLanguage() {
+    var wanted = navigator.languages && navigator.languages.length
+      ? navigator.languages : [navigator.language || "en"];
+    for (var i = 0; i < wanted.length; i += 1) {
+      var tag = String(wanted[i]).toLowerCase();
+      if (tag === "zh" || tag.indexOf("zh-") === 0) return "zh";
+      if (tag === "en" || tag.indexOf("en-") === 0) return "en";
+    }
+    return "en";
+  }
+
+  function translatePage() {
+    document.documentElement.lang = t.lang;
+    log.setAttribute("aria-label", t.conversation);
+    statusLine.textContent = t.connecting;
+    attach.setAttribute("aria-label", t.attach);
+    attach.title = t.attach;
+    document.querySelector('label[for="webchat-input"]').textContent = t.yourMessage;
+    input.placeholder = t.placeholder;
+    document.getElementById("webchat-send").textContent = t.send;
+  }
 
   // ------------------------------------------------------------ storage
   function load(key, fallback) {
@@ -88,7 +177,7 @@
     item.className = "webchat-typing";
     var words = document.createElement("span");
     words.className = "visually-hidden";
-    words.textContent = "Assistant is typing";
+    words.textContent = t.typing;
     item.appendChild(words);
     for (var i = 0; i < 3; i += 1) {
       var dot = document.createElement("span");
@@ -115,6 +204,7 @@
   function appendText(parent, text) {
     // Plain text with URLs and [title](url) links made clickable; no markup parsed.
     var paragraph = document.createElement("p");
+    if (HAN.test(text) && !KANA.test(text)) paragraph.lang = "zh-Hans";
     var last = 0;
     text.replace(URL_PATTERN, function (match, bare, title, url, offset) {
       paragraph.appendChild(document.createTextNode(text.slice(last, offset)));
@@ -141,7 +231,7 @@
 
   function showUser(id, text, state) {
     if (id && shown[id]) return shown[id];
-    var item = bubble("user", "You said: ");
+    var item = bubble("user", t.youSaid);
     appendText(item, text);
     if (state) item.dataset.state = state;
     if (id) shown[id] = item;
@@ -150,12 +240,12 @@
   }
 
   function showBot(message, answered) {
-    var item = bubble("bot", "Assistant: ");
+    var item = bubble("bot", t.assistant);
     if (typeof message.text === "string" && message.text) appendText(item, message.text);
     if (safeUrl(message.image)) {
       var image = document.createElement("img");
       image.src = message.image;
-      image.alt = "Image from the assistant";
+      image.alt = t.image;
       image.loading = "lazy";
       item.appendChild(image);
     }
@@ -178,7 +268,7 @@
     var group = document.createElement("div");
     group.className = "webchat-buttons";
     group.setAttribute("role", "group");
-    group.setAttribute("aria-label", "Choices");
+    group.setAttribute("aria-label", t.choices);
     buttons.forEach(function (choice) {
       if (choice.url) {
         var anchor = link(choice.url, choice.title);
@@ -215,7 +305,7 @@
 
   function showGreeting(greeting) {
     // First in the log, above messages still waiting to be sent.
-    var item = bubble("bot", "Assistant: ");
+    var item = bubble("bot", t.assistant);
     item.classList.add("webchat-greeting");
     if (typeof greeting.text === "string") appendText(item, greeting.text);
     var suggestions = Array.isArray(greeting.suggestions) ? greeting.suggestions : [];
@@ -226,7 +316,7 @@
     });
     if (choices.length) {
       var group = buttonGroup(choices, pending().length > 0);
-      group.setAttribute("aria-label", "Suggested questions");
+      group.setAttribute("aria-label", t.suggestions);
       item.appendChild(group);
     }
     log.insertBefore(item, log.firstChild);
@@ -290,7 +380,7 @@
         reconnectAfter = 0;
         return;
       }
-      setStatus("Reconnecting…");
+      setStatus(t.reconnecting);
       window.setTimeout(connect, retryDelay);
       retryDelay = Math.min(retryDelay * 2, 10000);
     };
@@ -307,7 +397,7 @@
         if (frame.greeting) showGreeting(frame.greeting);
         ready = true;
         retryDelay = 500;
-        if (!resumeTimer) setStatus("Connected");
+        if (!resumeTimer) setStatus(t.connected);
         pending().forEach(transmit); // sent before a reload or a lost connection
         break;
       case "ack":
@@ -330,7 +420,7 @@
           slowDown(frame.retry_after, Boolean(frame.id));
           break;
         }
-        setStatus("The message could not be sent: " + frame.reason);
+        setStatus(t.notSent + frame.reason);
         if (frame.id) {
           hideTyping();
           save(PENDING_KEY, pending().filter(function (m) { return m.id !== frame.id; }));
@@ -349,7 +439,7 @@
       // The server would close the connection on it, again after every reconnection.
       save(PENDING_KEY, pending().filter(function (m) { return m.id !== message.id; }));
       if (shown[message.id]) shown[message.id].dataset.state = "failed";
-      setStatus("That message is too long to send; please shorten it.");
+      setStatus(t.tooLong);
       return;
     }
     socket.send(data);
@@ -357,7 +447,7 @@
 
   function inSeconds(seconds) {
     var count = Math.max(1, Math.round(Number(seconds) || 1));
-    return count === 1 ? "1 second" : count + " seconds";
+    return t.seconds(count);
   }
 
   function slowDown(seconds, aboutAMessage) {
@@ -365,15 +455,13 @@
     if (!aboutAMessage) {
       // Said before the server closes the connection (too many chats from this network).
       reconnectAfter = wait;
-      setStatus("The chat is busy right now; trying again in " + inSeconds(seconds) + ".");
+      setStatus(t.busy(inSeconds(seconds)));
       return;
     }
     // The message was not taken and is still queued: send it (and any typed meanwhile)
     // once the wait is over.
     holdUntil = Math.max(holdUntil, Date.now() + wait);
-    setStatus(
-      "You're sending messages quickly, so I'll send yours in " + inSeconds(seconds) + "."
-    );
+    setStatus(t.quickly(inSeconds(seconds)));
     window.clearTimeout(resumeTimer);
     resumeTimer = window.setTimeout(resume, holdUntil - Date.now());
   }
@@ -382,7 +470,7 @@
     resumeTimer = null;
     holdUntil = 0;
     if (!ready) return; // the next hello's history sends them
-    setStatus("Connected");
+    setStatus(t.connected);
     pending().forEach(transmit);
   }
 
@@ -397,11 +485,11 @@
   function upload(file) {
     var session = load(SESSION_KEY, null);
     if (!session) {
-      setStatus("Not connected yet; try again in a moment.");
+      setStatus(t.notConnected);
       return;
     }
     if (file.size > maxAttachmentBytes) {
-      setStatus("That file is too large (at most " + Math.floor(maxAttachmentBytes / 1048576) + " MB).");
+      setStatus(t.fileTooLarge(Math.floor(maxAttachmentBytes / 1048576)));
       return;
     }
     var id = newId();
@@ -424,12 +512,12 @@
     }).then(function (response) {
       if (response.ok) {
         delete item.dataset.state;
-        if (attempt && ready) setStatus("Connected");
+        if (attempt && ready) setStatus(t.connected);
         return;
       }
       var wait = Number(response.headers.get("Retry-After"));
       if (response.status === 429 && wait > 0 && wait <= MAX_UPLOAD_WAIT_SECONDS && attempt < 5) {
-        setStatus("You're sending files quickly, so I'll send yours in " + inSeconds(wait) + ".");
+        setStatus(t.filesQuickly(inSeconds(wait)));
         window.setTimeout(function () {
           sendFile(file, id, item, attempt + 1);
         }, wait * 1000);
@@ -437,17 +525,33 @@
       }
       item.dataset.state = "failed";
       return response.json().then(function (body) {
-        setStatus("The file could not be sent: " + (body.error || response.status));
+        setStatus(t.fileNotSent + (body.error || response.status));
       });
     }).catch(function () {
       item.dataset.state = "failed";
-      setStatus("The file could not be sent; check your connection.");
+      setStatus(t.fileOffline);
     });
   }
 
   // ------------------------------------------------------------ wiring
+  // An input method (pinyin, wubi, …) composes a word in the input; the Enter that
+  // confirms it arrives as keydown with isComposing (Chrome, Firefox) or, in Safari,
+  // just after compositionend with keyCode 229. Neither sends the message.
+  var composing = false;
+  input.addEventListener("compositionstart", function () {
+    composing = true;
+  });
+  input.addEventListener("compositionend", function () {
+    composing = false;
+  });
+  input.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && (event.isComposing || composing || event.keyCode === 229)) {
+      event.preventDefault(); // no implicit submission of the form
+    }
+  });
   form.addEventListener("submit", function (event) {
     event.preventDefault();
+    if (composing) return;
     var text = input.value.trim();
     if (!text) return;
     send(text);
@@ -462,5 +566,6 @@
     fileInput.value = "";
   });
 
+  translatePage();
   connect();
 })();
