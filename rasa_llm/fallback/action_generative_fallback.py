@@ -180,11 +180,14 @@ def offer_task(dispatcher: CollectingDispatcher, tracker: Tracker, reply: Fallba
     """After an answer from a passage, offer the task its section is about, with a button.
 
     The offers are the bot's (``task_offers.yml``, see rasa_llm/fallback/task_offers.py);
-    none while a form is open: the customer is already in the middle of a task.
+    none while a form is open: the customer is already in the middle of a task, nor in
+    a language the offer has no wording for.
     """
     if not reply.passages or (tracker.active_loop or {}).get("name"):
         return
     offer = task_offers(offers_path(config_path())).for_passage(reply.passages[0].passage.id)
+    if offer is not None:
+        offer = offer.in_language(reply.other_language)
     if offer is not None:
         dispatcher.utter_message(text=offer.text, buttons=offer.buttons())
 

@@ -83,6 +83,9 @@ class FallbackReply:
     seconds: float = 0.0
     # For a generated reply: each sentence with the passage sentences that support it.
     grounding: Optional[Grounding] = None
+    # The language of the knowledge base answered from, when it is one of
+    # other_languages (None: the main one).
+    other_language: Optional[str] = None
 
 
 class GenerativeFallback:
@@ -154,6 +157,7 @@ class GenerativeFallback:
             reply.passages,
             time.monotonic() - started,
             reply.grounding,
+            reply.other_language,
         )
         best = reply.passages[0].score if reply.passages else 0.0
         logger.info(
@@ -228,7 +232,10 @@ class GenerativeFallback:
         """Another language's best passage, or the scripted reply (no model)."""
         relevant, sendable = shelf.best_passage(question)
         if sendable:
-            return FallbackReply(relevant[0].passage.text, "passage", "other_language", relevant)
+            text = relevant[0].passage.text
+            return FallbackReply(
+                text, "passage", "other_language", relevant, other_language=shelf.language
+            )
         return self._scripted("low_relevance", relevant)
 
     def _relevance(self, question: str, reply: str) -> float:

@@ -16,19 +16,23 @@ Which task goes with which answer is the bot's to say, in ``task_offers.yml`` be
         sections:                       # knowledge-base passage ids, or whole files
           - returns_and_refunds.md#return-window
           - returns_and_refunds.md#cost-of-return-shipping
+          - returns_and_refunds.md#退货期限    # another language's sections too
+        languages:                      # the offer in the bot's other languages
+          zh: {text: 需要我帮您申请退货吗？, button: 申请退货}
 
 The answer's best passage picks the offer: its id (``<file>#<section slug>``, as
 :class:`~rasa_llm.fallback.knowledge_base.KnowledgeBase` names sections) first, then
 its file. A section belongs to one offer at most. The action makes no offer while a
 form is open (the customer is in the middle of a task) or when it could not answer
-from a passage (the scripted reply already offers a person).
+from a passage (the scripted reply already offers a person), nor in a conversation in
+a language the offer has no wording for.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
@@ -43,9 +47,22 @@ COMPONENT = "action_generative_fallback (task_offers.yml)"
 OFFERS_ENV = "RASA_LLM_TASK_OFFERS"
 DEFAULT_OFFERS_FILE = "task_offers.yml"
 
-# The keys of one offer; all are required.
-_OFFER_KEYS: Dict[str, Any] = {"text": "", "button": "", "payload": "", "sections": []}
-_OFFER_TYPES: Dict[str, Any] = {"text": str, "button": str, "payload": str, "sections": list}
+# The keys of one offer; all but `languages` are required.
+_OFFER_KEYS: Dict[str, Any] = {
+    "text": "",
+    "button": "",
+    "payload": "",
+    "sections": [],
+    "languages": {},
+}
+_OFFER_TYPES: Dict[str, Any] = {
+    "text": str,
+    "button": str,
+    "payload": str,
+    "sections": list,
+    "languages": dict,
+}
+_REQUIRED = ("text", "button", "payload", "sections")
 
 
 @dataclass(frozen=True)
@@ -56,10 +73,21 @@ class TaskOffer:
     button: str
     payload: str
     sections: Tuple[str, ...]
+    # Language -> (text, button) in the bot's other languages.
+    translations: Mapping[str, Tuple[str, str]] = field(default_factory=dict)
 
     def buttons(self) -> List[Dict[str, str]]:
         """The offer's button, as ``dispatcher.utter_message(buttons=...)`` takes it."""
         return [{"title": self.button, "payload": self.payload}]
+
+    def in_language(self, language: Optional[str]) -> Optional[TaskOffer]:
+        """The offer in another ``language`` (None: as written), or None without wording."""
+        if language is None:
+            return self
+        if language not in self.translations:
+            return None
+        text, button = self.translations[language]
+        return TaskOffer(text, button, self.payload, self.sections, self.translations)
 
 
 class TaskOffers:
@@ -122,7 +150,7 @@ def _offer(index: int, item: Any) -> TaskOffer:
             COMPONENT, key, "is not a mapping", "give text, button, payload and sections."
         )
     validate_config(COMPONENT, item, _OFFER_KEYS, _OFFER_TYPES)
-    missing = [name for name in _OFFER_KEYS if not item.get(name)]
+    missing = [name for name in _REQUIRED if not item.get(name)]
     if missing:
         raise InvalidComponentConfigError(
             COMPONENT, f"{key}.{missing[0]}", "is missing or empty", "give every key a value."
@@ -140,7 +168,26 @@ def _offer(index: int, item: Any) -> TaskOffer:
         raise InvalidComponentConfigError(
             COMPONENT, f"{key}.sections", "has an empty entry", "remove it."
         )
-    return TaskOffer(str(item["text"]).strip(), str(item["button"]).strip(), payload, sections)
+    translations = {
+        str(language): _wording(f"{key}.languages.{language}", given)
+        for language, given in (item.get("languages") or {}).items()
+    }
+    return TaskOffer(
+        str(item["text"]).strip(), str(item["button"]).strip(), payload, sections, translations
+    )
+
+
+def _wording(key: str, given: Any) -> Tuple[str, str]:
+    if not isinstance(given, Mapping):
+        raise InvalidComponentConfigError(
+            COMPONENT, key, "is not a mapping", "give its text and button."
+        )
+    validate_config(COMPONENT, given, {"text": "", "button": ""}, {"text": str, "button": str})
+    if not str(given.get("text", "")).strip() or not str(given.get("button", "")).strip():
+        raise InvalidComponentConfigError(
+            COMPONENT, key, "lacks its text or button", "give both in that language."
+        )
+    return str(given["text"]).strip(), str(given["button"]).strip()
 
 
 def offers_path(config_file: Path) -> Path:

@@ -65,7 +65,9 @@ def test_the_bots_knowledge_base_loads():
 
 
 def test_chinese_headings_are_their_own_ids(tmp_path: Path) -> None:
-    (tmp_path / "refunds.md").write_text("# 退款\n\n## 退款时间\n五个工作日。\n\n## 重复扣款 (FAQ)\n自动退回。\n")
+    (tmp_path / "refunds.md").write_text(
+        "# 退款\n\n## 退款时间\n五个工作日。\n\n## 重复扣款 (FAQ)\n自动退回。\n"
+    )
     ids = [p.id for p in KnowledgeBase.from_directory(tmp_path).passages]
     assert ids == ["refunds.md#退款时间", "refunds.md#重复扣款-faq"]
 

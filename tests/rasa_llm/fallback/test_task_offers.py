@@ -84,14 +84,17 @@ def test_an_absent_file_means_no_offers_and_broken_yaml_fails(tmp_path: Path, mo
 
 def test_the_bots_offers_name_real_sections_and_intents_of_its_domain():
     offers = TaskOffers.from_file(BOT / "task_offers.yml")
-    passages = KnowledgeBase.from_directory(BOT / "knowledge" / "en").passages
-    known = {p.id for p in passages} | {p.source for p in passages}
+    known = set()
+    for language in ("en", "zh"):
+        passages = KnowledgeBase.from_directory(BOT / "knowledge" / language).passages
+        known |= {p.id for p in passages} | {p.source for p in passages}
     domain = yaml.safe_load((BOT / "domain.yml").read_text())
     intents = {next(iter(i)) if isinstance(i, dict) else i for i in domain["intents"]}
     assert len(offers.offers) >= 8
     for offer in offers.offers:
         assert set(offer.sections) <= known, offer
         assert offer.payload[1:] in intents, offer
+        assert offer.in_language("zh") is not None, offer
     # The sections of the questions offer their task.
     assert offers.for_passage("returns_and_refunds.md#cost-of-return-shipping").payload == (
         "/return_item"
