@@ -139,6 +139,8 @@ def fallback_config(workdir: Path) -> Path:
     """bot/fallback.yml with the language model on a port nothing listens on."""
     settings = yaml.safe_load((BOT / "fallback.yml").read_text())
     settings["knowledge_dir"] = str(BOT / settings["knowledge_dir"])
+    for other in settings.get("other_languages", {}).values():
+        other["knowledge_dir"] = str(BOT / other["knowledge_dir"])
     settings["generation"] = {
         "backend": "openai",
         "openai": {"base_url": f"http://127.0.0.1:{free_port()}/v1", "model": "none"},

@@ -148,6 +148,8 @@ def production(
     fallback = yaml.safe_load((BOT / "fallback.yml").read_text())
     fallback["deadline_s"] = FALLBACK_DEADLINE_S
     fallback["knowledge_dir"] = str(BOT / fallback["knowledge_dir"])  # read beside the file
+    for other in fallback.get("other_languages", {}).values():
+        other["knowledge_dir"] = str(BOT / other["knowledge_dir"])
     fallback["generation"] = {
         "backend": "openai", "openai": {"base_url": model.base_url, "model": "fake-model"}
     }  # fmt: skip
