@@ -34,6 +34,13 @@ from typing import Any, Callable, Dict, List, Tuple
 
 from rasa_llm.config_validation import TypeSpec, validate_config
 from rasa_llm.errors import RasaLLMError
+from rasa_llm.fallback.pii_chinese import (
+    PHONE_CUE_ZH,
+    WORD_NOT_HAN,
+    find_chinese_names,
+    find_chinese_secrets,
+    is_chinese_mobile,
+)
 
 __all__ = [
     "EMAIL_PATTERN",
@@ -64,13 +71,16 @@ _IBAN_TAIL = re.compile(r" ?[A-Za-z0-9]")
 
 # 13 to 19 digits with single spaces or dashes; never after "+" (that is a phone) and
 # never part of a longer number or a decimal.
-_CARD = re.compile(r"(?<![\w+.,-])\d(?:[ -]?\d){12,18}(?![\w]|[.,]\d)")
+_CARD = re.compile(
+    rf"(?<![+.,-])(?<!{WORD_NOT_HAN})\d(?:[ -]?\d){{12,18}}(?!{WORD_NOT_HAN}|[.,]\d)"
+)
 
 # Something that may be a phone number: optional "+country", optional "(area)", then
 # groups of digits separated by single spaces, dots or dashes. find_phone_spans decides.
 _PHONE = re.compile(
-    r"(?<![\w+.,/:-])(?:\+\d{1,3}[ ./-]?)?(?:\(\d{1,5}\)[ ./-]?)?\d{1,15}(?:[ ./-]\d{1,8}){0,5}"
-    r"(?![\w]|[.,/:-]?\d)"
+    rf"(?<![+.,/:-])(?<!{WORD_NOT_HAN})"
+    r"(?:\+\d{1,3}[ ./-]?)?(?:\(\d{1,5}\)[ ./-]?)?\d{1,15}(?:[ ./-]\d{1,8}){0,5}"
+    rf"(?!{WORD_NOT_HAN}|[.,/:-]?\d)"
 )
 _DATE_SHAPE = re.compile(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4}")
 # Words before an unformatted digit run that make it a phone number.
@@ -172,7 +182,8 @@ def find_phone_spans(text: str) -> List[Tuple[int, int]]:
 
     Formatted numbers count ("+44 20 7946 0958", "(555) 123-4567", "555-123-4567",
     "07700 900123"); an unformatted digit run counts only when it starts with a trunk
-    "0" and has 10 or 11 digits, or follows a word such as "phone" or "call". Date
+    "0" and has 10 or 11 digits, is a mainland Chinese mobile number ("13812345678"),
+    or follows a word such as "phone", "call" or "电话". Date
     shapes ("2024-03-05", "05.03.2024") never count.
     """
     spans: List[Tuple[int, int]] = []
@@ -188,7 +199,9 @@ def find_phone_spans(text: str) -> List[Tuple[int, int]]:
                 continue
         elif not (
             (digits.startswith("0") and len(digits) in (10, 11))
+            or is_chinese_mobile(digits)
             or _PHONE_CUE.search(text[: match.start()])
+            or PHONE_CUE_ZH.search(text[: match.start()])
         ):
             continue
         spans.append(match.span())
@@ -242,6 +255,7 @@ class PiiMasker:
 
     def _find_names(self, text: str) -> List[Tuple[int, int]]:
         spans = [m.span("value") for m in _NAME_INTRO.finditer(text)]
+        spans += find_chinese_names(text)
         if self.use_spacy_names:
             nlp = _load_spacy(self.spacy_model)
             for ent in nlp(text).ents:
@@ -336,7 +350,7 @@ def _find_cards(text: str) -> List[Tuple[int, int]]:
 
 
 def _find_secrets(text: str) -> List[Tuple[int, int]]:
-    spans = []
+    spans = find_chinese_secrets(text)
     for match in _NUMERIC_SECRET.finditer(text):
         if match.group("key").lower() == "code" and _NOT_SECRET_CODE.search(text[: match.start()]):
             continue

@@ -213,3 +213,38 @@ def test_config_is_validated_strictly() -> None:
         PiiMasker.from_config({"use_spacy_name": False})
     with pytest.raises(InvalidComponentConfigError, match="spacy_model"):
         PiiMasker.from_config({"spacy_model": 3})
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        # Numbers written against Chinese text have no word boundary.
+        ("我的手机13812345678，邮箱li.wei@example.com", "我的手机[PHONE]，[EMAIL]"),
+        ("手机号：+86 138 1234 5678", "手机号：[PHONE]"),
+        ("电话 138-1234-5678 谢谢", "电话 [PHONE] 谢谢"),
+        ("我的电话是02087654321", "我的电话是[PHONE]"),
+        ("卡号4111111111111111被盗刷了", "卡号[CARD]被盗刷了"),
+        ("验证码是482913", "验证码是[SECRET]"),
+        ("动态码：4829", "动态码：[SECRET]"),
+        ("我的密码是hunter2", "我的密码是[SECRET]"),
+        ("我叫王小明，想退货", "我叫[NAME]，想退货"),
+        ("姓名：李伟", "姓名：[NAME]"),
+    ],
+)
+def test_chinese_personal_data_is_masked(regex_masker: PiiMasker, text: str, masked: str) -> None:
+    assert regex_masker.mask(text).text == masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "订单48213到哪了",  # an order number
+        "金额12345元",  # an amount
+        "我叫了客服三次都没人理",  # 叫 as "called", not a name
+        "密码是不是错了",  # about the password, not the password
+        "2026-12-07 下的单",  # a date
+        "退货要自己出运费吗",
+    ],
+)
+def test_chinese_text_without_personal_data_is_kept(regex_masker: PiiMasker, text: str) -> None:
+    assert regex_masker.mask(text).text == text
