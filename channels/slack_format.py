@@ -7,6 +7,10 @@ message, 3,000 characters *after* escaping: that is the most a section block hol
 piece above a row of buttons), and it stays under the 4,000 characters Slack advises for
 a message's ``text`` (its hard limit, 40,000, truncates silently). Blocks are built with
 ``slack_sdk.models.blocks`` so Slack's own limits are checked before a call is made.
+
+The few words the channel adds itself (the notification text of a message that is only
+buttons, "You chose: …" after a click, an image's alt text) are in the language of the
+message they belong to (:func:`reply_language`), English when it does not tell.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from rasa_llm.language.detection import message_language
+
 # The most characters of (escaped) mrkdwn in one message or section block.
 TEXT_LIMIT = SectionBlock.text_max_length
 # Slack's limits for buttons: per actions block, per message, per label, per value.
@@ -32,10 +38,39 @@ BLOCKS_PER_MESSAGE = 50
 BUTTON_LABEL_LIMIT = ButtonElement.text_max_length
 BUTTON_VALUE_LIMIT = ButtonElement.value_max_length
 IMAGE_ALT_TEXT = "image from the assistant"
+# The bot's languages, the main one first, and the channel's own words in each.
+LANGUAGES = ("en", "zh")
+# Slack reads *bold* only after a space or an ASCII mark, so the Chinese note has a
+# space before its asterisk.
+WORDING: Dict[str, Dict[str, str]] = {
+    "en": {
+        "choose": "Choose an option",
+        "chose": "You chose: *{choice}*",
+        "image": IMAGE_ALT_TEXT,
+    },
+    "zh": {
+        "choose": "请选择一个选项",
+        "chose": "您选择了 *{choice}*",
+        "image": "客服助手发送的图片",
+    },
+}
 # Prefix of the action_id of our buttons: a click on anything else is not a button of ours.
 ACTION_PREFIX = "rasa_button_"
 
 Block = Dict[str, Any]
+
+
+def reply_language(*texts: str) -> Optional[str]:
+    """The language of the first of ``texts`` that tells one among the bot's, else None."""
+    for text in texts:
+        language = message_language(text, LANGUAGES)
+        if language is not None:
+            return language
+    return None
+
+
+def _words(language: Optional[str]) -> Dict[str, str]:
+    return WORDING.get(language or LANGUAGES[0], WORDING[LANGUAGES[0]])
 
 
 def escape_mrkdwn(text: str) -> str:
@@ -105,19 +140,31 @@ def section_block(mrkdwn: str) -> Block:
     return SectionBlock(text=MarkdownTextObject(text=mrkdwn)).to_dict()
 
 
-def image_block(url: str, *, alt_text: Optional[str] = None) -> Block:
-    """A Block Kit image block for ``url``, with alt text (a default one when none is given)."""
-    return ImageBlock(image_url=url, alt_text=(alt_text or IMAGE_ALT_TEXT)[:2000]).to_dict()
+def image_block(
+    url: str, *, alt_text: Optional[str] = None, language: Optional[str] = None
+) -> Block:
+    """A Block Kit image block for ``url``, with alt text (when none is given, the
+    default one in ``language``).
+    """
+    alt = alt_text or _words(language)["image"]
+    return ImageBlock(image_url=url, alt_text=alt[:2000]).to_dict()
 
 
-def buttons_fallback(buttons: Iterable[Dict[str, Any]]) -> str:
-    """Notification text for a message that is only buttons."""
+def buttons_fallback(buttons: Iterable[Dict[str, Any]], *, language: Optional[str] = None) -> str:
+    """Notification text for a message that is only buttons: their titles, or "Choose
+    an option" in ``language`` when they have none.
+    """
     titles = [str(b.get("title") or b.get("payload") or "") for b in buttons]
-    return escape_mrkdwn(" / ".join(title for title in titles if title)) or "Choose an option"
+    return (
+        escape_mrkdwn(" / ".join(title for title in titles if title)) or _words(language)["choose"]
+    )
 
 
-def with_choice_shown(blocks: Sequence[Block], chosen: str) -> List[Block]:
-    """The clicked message's blocks with our buttons replaced by what was chosen.
+def with_choice_shown(
+    blocks: Sequence[Block], chosen: str, *, language: Optional[str] = None
+) -> List[Block]:
+    """The clicked message's blocks with our buttons replaced by what was chosen, said
+    in ``language``.
 
     Other blocks stay as they were; a second click on the same message is then
     impossible, which keeps one answer per question.
@@ -128,7 +175,7 @@ def with_choice_shown(blocks: Sequence[Block], chosen: str) -> List[Block]:
         if isinstance(block, dict)
         and not (block.get("type") == "actions" and _has_our_buttons(block))
     ]
-    note = f"You chose: *{escape_mrkdwn(chosen)}*"
+    note = _words(language)["chose"].format(choice=escape_mrkdwn(chosen))
     kept.append(ContextBlock(elements=[MarkdownTextObject(text=note[:TEXT_LIMIT])]).to_dict())
     return kept
 

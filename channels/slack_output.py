@@ -13,6 +13,11 @@ may have posted the message already, and Slack has no way to ask, so it is logge
 possibly undelivered and not posted again; anything else fails at once. A reply that
 cannot be delivered is logged with Slack's error code, never its text, and the
 conversation goes on.
+
+The words the channel adds follow the language of the message they belong to: a
+buttons-only message's notification text that of its buttons, an image's alt text that
+of the text this output posted last (Rasa sends a response's text before its image),
+"You chose: …" that of the clicked question (:mod:`channels.slack_format`).
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from channels.slack_format import (
     button_blocks,
     buttons_fallback,
     image_block,
+    reply_language,
     section_block,
     split_mrkdwn,
     with_choice_shown,
@@ -102,6 +108,15 @@ class SlackBot(OutputChannel):
         self.slack_channel = slack_channel
         self.thread_id = thread_id
         self.policy = policy
+        # The language of the last text posted that told one, for words added later.
+        self.language: Optional[str] = None
+
+    def _heard(self, *texts: str) -> Optional[str]:
+        """The language of a message being posted (its texts, in order), remembered
+        when it tells one; else the last one that did.
+        """
+        self.language = reply_language(*texts) or self.language
+        return self.language
 
     async def _call(self, operation: str, call: Callable[[], Awaitable[Any]]) -> Optional[Any]:
         return await call_with_retry(
@@ -134,6 +149,7 @@ class SlackBot(OutputChannel):
         where = self._where(recipient_id)
         if where is None:
             return
+        self._heard(text)
         for piece in split_mrkdwn(text):
             await self._post(where, text=piece)
 
@@ -156,6 +172,8 @@ class SlackBot(OutputChannel):
             await self._post(where, text=piece)
         last = pieces[-1] if pieces else None
         actions = button_blocks(buttons)
+        titles = " ".join(str(button.get("title") or "") for button in buttons)
+        language = self._heard(text or "", titles)
         head = [section_block(last)] if last else []
         room = BLOCKS_PER_MESSAGE - len(head)
         if len(actions) > room:
@@ -166,7 +184,7 @@ class SlackBot(OutputChannel):
             )
         await self._post(
             where,
-            text=last or buttons_fallback(buttons),
+            text=last or buttons_fallback(buttons, language=language),
             blocks=head + actions[:room],
         )
 
@@ -174,7 +192,8 @@ class SlackBot(OutputChannel):
         """Post the image at the URL ``image`` as an image block."""
         where = self._where(recipient_id)
         if where is not None:
-            await self._post(where, text=image, blocks=[image_block(image)])
+            block = image_block(image, language=self.language)
+            await self._post(where, text=image, blocks=[block])
 
     async def send_attachment(  # type: ignore[override]
         self, recipient_id: str, attachment: Any, **kwargs: Any
@@ -199,7 +218,7 @@ class SlackBot(OutputChannel):
         self, channel: str, message_ts: str, blocks: List[Dict[str, Any]], text: str, chosen: str
     ) -> None:
         """Replace the buttons of a clicked message by the choice that was made."""
-        new_blocks = with_choice_shown(blocks, chosen)
+        new_blocks = with_choice_shown(blocks, chosen, language=reply_language(text, chosen))
 
         async def update() -> Any:
             return await self.client.chat_update(

@@ -28,8 +28,11 @@ START, UNSTOP, or YES; the message is not passed to the bot); HELP and INFO get
 ``help_text``. Twilio's own opt-out management also acts on these words and
 confirms them itself, and refuses to send to an opted-out number; this channel
 keeps its own record so that it does not even try, and so that the bot does not
-answer a STOP. A reply that is just a number, or the exact title, of the last
-numbered options is read as that button's payload. MMS media become attachments
+answer a STOP. Chinese customers' 退订, 取消订阅, TD and T opt out as STOP does, and
+帮助 is HELP (:mod:`channels.sms_inbound`); a keyword is answered in its own language
+(``help_text``'s and ``stop_text``'s Chinese texts for the Chinese words). A reply
+that is just a number, or the exact title, of the last numbered options is read as
+that button's payload. MMS media become attachments
 (:mod:`channels.attachments`).
 
 The Rasa conversation id is the sender's number after this channel's prefix
@@ -66,6 +69,7 @@ from channels.sms_inbound import (
     Inbound,
     is_status_callback,
     keyword,
+    keyword_language,
     parse_inbound,
     public_url,
 )
@@ -95,6 +99,7 @@ class Decision:
 
     word: Optional[str]  # STOP, START, HELP or None
     opted_out: bool  # the sender's state when the message arrived
+    language: str = "en"  # the keyword's, for the notice that answers it
 
 
 class TwilioSmsInput(InputChannel):
@@ -237,7 +242,8 @@ class TwilioSmsInput(InputChannel):
         elif word == START:
             await self.store.set_opted_out(inbound.sender, False)
             logger.info("%s: a sender opted back in", CHANNEL)
-        return Decision(word, opted_out)
+        language = keyword_language(inbound) if word else "en"
+        return Decision(word, opted_out, language)
 
     async def _answer_with_twiml(self, task: asyncio.Task, reply: TwimlReply) -> str:
         """Wait for the bot up to the deadline; then TwiML, or REST for what comes later."""
@@ -275,7 +281,7 @@ class TwilioSmsInput(InputChannel):
                     HELP: self.config.help_text,
                 }
                 if word in notices:
-                    notice = notices[word]
+                    notice = notices[word].said_in(decision.language)
                     if notice:
                         await output.send_notice(sender, notice)
                     return

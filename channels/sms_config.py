@@ -5,6 +5,12 @@ line: ``twilio:`` becomes ``channels.sms.TwilioSmsInput:``. Everything else is
 optional. A missing or misspelt key stops the server with a message that names the
 key and the channel and says what to write, because Rasa itself would silently ignore
 a typo such as ``auth_tokne`` and the channel would then accept nothing.
+
+The texts the channel writes itself (``options_prompt``, ``help_text``, ``stop_text``,
+``start_text``) are in each of the bot's languages: a mapping ``{en: ..., zh: ...}``
+(a language left out says the ``en`` text), or one string that every language says,
+as before there was a Chinese one. :func:`reply_language` tells which one a text
+added to a reply follows: the reply's own.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from channels.settings import (
     merged,
 )
 from channels.sms_segments import MAX_SEGMENTS
+from rasa_llm.language.detection import message_language
 
 CHANNEL = "twilio"
 INPUT_CLASS = "channels.sms.TwilioSmsInput"
@@ -34,11 +41,24 @@ TWIML = "twiml"
 # Twilio gives up on a webhook after 15 s; a TwiML answer must leave it margin.
 TWILIO_TIMEOUT_SECONDS = 15.0
 
+# The bot's languages, its first (main) one first: a text in no language of these, or
+# in none that can be told, gets the first one's wording.
+LANGUAGES = ("en", "zh")
+CHINESE = "zh"
+
 DEFAULT_HELP_TEXT = (
     "This is Northwind customer service's automated assistant. Ask about orders, returns, "
     "refunds, payments or your account, or ask for a person. Reply STOP to opt out, "
     "START to opt back in. Msg&data rates may apply."
 )
+DEFAULT_HELP_TEXT_ZH = (
+    "这里是Northwind客服的自动助手。您可以咨询订单、退货、退款、付款或账户问题，"
+    "也可以要求转人工客服。回复“退订”或STOP停止接收消息，回复START重新订阅。"
+    "可能产生短信费用。"
+)
+# Twilio confirms its own keywords (STOP); a Chinese opt-out word it does not know
+# (退订, TD) is confirmed by the channel, and in Chinese.
+DEFAULT_STOP_TEXT_ZH = "您已退订，本号码不会再向您发送消息。回复START可重新订阅。"
 
 _REQUIRED = ("account_sid", "auth_token", "twilio_number")
 _ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
@@ -71,14 +91,18 @@ def get_default_config() -> Dict[str, Any]:
         # so one of them does not switch a whole reply to UCS-2 (70 instead of 160);
         # only in a message that becomes GSM-7 (Chinese keeps its “” and ——).
         "smart_encoding": True,
-        # Said after the numbered options that stand in for buttons.
-        "options_prompt": "Reply with the number.",
+        # Said after the numbered options that stand in for buttons, in the reply's
+        # language. Each text the channel writes is {en: ..., zh: ...} or one string.
+        "options_prompt": {"en": "Reply with the number.", "zh": "请回复选项编号。"},
         # How long a reply "1" still means the first option of the last buttons.
         "options_ttl_seconds": 24 * 60 * 60,
-        # Answer to HELP/INFO; "" leaves it to Twilio's own opt-out management.
-        "help_text": DEFAULT_HELP_TEXT,
-        # Said after STOP / START. Empty by default: Twilio confirms them itself.
-        "stop_text": "",
+        # Answer to HELP/INFO (en) and 帮助 (zh); "" leaves it to Twilio's own opt-out
+        # management.
+        "help_text": {"en": DEFAULT_HELP_TEXT, "zh": DEFAULT_HELP_TEXT_ZH},
+        # Said after an opt-out word: STOP and the like (en; Twilio confirms them
+        # itself), 退订, TD or T (zh; Twilio does not know them). "": nothing.
+        "stop_text": {"en": "", "zh": DEFAULT_STOP_TEXT_ZH},
+        # Said after START. Empty by default: Twilio confirms it itself.
         "start_text": "",
         # Twilio re-sends a webhook it thinks was lost: MessageSids seen in this window
         # are dropped, also across a restart (SQLite file, relative to the server's cwd,
@@ -94,6 +118,29 @@ def get_default_config() -> Dict[str, Any]:
         # verification and de-duplication, per server process.
         "rate_limits": {"conversation": DEFAULT_CONVERSATION_RATE},
     }
+
+
+@dataclass(frozen=True)
+class Wording:
+    """One text the channel writes itself, in each of the bot's languages."""
+
+    en: str
+    zh: str
+
+    def said_in(self, language: Optional[str]) -> str:
+        """The text in ``language``; the main language's for any other or None."""
+        return self.zh if language == CHINESE else self.en
+
+
+def reply_language(*texts: str) -> str:
+    """The language of the first of ``texts`` that tells one among the bot's; the main
+    language when none does ("OK", an order number, nothing).
+    """
+    for text in texts:
+        language = message_language(text, LANGUAGES)
+        if language is not None:
+            return language
+    return LANGUAGES[0]
 
 
 class SmsConfigError(ChannelConfigError):
@@ -117,11 +164,11 @@ class SmsConfig:
     api_base_url: str
     max_segments: int
     smart_encoding: bool
-    options_prompt: str
+    options_prompt: Wording
     options_ttl_seconds: float
-    help_text: str
-    stop_text: str
-    start_text: str
+    help_text: Wording
+    stop_text: Wording
+    start_text: Wording
     dedup_db: DatabaseLocation
     dedup_window_seconds: float
     state_db: DatabaseLocation
@@ -160,11 +207,11 @@ class SmsConfig:
                 fix="Twilio refuses bodies over 1,600 characters and advises at most 10 segments.",
             ),
             smart_encoding=read.flag("smart_encoding", fix=DEFAULT_HINT),
-            options_prompt=read.string("options_prompt"),
+            options_prompt=_wording(read, "options_prompt"),
             options_ttl_seconds=read.number("options_ttl_seconds", minimum=1),
-            help_text=read.string("help_text"),
-            stop_text=read.string("stop_text"),
-            start_text=read.string("start_text"),
+            help_text=_wording(read, "help_text"),
+            stop_text=_wording(read, "stop_text"),
+            start_text=_wording(read, "start_text"),
             dedup_db=dedup_db,
             dedup_window_seconds=read.number("dedup_window_seconds", minimum=1),
             state_db=_state_db(read, dedup_db),
@@ -179,6 +226,41 @@ def _state_db(read: SettingsReader, dedup_db: DatabaseLocation) -> DatabaseLocat
     if isinstance(dedup_db, str):  # a database URL holds both channels' tables
         return dedup_db
     return dedup_db.with_name("sms_senders.db")
+
+
+def _wording(read: SettingsReader, key: str) -> Wording:
+    """A text in each language: one string for all, or a mapping of language to text."""
+    value = read.values[key]
+    if isinstance(value, str):
+        return Wording(en=value, zh=value)
+    languages = ", ".join(LANGUAGES)
+    if not isinstance(value, Mapping):
+        raise SmsConfigError(
+            key,
+            f"expected text, or a mapping of language to text, got {value!r}",
+            f"Write one text for every language, or one per language ({languages}), e.g. "
+            f'{key}: {{en: "...", zh: "..."}}.',
+        )
+    for language in value:
+        if language not in LANGUAGES:
+            raise SmsConfigError(
+                f"{key}.{language}",
+                "not one of the bot's languages",
+                f"Write the texts under {languages}.",
+            )
+        if not isinstance(value[language], str):
+            raise SmsConfigError(
+                f"{key}.{language}",
+                f"expected text, got {value[language]!r}",
+                'Quote it; "" says nothing in that language.',
+            )
+    if "en" not in value:
+        raise SmsConfigError(
+            f"{key}.en",
+            "missing",
+            "Add the English text: it is also said in a language without its own.",
+        )
+    return Wording(en=value["en"], zh=value.get(CHINESE, value["en"]))
 
 
 _REQUIRED_HINT = (

@@ -9,14 +9,24 @@ config, or rebuilds it from ``X-Forwarded-*`` headers only when the operator sai
 proxy sets them (otherwise any client could pick the URL that is checked). The
 signature has no timestamp, so a replayed webhook is caught by its ``MessageSid``
 (:class:`channels.delivery_log.DeliveryLog`).
+
+Keywords are Twilio's (STOP, START, HELP and their synonyms) and, for Chinese
+customers, 帮助 for HELP and 退订, 取消订阅, TD and T for STOP: TD and T are what
+Chinese carriers' messages ask for ("回TD退订"). Opting out is a compliance matter, so
+an opt-out word is recognised more willingly than the others: in full-width letters
+(ＳＴＯＰ) and with a full stop or exclamation mark after it. Opting back in stays
+Twilio's words only, exactly: Twilio's own opt-out list, which refuses to send to a
+number that texted STOP, is lifted by those and no others.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from typing import List, Mapping, Optional, Tuple
 
 from channels.attachments import Attachment, kind_from_mime
+from channels.sms_config import CHINESE, reply_language
 from channels.verification import TWILIO_SIGNATURE_HEADER, verify_twilio_signature
 from channels.webhook_guard import WebhookRejected, require
 
@@ -33,6 +43,12 @@ OPT_IN_WORDS = frozenset({"START", "UNSTOP"})
 # is answering the bot.
 OPT_IN_IF_OPTED_OUT = frozenset({"YES"})
 HELP_WORDS = frozenset({"HELP", "INFO"})
+# Chinese customers' keywords (Twilio does not know them: the channel confirms them in
+# Chinese, see stop_text). T and TD are the carriers' "回T退订" / "回TD退订".
+CHINESE_OPT_OUT_WORDS = frozenset({"退订", "取消订阅", "TD", "T"})
+CHINESE_HELP_WORDS = frozenset({"帮助"})
+# What may follow an opt-out word ("退订。", "STOP!").
+_TRAILING_MARKS = ".!。！"
 
 STOP, START, HELP = "STOP", "START", "HELP"
 
@@ -125,10 +141,27 @@ def keyword(inbound: Inbound, *, opted_out: bool) -> Optional[str]:
         return inbound.opt_out_type
     if inbound.attachments:
         return None
-    if word in OPT_OUT_WORDS:
+    if _opt_out_word(inbound.body) in OPT_OUT_WORDS | CHINESE_OPT_OUT_WORDS:
         return STOP
     if word in OPT_IN_WORDS or (opted_out and word in OPT_IN_IF_OPTED_OUT):
         return START
-    if word in HELP_WORDS:
+    if word in HELP_WORDS | CHINESE_HELP_WORDS:
         return HELP
     return None
+
+
+def keyword_language(inbound: Inbound) -> str:
+    """The language to answer a keyword in: Chinese for a Chinese keyword, otherwise
+    the message's own (Twilio's English words tell none: the main language).
+    """
+    if _opt_out_word(inbound.body) in CHINESE_OPT_OUT_WORDS | CHINESE_HELP_WORDS:
+        return CHINESE
+    return reply_language(inbound.body)
+
+
+def _opt_out_word(body: str) -> str:
+    """The message as an opt-out word would be written: full-width letters as ASCII
+    (NFKC), any case, spaces collapsed, a full stop or exclamation mark after it dropped.
+    """
+    folded = " ".join(unicodedata.normalize("NFKC", body).split()).upper()
+    return folded.rstrip(_TRAILING_MARKS).rstrip()

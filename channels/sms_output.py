@@ -10,7 +10,8 @@ messages are handed to a *delivery*: :class:`RestDelivery` (Twilio's REST API, t
 :class:`TwimlReply` (the webhook's own TwiML answer, falling back to REST when the
 bot is slower than the deadline). Buttons become numbered lines, remembered per
 sender so that "1" can be read as the first button's payload
-(:mod:`channels.sms_state`).
+(:mod:`channels.sms_state`), and ``options_prompt`` after them in the reply's own
+language (its text's, else its buttons' titles'; English when neither tells).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from rasa.core.channels.channel import OutputChannel
 from twilio.twiml.messaging_response import MessagingResponse
 
 from channels.conversation_ids import recipient
-from channels.sms_config import CHANNEL, SmsConfig
+from channels.sms_config import CHANNEL, SmsConfig, reply_language
 from channels.sms_rest import TwilioMessages
 from channels.sms_segments import split_sms
 from channels.sms_state import Option, SenderStore
@@ -213,8 +214,11 @@ class TwilioSmsOutput(OutputChannel):
                 continue
             options.append(Option(title, str(payload)))
             lines.append(f"{len(options)}. {title}")
-        if options and self.config.options_prompt:
-            lines.append(self.config.options_prompt)
+        if options:
+            titles = " ".join(option.title for option in options)
+            prompt = self.config.options_prompt.said_in(reply_language(text or "", titles))
+            if prompt:
+                lines.append(prompt)
         return "\n".join(lines), options
 
     async def _send(
