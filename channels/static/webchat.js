@@ -14,6 +14,10 @@
 // Chinese in it is marked lang="zh-Hans" whatever the page's language, so a CJK font
 // for simplified Chinese draws it. Enter while an input method is composing (choosing
 // a Chinese word from pinyin) picks the word and never sends the message.
+// Why a message or a file was refused comes from the server in English, worded for its
+// logs ("message text longer than 4000 characters"): the English page shows it as it
+// is; the Chinese page says the reasons a customer can meet in Chinese (TEXTS.zh.reasons,
+// matched by the server's wording) and any other as a general sentence.
 (function () {
   "use strict";
 
@@ -78,7 +82,20 @@
       fileTooLarge: function (mb) { return "文件太大（最大 " + mb + " MB）。"; },
       filesQuickly: function (wait) { return "您发送文件太快了，您的文件将在 " + wait + "后发送。"; },
       fileNotSent: "文件未能发送：",
-      fileOffline: "文件未能发送，请检查网络连接。"
+      fileOffline: "文件未能发送，请检查网络连接。",
+      reasons: [
+        [/^message text longer than (\d+) characters/, function (m) {
+          return "消息超过 " + m[1] + " 个字，请缩短后再试。";
+        }],
+        [/^file larger than (\d+) bytes/, function (m) {
+          return TEXTS.zh.fileTooLarge(Math.floor(Number(m[1]) / 1048576));
+        }],
+        [/^empty file/, function () { return "文件是空的。"; }],
+        [/^this chat has sent /, function () { return "此对话今天发送的文件已达上限，请稍后再试。"; }],
+        [/^too many /, function () { return "发送太频繁，请稍后再试。"; }],
+        [/^session /, function () { return "会话已过期，请重试。"; }]
+      ],
+      otherReason: "请刷新页面后再试。"
     }
   };
   var t = TEXTS[pageLanguage()];
@@ -117,6 +134,17 @@
       if (tag === "en" || tag.indexOf("en-") === 0) return "en";
     }
     return "en";
+  }
+
+  // The server's reason for a refusal, as the page's language says it.
+  function reasonText(reason) {
+    var text = String(reason || "");
+    if (!t.reasons) return text;
+    for (var i = 0; i < t.reasons.length; i += 1) {
+      var match = t.reasons[i][0].exec(text);
+      if (match) return t.reasons[i][1](match);
+    }
+    return t.otherReason;
   }
 
   function translatePage() {
@@ -420,7 +448,7 @@
           slowDown(frame.retry_after, Boolean(frame.id));
           break;
         }
-        setStatus(t.notSent + frame.reason);
+        setStatus(t.notSent + reasonText(frame.reason));
         if (frame.id) {
           hideTyping();
           save(PENDING_KEY, pending().filter(function (m) { return m.id !== frame.id; }));
@@ -525,7 +553,7 @@
       }
       item.dataset.state = "failed";
       return response.json().then(function (body) {
-        setStatus(t.fileNotSent + (body.error || response.status));
+        setStatus(t.fileNotSent + reasonText(body.error || response.status));
       });
     }).catch(function () {
       item.dataset.state = "failed";
