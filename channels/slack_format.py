@@ -28,7 +28,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from rasa_llm.language.detection import message_language
+from rasa_llm.language.detection import BOT_LANGUAGES, first_language_told
 
 # The most characters of (escaped) mrkdwn in one message or section block.
 TEXT_LIMIT = SectionBlock.text_max_length
@@ -39,7 +39,7 @@ BUTTON_LABEL_LIMIT = ButtonElement.text_max_length
 BUTTON_VALUE_LIMIT = ButtonElement.value_max_length
 IMAGE_ALT_TEXT = "image from the assistant"
 # The bot's languages, the main one first, and the channel's own words in each.
-LANGUAGES = ("en", "zh")
+LANGUAGES = BOT_LANGUAGES
 # Slack reads *bold* only after a space or an ASCII mark, so the Chinese note has a
 # space before its asterisk.
 WORDING: Dict[str, Dict[str, str]] = {
@@ -62,11 +62,7 @@ Block = Dict[str, Any]
 
 def reply_language(*texts: str) -> Optional[str]:
     """The language of the first of ``texts`` that tells one among the bot's, else None."""
-    for text in texts:
-        language = message_language(text, LANGUAGES)
-        if language is not None:
-            return language
-    return None
+    return first_language_told(texts, LANGUAGES)
 
 
 def _words(language: Optional[str]) -> Dict[str, str]:

@@ -32,7 +32,7 @@ from channels.settings import (
     merged,
 )
 from channels.sms_segments import MAX_SEGMENTS
-from rasa_llm.language.detection import message_language
+from rasa_llm.language.detection import BOT_LANGUAGES, first_language_told
 
 CHANNEL = "twilio"
 INPUT_CLASS = "channels.sms.TwilioSmsInput"
@@ -43,7 +43,7 @@ TWILIO_TIMEOUT_SECONDS = 15.0
 
 # The bot's languages, its first (main) one first: a text in no language of these, or
 # in none that can be told, gets the first one's wording.
-LANGUAGES = ("en", "zh")
+LANGUAGES = BOT_LANGUAGES
 CHINESE = "zh"
 
 DEFAULT_HELP_TEXT = (
@@ -136,11 +136,7 @@ def reply_language(*texts: str) -> str:
     """The language of the first of ``texts`` that tells one among the bot's; the main
     language when none does ("OK", an order number, nothing).
     """
-    for text in texts:
-        language = message_language(text, LANGUAGES)
-        if language is not None:
-            return language
-    return LANGUAGES[0]
+    return first_language_told(texts, LANGUAGES) or LANGUAGES[0]
 
 
 class SmsConfigError(ChannelConfigError):

@@ -23,9 +23,11 @@ from typing import Optional, Sequence
 
 from rasa_llm.fallback.language_detector import detect_language
 
-__all__ = ["CHINESE", "is_han", "message_language"]
+__all__ = ["BOT_LANGUAGES", "CHINESE", "first_language_told", "is_han", "message_language"]
 
 CHINESE = "zh"
+# The languages the shipped bot and channels speak, the main one first.
+BOT_LANGUAGES = ("en", "zh")
 # A Han character weighs this many Latin letters (as in the fallback's detector).
 HAN_WEIGHT = 3
 # A message the Latin-script reading cannot decide is Chinese with this many Han
@@ -63,3 +65,16 @@ def message_language(text: str, languages: Sequence[str]) -> Optional[str]:
     if detected is None:
         return None
     return detected if detected in languages else languages[0]
+
+
+def first_language_told(texts: Sequence[str], languages: Sequence[str]) -> Optional[str]:
+    """The language of the first of ``texts`` that tells one among ``languages``, else None.
+
+    For the words a channel adds to a bot message ("Reply with the number."): they
+    follow the message's text, else its buttons' titles.
+    """
+    for text in texts:
+        language = message_language(text, languages)
+        if language is not None:
+            return language
+    return None
