@@ -1,0 +1,112 @@
+"""The bot's intent classifier in English and Chinese, per encoder: accuracy and time.
+
+    .venv/bin/python -m bench.bilingual_encoders MODEL.tar.gz [MODEL.tar.gz ...]
+
+Each MODEL is the bot trained with `rasa train` (one per encoder: the config's
+`model_name_or_path`). For each, on `bot/tests/nlu_test.yml` (English) and
+`bot/tests/nlu_test_zh.yml` (Chinese), held-out messages: intent accuracy of the
+float32 model and of its int8 ONNX graph (the one `quantize` serves), how often the two
+agree, and the median time of one message through each, on one torch thread as the
+server answers. It reads the classifier directory inside the model; it runs no server,
+so the times are the encoder's, without Rasa's HTTP and pipeline around it
+(`bench.nlu_latency` measures those, against stock DIET).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+from typing import List, Sequence, Tuple
+
+import numpy as np
+import torch
+import yaml
+
+from rasa_llm.models.inference import predict
+from rasa_llm.models.model_files import load_classifier
+from rasa_llm.models.onnx_encoder_classifier import GRAPH_FILE, OnnxEncoderClassifier
+
+ROOT = Path(__file__).resolve().parents[1]
+HELD_OUT = {
+    "en": ROOT / "bot" / "tests" / "nlu_test.yml",
+    "zh": ROOT / "bot" / "tests" / "nlu_test_zh.yml",
+}
+COMPONENT_GLOB = "train_rasa_llm.TransformerIntentClassifier*"
+TIMED_MESSAGES = 60
+_ENTITY = re.compile(r"\[([^\]]*)\](?:\([^)]*\)|\{[^}]*\})")
+
+
+def held_out(path: Path) -> List[Tuple[str, str]]:
+    """(text without entity markup, intent) for each example of an NLU YAML file."""
+    rows = []
+    for block in yaml.safe_load(path.read_text(encoding="utf-8"))["nlu"]:
+        if "intent" not in block:
+            continue
+        for line in block["examples"].splitlines():
+            line = line.strip()
+            if line.startswith("- "):
+                rows.append((_ENTITY.sub(r"\1", line[2:]), block["intent"]))
+    return rows
+
+
+def median_ms(model: object, tokenizer: object, texts: Sequence[str]) -> float:
+    """Median milliseconds of one message through ``model`` (one at a time)."""
+    times = []
+    for text in texts[:TIMED_MESSAGES]:
+        start = time.perf_counter()
+        predict(model, tokenizer, [text], 64, torch.device("cpu"))  # type: ignore[arg-type]
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def measure(model_tar: Path) -> List[str]:
+    """Table rows for one trained bot."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        with tarfile.open(model_tar) as archive:
+            archive.extractall(tmp)  # our own model file
+        (directory,) = (Path(tmp) / "components").glob(COMPONENT_GLOB)
+        model, tokenizer, meta = load_classifier(directory, 0.0)
+        labels = meta["labels"]
+        graph = OnnxEncoderClassifier((directory / GRAPH_FILE).read_bytes(), model.head, 1)
+        for language, path in HELD_OUT.items():
+            data = held_out(path)
+            texts = [text for text, _ in data]
+            gold = np.array([intent for _, intent in data])
+            predicted = {}
+            for kind, served in (("float32", model), ("int8", graph)):
+                _, logits = predict(served, tokenizer, texts, 64, torch.device("cpu"))
+                predicted[kind] = np.array([labels[i] for i in logits.argmax(axis=1)])
+            agreement = float((predicted["float32"] == predicted["int8"]).mean())
+            rows.append(
+                f"| {model_tar.name} | {language} ({len(texts)}) "
+                f"| {(predicted['float32'] == gold).mean():.3f} "
+                f"| {(predicted['int8'] == gold).mean():.3f} | {agreement:.3f} "
+                f"| {median_ms(model, tokenizer, texts):.1f} "
+                f"| {median_ms(graph, tokenizer, texts):.1f} |"
+            )
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Print the table for the given trained bots."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="+", type=Path)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    print(
+        "| model | held out | float32 accuracy | int8 accuracy | agreement "
+        "| float32 ms | int8 ms |\n|---|---|---:|---:|---:|---:|---:|"
+    )
+    for model_tar in args.models:
+        for row in measure(model_tar):
+            print(row, flush=True)
+
+
+if __name__ == "__main__":
+    main()
