@@ -181,7 +181,9 @@ def test_the_set_covers_every_topic_with_a_task_and_enough_requests():
 def test_every_fact_is_in_the_section_it_names():
     from rasa_llm.fallback.knowledge_base import KnowledgeBase
 
-    sections = {p.id: p.text for p in KnowledgeBase.from_directory(BOT / "knowledge" / "en").passages}
+    sections = {
+        p.id: p.text for p in KnowledgeBase.from_directory(BOT / "knowledge" / "en").passages
+    }
     questions, _ = load_routing(path=DATA / "question_routing.yml")
     for q in questions:
         assert q.source in sections, q.id
