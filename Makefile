@@ -177,7 +177,10 @@ lint: $(STAMP)
 test: lint browser services $(MODEL)
 	$(PY) -m pytest
 
+# The benchmarks' own extras (jieba, snownlp: pyproject.toml `bench`); setup and test
+# do not need them.
 bench: $(MODEL)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	$(PY) -m bench.nlu_latency
 
 clean:
