@@ -55,7 +55,7 @@ _METHOD_ZH = {
     "apple pay": "Apple Pay",
     "google pay": "Google Pay",
     "paypal": "PayPal",
-    "northwind store card": "Northwind 商店卡",
+    "northwind store card": "Northwind 店铺卡",
     "gift card": "礼品卡",
 }
 
@@ -84,7 +84,7 @@ _REFUND_TIMING: Dict[str, Dict[str, str]] = {
     },
     "northwind store card": {
         "en": "Refunds to the Northwind store card appear within 2 business days.",
-        "zh": "退款到 Northwind 商店卡会在2个工作日内到账。",
+        "zh": "退款到 Northwind 店铺卡会在2个工作日内到账。",
     },
     "gift card": {
         "en": "Refunds of gift card payments go back onto the gift card straight away.",
