@@ -137,7 +137,7 @@ def measure(model_tar: Path) -> List[str]:
     return rows
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> None:  # positional: argparse's argv
     """Print the table for the given trained bots."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+", type=Path)

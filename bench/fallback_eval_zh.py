@@ -169,7 +169,9 @@ def sweep_point(rows: Sequence[Retrieved], threshold: float) -> SweepPoint:
     )
 
 
-def sweep(rows: Sequence[Retrieved], thresholds: Sequence[float] = THRESHOLDS) -> List[SweepPoint]:
+def sweep(
+    rows: Sequence[Retrieved], *, thresholds: Sequence[float] = THRESHOLDS
+) -> List[SweepPoint]:
     return [sweep_point(rows, t) for t in thresholds]
 
 
@@ -289,7 +291,7 @@ def _pct(value: float) -> str:
 
 
 def _window(
-    points: Sequence[Mapping[str, Any]], center: float, step: float, n: int = 3
+    points: Sequence[Mapping[str, Any]], center: float, step: float, *, n: int = 3
 ) -> List[Any]:
     wanted = [round(center + step * i, 3) for i in range(-n, n + 1)]
     return [p for p in points if any(abs(p["threshold"] - w) < 1e-6 for w in wanted)]

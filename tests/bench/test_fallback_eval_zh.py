@@ -95,7 +95,7 @@ def test_a_passage_is_sent_at_or_above_the_threshold():
 
 
 def test_the_chosen_threshold_has_the_most_right_less_misplaced_passages():
-    points = sweep(ROWS, [0.80, 0.85, 0.89, 0.91, 0.95])
+    points = sweep(ROWS, thresholds=[0.80, 0.85, 0.89, 0.91, 0.95])
     # 0.80: 1 - 1 - 2; 0.85: 1 - 1 - 1; 0.89: 1 - 0 - 1; 0.91: 1 - 0 - 0; 0.95: 0.
     assert [p.net for p in points] == [-2, -1, 0, 1, 0]
     assert choose_passage_relevance(points).threshold == 0.91
@@ -103,7 +103,7 @@ def test_the_chosen_threshold_has_the_most_right_less_misplaced_passages():
 
 def test_a_tie_goes_to_the_higher_threshold():
     rows = [_row("a", True, ["x#1"], [0.9], source="x#1"), _row("u", False, ["x#1"], [0.7])]
-    assert choose_passage_relevance(sweep(rows, [0.6, 0.8, 0.85])).threshold == 0.85
+    assert choose_passage_relevance(sweep(rows, thresholds=[0.6, 0.8, 0.85])).threshold == 0.85
     with pytest.raises(ValueError):
         choose_passage_relevance([])
 
@@ -133,7 +133,7 @@ def test_a_row_notes_whether_the_first_passage_holds_the_fact():
 
 
 def test_markdown_shows_every_setting_and_its_sweep():
-    points = sweep(ROWS, [0.45, 0.88, 0.89, 0.90, 0.91, 0.92])
+    points = sweep(ROWS, thresholds=[0.45, 0.88, 0.89, 0.90, 0.91, 0.92])
 
     def result(name, chosen):
         return {
